@@ -1,0 +1,51 @@
+"""ploomber_like: zero-instrumentation experiment tracking.
+
+Run a plain script or notebook with injected parameters in a Jupyter kernel, record every value
+it shows, and query the runs from SQLite.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public names and the module holding each: imported on first use, so importing the package
+# (which every kernel does to load the capture hooks) stays cheap.
+_EXPORTS = {
+    "track_execution": "ploomber_like.tracking",
+    "track_grid": "ploomber_like.sweep",
+    "SQLiteTracker": "ploomber_like.tracker",
+    "Results": "ploomber_like.tracker",
+    "Record": "ploomber_like.record",
+    "RunError": "ploomber_like.record",
+    "TrackerError": "ploomber_like.errors",
+    "InputFileError": "ploomber_like.errors",
+    "ParameterError": "ploomber_like.errors",
+    "DatabaseError": "ploomber_like.errors",
+    "QueryError": "ploomber_like.errors",
+    "UnknownRunError": "ploomber_like.errors",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:
+    from ploomber_like.errors import (
+        DatabaseError,
+        InputFileError,
+        ParameterError,
+        QueryError,
+        TrackerError,
+        UnknownRunError,
+    )
+    from ploomber_like.record import Record, RunError
+    from ploomber_like.sweep import track_grid
+    from ploomber_like.tracker import Results, SQLiteTracker
+    from ploomber_like.tracking import track_execution
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ploomber_like' has no attribute {name!r}")

@@ -1,0 +1,169 @@
+"""The record of one run, and the environment it ran in."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+#: Statuses a run can have. ``running`` is written when the run starts and replaced when it ends.
+STATUSES = ("running", "ok", "failed", "timeout", "crashed", "interrupted")
+
+#: Key that marks a reference to a rich output stored out of line in the ``blobs`` table.
+BLOB_REF_KEY = "$blob"
+
+
+@dataclass
+class Blob:
+    """A rich output (PNG, SVG, HTML) or a source text, stored once under its sha256."""
+
+    mimetype: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def reference(self) -> dict[str, str]:
+        """The small JSON object stored in ``parameters`` in place of the content."""
+        return {BLOB_REF_KEY: self.sha256, "mimetype": self.mimetype}
+
+
+def is_blob_reference(value: Any) -> bool:
+    """True for a value stored as a reference to the ``blobs`` table."""
+    return isinstance(value, dict) and BLOB_REF_KEY in value and "mimetype" in value
+
+
+@dataclass
+class RunError:
+    """Why a run did not end ``ok``."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    #: 0-based index of the failing group among the file's code groups (None: outside a group).
+    group: int | None = None
+    group_source: str | None = None
+
+    def summary(self) -> str:
+        where = f" in group {self.group}" if self.group is not None else ""
+        return f"{self.type}{where}: {self.message}" if self.message else f"{self.type}{where}"
+
+
+@dataclass
+class Environment:
+    """Where and how a run was executed."""
+
+    python: str
+    platform: str
+    host: str
+    user: str
+    command: str
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    #: Versions of the third-party distributions the run imported.
+    packages: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def collect(cls, source_path: Path) -> Environment:
+        commit, dirty = git_state(source_path)
+        return cls(
+            python=platform.python_version(),
+            platform=platform.platform(),
+            host=socket.gethostname(),
+            user=_user_name(),
+            command=" ".join(sys.argv),
+            git_commit=commit,
+            git_dirty=dirty,
+        )
+
+
+@dataclass
+class Record:
+    """Everything recorded about one run of a file."""
+
+    uuid: str
+    created: str
+    path: str
+    source: str
+    #: Effective parameters: the parameters cell's variables after injection (defaults included).
+    parameters: dict[str, Any]
+    #: The values the caller passed (a subset of ``parameters`` plus any the cell lacks).
+    overrides: dict[str, Any]
+    status: str = "running"
+    #: Captured values; rich ones are blob references (see :class:`Blob`).
+    values: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, Blob] = field(default_factory=dict)
+    error: RunError | None = None
+    duration: float | None = None
+    group_durations: list[float] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    environment: Environment | None = None
+    comment: str | None = None
+
+    @property
+    def source_sha256(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the run for resuming sweeps: same file content and same given parameters."""
+        return run_fingerprint(self.source, self.overrides)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def merged(self) -> dict[str, Any]:
+        """Parameters and values in one object: the ``parameters`` column of the anchor's schema."""
+        return {**self.parameters, **self.values}
+
+    def environment_dict(self) -> dict[str, Any] | None:
+        return dataclasses.asdict(self.environment) if self.environment else None
+
+
+def new_created() -> str:
+    """UTC timestamp in SQLite's ``current_timestamp`` layout, with microseconds to keep order."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def run_fingerprint(source: str, overrides: dict[str, Any]) -> str:
+    payload = json.dumps(overrides, sort_keys=True, default=repr)
+    return hashlib.sha256(f"{source}\0{payload}".encode()).hexdigest()
+
+
+def git_state(path: Path) -> tuple[str | None, bool | None]:
+    """Commit and dirty flag of the git repository holding ``path``, or (None, None)."""
+    folder = str(path.resolve().parent)
+    try:
+        commit = subprocess.run(
+            ["git", "-C", folder, "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        )
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(
+            ["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit.stdout.strip(), bool(status.stdout.strip())
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"

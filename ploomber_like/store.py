@@ -1,0 +1,291 @@
+"""The SQLite schema and every write to it.
+
+The table ``experiments`` keeps the columns of sklearn-evaluation's ``SQLiteTracker``
+(``uuid``, ``created``, ``parameters``, ``comment``) so their SQL runs unchanged; the columns
+after them are ours. Rich outputs and source texts live once in ``blobs``, keyed by sha256, and
+``parameters`` holds a small reference to them (see :class:`ploomber_like.record.Blob`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ploomber_like.errors import DatabaseError
+from ploomber_like.record import Blob, Record
+
+#: Columns of ``experiments`` after the anchor's four, with their SQL types.
+EXTRA_COLUMNS: dict[str, str] = {
+    "status": "TEXT",
+    "duration": "REAL",
+    "error_type": "TEXT",
+    "error_message": "TEXT",
+    "traceback": "TEXT",
+    "error_group": "INTEGER",
+    "error_source": "TEXT",
+    # JSON array: which keys of ``parameters`` are inputs (the rest are captured values).
+    "parameter_keys": "TEXT",
+    # JSON object: the values the caller passed.
+    "overrides": "TEXT",
+    "group_durations": "TEXT",
+    "source_path": "TEXT",
+    "source_sha256": "TEXT",
+    "environment": "TEXT",
+    "stdout": "TEXT",
+    "stderr": "TEXT",
+    "fingerprint": "TEXT",
+    # host:pid of the process that writes the row; lets a later sweep spot orphaned ``running`` rows.
+    "driver": "TEXT",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    uuid TEXT NOT NULL UNIQUE,
+    created TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    parameters TEXT,
+    comment TEXT
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY,
+    mimetype TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+
+#: Seconds a writer waits for another process's transaction before giving up.
+BUSY_TIMEOUT = 60.0
+
+
+def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the database at ``path``, raising :class:`DatabaseError` with one line on failure.
+
+    Read-only connections refuse every write at the SQLite level, so a mistyped ``DELETE`` in a
+    query cannot destroy results. A writable connection creates the file and schema if needed.
+    """
+    path = Path(path)
+    if readonly and not path.exists():
+        raise DatabaseError(f"database not found: {path}")
+    if path.is_dir():
+        raise DatabaseError(f"database path is a directory: {path}")
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT
+            )
+        else:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open database {path}: {exc}") from None
+    if not readonly:
+        _prepare(conn, path)
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        _retry_busy(lambda: _enable_wal(conn))
+        _retry_busy(lambda: _migrate(conn))
+    except sqlite3.Error as exc:
+        conn.close()
+        raise DatabaseError(f"cannot prepare database {path}: {exc}") from None
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # WAL lets readers query while a sweep writes; the mode is stored in the file once set.
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create the schema, or add our columns to an anchor (sklearn-evaluation) database."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        present = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        for name, sql_type in EXTRA_COLUMNS.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE experiments ADD COLUMN {name} {sql_type}")
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS experiments_fingerprint "
+            "ON experiments (fingerprint, status)"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _retry_busy(action) -> None:
+    # Changing the journal mode does not wait on SQLite's busy handler, so two processes opening
+    # a new database at once can see "database is locked": wait and try again instead.
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class Store:
+    """The writing side of a tracking database. One transaction per record."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.conn = connect(self.path)
+        self.driver = f"{socket.gethostname()}:{os.getpid()}"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, record: Record) -> None:
+        """Write the row of a run that is starting, with status ``running``."""
+        self._write(record)
+
+    def finish(self, record: Record) -> None:
+        """Write a finished run: its blobs and its row, in one transaction."""
+        self._write(record)
+
+    def _write(self, record: Record) -> None:
+        row = _row(record)
+        row["driver"] = self.driver
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "uuid")
+        blobs = dict(record.blobs)
+        blobs[record.source_sha256] = Blob("text/x-python", record.source.encode())
+
+        def transaction() -> None:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO blobs (sha256, mimetype, data) VALUES (?, ?, ?)",
+                    [(sha, blob.mimetype, blob.data) for sha, blob in blobs.items()],
+                )
+                self.conn.execute(
+                    f"INSERT INTO experiments ({columns}) VALUES ({marks}) "
+                    f"ON CONFLICT (uuid) DO UPDATE SET {updates}",
+                    list(row.values()),
+                )
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+        try:
+            _retry_busy(transaction)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
+
+    def ok_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
+        """The subset of ``fingerprints`` already recorded with status ``ok``."""
+        wanted = list(dict.fromkeys(fingerprints))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.conn.execute(
+                f"SELECT DISTINCT fingerprint FROM experiments "
+                f"WHERE status = 'ok' AND fingerprint IN ({marks})",
+                chunk,
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def mark_orphans_interrupted(self) -> int:
+        """Close ``running`` rows left by a driver on this host that no longer exists."""
+        host = socket.gethostname()
+        rows = self.conn.execute(
+            "SELECT uuid, driver FROM experiments WHERE status = 'running' AND driver LIKE ?",
+            (f"{host}:%",),
+        ).fetchall()
+        orphans = [uuid for uuid, driver in rows if not _pid_alive(int(driver.rsplit(":", 1)[1]))]
+        if orphans:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "UPDATE experiments SET status = 'interrupted', error_type = 'Interrupted', "
+                "error_message = 'the tracking process ended before the run finished' "
+                "WHERE uuid = ? AND status = 'running'",
+                [(uuid,) for uuid in orphans],
+            )
+            self.conn.execute("COMMIT")
+        return len(orphans)
+
+
+def load_blob(conn: sqlite3.Connection, sha256: str) -> Blob | None:
+    """The blob stored under ``sha256``, or None."""
+    row = conn.execute("SELECT mimetype, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+    return Blob(row[0], bytes(row[1])) if row else None
+
+
+def to_json(value: Any) -> str:
+    """JSON text SQLite can parse: non-finite floats (NaN, infinities) become null."""
+    return json.dumps(_json_safe(value), ensure_ascii=False)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        # SQLite before 3.42 rejects NaN/Infinity tokens and would fail json_extract on the row.
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _row(record: Record) -> dict[str, Any]:
+    error = record.error
+    return {
+        "uuid": record.uuid,
+        "created": record.created,
+        "parameters": to_json(record.merged()),
+        "comment": record.comment,
+        "status": record.status,
+        "duration": record.duration,
+        "error_type": error.type if error else None,
+        "error_message": error.message if error else None,
+        "traceback": error.traceback if error else None,
+        "error_group": error.group if error else None,
+        "error_source": error.group_source if error else None,
+        "parameter_keys": to_json(list(record.parameters)),
+        "overrides": to_json(record.overrides),
+        "group_durations": to_json(record.group_durations),
+        "source_path": record.path,
+        "source_sha256": record.source_sha256,
+        "environment": to_json(record.environment_dict()),
+        "stdout": record.stdout,
+        "stderr": record.stderr,
+        "fingerprint": record.fingerprint,
+    }
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
