@@ -28,7 +28,21 @@ _EXPORTS = {
     "UnknownRunError": "ploomber_like.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "DatabaseError",
+    "InputFileError",
+    "ParameterError",
+    "QueryError",
+    "Record",
+    "Results",
+    "RunError",
+    "SQLiteTracker",
+    "TrackerError",
+    "UnknownRunError",
+    "__version__",
+    "track_execution",
+    "track_grid",
+]
 
 if TYPE_CHECKING:
     from ploomber_like.errors import (

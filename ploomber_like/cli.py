@@ -16,7 +16,7 @@ DEFAULT_DATABASE = "experiments.db"
 
 
 class _DefaultToRun(click.Group):
-    """A group whose unknown first word is a file to run: ``tracker fit.py`` means ``tracker run fit.py``."""
+    """A group whose unknown first word is a file: ``tracker fit.py`` is ``tracker run fit.py``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):

@@ -41,7 +41,7 @@ EXTRA_COLUMNS: dict[str, str] = {
     "stdout": "TEXT",
     "stderr": "TEXT",
     "fingerprint": "TEXT",
-    # host:pid of the process that writes the row; lets a later sweep spot orphaned ``running`` rows.
+    # host:pid of the process writing the row: a later sweep spots orphaned ``running`` rows.
     "driver": "TEXT",
 }
 

@@ -1,0 +1,368 @@
+"""Turning what a group shows into named values.
+
+Two halves live here because they speak one protocol:
+
+* **kernel side** (:func:`install`): run inside every kernel. An IPython AST transformer wraps
+  each top-level expression statement of a cell (``accuracy``, ``plot.roc(y, p)``) in a call to
+  the capture hook, which converts the value *in the kernel* (so ``numpy.float64`` stays a
+  number) and publishes it as a ``display_data`` message tagged with its key. Figures a
+  statement creates or returns are rendered to PNG when the cell ends.
+* **driver side** (:func:`collect_outputs`): turns a run's cell outputs into parameters, values,
+  out-of-line blobs, stdout and stderr.
+
+The kernel side imports only the standard library at module level: every run pays for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import builtins
+import json
+import numbers
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ploomber_like.record import Blob
+
+#: Private mimetype carrying a value converted to JSON text in the kernel.
+JSON_MIMETYPE = "application/x.ploomber-like+json"
+#: Key of the display metadata that marks a captured output.
+METADATA_KEY = "ploomber_like"
+#: Builtin name the rewritten statements call; a builtin keeps the user's namespace clean.
+HOOK_NAME = "__ploomber_like_capture__"
+#: Arrays and sequences up to this many items are stored as JSON lists, larger ones as text.
+MAX_JSON_ITEMS = 10_000
+#: Stdout and stderr are kept up to this many characters each (head and tail).
+MAX_STREAM_CHARS = 200_000
+
+_NOT_JSON = object()
+
+
+# --- kernel side ----------------------------------------------------------------------------
+
+
+def install(shell: Any, script_dir: str) -> None:
+    """Set up capture in the kernel's IPython ``shell``; called once per kernel."""
+    if script_dir not in sys.path:
+        # The script's own modules must be importable, as when running `python script.py`.
+        sys.path.insert(0, script_dir)
+    hook = _KernelCapture(shell)
+    setattr(builtins, HOOK_NAME, hook)
+    shell.ast_transformers.append(_ExpressionWrapper(hook))
+    shell.events.register("pre_run_cell", hook.pre_run_cell)
+    # Run before matplotlib-inline's flush so figures we render are not rendered twice.
+    shell.events.callbacks["post_execute"].insert(0, hook.post_execute)
+    if "matplotlib.pyplot" in sys.modules:
+        # pyplot was preloaded by a warm template before any shell existed: hook inline up now.
+        shell.enable_matplotlib("inline")
+
+
+class _KernelCapture:
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.cell_text = ""
+        self.used_keys: set[str] = set()
+        self.figures_before: set[int] = set()
+        self.pending_figures: list[tuple[str, Any]] = []
+        self.attributed: set[int] = set()
+
+    # events
+
+    def pre_run_cell(self, info: Any) -> None:
+        self.cell_text = self.shell.transform_cell(info.raw_cell or "")
+        self.attributed = set()
+
+    def post_execute(self) -> None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        pending, self.pending_figures = self.pending_figures, []
+        if pyplot is None:
+            return
+        from IPython.core.pylabtools import print_figure
+
+        for key, figure in pending:
+            png = print_figure(figure, "png")
+            if png:
+                self.publish(key, {"image/png": base64.b64encode(png).decode("ascii")})
+        # Jupyter's inline backend closes every figure when a cell ends; closing them here, after
+        # rendering ours, keeps that behaviour and spares rendering figures nobody asked for.
+        pyplot.close("all")
+
+    # called by rewritten statements
+
+    def mark(self) -> None:
+        self.figures_before = set(_open_figures())
+
+    def value(self, key: str, obj: Any) -> None:
+        figures = self._figures_of(obj)
+        if figures:
+            for figure in figures:
+                self.pending_figures.append((self.claim(key), figure))
+            return
+        if obj is None:
+            return
+        self.publish(self.claim(key), self.formats(obj))
+
+    def report_parameters(self, names: list[str]) -> None:
+        namespace = self.shell.user_ns
+        for name in names:
+            if name in namespace:
+                self.publish(self.claim(name), self.formats(namespace[name]), kind="parameter")
+
+    # helpers
+
+    def claim(self, key: str) -> str:
+        """A key not used yet in this run: ``roc``, then ``roc_2``, ``roc_3``..."""
+        unique, count = key, 1
+        while unique in self.used_keys:
+            count += 1
+            unique = f"{key}_{count}"
+        self.used_keys.add(unique)
+        return unique
+
+    def formats(self, obj: Any) -> dict[str, Any]:
+        converted = to_json_value(obj)
+        if converted is not _NOT_JSON:
+            return {JSON_MIMETYPE: json.dumps(converted), "text/plain": _safe_repr(obj)}
+        data, _ = self.shell.display_formatter.format(obj)
+        return data
+
+    def publish(self, key: str, data: dict[str, Any], kind: str = "value") -> None:
+        from IPython.display import publish_display_data
+
+        publish_display_data(data, metadata={METADATA_KEY: {"key": key, "kind": kind}})
+
+    def _figures_of(self, obj: Any) -> list[Any]:
+        """Open figures the statement created or returned, not yet given to another key."""
+        if "matplotlib.pyplot" not in sys.modules:
+            return []
+        open_figures = _open_figures()
+        candidates = [fig for num, fig in open_figures.items() if num not in self.figures_before]
+        candidates += _figures_referenced(obj)
+        found = []
+        open_ids = {id(fig) for fig in open_figures.values()}
+        for fig in candidates:
+            if id(fig) in open_ids and id(fig) not in self.attributed:
+                self.attributed.add(id(fig))
+                found.append(fig)
+        return found
+
+
+def _open_figures() -> dict[int, Any]:
+    helpers = sys.modules.get("matplotlib._pylab_helpers")
+    if helpers is None:
+        return {}
+    return {m.num: m.canvas.figure for m in helpers.Gcf.get_all_fig_managers()}
+
+
+def _figures_referenced(obj: Any) -> list[Any]:
+    """Figures of a returned Figure, Artist (Axes, Line2D...) or a container of them."""
+    artist = sys.modules.get("matplotlib.artist")
+    if artist is None:
+        return []
+    items = obj if isinstance(obj, list | tuple) else [obj]
+    if type(obj).__name__ == "ndarray" and getattr(obj.dtype, "kind", "") == "O":
+        items = list(obj.ravel())
+    figures = []
+    for item in items[:100]:
+        if isinstance(item, artist.Artist):
+            figure = item if type(item).__name__ == "Figure" else item.get_figure()
+            while figure is not None and getattr(figure, "figure", figure) is not figure:
+                figure = figure.figure  # a SubFigure belongs to a Figure
+            if figure is not None and all(figure is not f for f in figures):
+                figures.append(figure)
+    return figures
+
+
+class _ExpressionWrapper(ast.NodeTransformer):
+    """Rewrite ``expr`` at the top level of a cell into ``hook.mark(); hook.value(key, expr)``."""
+
+    def __init__(self, hook: _KernelCapture) -> None:
+        self.hook = hook
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        lines = self.hook.cell_text.splitlines()
+        body: list[ast.stmt] = []
+        for stmt in node.body:
+            key = None
+            if isinstance(stmt, ast.Expr) and not _silenced(stmt, lines):
+                key = expression_key(stmt.value, self.hook.cell_text)
+            if key is None or _calls_hook(stmt):
+                body.append(stmt)
+                continue
+            mark = ast.Expr(_hook_call("mark", []))
+            value = ast.Expr(_hook_call("value", [ast.Constant(key), stmt.value]))
+            body += [ast.copy_location(mark, stmt), ast.copy_location(value, stmt)]
+        node.body = body
+        return ast.fix_missing_locations(node)
+
+
+def expression_key(node: ast.expr, source: str) -> str | None:
+    """The key a shown expression is recorded under, or None for literals (not results)."""
+    if isinstance(node, ast.Constant):
+        return None
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Name):
+            return func.id
+        if isinstance(func, ast.Attribute):
+            return func.attr
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.slice, ast.Constant)
+        and isinstance(node.slice.value, str)
+    ):
+        return node.slice.value
+    text = ast.get_source_segment(source, node) or ast.unparse(node)
+    return " ".join(text.split())[:80]
+
+
+def _silenced(stmt: ast.Expr, lines: list[str]) -> bool:
+    """True when the statement ends with ``;``, IPython's way of hiding a value."""
+    if stmt.end_lineno is None or stmt.end_lineno > len(lines):
+        return False
+    line = lines[stmt.end_lineno - 1].encode()
+    rest = line[stmt.end_col_offset or 0 :].decode(errors="replace")
+    return rest.lstrip().startswith(";")
+
+
+def _calls_hook(stmt: ast.stmt) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == HOOK_NAME for n in ast.walk(stmt))
+
+
+def _hook_call(method: str, args: list[ast.expr]) -> ast.Call:
+    target = ast.Attribute(ast.Name(HOOK_NAME, ast.Load()), method, ast.Load())
+    return ast.Call(target, args, [])
+
+
+def to_json_value(obj: Any, depth: int = 0) -> Any:
+    """``obj`` as plain JSON data (NumPy and pandas scalars become numbers), or ``_NOT_JSON``."""
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int | float) and type(obj) in (int, float):
+        return obj
+    module = type(obj).__module__.split(".")[0]
+    if module == "numpy":
+        return _numpy_to_json(obj, depth)
+    if module == "pandas":
+        return _pandas_scalar_to_json(obj)
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        return float(obj)
+    if depth > 20:
+        return _NOT_JSON
+    if isinstance(obj, list | tuple) and len(obj) <= MAX_JSON_ITEMS:
+        items = [to_json_value(item, depth + 1) for item in obj]
+        return _NOT_JSON if any(item is _NOT_JSON for item in items) else items
+    if isinstance(obj, dict) and len(obj) <= MAX_JSON_ITEMS:
+        if not all(isinstance(k, str) for k in obj):
+            return _NOT_JSON
+        converted = {k: to_json_value(v, depth + 1) for k, v in obj.items()}
+        return _NOT_JSON if any(v is _NOT_JSON for v in converted.values()) else converted
+    return _NOT_JSON
+
+
+def _numpy_to_json(obj: Any, depth: int) -> Any:
+    numpy = sys.modules["numpy"]
+    if isinstance(obj, numpy.generic):
+        if obj.dtype.kind in "biuf":
+            return obj.item()
+        if obj.dtype.kind in "US":
+            return str(obj)
+        return _NOT_JSON
+    if isinstance(obj, numpy.ndarray):
+        if obj.dtype.kind in "biufU" and obj.size <= MAX_JSON_ITEMS:
+            return obj.tolist()
+        return _NOT_JSON
+    return _NOT_JSON
+
+
+def _pandas_scalar_to_json(obj: Any) -> Any:
+    pandas = sys.modules["pandas"]
+    if obj is pandas.NA or obj is pandas.NaT:
+        return None
+    if isinstance(obj, pandas.Timestamp | pandas.Timedelta):
+        return obj.isoformat()
+    return _NOT_JSON
+
+
+def _safe_repr(obj: Any) -> str:
+    try:
+        return repr(obj)
+    except Exception:  # a broken __repr__ must not lose the value
+        return f"<{type(obj).__name__}>"
+
+
+# --- driver side ----------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@dataclass
+class CapturedRun:
+    """What a run's outputs hold, ready for a :class:`~ploomber_like.record.Record`."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, Blob] = field(default_factory=dict)
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+    def add_outputs(self, outputs: list[dict[str, Any]]) -> None:
+        """Take the outputs of one executed cell, in order."""
+        for output in outputs:
+            kind = output.get("output_type")
+            if kind == "stream":
+                target = self.stdout if output.get("name") == "stdout" else self.stderr
+                target.append(output.get("text", ""))
+            elif kind == "display_data":
+                tag = output.get("metadata", {}).get(METADATA_KEY)
+                if tag:
+                    self._add_value(tag["key"], tag.get("kind"), output.get("data", {}))
+
+    def _add_value(self, key: str, kind: str | None, data: dict[str, Any]) -> None:
+        if kind == "parameter":
+            self.parameters[key] = _plain_value(data)
+            return
+        for mimetype in ("image/png", "image/svg+xml", "text/html"):
+            if mimetype in data and JSON_MIMETYPE not in data:
+                content = data[mimetype]
+                raw = base64.b64decode(content) if mimetype == "image/png" else content.encode()
+                blob = Blob(mimetype, raw)
+                self.blobs[blob.sha256] = blob
+                self.values[key] = blob.reference()
+                return
+        self.values[key] = _plain_value(data)
+
+    def stdout_text(self) -> str:
+        return cap_text(strip_ansi("".join(self.stdout)))
+
+    def stderr_text(self) -> str:
+        return cap_text(strip_ansi("".join(self.stderr)))
+
+
+def _plain_value(data: dict[str, Any]) -> Any:
+    if JSON_MIMETYPE in data:
+        return json.loads(data[JSON_MIMETYPE])
+    text = data.get("text/plain", "")
+    return "\n".join(text) if isinstance(text, list) else text
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def cap_text(text: str, limit: int = MAX_STREAM_CHARS) -> str:
+    """Keep the head and tail of a long text with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n[... {cut} characters cut by ploomber_like ...]\n{text[-half:]}"

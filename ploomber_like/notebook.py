@@ -1,0 +1,205 @@
+"""Reading a script or notebook into groups, finding its parameters cell, injecting values."""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ploomber_like.errors import InputFileError, ParameterError
+
+SUPPORTED_SUFFIXES = (".py", ".ipynb")
+PARAMETERS_TAG = "parameters"
+
+
+@dataclass
+class Group:
+    """One code cell of the file: the unit that is executed and timed."""
+
+    index: int
+    source: str
+
+
+@dataclass
+class PreparedRun:
+    """A file read and parameterized, ready to execute."""
+
+    path: Path
+    text: str
+    groups: list[Group]
+    #: Index in ``groups`` after which the injected cell runs (-1: before the first group).
+    inject_after: int
+    injected_source: str
+    #: Names whose values are the run's parameters: the parameters cell's variables plus overrides.
+    parameter_names: list[str]
+    overrides: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
+    """Read ``path`` with jupytext: its text, code groups and the parameters group's index.
+
+    Markdown and raw cells are skipped. Raises :class:`InputFileError` for a missing file, an
+    unsupported extension, or a file that does not parse.
+    """
+    import jupytext  # heavy: only when a file is actually read
+
+    path = Path(path)
+    if path.suffix not in SUPPORTED_SUFFIXES:
+        raise InputFileError(
+            f"unsupported file type {path.suffix or '(none)'!r} for {path}: use .py or .ipynb"
+        )
+    if not path.is_file():
+        raise InputFileError(f"file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read {path}: {exc}") from None
+    try:
+        nb = jupytext.reads(text, fmt=path.suffix.lstrip("."))
+    except Exception as exc:  # jupytext/nbformat raise many types for broken files
+        raise InputFileError(f"cannot read {path} as a notebook: {_first_line(exc)}") from None
+
+    groups: list[Group] = []
+    parameters_index = None
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        group = Group(len(groups), cell.source)
+        _check_syntax(path, group)
+        if parameters_index is None and _is_parameters_cell(cell):
+            parameters_index = group.index
+        groups.append(group)
+    return path, text, groups, parameters_index
+
+
+def prepare_run(path: str | Path, parameters: Mapping[str, Any] | None = None) -> PreparedRun:
+    """Read ``path`` and plan the injection of ``parameters`` after its parameters cell."""
+    overrides = validate_parameters(parameters or {})
+    path, text, groups, parameters_index = read_groups(path)
+    warnings = []
+    if parameters_index is None:
+        defined: list[str] = []
+        if overrides:
+            warnings.append(
+                f"{path.name} has no parameters cell (tag a cell 'parameters' or start it with "
+                "'# parameters'); injecting the parameters before the first cell"
+            )
+    else:
+        defined = assigned_names(groups[parameters_index].source)
+        missing = [name for name in overrides if name not in defined]
+        if missing:
+            warnings.append(
+                f"parameters not defined in the parameters cell of {path.name}, "
+                f"injected anyway: {', '.join(missing)}"
+            )
+    return PreparedRun(
+        path=path,
+        text=text,
+        groups=groups,
+        inject_after=-1 if parameters_index is None else parameters_index,
+        injected_source=injected_cell_source(overrides),
+        parameter_names=list(dict.fromkeys([*defined, *overrides])),
+        overrides=overrides,
+        warnings=warnings,
+    )
+
+
+def validate_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Check names are identifiers and values Python literals; raise :class:`ParameterError`."""
+    if not isinstance(parameters, Mapping):
+        raise ParameterError(
+            f"parameters must be a dict of name -> value, got {type(parameters).__name__}"
+        )
+    checked = {}
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ParameterError(f"parameter name {name!r} is not a Python identifier")
+        python_literal(value, name)
+        checked[name] = value
+    return checked
+
+
+def injected_cell_source(overrides: Mapping[str, Any]) -> str:
+    """Source of the cell assigning the given values."""
+    lines = ["# Injected parameters"]
+    lines += [f"{name} = {python_literal(value, name)}" for name, value in overrides.items()]
+    return "\n".join(lines)
+
+
+def python_literal(value: Any, name: str = "value") -> str:
+    """Source text that evaluates to ``value``; only Python literals are accepted."""
+    if value is None or isinstance(value, bool | int | str | bytes):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+    if isinstance(value, list):
+        return "[" + ", ".join(python_literal(v, name) for v in value) + "]"
+    if isinstance(value, tuple):
+        items = [python_literal(v, name) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(
+                f"{python_literal(k, name)}: {python_literal(v, name)}" for k, v in value.items()
+            )
+            + "}"
+        )
+    raise ParameterError(
+        f"parameter {name!r}: {type(value).__name__} value {value!r:.60} is not a Python literal "
+        "(use numbers, strings, bools, None, lists, tuples or dicts)"
+    )
+
+
+def assigned_names(source: str) -> list[str]:
+    """Names assigned at the top level of ``source``, in order."""
+    try:
+        tree = ast.parse(_without_magics(source))
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.append(sub.id)
+    return list(dict.fromkeys(names))
+
+
+def _is_parameters_cell(cell: Any) -> bool:
+    if PARAMETERS_TAG in cell.metadata.get("tags", []):
+        return True
+    first = cell.source.lstrip().splitlines()[0].strip()
+    return first.lstrip("#").strip().lower() == PARAMETERS_TAG and first.startswith("#")
+
+
+def _check_syntax(path: Path, group: Group) -> None:
+    try:
+        ast.parse(_without_magics(group.source))
+    except SyntaxError as exc:
+        raise InputFileError(
+            f"{path}: syntax error in group {group.index} (line {exc.lineno} of the group): "
+            f"{exc.msg}"
+        ) from None
+
+
+def _without_magics(source: str) -> str:
+    # IPython turns %magics and !shell lines into Python; do the same before parsing.
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
