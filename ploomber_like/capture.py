@@ -40,6 +40,9 @@ MAX_STREAM_CHARS = 200_000
 
 _NOT_JSON = object()
 
+#: Top-level modules a warm template imported for the script; set in the template before forking.
+PRELOADED_TOP_MODULES: frozenset[str] = frozenset()
+
 
 # --- kernel side ----------------------------------------------------------------------------
 
@@ -50,6 +53,9 @@ def install(shell: Any, script_dir: str) -> None:
         # The script's own modules must be importable, as when running `python script.py`.
         sys.path.insert(0, script_dir)
     hook = _KernelCapture(shell)
+    # What the kernel machinery imported is not the run's: remember it, minus what a warm
+    # template preloaded on the script's behalf.
+    hook.baseline_modules = _top_level_modules() - PRELOADED_TOP_MODULES
     setattr(builtins, HOOK_NAME, hook)
     shell.ast_transformers.append(_ExpressionWrapper(hook))
     shell.events.register("pre_run_cell", hook.pre_run_cell)
@@ -68,6 +74,7 @@ class _KernelCapture:
         self.figures_before: set[int] = set()
         self.pending_figures: list[tuple[str, Any]] = []
         self.attributed: set[int] = set()
+        self.baseline_modules: set[str] = set()
 
     # events
 
@@ -111,6 +118,13 @@ class _KernelCapture:
             if name in namespace:
                 self.publish(self.claim(name), self.formats(namespace[name]), kind="parameter")
 
+    def report_modules(self) -> None:
+        """Publish the top-level third-party modules imported so far, for package versions."""
+        stdlib = set(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names)
+        imported = _top_level_modules() - self.baseline_modules - stdlib
+        names = sorted(n for n in imported if not n.startswith("_"))
+        self.publish("modules", {JSON_MIMETYPE: json.dumps(names)}, kind="modules")
+
     # helpers
 
     def claim(self, key: str) -> str:
@@ -148,6 +162,10 @@ class _KernelCapture:
                 self.attributed.add(id(fig))
                 found.append(fig)
         return found
+
+
+def _top_level_modules() -> set[str]:
+    return {name.split(".")[0] for name in list(sys.modules)}
 
 
 def _open_figures() -> dict[int, Any]:
@@ -314,6 +332,8 @@ class CapturedRun:
     blobs: dict[str, Blob] = field(default_factory=dict)
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    #: Top-level third-party modules the run imported.
+    modules: list[str] = field(default_factory=list)
 
     def add_outputs(self, outputs: list[dict[str, Any]]) -> None:
         """Take the outputs of one executed cell, in order."""
@@ -330,6 +350,9 @@ class CapturedRun:
     def _add_value(self, key: str, kind: str | None, data: dict[str, Any]) -> None:
         if kind == "parameter":
             self.parameters[key] = _plain_value(data)
+            return
+        if kind == "modules":
+            self.modules = _plain_value(data)
             return
         for mimetype in ("image/png", "image/svg+xml", "text/html"):
             if mimetype in data and JSON_MIMETYPE not in data:

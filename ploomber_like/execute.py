@@ -1,0 +1,197 @@
+"""Running a prepared file on a kernel, group by group, and turning the outcome into a Record."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, strip_ansi
+from ploomber_like.kernels import KernelPool, ReadyKernel
+from ploomber_like.notebook import PreparedRun
+from ploomber_like.record import Environment, Record, RunError, new_created
+
+
+def new_record(prepared: PreparedRun, environment: Environment | None = None) -> Record:
+    """The ``running`` record of a run that is about to start."""
+    return Record(
+        uuid=str(uuid.uuid4()),
+        created=new_created(),
+        path=str(prepared.path),
+        source=prepared.text,
+        parameters=dict(prepared.overrides),
+        overrides=dict(prepared.overrides),
+        environment=environment or Environment.collect(prepared.path),
+    )
+
+
+async def run_on_pool(
+    prepared: PreparedRun,
+    record: Record,
+    pool: KernelPool,
+    *,
+    timeout: float | None = None,
+    still_needed: int = 0,
+) -> Record:
+    """Take a kernel from ``pool``, run ``prepared`` on it, always release the kernel."""
+    started = time.monotonic()
+    try:
+        kernel = await pool.acquire(still_needed)
+    except Exception as exc:  # the run is recorded as failed rather than lost
+        record.status = "crashed"
+        record.error = RunError(type(exc).__name__, str(exc))
+        record.duration = time.monotonic() - started
+        return record
+    try:
+        return await execute_run(prepared, record, kernel, timeout=timeout, started=started)
+    finally:
+        kernel.shutdown()
+
+
+async def execute_run(
+    prepared: PreparedRun,
+    record: Record,
+    kernel: ReadyKernel,
+    *,
+    timeout: float | None = None,
+    started: float | None = None,
+) -> Record:
+    """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
+
+    Failures are recorded, never raised: an exception, ``sys.exit``, a dead kernel or a timeout
+    each end the run with their status and error, keeping every value captured before.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    started = time.monotonic() if started is None else started
+    deadline = None if timeout is None else started + timeout
+    captured = CapturedRun()
+    steps = _plan_steps(prepared)
+    notebook = new_notebook(cells=[new_code_cell(source) for _, source in steps])
+    client = NotebookClient(
+        notebook, km=None, allow_errors=False, interrupt_on_timeout=False, record_timing=False
+    )
+    client.kc = kernel.client
+
+    for cell_index, ((group, _), cell) in enumerate(zip(steps, notebook.cells, strict=True)):
+        if deadline is not None:
+            client.timeout = max(deadline - time.monotonic(), 0.001)
+        step_started = time.monotonic()
+        stopped = True
+        try:
+            await client.async_execute_cell(cell, cell_index, store_history=group is not None)
+            stopped = False
+        except CellTimeoutError:
+            record.status = "timeout"
+            record.error = RunError(
+                "Timeout", f"the run exceeded its timeout of {timeout:g} s",
+                group=group, group_source=_group_source(prepared, group),
+            )
+        except DeadKernelError:
+            record.status = "crashed"
+            record.error = RunError(
+                "KernelDied", kernel.handle.describe_exit(), traceback=kernel.handle.log_tail(),
+                group=group, group_source=_group_source(prepared, group),
+            )
+        except CellExecutionError:
+            record.status, record.error = _error_from_outputs(cell.outputs, prepared, group)
+        finally:
+            if group is not None:
+                record.group_durations.append(time.monotonic() - step_started)
+            captured.add_outputs(cell.get("outputs", []))
+        if stopped:
+            break
+    if record.error is None:
+        record.status = "ok"  # also after sys.exit(0): it ends a script successfully
+    if record.status in ("ok", "failed"):
+        # The kernel still runs: ask which modules the run imported, for package versions.
+        modules_cell = new_code_cell(f"{HOOK_NAME}.report_modules()")
+        notebook.cells.append(modules_cell)
+        client.timeout = 10
+        with contextlib.suppress(Exception):
+            await client.async_execute_cell(modules_cell, len(steps), store_history=False)
+            captured.add_outputs(modules_cell.outputs)
+
+    # The parameters cell's order first, then given values it does not define.
+    record.parameters = {**captured.parameters, **record.parameters, **captured.parameters}
+    record.values = captured.values
+    record.blobs = captured.blobs
+    record.stdout = captured.stdout_text()
+    record.stderr = captured.stderr_text()
+    if record.environment is not None:
+        record.environment = replace(
+            record.environment, packages=package_versions(tuple(captured.modules))
+        )
+    record.duration = time.monotonic() - started
+    return record
+
+
+def _plan_steps(prepared: PreparedRun) -> list[tuple[int | None, str]]:
+    """Cells to execute, each with its group index (None for our own cells)."""
+    script_dir = str(prepared.path.resolve().parent)
+    steps: list[tuple[int | None, str]] = [
+        (None, f"__import__('ploomber_like.capture').capture.install(get_ipython(), "
+               f"{script_dir!r})")
+    ]
+    parameter_steps: list[tuple[int | None, str]] = []
+    if prepared.overrides:
+        parameter_steps.append((None, prepared.injected_source))
+    if prepared.parameter_names:
+        parameter_steps.append(
+            (None, f"{HOOK_NAME}.report_parameters({prepared.parameter_names!r})")
+        )
+    if prepared.inject_after < 0:
+        steps += parameter_steps
+    for group in prepared.groups:
+        steps.append((group.index, group.source))
+        if group.index == prepared.inject_after:
+            steps += parameter_steps
+    return steps
+
+
+def _group_source(prepared: PreparedRun, group: int | None) -> str | None:
+    return prepared.groups[group].source if group is not None else None
+
+
+def _error_from_outputs(
+    outputs: list[dict[str, Any]], prepared: PreparedRun, group: int | None
+) -> tuple[str, RunError | None]:
+    error = next((o for o in outputs if o.get("output_type") == "error"), None)
+    name = error.get("ename", "Error") if error else "Error"
+    message = error.get("evalue", "") if error else ""
+    if name == "SystemExit" and message in ("", "0", "None"):
+        return "ok", None  # stop here, successfully
+    traceback = strip_ansi("\n".join(error.get("traceback", []))) if error else ""
+    status = "interrupted" if name == "KeyboardInterrupt" else "failed"
+    return status, RunError(
+        name, message, cap_text(traceback, 50_000),
+        group=group, group_source=_group_source(prepared, group),
+    )
+
+
+@lru_cache(maxsize=64)
+def package_versions(modules: tuple[str, ...]) -> dict[str, str]:
+    """Versions of the distributions providing ``modules``."""
+    from importlib import metadata
+
+    providers = _module_distributions()
+    versions = {}
+    for module in modules:
+        for distribution in providers.get(module, []):
+            try:
+                versions[distribution] = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                continue
+    return dict(sorted(versions.items()))
+
+
+@lru_cache(maxsize=1)
+def _module_distributions() -> dict[str, list[str]]:
+    from importlib import metadata
+
+    return metadata.packages_distributions()

@@ -1,0 +1,147 @@
+"""How query results look: HTML for notebooks (tables, tabs, rich outputs) and rich tables for
+the terminal.
+
+Cells hold plain values (numbers, text, None) or *displayable* objects, anything with a
+``_repr_html_`` method such as :class:`ploomber_like.tracker.RichOutput`; this module only
+decides how each kind is shown and never touches the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ploomber_like.tracker import Run
+
+#: What a plot or HTML output shows as when it is not rendered.
+PLOT_PLACEHOLDER = "[Plot]"
+
+#: Decimals shown for floats in tables.
+DEFAULT_PRECISION = 3
+
+#: Columns of the one-line-per-run summary (``tracker ls``, the tracker's own repr).
+SUMMARY_COLUMNS = ("uuid", "created", "status", "duration", "parameters", "values")
+
+
+@dataclass(frozen=True)
+class HTML:
+    """A piece of HTML that Jupyter displays as such (e.g. an image stored inline by the anchor)."""
+
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def is_displayable(value: Any) -> bool:
+    """True for a plot or HTML output (anything Jupyter shows through ``_repr_html_``)."""
+    return hasattr(value, "_repr_html_")
+
+
+def rich_output_html(mimetype: str, data: bytes) -> str:
+    """HTML showing a stored output: images as ``<img>`` (SVG inline), HTML as is, else text."""
+    if mimetype == "image/svg+xml" or mimetype == "text/html":
+        return data.decode("utf-8", errors="replace")
+    if mimetype.startswith("image/"):
+        encoded = base64.b64encode(data).decode("ascii")
+        return f'<img src="data:{mimetype};base64,{encoded}">'
+    return f"<pre>{html.escape(data.decode('utf-8', errors='replace'))}</pre>"
+
+
+def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
+    """One cell as plain text: floats at fixed precision, plots as a placeholder."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{precision}f}"
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if is_displayable(value):
+        return PLOT_PLACEHOLDER
+    return str(value)
+
+
+def cell_html(value: Any, precision: int = DEFAULT_PRECISION, render_plots: bool = False) -> str:
+    """One cell as HTML: plots rendered, or the placeholder when ``render_plots`` is false."""
+    if render_plots and is_displayable(value):
+        return value._repr_html_()
+    return html.escape(cell_text(value, precision))
+
+
+def table_html(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    precision: int = DEFAULT_PRECISION,
+    render_plots: bool = False,
+) -> str:
+    """An HTML table of ``rows``, each cell shown with :func:`cell_html`."""
+    head = "".join(f"<th>{html.escape(str(name))}</th>" for name in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell_html(v, precision, render_plots)}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def tabs_html(labels: Sequence[str], panels: Sequence[str]) -> str:
+    """Tabs in pure HTML and CSS (radio buttons): one label and one HTML panel per tab.
+
+    No JavaScript, so it works in JupyterLab, classic Jupyter, VS Code and exported HTML alike.
+    """
+    # Several tab sets can share a page (one per output cell): ids must not collide.
+    tabs_id = f"pl-tabs-{uuid.uuid4().hex[:12]}"
+    shown = ", ".join(f"#{tabs_id}-{i}:checked ~ #{tabs_id}-panel-{i}" for i in range(len(labels)))
+    style = (
+        f"#{tabs_id} > input {{display: none;}}"
+        f"#{tabs_id} > label {{display: inline-block; padding: 4px 12px; margin: 0 2px 0 0;"
+        " border: 1px solid #bbb; border-bottom: none; border-radius: 4px 4px 0 0;"
+        " background: #eee; cursor: pointer; font-family: monospace;}"
+        f"#{tabs_id} > input:checked + label {{background: #fff; font-weight: bold;}}"
+        f"#{tabs_id} > div {{display: none; border-top: 1px solid #bbb; padding: 8px 0;}}"
+        + (f"{shown} {{display: block;}}" if labels else "")
+    )
+    buttons = "".join(
+        f'<input type="radio" name="{tabs_id}" id="{tabs_id}-{i}"{" checked" if i == 0 else ""}>'
+        f'<label for="{tabs_id}-{i}">{html.escape(label)}</label>'
+        for i, label in enumerate(labels)
+    )
+    contents = "".join(
+        f'<div id="{tabs_id}-panel-{i}">{panel}</div>' for i, panel in enumerate(panels)
+    )
+    return f'<div id="{tabs_id}"><style>{style}</style>{buttons}{contents}</div>'
+
+
+def text_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    precision: int = DEFAULT_PRECISION,
+    title: str | None = None,
+) -> Table:
+    """A rich table for the terminal; long cells wrap so it stays readable in 80 columns."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+    for name in columns:
+        table.add_column(str(name), overflow="fold")
+    for row in rows:
+        table.add_row(*(cell_text(v, precision) for v in row))
+    return table
+
+
+def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
+    """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid, parameters and scalar
+    values each as ``key=value`` pairs in one cell."""
+    parameters = " ".join(f"{k}={cell_text(v, precision)}" for k, v in run.parameters.items())
+    values = " ".join(f"{k}={cell_text(v, precision)}" for k, v in run.scalar_values().items())
+    if run.error is not None:
+        values = f"{values} {run.error.summary()}".strip()
+    duration = "" if run.duration is None else f"{run.duration:.1f}s"
+    created = (run.created or "")[:19]
+    return [run.uuid[:8], created, run.status or "", duration, parameters, values]

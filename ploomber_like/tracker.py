@@ -1,0 +1,785 @@
+"""The query side: :class:`SQLiteTracker` reads a tracking database, :class:`Results` shows a
+query's rows in a notebook.
+
+The API follows sklearn-evaluation's ``SQLiteTracker`` so users switch by changing one import.
+Every read opens its own read-only connection, so a query cannot modify results and always sees
+the runs a sweep has committed so far. Rich outputs are stored out of line (``blobs`` table) and
+referenced from ``parameters``; they become :class:`RichOutput` objects, whose bytes load only
+when shown or exported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import sqlite3
+import sys
+import uuid as uuid_module
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ploomber_like import render, store
+from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
+from ploomber_like.record import (
+    BLOB_REF_KEY,
+    STATUSES,
+    Blob,
+    Environment,
+    Record,
+    RunError,
+    is_blob_reference,
+    new_created,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+#: Columns of ``experiments`` a :class:`Run` is built from (missing ones read as NULL, so
+#: databases made by sklearn-evaluation, with only the first four, work too).
+_RUN_COLUMNS = (
+    "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
+    "error_message", "traceback", "error_group", "error_source", "parameter_keys",
+    "environment", "source_path",
+)
+
+#: Keys as :meth:`SQLiteTracker.get_parameters_keys` returns them: JSON path segments, plain
+#: names or double-quoted labels, joined by dots.
+_KEY_PATH = re.compile(r'(?:[A-Za-z_]\w*|"[^"]*")(?:\.(?:[A-Za-z_]\w*|"[^"]*"))*')
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+#: File extensions for exported outputs.
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/svg+xml": ".svg",
+    "text/html": ".html",
+}
+
+
+class SQLiteTracker:
+    """Query the runs stored in a tracking database, and log runs by hand.
+
+    Parameters
+    ----------
+    path
+        The SQLite file. Reading a file that does not exist raises
+        :class:`~ploomber_like.errors.DatabaseError`; logging creates it.
+
+    Examples
+    --------
+    >>> tracker = SQLiteTracker("experiments.db")
+    >>> tracker.query('''
+    ... SELECT uuid, json_extract(parameters, '$.f1') AS f1
+    ... FROM experiments ORDER BY f1 DESC LIMIT 3''')  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def query(
+        self, sql: str, as_frame: bool = True, render_plots: bool = False
+    ) -> pd.DataFrame | Results:
+        """Run a read-only SQL query.
+
+        Parameters
+        ----------
+        sql
+            One SQL statement. Writes (``DELETE``, ``UPDATE``...) are refused by SQLite.
+        as_frame
+            Return a :class:`pandas.DataFrame`, indexed by ``uuid`` when that column is
+            selected; otherwise a :class:`Results` that renders plots in a notebook.
+        render_plots
+            With ``as_frame=False``: show stored plots and HTML outputs, not ``[Plot]``.
+
+        Raises
+        ------
+        QueryError
+            SQLite rejected the query; carries SQLite's message and the query.
+        """
+        with _reading(self.path) as conn:
+            try:
+                cursor = conn.execute(sql)
+                rows = cursor.fetchall()
+            # sqlite3.Warning is what "You can only execute one statement at a time" raises.
+            except (sqlite3.Error, sqlite3.Warning) as exc:
+                raise QueryError(str(exc), sql) from None
+        columns = [d[0] for d in cursor.description or ()]
+        if not as_frame:
+            return Results(columns, rows, render_plots=render_plots, database=self.path)
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+        return frame.set_index("uuid") if "uuid" in frame.columns else frame
+
+    def get(self, uuid: str) -> Run:
+        """The run with this uuid (or unique uuid prefix): parameters, values, status, error.
+
+        Raises
+        ------
+        UnknownRunError
+            No run has this uuid, or the prefix matches several runs.
+        """
+        with _reading(self.path) as conn:
+            full = _resolve_uuid(conn, uuid, self.path)
+            row = conn.execute(
+                f"SELECT {_select_list(conn, self.path)} FROM experiments WHERE uuid = ?", (full,)
+            ).fetchone()
+        return _run_from_row(row, self.path)
+
+    def runs(
+        self,
+        *,
+        status: str | None = None,
+        sort: str | None = None,
+        ascending: bool = False,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Stored runs, most recent first unless ``sort`` is given.
+
+        Parameters
+        ----------
+        status
+            Keep only runs with this status (``ok``, ``failed``, ``timeout``...).
+        sort
+            A column of ``experiments`` (``duration``, ``created``...) or a key of
+            ``parameters`` (``f1``, ``model.depth``) to sort by; runs without it come last.
+        ascending
+            Sort in ascending order (default: descending, best ``f1`` first).
+        limit
+            At most this many runs.
+        """
+        if status is not None and status not in STATUSES:
+            raise ParameterError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        with _reading(self.path) as conn:
+            columns = _table_columns(conn, self.path)
+            if sort is None:
+                order_by = "created DESC, rowid DESC"
+            else:
+                if sort in columns:
+                    sort_sql = sort
+                elif sort in self._keys(conn):
+                    sort_sql = f"json_extract(parameters, '{_sql_text(_json_path(sort))}')"
+                else:
+                    raise ParameterError(f"unknown sort key {sort!r}: not a column nor a stored key")
+                direction = "ASC" if ascending else "DESC"
+                order_by = f"{sort_sql} IS NULL, {sort_sql} {direction}, created DESC"
+            where = "WHERE status = ?" if status is not None else ""
+            sql = (
+                f"SELECT {_select_list(conn, self.path)} FROM experiments {where} "
+                f"ORDER BY {order_by} LIMIT ?"
+            )
+            params = ([status] if status is not None else []) + [-1 if limit is None else limit]
+            rows = conn.execute(sql, params).fetchall()
+        return [_run_from_row(row, self.path) for row in rows]
+
+    def to_frame(self, **filters: Any) -> pd.DataFrame:
+        """A tidy DataFrame of runs: one column per parameter, then per scalar value.
+
+        Indexed by uuid, with ``created``, ``status`` and ``duration`` first and the error and
+        comment last. Takes the filters of :meth:`runs`.
+        """
+        return _runs_frame(self.runs(**filters), scalars_only=True)
+
+    def recent(self, n: int = 5, normalize: bool = False) -> pd.DataFrame:
+        """The ``n`` most recent runs as a DataFrame indexed by uuid.
+
+        Parameters
+        ----------
+        n
+            How many runs.
+        normalize
+            One column per key of ``parameters`` (plots as :class:`RichOutput` objects) instead
+            of the ``parameters`` JSON text.
+        """
+        runs = self.runs(limit=n)
+        if normalize:
+            return _runs_frame(runs, scalars_only=False)
+        import pandas as pd
+
+        with _reading(self.path) as conn:
+            texts = dict(
+                conn.execute(
+                    "SELECT uuid, parameters FROM experiments WHERE uuid IN "
+                    f"({', '.join('?' for _ in runs)})",
+                    [run.uuid for run in runs],
+                ).fetchall()
+            )
+        frame = pd.DataFrame.from_records(
+            [
+                (run.uuid, run.created, run.status, run.duration, run.error_type,
+                 run.error_message, texts[run.uuid], run.comment)
+                for run in runs
+            ],
+            columns=["uuid", "created", "status", "duration", "error_type", "error_message",
+                     "parameters", "comment"],
+        )
+        return frame.set_index("uuid")
+
+    def get_parameters_keys(self) -> list[str]:
+        """Every key stored in ``parameters`` across runs, in order of first appearance.
+
+        Nested keys are dotted paths (``model.depth``); keys that are not identifiers are
+        double-quoted as in a JSON path (``"f1-score"``). A plot counts as one key.
+        """
+        with _reading(self.path) as conn:
+            _table_columns(conn, self.path)
+            return self._keys(conn)
+
+    def get_sample_query(self, compatibility_mode: bool = True) -> str:
+        """A query selecting every stored key as its own column.
+
+        Parameters
+        ----------
+        compatibility_mode
+            Use ``json_extract(parameters, '$.key')``, which every SQLite supports; when false
+            and SQLite is 3.38 or newer, the shorter ``parameters ->> '$.key'``.
+        """
+        arrow = not compatibility_mode and sqlite3.sqlite_version_info >= (3, 38, 0)
+        with _reading(self.path) as conn:
+            _table_columns(conn, self.path)
+            keys = self._keys(conn)
+            selected = ["    uuid"]
+            for key in keys:
+                path = _sql_text(_json_path(key))
+                extract = f"parameters ->> '{path}'" if arrow else f"json_extract(parameters, '{path}')"
+                selected.append(f"    {extract} AS {_alias(conn, key)}")
+        return "SELECT\n" + ",\n".join(selected) + "\nFROM experiments\nLIMIT 10\n"
+
+    def comment(self, uuid: str, text: str) -> None:
+        """Set the comment of a run (given by uuid or unique uuid prefix)."""
+        # Resolve first on a read-only connection: a typo'd uuid must not create the database.
+        with _reading(self.path) as conn:
+            full = _resolve_uuid(conn, uuid, self.path)
+        conn = store.connect(self.path)
+        try:
+            conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, full))
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
+        finally:
+            conn.close()
+
+    def new_experiment(self) -> Experiment:
+        """Start a run logged by hand (status ``ok``); creates the database if needed."""
+        return Experiment(self.path)
+
+    def __len__(self) -> int:
+        with _reading(self.path) as conn:
+            _table_columns(conn, self.path)
+            return conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
+
+    def __repr__(self) -> str:
+        if not self.path.exists():
+            return f"SQLiteTracker({str(self.path)!r}) (no database yet)"
+        from rich.console import Console
+
+        runs = self.runs(limit=5)
+        table = render.text_table(
+            render.SUMMARY_COLUMNS, [render.run_summary(r) for r in runs],
+            title=f"SQLiteTracker({str(self.path)!r}): {len(self)} runs, most recent first",
+        )
+        console = Console(file=io.StringIO(), width=100, color_system=None)
+        console.print(table)
+        return console.file.getvalue().rstrip()
+
+    def _repr_html_(self) -> str:
+        if not self.path.exists():
+            return f"<h4>SQLiteTracker</h4><p>{self.path} (no database yet)</p>"
+        runs = self.runs(limit=5)
+        rows = [render.run_summary(r) for r in runs]
+        return (
+            f"<h4>SQLiteTracker: {len(self)} runs</h4>"
+            + render.table_html(render.SUMMARY_COLUMNS, rows)
+            + "<p>(most recent runs)</p>"
+        )
+
+    def _keys(self, conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute(
+            """
+            SELECT t.fullkey, t.path, t.type,
+                   t.type = 'object' AND json_type(t.value, '$."$blob"') IS NOT NULL
+            FROM (SELECT rowid, parameters FROM experiments WHERE json_valid(parameters)) AS e,
+                 json_tree(e.parameters) AS t
+            -- object members only: not array elements, nor anything inside an array
+            WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
+            GROUP BY t.fullkey
+            ORDER BY min(e.rowid), min(t.id)
+            """
+        ).fetchall()
+        blobs = {fullkey for fullkey, _, _, is_blob in rows if is_blob}
+        return [
+            fullkey[2:]
+            for fullkey, parent, kind, is_blob in rows
+            # nested objects are reached through their leaves; a plot's members are not keys
+            if (kind != "object" or is_blob) and parent not in blobs
+        ]
+
+
+@dataclasses.dataclass(eq=False)
+class RichOutput:
+    """A plot or HTML output of a run, stored once in the ``blobs`` table.
+
+    Displays itself in a notebook; :attr:`data` loads the bytes on first use.
+    """
+
+    mimetype: str
+    sha256: str
+    database: Path
+
+    @cached_property
+    def data(self) -> bytes:
+        with _reading(self.database) as conn:
+            blob = store.load_blob(conn, self.sha256)
+        if blob is None:
+            raise DatabaseError(f"output {self.sha256[:12]} is missing from {self.database}")
+        return blob.data
+
+    @property
+    def extension(self) -> str:
+        """File extension for :meth:`Run.export` (``.png``, ``.svg``, ``.html``...)."""
+        return _EXTENSIONS.get(self.mimetype, ".txt")
+
+    def _repr_html_(self) -> str:
+        return render.rich_output_html(self.mimetype, self.data)
+
+    def __repr__(self) -> str:
+        return f"<RichOutput {self.mimetype} {self.sha256[:12]}>"
+
+
+@dataclasses.dataclass(eq=False)
+class Run(Mapping[str, Any]):
+    """One stored run. As a mapping, its parameters and values by key (like the anchor's
+    ``Experiment``); plots are :class:`RichOutput` objects, other values plain Python."""
+
+    uuid: str
+    created: str | None
+    status: str | None
+    duration: float | None
+    #: Inputs: the keys the ``parameter_keys`` column lists.
+    parameters: dict[str, Any]
+    #: Everything else in ``parameters``: captured or logged values.
+    values: dict[str, Any]
+    error: RunError | None
+    environment: Environment | None
+    source_path: str | None
+    comment: str | None
+
+    @property
+    def error_type(self) -> str | None:
+        return self.error.type if self.error else None
+
+    @property
+    def error_message(self) -> str | None:
+        return self.error.message if self.error else None
+
+    def scalar_values(self) -> dict[str, Any]:
+        """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``)."""
+        return {
+            k: v
+            for k, v in _flatten(self.values).items()
+            if v is None or isinstance(v, bool | int | float | str)
+        }
+
+    def outputs(self) -> dict[str, RichOutput]:
+        """The plots and HTML outputs, by key."""
+        return {k: v for k, v in self.values.items() if isinstance(v, RichOutput)}
+
+    def export(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write each plot and HTML output to ``directory/<key><ext>``; returns the files."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for key, output in self.outputs().items():
+            target = directory / (re.sub(r"[^\w.-]", "_", key) + output.extension)
+            target.write_bytes(output.data)
+            written.append(target)
+        return written
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.values:
+            return self.values[key]
+        return self.parameters[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self.parameters, **self.values})
+
+    def __len__(self) -> int:
+        return len({**self.parameters, **self.values})
+
+    def __repr__(self) -> str:
+        return f"Run({self.uuid!r}, status={self.status!r}, {dict(self)!r})"
+
+    def _repr_html_(self) -> str:
+        title = f"<h4>Run {self.uuid} ({self.status or 'status unknown'})</h4>"
+        error = f"<pre>{render.cell_text(self.error.summary())}</pre>" if self.error else ""
+        rows = [[key, value] for key, value in self.items()]
+        return title + error + render.table_html(["key", "value"], rows, render_plots=True)
+
+
+class Results:
+    """The rows of a query, shown as an HTML table in a notebook.
+
+    Parameters
+    ----------
+    columns, rows
+        The query's column names and rows.
+    render_plots
+        Show plots and HTML outputs themselves instead of ``[Plot]``.
+    database
+        Where blob references are resolved.
+    precision
+        Decimals shown for floats.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        render_plots: bool = False,
+        database: str | os.PathLike[str] | None = None,
+        precision: int = render.DEFAULT_PRECISION,
+    ) -> None:
+        self.columns = list(columns)
+        self.rows = [tuple(row) for row in rows]
+        self.render_plots = render_plots
+        self.database = Path(database) if database is not None else None
+        self.precision = precision
+
+    def __getitem__(self, column: str) -> Results:
+        """The results with only ``column``."""
+        idx = self._index(column)
+        return Results([column], [(row[idx],) for row in self.rows], self.render_plots,
+                       self.database, self.precision)
+
+    def get(self, column: str, index_by: str | None = None) -> Tabs:
+        """One tab per row showing ``column`` (plots rendered), to flip between runs.
+
+        Parameters
+        ----------
+        column
+            The column to show, e.g. a plot selected with ``json_extract``.
+        index_by
+            The column labelling the tabs; the first column by default.
+        """
+        idx = self._index(column)
+        label_idx = 0 if index_by is None else self._index(index_by)
+        labels = _unique([render.cell_text(row[label_idx], self.precision) for row in self.rows])
+        return Tabs(labels, [self._output(row[idx]) for row in self.rows], self.precision)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame (plots as :class:`RichOutput` objects)."""
+        import pandas as pd
+
+        rows = [[self._output(v) for v in row] for row in self.rows]
+        return pd.DataFrame.from_records(rows, columns=self.columns, coerce_float=True)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        from rich.console import Console
+
+        rows = [[self._output(v) for v in row] for row in self.rows]
+        console = Console(file=io.StringIO(), width=100, color_system=None)
+        console.print(render.text_table(self.columns, rows, self.precision))
+        return console.file.getvalue().rstrip()
+
+    def _repr_html_(self) -> str:
+        rows = [[self._output(v) for v in row] for row in self.rows]
+        return render.table_html(self.columns, rows, self.precision, self.render_plots)
+
+    def _index(self, column: str) -> int:
+        if column not in self.columns:
+            raise KeyError(f"{column!r} is not a column of the results: {', '.join(self.columns)}")
+        return self.columns.index(column)
+
+    def _output(self, value: Any) -> Any:
+        return _as_output(value, self.database) if self.database is not None else value
+
+
+class Tabs(Mapping[str, Any]):
+    """Values shown as tabs in a notebook, one per label (see :meth:`Results.get`)."""
+
+    def __init__(
+        self, labels: Sequence[str], values: Sequence[Any], precision: int = render.DEFAULT_PRECISION
+    ) -> None:
+        self._values = dict(zip(labels, values, strict=True))
+        self._precision = precision
+
+    def __getitem__(self, label: str) -> Any:
+        return self._values[label]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Tabs({list(self._values)!r})"
+
+    def _repr_html_(self) -> str:
+        panels = [render.cell_html(v, self._precision, render_plots=True) for v in self.values()]
+        return render.tabs_html(list(self._values), panels)
+
+
+class Experiment:
+    """A run logged by hand, as with sklearn-evaluation: ``exp.log("accuracy", 0.9)``.
+
+    The object owns its row: each call writes the whole run again (its own transaction), so a
+    comment set on the same run through :meth:`SQLiteTracker.comment` meanwhile is replaced.
+    """
+
+    def __init__(self, database: str | os.PathLike[str]) -> None:
+        self._store_path = Path(database)
+        # Where the run was logged from: its git state is what makes the numbers reproducible.
+        here = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path.cwd()
+        self._record = Record(
+            uuid=uuid_module.uuid4().hex,
+            created=new_created(),
+            path="",
+            source="",
+            parameters={},
+            overrides={},
+            status="ok",
+            environment=Environment.collect(here),
+        )
+        self._write()
+
+    @property
+    def uuid(self) -> str:
+        return self._record.uuid
+
+    def log(self, key: str, value: Any) -> Any:
+        """Store a JSON-serializable value (NumPy scalars and arrays too); returns it."""
+        self._record.values[key] = value.tolist() if hasattr(value, "tolist") else value
+        self._write()
+        return value
+
+    def log_dict(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Store several values at once; returns them."""
+        for key, value in values.items():
+            self._record.values[key] = value.tolist() if hasattr(value, "tolist") else value
+        self._write()
+        return values
+
+    def log_figure(self, key: str, figure: Figure) -> None:
+        """Store a matplotlib figure as a PNG, out of line in the ``blobs`` table."""
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        blob = Blob("image/png", buffer.getvalue())
+        self._record.blobs[blob.sha256] = blob
+        self._record.values[key] = blob.reference()
+        self._write()
+
+    def comment(self, text: str) -> None:
+        """Set the run's comment."""
+        self._record.comment = text
+        self._write()
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.uuid!r}, {self._record.values!r})"
+
+    def _write(self) -> None:
+        try:
+            with store.Store(self._store_path) as writer:
+                writer.finish(self._record)
+        except TypeError as exc:
+            raise ParameterError(f"cannot store a value of run {self.uuid}: {exc}") from None
+
+
+# --- reading rows -------------------------------------------------------------------------
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
+    conn = store.connect(path, readonly=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _table_columns(conn: sqlite3.Connection, path: Path) -> set[str]:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    if not columns:
+        raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+    return columns
+
+
+def _select_list(conn: sqlite3.Connection, path: Path) -> str:
+    """:data:`_RUN_COLUMNS` for a SELECT, with NULL for the columns an older schema lacks."""
+    present = _table_columns(conn, path)
+    return ", ".join(c if c in present else f"NULL AS {c}" for c in _RUN_COLUMNS)
+
+
+def _resolve_uuid(conn: sqlite3.Connection, uuid: str, path: Path) -> str:
+    """The full uuid of the run ``uuid`` names exactly or as a unique prefix."""
+    _table_columns(conn, path)
+    if conn.execute("SELECT 1 FROM experiments WHERE uuid = ?", (uuid,)).fetchone():
+        return uuid
+    matches = [
+        row[0]
+        for row in conn.execute(
+            "SELECT uuid FROM experiments WHERE substr(uuid, 1, length(?)) = ? LIMIT 3",
+            (uuid, uuid),
+        )
+    ] if uuid else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UnknownRunError(f"uuid prefix {uuid!r} matches several runs: {', '.join(matches)}...")
+    raise UnknownRunError(f"no run with uuid {uuid!r} in {path}")
+
+
+def _run_from_row(row: Sequence[Any], database: Path) -> Run:
+    data = dict(zip(_RUN_COLUMNS, row, strict=True))
+    merged = _load_json(data["parameters"]) or {}
+    if not isinstance(merged, dict):
+        merged = {"parameters": merged}
+    merged = {k: _as_output(v, database) for k, v in merged.items()}
+    parameter_keys = _load_json(data["parameter_keys"]) or []
+    error = None
+    if data["error_type"] is not None:
+        error = RunError(
+            type=data["error_type"],
+            message=data["error_message"] or "",
+            traceback=data["traceback"] or "",
+            group=data["error_group"],
+            group_source=data["error_source"],
+        )
+    return Run(
+        uuid=data["uuid"],
+        created=data["created"],
+        status=data["status"],
+        duration=data["duration"],
+        parameters={k: merged[k] for k in parameter_keys if k in merged},
+        values={k: v for k, v in merged.items() if k not in parameter_keys},
+        error=error,
+        environment=_environment(_load_json(data["environment"])),
+        source_path=data["source_path"],
+        comment=data["comment"],
+    )
+
+
+def _environment(data: Any) -> Environment | None:
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in dataclasses.fields(Environment)}
+    try:
+        return Environment(**{k: v for k, v in data.items() if k in known})
+    except TypeError:
+        # Written by another version with required fields we lack: not worth failing a read.
+        return None
+
+
+def _load_json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _as_output(value: Any, database: Path) -> Any:
+    """A cell or value as shown: blob references become :class:`RichOutput`, images the anchor
+    stored inline become :class:`render.HTML`, anything else stays as it is."""
+    # A reference selected with json_extract arrives as JSON text, not as an object.
+    if isinstance(value, str) and value.startswith("{") and BLOB_REF_KEY in value:
+        value = _load_json(value)
+    if is_blob_reference(value):
+        return RichOutput(value["mimetype"], value[BLOB_REF_KEY], database)
+    if isinstance(value, str) and value.startswith("<img src="):
+        return render.HTML(value)
+    return value
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
+    import pandas as pd
+
+    records = []
+    for run in runs:
+        values = run.scalar_values() if scalars_only else _flatten(run.values)
+        records.append(
+            {
+                "uuid": run.uuid,
+                "created": run.created,
+                "status": run.status,
+                "duration": run.duration,
+                **_flatten(run.parameters),
+                **values,
+                "error_type": run.error_type,
+                "error_message": run.error_message,
+                "comment": run.comment,
+            }
+        )
+    columns = ["uuid", "created", "status", "duration", "error_type", "error_message", "comment"]
+    frame = pd.DataFrame.from_records(records, columns=_ordered_columns(records, columns))
+    return frame.set_index("uuid")
+
+
+def _ordered_columns(records: list[dict[str, Any]], fixed: list[str]) -> list[str]:
+    """Keys in order of first appearance, with the error and comment columns last."""
+    seen = dict.fromkeys(k for record in records for k in record)
+    head = [k for k in seen if k not in fixed[4:]]
+    return (head or fixed[:4]) + fixed[4:]
+
+
+# --- writing queries ----------------------------------------------------------------------
+
+
+def _json_path(key: str) -> str:
+    """The JSON path of a key: ``$...`` paths as they are, keys as listed by
+    ``get_parameters_keys`` under ``$.``, anything else as one quoted label."""
+    if key.startswith("$"):
+        return key
+    if _KEY_PATH.fullmatch(key):
+        return f"$.{key}"
+    return f'$."{key}"'
+
+
+def _alias(conn: sqlite3.Connection, key: str) -> str:
+    """A column alias for a key: ``model.depth`` -> ``model_depth``, quoted when SQLite would not
+    take it bare (not an identifier, or a keyword such as ``order``)."""
+    alias = "_".join(part.strip('"') for part in re.findall(r'"[^"]*"|[^.]+', key))
+    if _IDENTIFIER.fullmatch(alias):
+        try:
+            # SQLite's parser is the one authority on which words are reserved.
+            conn.execute(f"SELECT 1 AS {alias}")
+            return alias
+        except sqlite3.Error:
+            pass
+    return '"' + alias.replace('"', '""') + '"'
+
+
+def _sql_text(text: str) -> str:
+    """``text`` ready to sit between single quotes in SQL."""
+    return text.replace("'", "''")
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Labels made distinct (``a``, ``a (2)``) so no tab hides another."""
+    counts: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+        unique.append(label if counts[label] == 1 else f"{label} ({counts[label]})")
+    return unique

@@ -1,0 +1,104 @@
+"""Tracking one run: ``track_execution``. Also ``python -m ploomber_like.tracking``, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import warnings
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ploomber_like.execute import new_record, run_on_pool
+from ploomber_like.kernels import KernelPool
+from ploomber_like.notebook import prepare_run
+from ploomber_like.record import Record, RunError
+from ploomber_like.store import Store
+
+T = TypeVar("T")
+
+
+class TrackingWarning(UserWarning):
+    """Something about the file or parameters the user should know (e.g. no parameters cell)."""
+
+
+def track_execution(
+    path: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    database: str | os.PathLike[str] = "experiments.db",
+    *,
+    quiet: bool = False,
+    timeout: float | None = None,
+    comment: str | None = None,
+) -> Record:
+    """Run a script or notebook once with ``parameters`` and record it in ``database``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.py`` file (jupytext light or percent format) or an ``.ipynb`` notebook.
+    parameters : dict, optional
+        Values injected after the parameters cell; Python literals only.
+    database : str or Path
+        SQLite file to write; created if missing.
+    quiet : bool
+        Do not warn about a missing parameters cell or unknown parameters.
+    timeout : float, optional
+        Seconds the whole run may take; past it the run is stopped and recorded as ``timeout``.
+    comment : str, optional
+        Stored in the ``comment`` column.
+
+    Returns
+    -------
+    Record
+        The stored record. A failing run is returned with its status and error, not raised.
+
+    Raises
+    ------
+    TrackerError
+        For bad input (missing file, bad parameters, unusable database), before any kernel starts.
+    """
+    prepared = prepare_run(path, parameters)
+    if not quiet:
+        for message in prepared.warnings:
+            warnings.warn(message, TrackingWarning, stacklevel=2)
+    with Store(database) as store:
+        record = new_record(prepared)
+        record.comment = comment
+        store.start(record)
+        try:
+            run_sync(_run_once(prepared, record, timeout))
+        except KeyboardInterrupt:
+            record.status = "interrupted"
+            record.error = RunError("KeyboardInterrupt", "interrupted by the user")
+            store.finish(record)
+            raise
+        store.finish(record)
+    return record
+
+
+async def _run_once(prepared: Any, record: Record, timeout: float | None) -> Record:
+    # One run gains nothing from a warm template (it would cost a process more): start fresh.
+    pool = KernelPool(Path.cwd(), preload=None, ahead=0)
+    try:
+        return await run_on_pool(prepared, record, pool, timeout=timeout)
+    finally:
+        await pool.close()
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion, also from inside a running event loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(asyncio.run, coroutine).result()
+
+
+if __name__ == "__main__":
+    from ploomber_like.cli import main
+
+    main(sys.argv[1:])
