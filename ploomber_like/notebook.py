@@ -79,18 +79,33 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
 
 def prepare_run(path: str | Path, parameters: Mapping[str, Any] | None = None) -> PreparedRun:
     """Read ``path`` and plan the injection of ``parameters`` after its parameters cell."""
-    overrides = validate_parameters(parameters or {})
+    return prepare_runs(path, [parameters or {}])[0]
+
+
+def prepare_runs(path: str | Path, points: list[Mapping[str, Any]]) -> list[PreparedRun]:
+    """Read ``path`` once and plan one run per set of parameters in ``points``."""
+    checked = [validate_parameters(point) for point in points]
     path, text, groups, parameters_index = read_groups(path)
+    defined = [] if parameters_index is None else assigned_names(groups[parameters_index].source)
+    return [_plan(path, text, groups, parameters_index, defined, point) for point in checked]
+
+
+def _plan(
+    path: Path,
+    text: str,
+    groups: list[Group],
+    parameters_index: int | None,
+    defined: list[str],
+    overrides: dict[str, Any],
+) -> PreparedRun:
     warnings = []
     if parameters_index is None:
-        defined: list[str] = []
         if overrides:
             warnings.append(
                 f"{path.name} has no parameters cell (tag a cell 'parameters' or start it with "
                 "'# parameters'); injecting the parameters before the first cell"
             )
     else:
-        defined = assigned_names(groups[parameters_index].source)
         missing = [name for name in overrides if name not in defined]
         if missing:
             warnings.append(

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import sqlite3
-import sys
 import uuid as uuid_module
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -111,9 +110,9 @@ class SQLiteTracker:
             # sqlite3.Warning is what "You can only execute one statement at a time" raises.
             except (sqlite3.Error, sqlite3.Warning) as exc:
                 raise QueryError(str(exc), sql) from None
-        columns = [d[0] for d in cursor.description or ()]
+            columns = [d[0] for d in cursor.description or ()]
         if not as_frame:
-            return Results(columns, rows, render_plots=render_plots, database=self.path)
+            return Results(columns, rows, render_plots, database=self.path)
         import pandas as pd
 
         frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
@@ -157,18 +156,19 @@ class SQLiteTracker:
             At most this many runs.
         """
         if status is not None and status not in STATUSES:
-            raise ParameterError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+            expected = ", ".join(STATUSES)
+            raise ParameterError(f"unknown status {status!r}; expected one of {expected}")
         with _reading(self.path) as conn:
             columns = _table_columns(conn, self.path)
             if sort is None:
                 order_by = "created DESC, rowid DESC"
             else:
                 if sort in columns:
-                    sort_sql = sort
+                    sort_sql = f'"{sort}"'
                 elif sort in self._keys(conn):
                     sort_sql = f"json_extract(parameters, '{_sql_text(_json_path(sort))}')"
                 else:
-                    raise ParameterError(f"unknown sort key {sort!r}: not a column nor a stored key")
+                    raise ParameterError(f"unknown sort key {sort!r}: no such column or key")
                 direction = "ASC" if ascending else "DESC"
                 order_by = f"{sort_sql} IS NULL, {sort_sql} {direction}, created DESC"
             where = "WHERE status = ?" if status is not None else ""
@@ -199,29 +199,19 @@ class SQLiteTracker:
             One column per key of ``parameters`` (plots as :class:`RichOutput` objects) instead
             of the ``parameters`` JSON text.
         """
-        runs = self.runs(limit=n)
         if normalize:
-            return _runs_frame(runs, scalars_only=False)
+            return _runs_frame(self.runs(limit=n), scalars_only=False)
         import pandas as pd
 
+        columns = ("uuid", "created", "status", "duration", "error_type", "error_message",
+                   "parameters", "comment")
         with _reading(self.path) as conn:
-            texts = dict(
-                conn.execute(
-                    "SELECT uuid, parameters FROM experiments WHERE uuid IN "
-                    f"({', '.join('?' for _ in runs)})",
-                    [run.uuid for run in runs],
-                ).fetchall()
-            )
-        frame = pd.DataFrame.from_records(
-            [
-                (run.uuid, run.created, run.status, run.duration, run.error_type,
-                 run.error_message, texts[run.uuid], run.comment)
-                for run in runs
-            ],
-            columns=["uuid", "created", "status", "duration", "error_type", "error_message",
-                     "parameters", "comment"],
-        )
-        return frame.set_index("uuid")
+            rows = conn.execute(
+                f"SELECT {_select_list(conn, self.path, columns)} FROM experiments "
+                "ORDER BY created DESC, rowid DESC LIMIT ?",
+                (n,),
+            ).fetchall()
+        return pd.DataFrame.from_records(rows, columns=columns).set_index("uuid")
 
     def get_parameters_keys(self) -> list[str]:
         """Every key stored in ``parameters`` across runs, in order of first appearance.
@@ -249,7 +239,10 @@ class SQLiteTracker:
             selected = ["    uuid"]
             for key in keys:
                 path = _sql_text(_json_path(key))
-                extract = f"parameters ->> '{path}'" if arrow else f"json_extract(parameters, '{path}')"
+                if arrow:
+                    extract = f"parameters ->> '{path}'"
+                else:
+                    extract = f"json_extract(parameters, '{path}')"
                 selected.append(f"    {extract} AS {_alias(conn, key)}")
         return "SELECT\n" + ",\n".join(selected) + "\nFROM experiments\nLIMIT 10\n"
 
@@ -354,8 +347,8 @@ class RichOutput:
 
 
 @dataclasses.dataclass(eq=False)
-class Run(Mapping[str, Any]):
-    """One stored run. As a mapping, its parameters and values by key (like the anchor's
+class Run:
+    """One stored run. ``run[key]`` is a parameter or value (as with the anchor's
     ``Experiment``); plots are :class:`RichOutput` objects, other values plain Python."""
 
     uuid: str
@@ -402,23 +395,33 @@ class Run(Mapping[str, Any]):
             written.append(target)
         return written
 
+    def keys(self) -> list[str]:
+        """Parameter keys, then value keys (so ``dict(run)`` works)."""
+        return list({**self.parameters, **self.values})
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, self[key]) for key in self.keys()]
+
     def __getitem__(self, key: str) -> Any:
         if key in self.values:
             return self.values[key]
         return self.parameters[key]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.values or key in self.parameters
+
     def __iter__(self) -> Iterator[str]:
-        return iter({**self.parameters, **self.values})
+        return iter(self.keys())
 
     def __len__(self) -> int:
-        return len({**self.parameters, **self.values})
+        return len(self.keys())
 
     def __repr__(self) -> str:
-        return f"Run({self.uuid!r}, status={self.status!r}, {dict(self)!r})"
+        return f"Run({self.uuid!r}, status={self.status!r}, {dict(self.items())!r})"
 
     def _repr_html_(self) -> str:
         title = f"<h4>Run {self.uuid} ({self.status or 'status unknown'})</h4>"
-        error = f"<pre>{render.cell_text(self.error.summary())}</pre>" if self.error else ""
+        error = f"<pre>{render.cell_html(self.error.summary())}</pre>" if self.error else ""
         rows = [[key, value] for key, value in self.items()]
         return title + error + render.table_html(["key", "value"], rows, render_plots=True)
 
@@ -443,20 +446,22 @@ class Results:
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
         render_plots: bool = False,
-        database: str | os.PathLike[str] | None = None,
+        *,
+        database: str | os.PathLike[str],
         precision: int = render.DEFAULT_PRECISION,
     ) -> None:
         self.columns = list(columns)
         self.rows = [tuple(row) for row in rows]
         self.render_plots = render_plots
-        self.database = Path(database) if database is not None else None
+        self.database = Path(database)
         self.precision = precision
 
     def __getitem__(self, column: str) -> Results:
         """The results with only ``column``."""
         idx = self._index(column)
-        return Results([column], [(row[idx],) for row in self.rows], self.render_plots,
-                       self.database, self.precision)
+        rows = [(row[idx],) for row in self.rows]
+        return Results([column], rows, self.render_plots, database=self.database,
+                       precision=self.precision)
 
     def get(self, column: str, index_by: str | None = None) -> Tabs:
         """One tab per row showing ``column`` (plots rendered), to flip between runs.
@@ -501,14 +506,17 @@ class Results:
         return self.columns.index(column)
 
     def _output(self, value: Any) -> Any:
-        return _as_output(value, self.database) if self.database is not None else value
+        return _as_output(value, self.database)
 
 
 class Tabs(Mapping[str, Any]):
     """Values shown as tabs in a notebook, one per label (see :meth:`Results.get`)."""
 
     def __init__(
-        self, labels: Sequence[str], values: Sequence[Any], precision: int = render.DEFAULT_PRECISION
+        self,
+        labels: Sequence[str],
+        values: Sequence[Any],
+        precision: int = render.DEFAULT_PRECISION,
     ) -> None:
         self._values = dict(zip(labels, values, strict=True))
         self._precision = precision
@@ -539,8 +547,6 @@ class Experiment:
 
     def __init__(self, database: str | os.PathLike[str]) -> None:
         self._store_path = Path(database)
-        # Where the run was logged from: its git state is what makes the numbers reproducible.
-        here = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path.cwd()
         self._record = Record(
             uuid=uuid_module.uuid4().hex,
             created=new_created(),
@@ -549,7 +555,9 @@ class Experiment:
             parameters={},
             overrides={},
             status="ok",
-            environment=Environment.collect(here),
+            # git_state looks at the folder of the given file: here, the working directory,
+            # whose commit is what makes hand-logged numbers reproducible.
+            environment=Environment.collect(Path.cwd() / "manual"),
         )
         self._write()
 
@@ -559,15 +567,12 @@ class Experiment:
 
     def log(self, key: str, value: Any) -> Any:
         """Store a JSON-serializable value (NumPy scalars and arrays too); returns it."""
-        self._record.values[key] = value.tolist() if hasattr(value, "tolist") else value
-        self._write()
+        self._update({key: value})
         return value
 
     def log_dict(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
         """Store several values at once; returns them."""
-        for key, value in values.items():
-            self._record.values[key] = value.tolist() if hasattr(value, "tolist") else value
-        self._write()
+        self._update(values)
         return values
 
     def log_figure(self, key: str, figure: Figure) -> None:
@@ -576,8 +581,7 @@ class Experiment:
         figure.savefig(buffer, format="png", bbox_inches="tight")
         blob = Blob("image/png", buffer.getvalue())
         self._record.blobs[blob.sha256] = blob
-        self._record.values[key] = blob.reference()
-        self._write()
+        self._update({key: blob.reference()})
 
     def comment(self, text: str) -> None:
         """Set the run's comment."""
@@ -587,12 +591,19 @@ class Experiment:
     def __repr__(self) -> str:
         return f"Experiment({self.uuid!r}, {self._record.values!r})"
 
-    def _write(self) -> None:
+    def _update(self, values: Mapping[str, Any]) -> None:
+        # NumPy and pandas values have tolist(); json cannot encode most of them as they are.
+        values = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in values.items()}
         try:
-            with store.Store(self._store_path) as writer:
-                writer.finish(self._record)
-        except TypeError as exc:
-            raise ParameterError(f"cannot store a value of run {self.uuid}: {exc}") from None
+            store.to_json(values)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"cannot log {', '.join(values)}: {exc}") from None
+        self._record.values.update(values)
+        self._write()
+
+    def _write(self) -> None:
+        with store.Store(self._store_path) as writer:
+            writer.finish(self._record)
 
 
 # --- reading rows -------------------------------------------------------------------------
@@ -614,10 +625,12 @@ def _table_columns(conn: sqlite3.Connection, path: Path) -> set[str]:
     return columns
 
 
-def _select_list(conn: sqlite3.Connection, path: Path) -> str:
-    """:data:`_RUN_COLUMNS` for a SELECT, with NULL for the columns an older schema lacks."""
+def _select_list(
+    conn: sqlite3.Connection, path: Path, columns: Sequence[str] = _RUN_COLUMNS
+) -> str:
+    """``columns`` for a SELECT, with NULL for the ones an older schema lacks."""
     present = _table_columns(conn, path)
-    return ", ".join(c if c in present else f"NULL AS {c}" for c in _RUN_COLUMNS)
+    return ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
 
 
 def _resolve_uuid(conn: sqlite3.Connection, uuid: str, path: Path) -> str:
@@ -713,34 +726,30 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
+    """One row per run: parameter columns (across all runs) before value columns."""
     import pandas as pd
 
-    records = []
-    for run in runs:
-        values = run.scalar_values() if scalars_only else _flatten(run.values)
-        records.append(
-            {
-                "uuid": run.uuid,
-                "created": run.created,
-                "status": run.status,
-                "duration": run.duration,
-                **_flatten(run.parameters),
-                **values,
-                "error_type": run.error_type,
-                "error_message": run.error_message,
-                "comment": run.comment,
-            }
-        )
-    columns = ["uuid", "created", "status", "duration", "error_type", "error_message", "comment"]
-    frame = pd.DataFrame.from_records(records, columns=_ordered_columns(records, columns))
-    return frame.set_index("uuid")
-
-
-def _ordered_columns(records: list[dict[str, Any]], fixed: list[str]) -> list[str]:
-    """Keys in order of first appearance, with the error and comment columns last."""
-    seen = dict.fromkeys(k for record in records for k in record)
-    head = [k for k in seen if k not in fixed[4:]]
-    return (head or fixed[:4]) + fixed[4:]
+    parameters = [_flatten(run.parameters) for run in runs]
+    values = [run.scalar_values() if scalars_only else _flatten(run.values) for run in runs]
+    parameter_columns = dict.fromkeys(k for p in parameters for k in p)
+    value_columns = dict.fromkeys(k for v in values for k in v if k not in parameter_columns)
+    records = [
+        {
+            "uuid": run.uuid,
+            "created": run.created,
+            "status": run.status,
+            "duration": run.duration,
+            **run_parameters,
+            **run_values,
+            "error_type": run.error_type,
+            "error_message": run.error_message,
+            "comment": run.comment,
+        }
+        for run, run_parameters, run_values in zip(runs, parameters, values, strict=True)
+    ]
+    columns = ["uuid", "created", "status", "duration", *parameter_columns, *value_columns,
+               "error_type", "error_message", "comment"]
+    return pd.DataFrame.from_records(records, columns=columns).set_index("uuid")
 
 
 # --- writing queries ----------------------------------------------------------------------
