@@ -6,11 +6,16 @@
 
 from __future__ import annotations
 
+import base64
+import csv
+import dataclasses
+import json
 import sys
 
 import click
 
 from ploomber_like.errors import TrackerError
+from ploomber_like.record import STATUSES
 
 DEFAULT_DATABASE = "experiments.db"
 
@@ -114,6 +119,150 @@ def _run_single(path, parameters, database, quiet, timeout, comment) -> None:
 
 
 # --- reading the database: see ploomber_like.tracker ----------------------------------------
+
+
+def _database_option(command):
+    return click.option(
+        "-d", "--database", default=DEFAULT_DATABASE, show_default=True,
+        help="SQLite file to read.",
+    )(command)
+
+
+def _tracker(database: str):
+    from ploomber_like.tracker import SQLiteTracker
+
+    return SQLiteTracker(database)
+
+
+def _print(renderable: object) -> None:
+    from rich.console import Console
+
+    Console(highlight=False).print(renderable)
+
+
+@cli.command("ls")
+@_database_option
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help="At most this many runs.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option("--sort", metavar="KEY",
+              help="Sort by a key (f1) or column (duration), highest first.")
+@click.option("--asc", is_flag=True, help="With --sort: lowest first.")
+def ls_command(database: str, limit: int, status: str | None, sort: str | None, asc: bool) -> None:
+    """List runs, most recent first: parameters, values, status, duration.
+
+    \b
+    python -m tracker ls --sort f1 --limit 3
+    python -m tracker ls --status failed
+    """
+    from ploomber_like import render
+
+    runs = _tracker(database).runs(status=status, sort=sort, ascending=asc, limit=limit)
+    if not runs:
+        click.echo("no runs")
+        return
+    _print(render.runs_text_table(runs))
+
+
+@cli.command("show")
+@click.argument("uuid")
+@_database_option
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write the run's plots and HTML outputs to DIR as files.")
+def show_command(uuid: str, database: str, export_dir: str | None) -> None:
+    """Show every value of run UUID (or a unique prefix), its error and environment."""
+    from ploomber_like import render
+
+    run = _tracker(database).get(uuid)
+    exported = {}
+    if export_dir is not None:
+        exported = dict(zip(run.outputs(), run.export(export_dir), strict=True))
+    header = [
+        ("uuid", run.uuid), ("created", run.created), ("status", run.status),
+        ("duration", None if run.duration is None else f"{run.duration:.2f} s"),
+        ("source", run.source_path), ("comment", run.comment),
+    ]
+    _print(render.text_table(["run", ""], [row for row in header if row[1] is not None]))
+    if run.parameters:
+        # "None" spelled out: an empty cell would read as a missing parameter.
+        parameters = [(k, "None" if v is None else v) for k, v in run.parameters.items()]
+        _print(render.text_table(["parameter", "value"], parameters))
+    values = [
+        (key, str(exported[key]) if key in exported else value)
+        for key, value in run.values.items()
+    ]
+    if values:
+        _print(render.text_table(["value", ""], values))
+    if run.error is not None:
+        click.echo(f"error: {run.error.summary()}")
+        if run.error.group_source:
+            click.echo("in group:\n" + run.error.group_source.rstrip())
+        if run.error.traceback:
+            click.echo(run.error.traceback.rstrip())
+    if run.environment is not None:
+        environment = dataclasses.asdict(run.environment)
+        packages = environment.pop("packages")
+        rows = [(k, v) for k, v in environment.items() if v is not None]
+        rows += [(name, version) for name, version in packages.items()]
+        _print(render.text_table(["environment", ""], rows))
+
+
+@cli.command("query")
+@click.argument("sql")
+@_database_option
+@click.option("-f", "--format", "output_format", type=click.Choice(["table", "csv", "json"]),
+              default="table", show_default=True)
+def query_command(sql: str, database: str, output_format: str) -> None:
+    """Run a read-only SQL query.
+
+    \b
+    python -m tracker query "SELECT uuid, json_extract(parameters, '$.f1') AS f1
+        FROM experiments ORDER BY f1 DESC LIMIT 3"
+    """
+    from ploomber_like import render
+
+    results = _tracker(database).query(sql, as_frame=False)
+    if output_format == "table":
+        _print(render.text_table(results.columns, results.resolved_rows()))
+    elif output_format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(results.columns)
+        writer.writerows([_plain(v) for v in row] for row in results.rows)
+    else:
+        rows = [dict(zip(results.columns, map(_plain, row), strict=True)) for row in results.rows]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+
+
+def _plain(value: object) -> object:
+    # A BLOB column (e.g. SELECT data FROM blobs) has no CSV or JSON form but base64.
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
+
+
+@cli.command("keys")
+@_database_option
+def keys_command(database: str) -> None:
+    """List every key stored in parameters (nested ones as a.b)."""
+    for key in _tracker(database).get_parameters_keys():
+        click.echo(key)
+
+
+@cli.command("sample-query")
+@_database_option
+@click.option("--arrow", is_flag=True, help="Use parameters ->> '$.key' (SQLite 3.38+).")
+def sample_query_command(database: str, arrow: bool) -> None:
+    """Print a query selecting every stored key as a column."""
+    click.echo(_tracker(database).get_sample_query(compatibility_mode=not arrow), nl=False)
+
+
+@cli.command("comment")
+@click.argument("uuid")
+@click.argument("text")
+@_database_option
+def comment_command(uuid: str, text: str, database: str) -> None:
+    """Set the comment of run UUID (or a unique prefix)."""
+    tracker = _tracker(database)
+    tracker.comment(uuid, text)
+    click.echo(f"{tracker.get(uuid).uuid}: {text}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ DEFAULT_PRECISION = 3
 
 #: Columns of the one-line-per-run summary (``tracker ls``, the tracker's own repr).
 SUMMARY_COLUMNS = ("uuid", "created", "status", "duration", "parameters", "values")
+#: Its short columns, which keep their width while the others wrap.
+SUMMARY_NO_WRAP = ("uuid", "created", "status", "duration")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def cell_html(value: Any, precision: int = DEFAULT_PRECISION, render_plots: bool
     """One cell as HTML: plots rendered, or the placeholder when ``render_plots`` is false."""
     if render_plots and is_displayable(value):
         return value._repr_html_()
-    return html.escape(cell_text(value, precision))
+    return html.escape(cell_text(value, precision)).replace("\n", "<br>")
 
 
 def table_html(
@@ -123,25 +125,48 @@ def text_table(
     rows: Sequence[Sequence[Any]],
     precision: int = DEFAULT_PRECISION,
     title: str | None = None,
+    no_wrap: Collection[str] = (),
 ) -> Table:
-    """A rich table for the terminal; long cells wrap so it stays readable in 80 columns."""
+    """A rich table for the terminal; cells wrap so it stays readable in 80 columns, except in
+    the columns named in ``no_wrap``."""
+    from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+    # No vertical rules, no outer padding: in 80 columns every character goes to the cells.
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
     for name in columns:
-        table.add_column(str(name), overflow="fold")
+        table.add_column(str(name), overflow="fold", no_wrap=name in no_wrap)
     for row in rows:
-        table.add_row(*(cell_text(v, precision) for v in row))
+        # Text, not str: a stored value such as "[red]" must show as is, not as rich markup.
+        table.add_row(*(Text(cell_text(v, precision)) for v in row))
     return table
+
+
+def runs_text_table(runs: Sequence[Run], title: str | None = None) -> Table:
+    """The runs for the terminal, one row each (``tracker ls``)."""
+    rows = [run_summary(run) for run in runs]
+    return text_table(SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP)
+
+
+def runs_html(runs: Sequence[Run]) -> str:
+    """The runs as an HTML table, one row each."""
+    return table_html(SUMMARY_COLUMNS, [run_summary(run) for run in runs])
 
 
 def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
     """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid, parameters and scalar
-    values each as ``key=value`` pairs in one cell."""
-    parameters = " ".join(f"{k}={cell_text(v, precision)}" for k, v in run.parameters.items())
-    values = " ".join(f"{k}={cell_text(v, precision)}" for k, v in run.scalar_values().items())
+    values each as ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
+    parameters = "\n".join(_pair(k, v, precision) for k, v in run.parameters.items())
+    values = "\n".join(_pair(k, v, precision) for k, v in run.scalar_values().items())
     if run.error is not None:
-        values = f"{values} {run.error.summary()}".strip()
+        values = f"{values}\n{run.error.summary()}".strip()
     duration = "" if run.duration is None else f"{run.duration:.1f}s"
-    created = (run.created or "")[:19]
+    created = (run.created or "")[:16]
     return [run.uuid[:8], created, run.status or "", duration, parameters, values]
+
+
+def _pair(key: str, value: Any, precision: int) -> str:
+    # An empty cell is clear in a column of its own, but "max_depth=" would look truncated.
+    return f"{key}={'None' if value is None else cell_text(value, precision)}"

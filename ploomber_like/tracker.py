@@ -273,9 +273,8 @@ class SQLiteTracker:
             return f"SQLiteTracker({str(self.path)!r}) (no database yet)"
         from rich.console import Console
 
-        runs = self.runs(limit=5)
-        table = render.text_table(
-            render.SUMMARY_COLUMNS, [render.run_summary(r) for r in runs],
+        table = render.runs_text_table(
+            self.runs(limit=5),
             title=f"SQLiteTracker({str(self.path)!r}): {len(self)} runs, most recent first",
         )
         console = Console(file=io.StringIO(), width=100, color_system=None)
@@ -285,11 +284,9 @@ class SQLiteTracker:
     def _repr_html_(self) -> str:
         if not self.path.exists():
             return f"<h4>SQLiteTracker</h4><p>{self.path} (no database yet)</p>"
-        runs = self.runs(limit=5)
-        rows = [render.run_summary(r) for r in runs]
         return (
             f"<h4>SQLiteTracker: {len(self)} runs</h4>"
-            + render.table_html(render.SUMMARY_COLUMNS, rows)
+            + render.runs_html(self.runs(limit=5))
             + "<p>(most recent runs)</p>"
         )
 
@@ -297,7 +294,9 @@ class SQLiteTracker:
         rows = conn.execute(
             """
             SELECT t.fullkey, t.path, t.type,
-                   t.type = 'object' AND json_type(t.value, '$."$blob"') IS NOT NULL
+                   -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
+                   CASE WHEN t.type = 'object'
+                        THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END
             FROM (SELECT rowid, parameters FROM experiments WHERE json_valid(parameters)) AS e,
                  json_tree(e.parameters) AS t
             -- object members only: not array elements, nor anything inside an array
@@ -308,7 +307,7 @@ class SQLiteTracker:
         ).fetchall()
         blobs = {fullkey for fullkey, _, _, is_blob in rows if is_blob}
         return [
-            fullkey[2:]
+            _key_from_fullkey(fullkey)
             for fullkey, parent, kind, is_blob in rows
             # nested objects are reached through their leaves; a plot's members are not keys
             if (kind != "object" or is_blob) and parent not in blobs
@@ -476,14 +475,13 @@ class Results:
         idx = self._index(column)
         label_idx = 0 if index_by is None else self._index(index_by)
         labels = _unique([render.cell_text(row[label_idx], self.precision) for row in self.rows])
-        return Tabs(labels, [self._output(row[idx]) for row in self.rows], self.precision)
+        values = [_as_output(row[idx], self.database) for row in self.rows]
+        return Tabs(labels, values, self.precision)
 
-    def to_frame(self) -> pd.DataFrame:
-        """The rows as a DataFrame (plots as :class:`RichOutput` objects)."""
-        import pandas as pd
-
-        rows = [[self._output(v) for v in row] for row in self.rows]
-        return pd.DataFrame.from_records(rows, columns=self.columns, coerce_float=True)
+    def resolved_rows(self) -> list[list[Any]]:
+        """The rows as shown: plots as :class:`RichOutput`, images stored inline by the anchor as
+        :class:`~ploomber_like.render.HTML`, other values as SQLite returned them."""
+        return [[_as_output(v, self.database) for v in row] for row in self.rows]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -491,22 +489,19 @@ class Results:
     def __repr__(self) -> str:
         from rich.console import Console
 
-        rows = [[self._output(v) for v in row] for row in self.rows]
         console = Console(file=io.StringIO(), width=100, color_system=None)
-        console.print(render.text_table(self.columns, rows, self.precision))
+        console.print(render.text_table(self.columns, self.resolved_rows(), self.precision))
         return console.file.getvalue().rstrip()
 
     def _repr_html_(self) -> str:
-        rows = [[self._output(v) for v in row] for row in self.rows]
-        return render.table_html(self.columns, rows, self.precision, self.render_plots)
+        return render.table_html(
+            self.columns, self.resolved_rows(), self.precision, self.render_plots
+        )
 
     def _index(self, column: str) -> int:
         if column not in self.columns:
             raise KeyError(f"{column!r} is not a column of the results: {', '.join(self.columns)}")
         return self.columns.index(column)
-
-    def _output(self, value: Any) -> Any:
-        return _as_output(value, self.database)
 
 
 class Tabs(Mapping[str, Any]):
@@ -614,6 +609,9 @@ def _reading(path: Path) -> Iterator[sqlite3.Connection]:
     conn = store.connect(path, readonly=True)
     try:
         yield conn
+    except sqlite3.Error as exc:
+        # e.g. a row whose parameters are not JSON: still a one-line error, not a traceback
+        raise DatabaseError(f"cannot read database {path}: {exc}") from None
     finally:
         conn.close()
 
@@ -763,6 +761,15 @@ def _json_path(key: str) -> str:
     if _KEY_PATH.fullmatch(key):
         return f"$.{key}"
     return f'$."{key}"'
+
+
+def _key_from_fullkey(fullkey: str) -> str:
+    """``$."n_estimators".depth`` -> ``n_estimators.depth``: SQLite quotes any key with an
+    underscore, but only labels that are not identifiers need it."""
+    segments = re.findall(r'"[^"]*"|[^.]+', fullkey[2:])
+    return ".".join(
+        s[1:-1] if s.startswith('"') and _IDENTIFIER.fullmatch(s[1:-1]) else s for s in segments
+    )
 
 
 def _alias(conn: sqlite3.Connection, key: str) -> str:
