@@ -87,12 +87,12 @@ def run_command(
         _run_single(path, fixed, database, quiet, timeout, comment)
         return
 
-    from ploomber_like.sweep import load_grid_file, track_grid
+    from ploomber_like.sweep import expand_grid, load_grid_file, track_grid
 
-    dimensions = dict(parse_grid_option(text) for text in grid)
-    points = load_grid_file(grid_file) if grid_file else [{}]
-    if dimensions:
-        points = [{**point, **dimensions} for point in points]
+    points = expand_grid(load_grid_file(grid_file)) if grid_file else [{}]
+    if grid:
+        dimensions = expand_grid(dict(parse_grid_option(text) for text in grid))
+        points = [{**point, **dimension} for point in points for dimension in dimensions]
     summary = track_grid(
         path, points, database=database, fixed=fixed, workers=workers, timeout=timeout,
         force=force, preload=not no_preload, quiet=quiet, comment=comment,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import InputFileError, ParameterError
+from ploomber_like.record import run_fingerprint
 
 SUPPORTED_SUFFIXES = (".py", ".ipynb")
 PARAMETERS_TAG = "parameters"
@@ -38,6 +39,11 @@ class PreparedRun:
     parameter_names: list[str]
     overrides: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the run for resuming sweeps: same file content, same given parameters."""
+        return run_fingerprint(self.text, self.overrides)
 
 
 def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
