@@ -444,6 +444,15 @@ def _kernel_files(runtime_dir: Path) -> tuple[Path, Path]:
     return runtime_dir / f"{name}.json", runtime_dir / f"{name}.log"
 
 
+def make_factory(
+    runtime_dir: Path, cwd: Path, preload: list[str] | None
+) -> FreshKernels | KernelTemplate:
+    """A warm template preloading ``preload`` where fork exists; else fresh kernels."""
+    if preload is not None and fork_available():
+        return KernelTemplate(runtime_dir, cwd, preload)
+    return FreshKernels(runtime_dir, cwd)
+
+
 def fork_available() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
 
@@ -473,10 +482,18 @@ class KernelPool:
         How many kernels to keep starting or ready beyond those in use.
     """
 
-    def __init__(self, cwd: Path, preload: list[str] | None, ahead: int = 1) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        preload: list[str] | None,
+        ahead: int = 1,
+        factory: FreshKernels | KernelTemplate | None = None,
+    ) -> None:
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="ploomber-like-"))
         self.ahead = ahead
-        self._factory: FreshKernels | KernelTemplate | None = None
+        #: A factory given by the caller is shared (a Dask worker's template): not closed here.
+        self._own_factory = factory is None
+        self._factory = factory
         self._cwd = cwd
         self._preload = preload
         self._starting: deque[asyncio.Task[ReadyKernel]] = deque()
@@ -484,10 +501,7 @@ class KernelPool:
     @property
     def factory(self) -> FreshKernels | KernelTemplate:
         if self._factory is None:
-            if self._preload is not None and fork_available():
-                self._factory = KernelTemplate(self.runtime_dir, self._cwd, self._preload)
-            else:
-                self._factory = FreshKernels(self.runtime_dir, self._cwd)
+            self._factory = make_factory(self.runtime_dir, self._cwd, self._preload)
         return self._factory
 
     async def acquire(self, still_needed: int) -> ReadyKernel:
@@ -516,7 +530,7 @@ class KernelPool:
             task = self._starting.popleft()
             with contextlib.suppress(Exception):  # a kernel that failed to start needs no shutdown
                 (await task).shutdown()
-        if self._factory is not None:
+        if self._factory is not None and self._own_factory:
             await asyncio.to_thread(self._factory.close)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
