@@ -1,0 +1,341 @@
+"""Parameter-grid sweeps: grids, isolation between runs, failures, resume, interrupts."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ploomber_like import ParameterError, track_grid
+from ploomber_like.sweep import expand_grid
+
+
+def script(tmp_path: Path, text: str, name: str = "job.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def rows(database: Path, sql: str = "SELECT * FROM experiments") -> list[sqlite3.Row]:
+    conn = sqlite3.connect(database)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def values(database: Path) -> list[dict]:
+    return [json.loads(r["parameters"]) for r in rows(database)]
+
+
+COUNTER = """\
+import json
+import random
+
+# parameters
+x = 0
+
+json.counter = getattr(json, "counter", 0) + 1
+first = random.random()
+random.seed(42)
+
+json.counter
+first
+x * 10
+"""
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["warm-template", "fresh-kernels"])
+def test_runs_share_no_state(tmp_path, preload):
+    path = script(tmp_path, COUNTER)
+    db = tmp_path / "runs.db"
+    summary = track_grid(path, {"x": [1, 2, 3, 4]}, db, workers=2, quiet=True, preload=preload)
+    assert (summary.ok, summary.failed, summary.total) == (4, 0, 4)
+    recorded = values(db)
+    assert sorted(v["x"] for v in recorded) == [1, 2, 3, 4]
+    assert all(v["x * 10"] == v["x"] * 10 for v in recorded)
+    # A module-level counter bumped by one run is never seen by the next.
+    assert [v["counter"] for v in recorded] == [1, 1, 1, 1]
+    # random state: not inherited from a template, nor from a previous run's seed(42).
+    firsts = [v["first"] for v in recorded]
+    assert len(set(firsts)) == 4
+    assert random.Random(42).random() not in firsts
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
+    path = script(
+        tmp_path,
+        """\
+        import os
+
+        # parameters
+        x = 0
+
+        before = x + 100
+        before
+
+        if x == 1:
+            raise ValueError("bad point")
+        if x == 2:
+            os._exit(3)
+        after = x
+        after
+        """,
+    )
+    db = tmp_path / "runs.db"
+    summary = track_grid(path, {"x": [0, 1, 2, 3]}, db, workers=2, quiet=True)
+    assert (summary.ok, summary.failed) == (2, 2)
+    by_x = {json.loads(r["parameters"])["x"]: r for r in rows(db)}
+    assert by_x[0]["status"] == by_x[3]["status"] == "ok"
+    assert by_x[1]["status"] == "failed"
+    assert by_x[1]["error_type"] == "ValueError"
+    assert "bad point" in by_x[1]["error_message"]
+    assert by_x[2]["status"] == "crashed"
+    assert "exited with status 3" in by_x[2]["error_message"]
+    # Values shown before the failure are kept.
+    assert json.loads(by_x[1]["parameters"])["before"] == 101
+    assert json.loads(by_x[2]["parameters"])["before"] == 102
+
+
+def test_timeout_per_run(tmp_path):
+    path = script(
+        tmp_path,
+        """\
+        import time
+
+        # parameters
+        delay = 0
+
+        time.sleep(delay)
+        done = True
+        done
+        """,
+    )
+    db = tmp_path / "runs.db"
+    summary = track_grid(path, {"delay": [0, 30]}, db, timeout=3, quiet=True)
+    assert (summary.ok, summary.failed) == (1, 1)
+    statuses = {json.loads(r["parameters"])["delay"]: r["status"] for r in rows(db)}
+    assert statuses == {0: "ok", 30: "timeout"}
+
+
+def test_resume_skips_points_recorded_ok(tmp_path):
+    path = script(tmp_path, "# parameters\nx = 0\n\nx\n")
+    db = tmp_path / "runs.db"
+    first = track_grid(path, {"x": [1, 2, 3]}, db, quiet=True)
+    assert (first.ok, first.skipped) == (3, 0)
+    again = track_grid(path, {"x": [1, 2, 3, 4]}, db, quiet=True)
+    assert (again.ok, again.skipped) == (1, 3)
+    assert len(rows(db)) == 4
+    forced = track_grid(path, {"x": [1, 2]}, db, quiet=True, force=True)
+    assert (forced.ok, forced.skipped) == (2, 0)
+    assert len(rows(db)) == 6
+    # A changed file is another experiment: nothing is skipped.
+    path.write_text("# parameters\nx = 0\n\nx + 1\n")
+    changed = track_grid(path, {"x": [1, 2]}, db, quiet=True)
+    assert changed.skipped == 0
+
+
+def test_grid_forms(tmp_path):
+    from sklearn.model_selection import ParameterGrid
+
+    assert expand_grid({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    assert expand_grid([{"a": 1}, {"a": 2, "b": 3}]) == [{"a": 1}, {"a": 2, "b": 3}]
+    assert expand_grid(ParameterGrid({"a": [1, 2]})) == [{"a": 1}, {"a": 2}]
+    assert expand_grid({"a": i} for i in range(2)) == [{"a": 0}, {"a": 1}]
+
+    path = script(tmp_path, "# parameters\na = 0\nb = 0\n\na + b\n")
+    db = tmp_path / "runs.db"
+    summary = track_grid(path, ParameterGrid({"a": [1, 2]}), db, fixed={"b": 10}, quiet=True)
+    assert summary.ok == 2
+    assert sorted(v["a + b"] for v in values(db)) == [11, 12]
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        (5, "dict of lists or an iterable of dicts"),
+        ("a=1", "dict of lists or an iterable of dicts"),
+        ({"a": 1}, "grid values must be lists: 'a' is int"),
+        ({"a": []}, "the grid is empty"),
+        ([], "the grid is empty"),
+        ([1, 2], "every grid point must be a dict"),
+        ({"a": [object()]}, "is not a Python literal"),
+        ([{"not an identifier": 1}], "is not a Python identifier"),
+    ],
+)
+def test_bad_grids_fail_before_anything_runs(tmp_path, grid, message):
+    path = script(tmp_path, "# parameters\na = 0\n\na\n")
+    db = tmp_path / "runs.db"
+    with pytest.raises(ParameterError, match=message):
+        track_grid(path, grid, db, quiet=True)
+    assert not db.exists()
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=300,
+    )
+
+
+def test_cli_grid_options_and_files(tmp_path):
+    script(tmp_path, "# parameters\na = 0\nb = 0\nmodel = 'x'\n\na * b\nmodel\n")
+    (tmp_path / "grid.yaml").write_text("a: [1, 2]\n")
+    (tmp_path / "grid.json").write_text(json.dumps([{"a": 5}]))
+
+    done = run_cli("job.py", "-g", "a=1,2", "-g", "b=10,20", "-p", "model=sklearn.svm.SVC",
+                   "-w", "2", "-d", "g.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "4 ok" in done.stderr
+    recorded = values(tmp_path / "g.db")
+    assert sorted(v["a * b"] for v in recorded) == [10, 20, 20, 40]
+    assert {v["model"] for v in recorded} == {"sklearn.svm.SVC"}
+
+    done = run_cli("job.py", "--grid-file", "grid.yaml", "-g", "b=3", "-q", "-d", "y.db",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(v["a * b"] for v in values(tmp_path / "y.db")) == [3, 6]
+
+    done = run_cli("job.py", "--grid-file", "grid.json", "-p", "b=2", "-q", "-d", "j.db",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [v["a * b"] for v in values(tmp_path / "j.db")] == [10]
+
+    again = run_cli("job.py", "-g", "a=1,2", "-g", "b=10,20", "-p", "model=sklearn.svm.SVC",
+                    "-d", "g.db", cwd=tmp_path)
+    assert again.returncode == 0
+    assert "skipping 4 of 4 points" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-g", "a"], "expected name=value"),
+        (["-g", "a=[1,2"], "unbalanced"),
+        (["-g", "1a=1,2"], "not a Python identifier"),
+        (["--grid-file", "missing.yaml"], "grid file not found"),
+        (["--grid-file", "bad.yaml"], "cannot read grid file"),
+        (["--grid-file", "scalar.json"], "dict of lists or an iterable of dicts"),
+    ],
+)
+def test_cli_bad_grids_are_one_line_errors(tmp_path, args, message):
+    script(tmp_path, "# parameters\na = 0\n\na\n")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    (tmp_path / "scalar.json").write_text("3")
+    done = run_cli("job.py", *args, "-d", "x.db", cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_cli_exit_status_1_when_a_point_fails(tmp_path):
+    script(tmp_path, "# parameters\na = 0\n\n1 / a\n")
+    done = run_cli("job.py", "-g", "a=0,1", "-d", "f.db", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "1 failed" in done.stderr
+    assert "--status failed" in done.stderr
+
+
+SLOW = """\
+import time
+
+# parameters
+x = 0
+
+time.sleep(1.5)
+x
+"""
+
+
+def wait_for(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+def count(db: Path, status: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        return rows(db, f"SELECT count(*) FROM experiments WHERE status = '{status}'")[0][0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_sigkill_of_the_driver_then_rerun_records_every_point_once(tmp_path):
+    script(tmp_path, SLOW)
+    db = tmp_path / "k.db"
+    args = [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2",
+            "-q", "-d", str(db)]
+    driver = subprocess.Popen(args, cwd=tmp_path)
+    wait_for(lambda: count(db, "ok") >= 2)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert count(db, "ok") < 6
+
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ok = rows(db, "SELECT json_extract(parameters, '$.x') FROM experiments WHERE status = 'ok'")
+    assert sorted(r[0] for r in ok) == [1, 2, 3, 4, 5, 6]
+    # Rows the killed driver left `running` are closed, not left dangling.
+    assert count(db, "running") == 0
+
+
+def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
+    script(tmp_path, SLOW.replace("1.5", "20"))
+    db = tmp_path / "c.db"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2", "-q",
+         "-d", str(db)],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for(lambda: count(db, "running") == 2)
+    time.sleep(1)
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert count(db, "interrupted") == 2
+    assert count(db, "running") == 0
+    assert len(rows(db)) == 2  # no new point started after Ctrl-C
+
+
+def test_plots_in_forked_kernels(tmp_path):
+    path = script(
+        tmp_path,
+        """\
+        import matplotlib.pyplot as plt
+
+        # parameters
+        n = 1
+
+        plt.plot(range(n + 2))
+        """,
+    )
+    db = tmp_path / "p.db"
+    summary = track_grid(path, {"n": [1, 2]}, db, quiet=True)
+    assert summary.ok == 2
+    for v in values(db):
+        assert v["plot"]["mimetype"] == "image/png"
+    pngs = rows(db, "SELECT data FROM blobs WHERE mimetype = 'image/png'")
+    assert len(pngs) == 2 and all(bytes(r[0]).startswith(b"\x89PNG") for r in pngs)
+
+
+def test_workers_must_be_positive(tmp_path):
+    path = script(tmp_path, "# parameters\na = 0\n\na\n")
+    with pytest.raises(ParameterError, match="workers must be at least 1"):
+        track_grid(path, {"a": [1]}, tmp_path / "w.db", workers=-1, quiet=True)
+    assert os.path.exists(path)
