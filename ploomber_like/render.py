@@ -158,7 +158,7 @@ def runs_html(runs: Sequence[Run]) -> str:
 def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
     """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid, parameters and scalar
     values each as ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
-    parameters = "\n".join(_pair(k, v, precision) for k, v in run.parameters.items())
+    parameters = "\n".join(_pair(k, v, precision) for k, v in run.flat_parameters().items())
     values = "\n".join(_pair(k, v, precision) for k, v in run.scalar_values().items())
     if run.error is not None:
         values = f"{values}\n{run.error.summary()}".strip()

@@ -371,6 +371,10 @@ class Run:
     def error_message(self) -> str | None:
         return self.error.message if self.error else None
 
+    def flat_parameters(self) -> dict[str, Any]:
+        """The parameters, nested keys flattened (``model.depth``)."""
+        return _flatten(self.parameters)
+
     def scalar_values(self) -> dict[str, Any]:
         """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``)."""
         return {
@@ -727,7 +731,7 @@ def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
     """One row per run: parameter columns (across all runs) before value columns."""
     import pandas as pd
 
-    parameters = [_flatten(run.parameters) for run in runs]
+    parameters = [run.flat_parameters() for run in runs]
     values = [run.scalar_values() if scalars_only else _flatten(run.values) for run in runs]
     parameter_columns = dict.fromkeys(k for p in parameters for k in p)
     value_columns = dict.fromkeys(k for v in values for k in v if k not in parameter_columns)

@@ -1,0 +1,150 @@
+"""The reading commands of ``python -m tracker``: through click's runner, and as a process for
+exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tracking_databases import SweepDatabase, build_anchor_database, build_sweep_database
+
+from ploomber_like.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> SweepDatabase:
+    return build_sweep_database(tmp_path_factory.mktemp("sweep") / "experiments.db")
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def tracker_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_ls_fits_80_columns_and_shows_runs(sweep):
+    output = invoke("ls", "-d", str(sweep.path))
+    lines = output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[1].split() == ["uuid", "created", "status", "duration", "parameters", "values"]
+    assert sum("ok" in line.split() for line in lines) == 6
+    assert "failed" in output and "ValueError in" in output
+    assert "f1=1.050" in output and "max_depth=None" in output
+    assert "confusion_matrix" not in output  # plots are not scalar values
+
+
+def test_ls_sort_limit_status(sweep):
+    best = max(sweep.f1, key=sweep.f1.__getitem__)
+    worst = min(sweep.f1, key=sweep.f1.__getitem__)
+    output = invoke("ls", "-d", str(sweep.path), "--sort", "f1", "--limit", "1")
+    assert best[:8] in output and worst[:8] not in output
+    output = invoke("ls", "-d", str(sweep.path), "--sort", "f1", "--asc", "-n", "1")
+    assert worst[:8] in output and best[:8] not in output
+    output = invoke("ls", "-d", str(sweep.path), "--status", "failed")
+    assert sweep.failed[:8] in output and best[:8] not in output
+    assert invoke("ls", "-d", str(sweep.path), "--status", "timeout") == "no runs\n"
+
+
+def test_show_prints_values_error_and_exports_plots(sweep, tmp_path):
+    output = invoke("show", sweep.failed[:4], "-d", str(sweep.path))
+    assert sweep.failed in output
+    assert "error: ValueError in group 2: bad input" in output
+    assert "model.fit(X, y)" in output and "Traceback (most recent call last):" in output
+    assert "accuracy" in output and "0.250" in output
+
+    uuid = sweep.ok[(25, None)]
+    output = invoke("show", uuid, "-d", str(sweep.path), "--export", str(tmp_path / "plots"))
+    assert "max_depth" in output and "None" in output
+    assert "confusion_matrix.png" in output
+    assert (tmp_path / "plots" / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "plots" / "tree.svg").exists()
+    assert (tmp_path / "plots" / "importances.html").exists()
+
+
+def test_query_formats(sweep):
+    sql = ("SELECT uuid, json_extract(parameters, '$.f1') AS f1 FROM experiments "
+           "WHERE status = 'ok' ORDER BY f1 DESC LIMIT 2")
+    table = invoke("query", sql, "-d", str(sweep.path))
+    assert "1.050" in table and "uuid" in table
+
+    rows = list(csv.reader(io.StringIO(invoke("query", sql, "-d", str(sweep.path), "-f", "csv"))))
+    assert rows[0] == ["uuid", "f1"]
+    assert [float(r[1]) for r in rows[1:]] == sorted(sweep.f1.values(), reverse=True)[:2]
+
+    data = json.loads(invoke("query", sql, "-d", str(sweep.path), "--format", "json"))
+    assert data[0] == {"uuid": max(sweep.f1, key=sweep.f1.__getitem__), "f1": 1.05}
+
+
+def test_query_table_shows_plots_as_placeholders(sweep):
+    output = invoke("query", "SELECT json_extract(parameters, '$.confusion_matrix') AS cm "
+                    "FROM experiments WHERE status = 'ok' LIMIT 2", "-d", str(sweep.path))
+    assert output.count("[Plot]") == 2 and "$blob" not in output
+
+
+def test_keys_and_sample_query(sweep):
+    keys = invoke("keys", "-d", str(sweep.path)).split()
+    assert keys[:3] == ["n_estimators", "max_depth", "model.criterion"]
+    query = invoke("sample-query", "-d", str(sweep.path))
+    assert query.startswith("SELECT\n    uuid,\n")
+    assert "json_extract(parameters, '$.f1') AS f1" in query
+    # the printed query runs as is
+    assert "model_criterion" in invoke("query", query, "-d", str(sweep.path), "-f", "csv")
+
+
+def test_comment_then_show(tmp_path):
+    path = tmp_path / "c.db"
+    build_sweep_database(path)
+    assert invoke("comment", "ff00", "out of memory", "-d", str(path)).startswith("ff000000")
+    assert "out of memory" in invoke("show", "ff000000-failed", "-d", str(path))
+
+
+def test_anchor_database_through_the_cli(tmp_path):
+    path = tmp_path / "anchor.db"
+    build_anchor_database(path)
+    output = invoke("ls", "-d", str(path))
+    assert "a1b2c3d4" in output and "accuracy=0.800" in output
+    assert "accuracy" in invoke("keys", "-d", str(path))
+
+
+def test_default_database_is_experiments_db_in_the_working_directory(sweep, tmp_path):
+    (tmp_path / "experiments.db").write_bytes(sweep.path.read_bytes())
+    result = tracker_process("keys", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "n_estimators" in result.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ls", "-d", "missing.db"], "error: database not found: missing.db"),
+        (["show", "nope", "-d", "{db}"], "error: no run with uuid 'nope'"),
+        (["query", "DELETE FROM experiments", "-d", "{db}"],
+         "error: attempt to write a readonly database (in query: DELETE FROM experiments)"),
+        (["query", "SELEC 1", "-d", "{db}"], 'error: near "SELEC": syntax error'),
+        (["ls", "--sort", "f2", "-d", "{db}"], "error: unknown sort key 'f2'"),
+        (["comment", "nope", "x", "-d", "{db}"], "error: no run with uuid 'nope'"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(sweep, tmp_path, args, message):
+    args = [a.replace("{db}", str(sweep.path)) for a in args]
+    result = tracker_process(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "missing.db").exists()
