@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import uuid
 from dataclasses import replace
@@ -69,7 +70,9 @@ async def execute_run(
     from nbformat.v4 import new_code_cell, new_notebook
 
     started = time.monotonic() if started is None else started
-    deadline = None if timeout is None else started + timeout
+    # The timeout covers the user's code, not our kernel start-up: a busy machine that starts
+    # kernels slowly must not turn runs into timeouts before their first line.
+    deadline = None if timeout is None else time.monotonic() + timeout
     captured = CapturedRun()
     steps = _plan_steps(prepared)
     notebook = new_notebook(cells=[new_code_cell(source) for _, source in steps])
@@ -80,7 +83,8 @@ async def execute_run(
 
     for cell_index, ((group, _), cell) in enumerate(zip(steps, notebook.cells, strict=True)):
         if deadline is not None:
-            client.timeout = max(deadline - time.monotonic(), 0.001)
+            # nbclient's timeout is a whole number of seconds.
+            client.timeout = max(math.ceil(deadline - time.monotonic()), 1)
         step_started = time.monotonic()
         stopped = True
         try:
