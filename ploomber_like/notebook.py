@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import keyword
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,9 +141,22 @@ def validate_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in parameters.items():
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ParameterError(f"parameter name {name!r} is not a Python identifier")
+        value = _builtin_number(value)
         python_literal(value, name)
         checked[name] = value
     return checked
+
+
+def _builtin_number(value: Any) -> Any:
+    # Grids built with numpy (np.arange, np.logspace) hold numpy scalars: inject and store them
+    # as the int or float they stand for, not as `np.float64(0.1)`, which the kernel cannot eval.
+    if type(value) in (bool, int, float):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
 
 
 def injected_cell_source(overrides: Mapping[str, Any]) -> str:
