@@ -296,19 +296,22 @@ class SQLiteTracker:
             SELECT t.fullkey, t.path, t.type,
                    -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
                    CASE WHEN t.type = 'object'
-                        THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END
+                        THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
+                   -- with one min(), SQLite takes the other columns from the row holding it:
+                   -- t.id is then the key's position in the first run that has it
+                   min(e.rowid) AS first_run, t.id AS position
             FROM (SELECT rowid, parameters FROM experiments WHERE json_valid(parameters)) AS e,
                  json_tree(e.parameters) AS t
             -- object members only: not array elements, nor anything inside an array
             WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
             GROUP BY t.fullkey
-            ORDER BY min(e.rowid), min(t.id)
+            ORDER BY first_run, position
             """
         ).fetchall()
-        blobs = {fullkey for fullkey, _, _, is_blob in rows if is_blob}
+        blobs = {fullkey for fullkey, _, _, is_blob, _, _ in rows if is_blob}
         return [
             _key_from_fullkey(fullkey)
-            for fullkey, parent, kind, is_blob in rows
+            for fullkey, parent, kind, is_blob, _, _ in rows
             # nested objects are reached through their leaves; a plot's members are not keys
             if (kind != "object" or is_blob) and parent not in blobs
         ]

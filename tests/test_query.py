@@ -170,6 +170,15 @@ def test_parameters_keys_in_order_nested_dotted_plots_and_lists_as_one_key(track
     ]
 
 
+def test_parameters_keys_keep_the_order_of_first_appearance(tmp_path):
+    path = tmp_path / "order.db"
+    build_sweep_database(path)
+    SQLiteTracker(path).new_experiment().log_dict({"accuracy": 1.0, "extra": 2})
+    keys = SQLiteTracker(path).get_parameters_keys()
+    assert keys[:3] == ["n_estimators", "max_depth", "model.criterion"]
+    assert keys[-1] == "extra"
+
+
 def test_sample_query_selects_every_key(tracker):
     query = tracker.get_sample_query()
     assert "json_extract(parameters, '$.model.criterion') AS model_criterion" in query
