@@ -70,9 +70,14 @@ def track_execution(
         store.start(record)
         try:
             run_sync(_run_once(prepared, record, timeout))
-        except KeyboardInterrupt:
-            record.status = "interrupted"
-            record.error = RunError("KeyboardInterrupt", "interrupted by the user")
+        except BaseException as exc:
+            # Whatever stops the driver (Ctrl-C, a bug of ours), the row must not stay `running`.
+            if isinstance(exc, KeyboardInterrupt):
+                record.status = "interrupted"
+                record.error = RunError("KeyboardInterrupt", "interrupted by the user")
+            else:
+                record.status = "crashed"
+                record.error = RunError(type(exc).__name__, str(exc))
             store.finish(record)
             raise
         store.finish(record)

@@ -363,3 +363,19 @@ def test_examples_record_metrics_and_plots(tmp_path, name):
     for plot in ("confusion_matrix", "precision_recall"):
         assert record.values[plot]["mimetype"] == "image/png"
         assert record.blobs[record.values[plot]["$blob"]].data.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "crashed")]
+)
+def test_a_stopped_driver_does_not_leave_a_running_row(tmp_path, monkeypatch, raised, status):
+    # Stands in for Ctrl-C or a bug of ours while the kernel runs, which no script can cause.
+    async def stop(*args, **kwargs):
+        raise raised("stopped")
+
+    monkeypatch.setattr("ploomber_like.tracking.run_on_pool", stop)
+    script = write_script(tmp_path, "x = 1\n")
+    with pytest.raises(raised):
+        track_execution(script, None, tmp_path / "runs.db")
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    assert conn.execute("SELECT status FROM experiments").fetchall() == [(status,)]
