@@ -104,8 +104,8 @@ def run_command(
 def _run_single(path, parameters, database, quiet, timeout, comment) -> None:
     import warnings
 
+    from ploomber_like.render import print_record_summary
     from ploomber_like.tracking import track_execution
-    from ploomber_like.views import print_record_summary
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -15,9 +15,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ploomber_like.record import is_blob_reference
+
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from ploomber_like.record import Record
     from ploomber_like.tracker import Run
 
 #: What a plot or HTML output shows as when it is not rendered.
@@ -170,3 +173,24 @@ def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
 def _pair(key: str, value: Any, precision: int) -> str:
     # An empty cell is clear in a column of its own, but "max_depth=" would look truncated.
     return f"{key}={'None' if value is None else cell_text(value, precision)}"
+
+
+def print_record_summary(record: Record) -> None:
+    """After ``tracker FILE``: the run's uuid and status, its scalar values, its error if any."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    style = "green" if record.ok else "red"
+    duration = f" in {record.duration:.2f} s" if record.duration is not None else ""
+    console.print(f"{record.uuid}  [{style}]{record.status}[/{style}]{duration}")
+    rows = [(k, _record_cell(v), "parameter") for k, v in record.parameters.items()]
+    rows += [(k, _record_cell(v), "") for k, v in record.values.items()]
+    if rows:
+        console.print(text_table(("key", "value", ""), rows))
+    if record.error is not None:
+        console.print(f"[{style}]error:[/{style}] {record.error.summary()}", markup=True)
+
+
+def _record_cell(value: Any) -> Any:
+    # Values of a fresh record hold blob references, not yet displayable outputs.
+    return PLOT_PLACEHOLDER if is_blob_reference(value) else value
