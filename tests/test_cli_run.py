@@ -90,7 +90,8 @@ def test_run_prints_uuid_status_and_values(tmp_path):
     }
     first_line = result.stdout.splitlines()[0]
     assert uuid in first_line and "ok" in first_line
-    assert any(line.split()[:2] == ["score", "0.2"] for line in result.stdout.splitlines())
+    score_line = next(line.split() for line in result.stdout.splitlines() if "score" in line)
+    assert score_line[0] == "score" and float(score_line[1]) == pytest.approx(0.2)
 
 
 def test_failed_run_prints_the_error_and_exits_1(tmp_path):
