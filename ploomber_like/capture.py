@@ -20,6 +20,7 @@ import base64
 import builtins
 import json
 import numbers
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ MAX_JSON_ITEMS = 10_000
 MAX_STREAM_CHARS = 200_000
 
 _NOT_JSON = object()
+_CRASH_LOG: list[Any] = []
 
 #: Top-level modules a warm template imported for the script; set in the template before forking.
 PRELOADED_TOP_MODULES: frozenset[str] = frozenset()
@@ -49,6 +51,14 @@ PRELOADED_TOP_MODULES: frozenset[str] = frozenset()
 
 def install(shell: Any, script_dir: str) -> None:
     """Set up capture in the kernel's IPython ``shell``; called once per kernel."""
+    log = os.environ.get("PLOOMBER_LIKE_KERNEL_LOG")
+    if log:
+        # ipykernel forwards fd 2 over the wire, which dies with the process: a segfault's
+        # traceback must go to a file the driver reads after the crash.
+        import faulthandler
+
+        _CRASH_LOG.append(open(log, "a"))  # noqa: SIM115 - kept open for the kernel's life
+        faulthandler.enable(file=_CRASH_LOG[-1], all_threads=False)
     if script_dir not in sys.path:
         # The script's own modules must be importable, as when running `python script.py`.
         sys.path.insert(0, script_dir)

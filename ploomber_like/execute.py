@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -81,35 +82,45 @@ async def execute_run(
     )
     client.kc = kernel.client
 
-    for cell_index, ((group, _), cell) in enumerate(zip(steps, notebook.cells, strict=True)):
-        if deadline is not None:
-            # nbclient's timeout is a whole number of seconds.
-            client.timeout = max(math.ceil(deadline - time.monotonic()), 1)
-        step_started = time.monotonic()
-        stopped = True
-        try:
-            await client.async_execute_cell(cell, cell_index, store_history=group is not None)
-            stopped = False
-        except CellTimeoutError:
-            record.status = "timeout"
-            record.error = RunError(
-                "Timeout", f"the run exceeded its timeout of {timeout:g} s",
-                group=group, group_source=_group_source(prepared, group),
-            )
-        except DeadKernelError:
-            record.status = "crashed"
-            record.error = RunError(
-                "KernelDied", kernel.handle.describe_exit(), traceback=kernel.handle.log_tail(),
-                group=group, group_source=_group_source(prepared, group),
-            )
-        except CellExecutionError:
-            record.status, record.error = _error_from_outputs(cell.outputs, prepared, group)
-        finally:
-            if group is not None:
-                record.group_durations.append(time.monotonic() - step_started)
-            captured.add_outputs(cell.get("outputs", []))
-        if stopped:
-            break
+    try:
+        for cell_index, ((group, _), cell) in enumerate(zip(steps, notebook.cells, strict=True)):
+            if deadline is not None:
+                # nbclient's timeout is a whole number of seconds.
+                client.timeout = max(math.ceil(deadline - time.monotonic()), 1)
+            step_started = time.monotonic()
+            stopped = True
+            try:
+                await client.async_execute_cell(cell, cell_index, store_history=group is not None)
+                stopped = False
+            except CellTimeoutError:
+                record.status = "timeout"
+                record.error = RunError(
+                    "Timeout", f"the run exceeded its timeout of {timeout:g} s",
+                    group=group, group_source=_group_source(prepared, group),
+                )
+            except DeadKernelError:
+                if kernel.handle.is_alive():
+                    # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
+                    raise asyncio.CancelledError from None
+                record.status = "crashed"
+                record.error = RunError(
+                    "KernelDied", kernel.handle.describe_exit(), traceback=kernel.handle.log_tail(),
+                    group=group, group_source=_group_source(prepared, group),
+                )
+            except CellExecutionError:
+                record.status, record.error = _error_from_outputs(cell.outputs, prepared, group)
+            finally:
+                if group is not None:
+                    record.group_durations.append(time.monotonic() - step_started)
+                captured.add_outputs(cell.get("outputs", []))
+            if stopped:
+                break
+    except asyncio.CancelledError:
+        # Ctrl-C: keep what the run showed so far, then let the cancellation go on.
+        record.status = "interrupted"
+        record.error = RunError("KeyboardInterrupt", "interrupted by the user")
+        _fill_record(record, captured, started)
+        raise
     if record.error is None:
         record.status = "ok"  # also after sys.exit(0): it ends a script successfully
     if record.status in ("ok", "failed"):
@@ -121,6 +132,11 @@ async def execute_run(
             await client.async_execute_cell(modules_cell, len(steps), store_history=False)
             captured.add_outputs(modules_cell.outputs)
 
+    _fill_record(record, captured, started)
+    return record
+
+
+def _fill_record(record: Record, captured: CapturedRun, started: float) -> None:
     # The parameters cell's order first, then given values it does not define.
     record.parameters = {**captured.parameters, **record.parameters, **captured.parameters}
     record.values = captured.values
@@ -132,7 +148,6 @@ async def execute_run(
             record.environment, packages=package_versions(tuple(captured.modules))
         )
     record.duration = time.monotonic() - started
-    return record
 
 
 def _plan_steps(prepared: PreparedRun) -> list[tuple[int | None, str]]:

@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -41,6 +42,11 @@ STARTUP_TIMEOUT = 60.0
 CRASH_LOG_TAIL = 4000
 
 
+# What every ipykernel prints on start-up; not what a user needs to read after a crash.
+_KERNEL_NOTICE = re.compile(r"Kernel is running over TCP without encryption|Debugger warning|"
+                            r"frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|^\d+\.\d+s - ")
+
+
 class KernelStartError(RuntimeError):
     """A kernel could not be started or did not answer in time."""
 
@@ -54,6 +60,8 @@ class KernelHandle:
     log_file: Path
     #: Returns the exit status once the process has ended (negative: killed by that signal).
     _poll: Any = field(repr=False)
+    #: Waits for the killed process, where we are its parent (fresh kernels).
+    _reap: Any = field(default=None, repr=False)
 
     def exit_status(self) -> int | None:
         return self._poll()
@@ -67,6 +75,8 @@ class KernelHandle:
     def kill(self) -> None:
         """Kill the kernel and anything it started (it leads its own process group)."""
         _signal_group(self.pid, signal.SIGKILL)
+        if self._reap is not None:
+            self._reap()
         for path in (self.connection_file, self.log_file):
             path.unlink(missing_ok=True)
 
@@ -88,11 +98,13 @@ class KernelHandle:
         return f"the kernel process {how}"
 
     def log_tail(self) -> str:
+        """The end of the kernel's own stderr, without ipykernel's start-up notices."""
         try:
-            data = self.log_file.read_bytes()[-CRASH_LOG_TAIL:]
+            text = self.log_file.read_bytes().decode(errors="replace")
         except OSError:
             return ""
-        return data.decode(errors="replace").strip()
+        lines = [line for line in text.splitlines() if not _KERNEL_NOTICE.search(line)]
+        return "\n".join(lines).strip()[-CRASH_LOG_TAIL:]
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -119,9 +131,9 @@ class FreshKernels:
         with open(log_file, "wb") as log:
             process = subprocess.Popen(
                 argv, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                env=kernel_environment(), start_new_session=True,
+                env=kernel_environment(log_file), start_new_session=True,
             )
-        return KernelHandle(process.pid, connection_file, log_file, process.poll)
+        return KernelHandle(process.pid, connection_file, log_file, process.poll, process.wait)
 
     def close(self) -> None:
         pass
@@ -337,6 +349,7 @@ def _become_kernel(connection_file: str, log_file: str, cwd: str) -> None:
         os.dup2(devnull, 0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.chdir(cwd)
+        os.environ[KERNEL_LOG_VARIABLE] = log_file
         sys.path.insert(0, "")
         _reseed_random_generators()
         from ipykernel.kernelapp import IPKernelApp
@@ -431,8 +444,14 @@ def _is_library_module(top: str, search_path: list[str], roots: list[str]) -> bo
     )
 
 
-def kernel_environment() -> dict[str, str]:
+#: Environment variable naming the kernel's log file, where a crash leaves its traceback.
+KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
+
+
+def kernel_environment(log_file: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if log_file is not None:
+        env[KERNEL_LOG_VARIABLE] = str(log_file)
     # Figures come back as images; a user's explicit backend still wins inside the script.
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")

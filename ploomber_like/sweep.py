@@ -229,9 +229,12 @@ class _Sweep:
         self.progress.finished(record.ok)
 
     def interrupted(self, record: Record, started: float) -> None:
+        """Write a run stopped by Ctrl-C, keeping what it captured if it got that far."""
         record.status = "interrupted"
-        record.error = RunError("KeyboardInterrupt", "the sweep was interrupted")
-        record.duration = time.monotonic() - started
+        if record.error is None:
+            record.error = RunError("KeyboardInterrupt", "the sweep was interrupted")
+        if record.duration is None:
+            record.duration = time.monotonic() - started
         self.end(record)
 
     async def run_local(self, todo: list[PreparedRun], workers: int, preload: bool) -> None:

@@ -295,15 +295,21 @@ def test_sigkill_of_the_driver_then_rerun_records_every_point_once(tmp_path):
 
 
 def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
-    script(tmp_path, SLOW.replace("1.5", "20"))
+    script(
+        tmp_path,
+        SLOW.replace(
+            "time.sleep(1.5)",
+            "shown = x * 2\nshown\n\nopen(f'started-{x}', 'w').close()\ntime.sleep(20)",
+        ),
+    )
     db = tmp_path / "c.db"
     driver = subprocess.Popen(
         [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2", "-q",
          "-d", str(db)],
         cwd=tmp_path, stderr=subprocess.PIPE, text=True,
     )
-    wait_for(lambda: count(db, "running") == 2)
-    time.sleep(1)
+    # Interrupt once both in-flight runs are inside their long group.
+    wait_for(lambda: len(list(tmp_path.glob("started-*"))) == 2)
     driver.send_signal(signal.SIGINT)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 130, stderr
@@ -311,6 +317,8 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
     assert count(db, "interrupted") == 2
     assert count(db, "running") == 0
     assert len(rows(db)) == 2  # no new point started after Ctrl-C
+    # What the interrupted runs showed before Ctrl-C is kept.
+    assert sorted(v["shown"] for v in values(db)) == [2, 4]
 
 
 def test_plots_in_forked_kernels(tmp_path):
