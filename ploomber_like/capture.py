@@ -49,6 +49,11 @@ PRELOADED_TOP_MODULES: frozenset[str] = frozenset()
 # --- kernel side ----------------------------------------------------------------------------
 
 
+def setup_code(script_dir: str) -> str:
+    """Code that runs :func:`install` in a kernel, for a script living in ``script_dir``."""
+    return f"__import__('ploomber_like.capture').capture.install(get_ipython(), {script_dir!r})"
+
+
 def install(shell: Any, script_dir: str) -> None:
     """Set up capture in the kernel's IPython ``shell``; called once per kernel."""
     log = os.environ.get("PLOOMBER_LIKE_KERNEL_LOG")

@@ -126,6 +126,8 @@ def run_on_executor(
                 in_flight[point.record.uuid] = point
                 try:
                     point.future = backend.submit(run, point.record, sweep.timeout, preload)
+                except TrackerError:
+                    raise
                 except Exception as exc:  # e.g. a shut-down executor: recorded, not raised
                     del in_flight[point.record.uuid]
                     sweep.end(_failed(point, "failed", exc))
@@ -133,13 +135,16 @@ def run_on_executor(
                 point = next(p for p in in_flight.values() if p.future is future)
                 del in_flight[point.record.uuid]
                 sweep.end(_outcome(backend, point))
-    except BaseException:
+    except BaseException as exc:
         # Ctrl-C, or the connection to the cluster failing: start nothing more, stop what runs,
         # and leave no row ``running``.
         backend.cancel([p.future for p in in_flight.values() if p.future is not None])
         backend.stop_runs(list(in_flight))
         for point in in_flight.values():
-            sweep.interrupted(point.record, point.started)
+            if isinstance(exc, KeyboardInterrupt):
+                sweep.interrupted(point.record, point.started)
+            else:
+                sweep.end(_failed(point, "interrupted", exc))
         raise
 
 
@@ -258,10 +263,12 @@ class _DaskBackend(_Backend):
 
         self.client = client
         self.completed = as_completed()
+        self.address = getattr(client.scheduler, "address", None) or "its address"
 
     def submit(
         self, run: PreparedRun, record: Record, timeout: float | None, preload: bool
     ) -> Any:
+        self._check_connected()
         future = self.client.submit(
             execute_remote, run, record, timeout, preload,
             key=f"ploomber-like-{run.path.stem}-{record.uuid}", pure=False,
@@ -270,14 +277,23 @@ class _DaskBackend(_Backend):
         return future
 
     def wait_some(self, futures: list[Any]) -> list[Any]:
-        return [next(self.completed)]
+        # Polled rather than blocking: a client that lost its scheduler may never complete a
+        # future submitted after the loss, and the sweep must end instead of hanging.
+        while not self.completed.has_ready():
+            self._check_connected()
+            time.sleep(0.05)
+        return self.completed.next_batch(block=False)
+
+    def _check_connected(self) -> None:
+        if self.client.status in ("closing", "closed"):
+            raise TrackerError(f"lost the connection to the Dask scheduler at {self.address}")
 
     def cancel(self, futures: list[Any]) -> None:
         if futures:
             self.client.cancel(futures)
 
     def stop_runs(self, uuids: list[str]) -> None:
-        if not uuids:
+        if not uuids or self.client.status != "running":
             return
         # A worker that does not answer must not keep Ctrl-C from ending the driver.
         asking = threading.Thread(

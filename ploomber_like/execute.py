@@ -11,7 +11,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, strip_ansi
+from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, setup_code, strip_ansi
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import PreparedRun
 from ploomber_like.record import Environment, Record, RunError, new_created
@@ -75,7 +75,7 @@ async def execute_run(
     # kernels slowly must not turn runs into timeouts before their first line.
     deadline = None if timeout is None else time.monotonic() + timeout
     captured = CapturedRun()
-    steps = _plan_steps(prepared)
+    steps = _plan_steps(prepared, kernel)
     notebook = new_notebook(cells=[new_code_cell(source) for _, source in steps])
     client = NotebookClient(
         notebook, km=None, allow_errors=False, interrupt_on_timeout=False, record_timing=False
@@ -150,20 +150,18 @@ def _fill_record(record: Record, captured: CapturedRun, started: float) -> None:
     record.duration = time.monotonic() - started
 
 
-def _plan_steps(prepared: PreparedRun) -> list[tuple[int | None, str]]:
+def _plan_steps(prepared: PreparedRun, kernel: ReadyKernel) -> list[tuple[int | None, str]]:
     """Cells to execute, each with its group index (None for our own cells)."""
-    script_dir = str(prepared.path.resolve().parent)
-    steps: list[tuple[int | None, str]] = [
-        (None, f"__import__('ploomber_like.capture').capture.install(get_ipython(), "
-               f"{script_dir!r})")
-    ]
-    parameter_steps: list[tuple[int | None, str]] = []
+    steps: list[tuple[int | None, str]] = []
+    if kernel.capture_installed_for != prepared.script_dir:
+        steps.append((None, setup_code(prepared.script_dir)))
+    # The injected values and the report of the parameters' effective values: one cell.
+    parameter_code = []
     if prepared.overrides:
-        parameter_steps.append((None, prepared.injected_source))
+        parameter_code.append(prepared.injected_source)
     if prepared.parameter_names:
-        parameter_steps.append(
-            (None, f"{HOOK_NAME}.report_parameters({prepared.parameter_names!r})")
-        )
+        parameter_code.append(f"{HOOK_NAME}.report_parameters({prepared.parameter_names!r})")
+    parameter_steps = [(None, "\n".join(parameter_code))] if parameter_code else []
     if prepared.inject_after < 0:
         steps += parameter_steps
     for group in prepared.groups:

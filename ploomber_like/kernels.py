@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ploomber_like.capture import setup_code
+
 #: Seconds a kernel may take to write its connection file and answer ``kernel_info``.
 STARTUP_TIMEOUT = 60.0
 #: Bytes of a crashed kernel's own stderr kept in the error (faulthandler's traceback...).
@@ -126,7 +128,7 @@ class FreshKernels:
         connection_file, log_file = _kernel_files(self.runtime_dir)
         argv = [
             sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file),
-            f"--IPKernelApp.parent_handle={os.getpid()}",
+            f"--IPKernelApp.parent_handle={os.getpid()}", *KERNEL_OPTIONS,
         ]
         with open(log_file, "wb") as log:
             process = subprocess.Popen(
@@ -355,7 +357,10 @@ def _become_kernel(connection_file: str, log_file: str, cwd: str) -> None:
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
-        app.initialize(["-f", connection_file, f"--IPKernelApp.parent_handle={os.getppid()}"])
+        app.initialize(
+            ["-f", connection_file, f"--IPKernelApp.parent_handle={os.getppid()}",
+             *KERNEL_OPTIONS]
+        )
         app.start()
     except BaseException:
         import traceback
@@ -444,6 +449,10 @@ def _is_library_module(top: str, search_path: list[str], roots: list[str]) -> bo
     )
 
 
+#: Every kernel runs without IPython's history database: parallel kernels would all write
+#: to the same file in the user's profile, for nothing we keep.
+KERNEL_OPTIONS = ("--HistoryManager.enabled=False",)
+
 #: Environment variable naming the kernel's log file, where a crash leaves its traceback.
 KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
 
@@ -482,6 +491,8 @@ class ReadyKernel:
 
     handle: KernelHandle
     client: Any
+    #: Folder of the script whose capture hooks are installed, if the pool installed them.
+    capture_installed_for: str | None = None
 
     def shutdown(self) -> None:
         self.client.stop_channels()
@@ -499,6 +510,11 @@ class KernelPool:
         Modules to import in a warm template; ``None`` starts fresh kernels instead.
     ahead : int
         How many kernels to keep starting or ready beyond those in use.
+    factory : FreshKernels or KernelTemplate, optional
+        A shared factory to take kernels from (it is not closed with the pool).
+    script_dir : str, optional
+        Install the capture hooks for a script in this folder while a kernel is prefetched,
+        off the critical path of the run that will use it.
     """
 
     def __init__(
@@ -507,7 +523,9 @@ class KernelPool:
         preload: list[str] | None,
         ahead: int = 1,
         factory: FreshKernels | KernelTemplate | None = None,
+        script_dir: str | None = None,
     ) -> None:
+        self.script_dir = script_dir
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="ploomber-like-"))
         self.ahead = ahead
         #: A factory given by the caller is shared (a Dask worker's template): not closed here.
@@ -540,7 +558,15 @@ class KernelPool:
         except BaseException:
             handle.kill()
             raise
-        return ReadyKernel(handle, client)
+        kernel = ReadyKernel(handle, client)
+        if self.script_dir is not None:
+            try:
+                await _run_silently(kernel, setup_code(self.script_dir))
+            except BaseException:
+                kernel.shutdown()
+                raise
+            kernel.capture_installed_for = self.script_dir
+        return kernel
 
     async def close(self) -> None:
         # Kernels still starting are awaited, not cancelled: a cancelled start would leave a
@@ -552,6 +578,27 @@ class KernelPool:
         if self._factory is not None and self._own_factory:
             await asyncio.to_thread(self._factory.close)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+
+async def _run_silently(kernel: ReadyKernel, code: str) -> None:
+    """Execute our own ``code`` in the kernel: no history, no events, no displayed output."""
+    from queue import Empty
+
+    msg_id = kernel.client.execute(code, silent=True, store_history=False)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        _check_starting(kernel.handle, deadline)
+        try:
+            reply = await kernel.client.shell_channel.get_msg(timeout=0.5)
+        except Empty:
+            continue
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    content = reply["content"]
+    if content.get("status") != "ok":
+        raise KernelStartError(
+            f"setting up the kernel failed: {content.get('ename')}: {content.get('evalue')}"
+        )
 
 
 async def connect_client(handle: KernelHandle, timeout: float = STARTUP_TIMEOUT) -> Any:

@@ -42,6 +42,11 @@ class PreparedRun:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def script_dir(self) -> str:
+        """The script's folder, put on the kernel's ``sys.path`` for its local modules."""
+        return str(self.path.resolve().parent)
+
+    @property
     def fingerprint(self) -> str:
         """Identity of the run for resuming sweeps: same file content, same given parameters."""
         return run_fingerprint(self.text, self.overrides)

@@ -238,13 +238,16 @@ class _Sweep:
         self.end(record)
 
     async def run_local(self, todo: list[PreparedRun], workers: int, preload: bool) -> None:
+        first = todo[0] if todo else None
         modules = None
-        if preload and todo:
-            first = todo[0]
+        if preload and first is not None:
             modules = preloadable_modules(
-                [g.source for g in first.groups], first.path.resolve().parent, Path.cwd()
+                [g.source for g in first.groups], Path(first.script_dir), Path.cwd()
             )
-        pool = KernelPool(Path.cwd(), modules, ahead=min(workers, 2))
+        pool = KernelPool(
+            Path.cwd(), modules, ahead=min(workers, 2),
+            script_dir=first.script_dir if first else None,
+        )
         queue = list(reversed(todo))
         try:
             await asyncio.gather(*(self._local_worker(queue, pool) for _ in range(workers)))
