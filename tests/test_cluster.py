@@ -1,0 +1,276 @@
+"""Sweeps on a real Dask cluster (and a thread pool): records come back to the driver's SQLite."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ploomber_like.cluster import connect_dask
+from ploomber_like.errors import TrackerError
+from ploomber_like.sweep import track_grid
+
+distributed = pytest.importorskip("distributed")
+
+SQUARE = """\
+# parameters
+x = 1
+
+square = x * x
+square
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def client(cluster):
+    with distributed.Client(cluster) as client:
+        client.wait_for_workers(2, timeout=60)
+        yield client
+
+
+def rows(database: Path) -> list[dict]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        conn.row_factory = sqlite3.Row
+        found = conn.execute(
+            "SELECT uuid, status, parameters, error_type, error_message, environment "
+            "FROM experiments ORDER BY created"
+        ).fetchall()
+    return [dict(row) for row in found]
+
+
+def running_rows(database: Path) -> list[dict]:
+    """The rows still ``running``; none while the driver is still creating the database."""
+    try:
+        return [row for row in rows(database) if row["status"] == "running"]
+    except sqlite3.OperationalError:  # no file or no table yet
+        return []
+
+
+def script(tmp_path: Path, text: str, name: str = "script.py") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_grid_on_dask_records_every_point_in_the_driver_database(client, tmp_path, capfd):
+    database = tmp_path / "runs.db"
+    summary = track_grid(
+        script(tmp_path, SQUARE), {"x": [1, 2, 3, 4]}, database, executor=client, quiet=True,
+    )
+
+    assert (summary.total, summary.ok, summary.failed) == (4, 4, 0)
+    found = rows(database)
+    assert [row["status"] for row in found] == ["ok"] * 4
+    squares = {json.loads(r["parameters"])["x"]: json.loads(r["parameters"])["square"]
+               for r in found}
+    assert squares == {1: 1, 2: 4, 3: 9, 4: 16}
+    assert {row["uuid"] for row in found} == {uuid for uuid, _ in summary.runs}
+    assert capfd.readouterr().err == ""  # quiet: no progress bar, no summary
+
+
+def test_workers_use_the_shipped_source_not_the_file(client, tmp_path):
+    # Every run deletes the file; the runs after the first still execute from the source
+    # carried in the PreparedRun. Workers share nothing with the driver but that.
+    path = tmp_path / "vanishing.py"
+    text = f"""\
+# parameters
+x = 1
+
+import pathlib
+pathlib.Path({str(path)!r}).unlink(missing_ok=True)
+
+doubled = 2 * x
+doubled
+"""
+    path.write_text(text)
+    database = tmp_path / "runs.db"
+    summary = track_grid(
+        path, {"x": [1, 2, 3]}, database, executor=client, workers=1, quiet=True
+    )
+
+    assert summary.ok == 3
+    assert not path.exists()
+    assert sorted(json.loads(r["parameters"])["doubled"] for r in rows(database)) == [2, 4, 6]
+
+
+def test_a_failing_point_is_recorded_failed_and_the_sweep_goes_on(client, tmp_path):
+    text = SQUARE + "\nif x == 2:\n    raise ValueError('two is not allowed')\n"
+    database = tmp_path / "runs.db"
+    summary = track_grid(
+        script(tmp_path, text), {"x": [1, 2, 3]}, database, executor=client, quiet=True
+    )
+
+    assert (summary.ok, summary.failed) == (2, 1)
+    by_x = {json.loads(r["parameters"])["x"]: r for r in rows(database)}
+    assert by_x[2]["status"] == "failed"
+    assert by_x[2]["error_type"] == "ValueError"
+    assert by_x[2]["error_message"] == "two is not allowed"
+    assert json.loads(by_x[2]["parameters"])["square"] == 4  # captured before the failure
+    assert by_x[3]["status"] == "ok"
+
+
+def test_runs_record_the_worker_host_and_resume_skips_done_points(client, tmp_path):
+    path = script(tmp_path, SQUARE)
+    database = tmp_path / "runs.db"
+    track_grid(path, {"x": [1, 2]}, database, executor=client, quiet=True)
+    again = track_grid(path, {"x": [1, 2, 3]}, database, executor=client, quiet=True)
+
+    assert (again.skipped, again.ok) == (2, 1)
+    found = rows(database)
+    assert len(found) == 3
+    assert all(json.loads(r["environment"])["host"] == socket.gethostname() for r in found)
+
+
+def test_a_thread_pool_executor_takes_the_same_path(tmp_path):
+    database = tmp_path / "runs.db"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        summary = track_grid(
+            script(tmp_path, SQUARE), {"x": [3, 5, 7]}, database, executor=pool, quiet=True
+        )
+
+    assert summary.ok == 3
+    assert sorted(json.loads(r["parameters"])["square"] for r in rows(database)) == [9, 25, 49]
+
+
+def test_connect_dask_names_an_unreachable_scheduler_in_one_line():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"  # nothing listens there any more
+
+    with pytest.raises(TrackerError) as caught:
+        connect_dask(address, timeout=1)
+
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach the Dask scheduler at {address}")
+    assert "\n" not in message
+
+
+def test_the_cli_runs_a_grid_on_the_scheduler_given_by_dask(cluster, tmp_path):
+    path = script(tmp_path, SQUARE)
+    database = tmp_path / "runs.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker", str(path), "-g", "x=1,2", "-d", str(database),
+         "-q", "--dask", cluster.scheduler_address],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    found = rows(database)
+    assert sorted(json.loads(r["parameters"])["square"] for r in found) == [1, 4]
+    assert {r["status"] for r in found} == {"ok"}
+
+
+SLEEPY = """\
+# parameters
+x = 1
+
+import time
+time.sleep(5)
+
+slept = x
+slept
+"""
+
+
+def _kill_worker_running_a_point(client, database: Path, path: Path) -> tuple[dict, str]:
+    """Run one slow point, SIGKILL the worker process executing it; the row and its address."""
+    outcome: dict = {}
+    sweep = threading.Thread(
+        target=lambda: outcome.update(
+            summary=track_grid(path, {"x": [7]}, database, executor=client, quiet=True)
+        )
+    )
+    sweep.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if running_rows(database):
+            busy = [addr for addr, keys in client.processing().items() if keys]
+            victim = busy[0] if busy else None
+    assert victim is not None, "the point never started on a worker"
+    time.sleep(1.5)  # well into the run: the kernel is executing the user's code
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    os.kill(pid, signal.SIGKILL)
+    sweep.join(timeout=90)
+    assert not sweep.is_alive()
+    found = rows(database)
+    assert len(found) == 1  # never recorded twice, never lost
+    assert outcome["summary"].runs == [(found[0]["uuid"], found[0]["status"])]
+    return found[0], victim
+
+
+def test_a_killed_worker_is_survived_by_retrying_the_point_elsewhere(client, tmp_path):
+    row, _ = _kill_worker_running_a_point(client, tmp_path / "runs.db", script(tmp_path, SLEEPY))
+
+    assert row["status"] == "ok"  # the scheduler ran it again on the other worker
+    assert json.loads(row["parameters"])["slept"] == 7
+
+
+def test_a_point_whose_worker_dies_past_the_allowed_failures_is_recorded_crashed(
+    cluster, client, tmp_path
+):
+    cluster.scheduler.allowed_failures = 0  # no retry: the first lost worker is final
+    try:
+        row, victim = _kill_worker_running_a_point(
+            client, tmp_path / "runs.db", script(tmp_path, SLEEPY)
+        )
+    finally:
+        cluster.scheduler.allowed_failures = 3
+
+    assert row["status"] == "crashed"
+    assert row["error_type"] == "KilledWorker"
+    assert victim in row["error_message"]
+
+
+def test_ctrl_c_stops_the_sweep_and_the_runs_on_the_workers(cluster, client, tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    path = script(tmp_path, f"""\
+# parameters
+x = 1
+
+import pathlib, time
+time.sleep(4)
+pathlib.Path({str(markers)!r}, str(x)).write_text('finished')
+""")
+    database = tmp_path / "runs.db"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tracker", str(path), "-g", "x=1,2,3", "-w", "1", "-q",
+         "-d", str(database), "--dask", cluster.scheduler_address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not running_rows(database) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)  # the first point is sleeping in its kernel on a worker
+        driver.send_signal(signal.SIGINT)
+        _, stderr = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+
+    assert driver.returncode == 130, stderr
+    found = rows(database)
+    assert [r["status"] for r in found] == ["interrupted"]  # no further point was started
+    time.sleep(4)  # past the moment the first point would have finished
+    assert list(markers.iterdir()) == []  # its kernel was stopped, not left running
