@@ -114,6 +114,9 @@ def run_on_executor(
     KeyboardInterrupt
         After cancelling the points not yet finished and recording the in-flight ones as
         ``interrupted``.
+    TrackerError
+        If the connection to the Dask scheduler is lost (in-flight points are recorded
+        ``interrupted`` first).
     """
     backend = _backend_for(executor)
     queue = list(reversed(todo))
