@@ -54,7 +54,7 @@ def main() -> None:
         cold, warm = [], []
         for i in range(args.repeat):
             with LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
             ) as cluster, Client(cluster) as client:
                 client.wait_for_workers(2)
                 cold.append(timed_sweep(workdir / f"cold-{i}.db", client))

@@ -369,7 +369,8 @@ def _shared_factory(run: PreparedRun, preload: bool) -> FreshKernels | KernelTem
     key = (str(cwd), modules)
     with _FACTORIES_LOCK:
         factory = _FACTORIES.get(key)
-        if factory is not None and not _still_serving(factory):
+        # A template killed from outside (OOM killer...) is replaced rather than failing every run.
+        if factory is not None and not factory.is_alive():
             factory.close()
             factory = None
         if factory is None:
@@ -381,12 +382,6 @@ def _shared_factory(run: PreparedRun, preload: bool) -> FreshKernels | KernelTem
             )
             _FACTORIES[key] = factory
     return factory
-
-
-def _still_serving(factory: FreshKernels | KernelTemplate) -> bool:
-    # A template killed from outside (OOM killer...) is replaced rather than failing every run.
-    process = getattr(factory, "_process", None)
-    return process is None or process.poll() is None
 
 
 def _close_factories() -> None:

@@ -137,6 +137,10 @@ class FreshKernels:
             )
         return KernelHandle(process.pid, connection_file, log_file, process.poll, process.wait)
 
+    def is_alive(self) -> bool:
+        """Always: each start is a new process, there is nothing that can die in between."""
+        return True
+
     def close(self) -> None:
         pass
 
@@ -181,6 +185,10 @@ class KernelTemplate:
             self._send({"fork": str(connection_file), "log": str(log_file)})
             pid = self._wait_reply(STARTUP_TIMEOUT)["forked"]
         return KernelHandle(pid, connection_file, log_file, lambda: self._exits.get(pid))
+
+    def is_alive(self) -> bool:
+        """False once the template process has ended (killed by the OOM killer...)."""
+        return self._process.poll() is None
 
     def close(self) -> None:
         """Stop the template; it kills the kernels it forked that are still running."""
@@ -537,6 +545,10 @@ class KernelPool:
 
     @property
     def factory(self) -> FreshKernels | KernelTemplate:
+        if self._own_factory and self._factory is not None and not self._factory.is_alive():
+            # A template killed from outside is replaced rather than failing every later run.
+            self._factory.close()
+            self._factory = None
         if self._factory is None:
             self._factory = make_factory(self.runtime_dir, self._cwd, self._preload)
         return self._factory
@@ -551,7 +563,8 @@ class KernelPool:
         return await task
 
     async def _start_one(self) -> ReadyKernel:
-        factory = self.factory if self._factory else await asyncio.to_thread(lambda: self.factory)
+        # Building a template takes seconds: off the event loop, as does forking from it.
+        factory = await asyncio.to_thread(lambda: self.factory)
         handle = await asyncio.to_thread(factory.start)
         try:
             client = await connect_client(handle)

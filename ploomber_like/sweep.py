@@ -7,6 +7,7 @@ workers, and their records come back to be written one transaction each, as they
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -89,16 +90,21 @@ def track_grid(
     """
     points = [{**(fixed or {}), **point} for point in expand_grid(grid)]
     prepared = prepare_runs(path, points)
-    client = _dask_client(executor) if isinstance(executor, str) else executor
-    workers = workers or _default_workers(client)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ParameterError(f"workers must be at least 1, got {workers}")
     reporter = _Reporter(quiet)
     if not quiet:
         for message in dict.fromkeys(w for run in prepared for w in run.warnings):
             reporter.warn(message)
 
-    with Store(database) as store:
+    with contextlib.ExitStack() as resources:
+        client = executor
+        if isinstance(executor, str):
+            # A client made here from an address is ours to close; one passed in is the caller's.
+            client = _dask_client(executor)
+            resources.callback(client.close)
+        workers = workers or _default_workers(client)
+        store = resources.enter_context(Store(database))
         store.mark_orphans_interrupted()
         todo = prepared
         if not force:
