@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.capture import setup_code
+from ploomber_like.notebook import parse_cell
 
 #: Seconds a kernel may take to write its connection file and answer ``kernel_info``.
 STARTUP_TIMEOUT = 60.0
@@ -413,7 +414,7 @@ def preloadable_modules(sources: Iterable[str], script_dir: Path, cwd: Path) -> 
 
 def _imported_modules(source: str) -> list[str]:
     try:
-        tree = ast.parse(source)
+        tree = parse_cell(source)
     except SyntaxError:
         return []
     names = []

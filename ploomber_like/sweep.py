@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import ParameterError
-from ploomber_like.execute import new_record, run_on_pool
+from ploomber_like.execute import module_distributions, new_record, run_on_pool
 from ploomber_like.kernels import KernelPool, preloadable_modules
 from ploomber_like.notebook import PreparedRun, prepare_runs
 from ploomber_like.record import Environment, Record, RunError
@@ -255,10 +255,13 @@ class _Sweep:
             script_dir=first.script_dir if first else None,
         )
         queue = list(reversed(todo))
+        # Index the installed packages while the template starts, not when the first run ends.
+        indexing = asyncio.ensure_future(asyncio.to_thread(module_distributions))
         try:
             await asyncio.gather(*(self._local_worker(queue, pool) for _ in range(workers)))
         finally:
             await pool.close()
+            await indexing
 
     async def _local_worker(self, queue: list[PreparedRun], pool: KernelPool) -> None:
         while queue:
