@@ -42,8 +42,9 @@ MAX_STREAM_CHARS = 200_000
 _NOT_JSON = object()
 _CRASH_LOG: list[Any] = []
 
-#: Top-level modules a warm template imported for the script; set in the template before forking.
-PRELOADED_TOP_MODULES: frozenset[str] = frozenset()
+#: For each top-level module a warm template preloaded, the top-level modules its import
+#: brought in (itself included); set in the template before forking.
+PRELOAD_CLOSURES: dict[str, frozenset[str]] = {}
 
 
 # --- kernel side ----------------------------------------------------------------------------
@@ -68,9 +69,11 @@ def install(shell: Any, script_dir: str) -> None:
         # The script's own modules must be importable, as when running `python script.py`.
         sys.path.insert(0, script_dir)
     hook = _KernelCapture(shell)
-    # What the kernel machinery imported is not the run's: remember it, minus what a warm
-    # template preloaded on the script's behalf.
-    hook.baseline_modules = _top_level_modules() - PRELOADED_TOP_MODULES
+    hook.initial_modules = _top_level_modules()
+    # What the kernel machinery imported is not the run's; what a warm template preloaded on
+    # the script's behalf is, once the run imports it.
+    hook.machinery_modules = hook.initial_modules.difference(*PRELOAD_CLOSURES.values())
+    builtins.__import__ = hook.recording_import(builtins.__import__)
     setattr(builtins, HOOK_NAME, hook)
     shell.ast_transformers.append(_ExpressionWrapper(hook))
     shell.events.register("pre_run_cell", hook.pre_run_cell)
@@ -89,7 +92,9 @@ class _KernelCapture:
         self.figures_before: set[int] = set()
         self.pending_figures: list[tuple[str, Any]] = []
         self.attributed: set[int] = set()
-        self.baseline_modules: set[str] = set()
+        self.initial_modules: set[str] = set()
+        self.machinery_modules: set[str] = set()
+        self.imported_modules: set[str] = set()
 
     # events
 
@@ -133,11 +138,25 @@ class _KernelCapture:
             if name in namespace:
                 self.publish(self.claim(name), self.formats(namespace[name]), kind="parameter")
 
+    def recording_import(self, original_import: Any) -> Any:
+        """Wrap ``__import__`` to note what the run imports, even modules already loaded."""
+
+        def record_then_import(name, globals=None, locals=None, fromlist=(), level=0):
+            if level == 0:
+                self.imported_modules.add(name.partition(".")[0])
+            return original_import(name, globals, locals, fromlist, level)
+
+        return record_then_import
+
     def report_modules(self) -> None:
-        """Publish the top-level third-party modules imported so far, for package versions."""
+        """Publish the top-level third-party modules the run imported, for package versions."""
         stdlib = set(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names)
-        imported = _top_level_modules() - self.baseline_modules - stdlib
-        names = sorted(n for n in imported if not n.startswith("_"))
+        imported = self.imported_modules | (_top_level_modules() - self.initial_modules)
+        # A preloaded module's own imports ran in the template: count them for the run too.
+        imported = imported.union(*(PRELOAD_CLOSURES.get(name, ()) for name in imported))
+        names = sorted(
+            n for n in imported - self.machinery_modules - stdlib if not n.startswith("_")
+        )
         self.publish("modules", {JSON_MIMETYPE: json.dumps(names)}, kind="modules")
 
     # helpers

@@ -253,6 +253,7 @@ class _Sweep:
         pool = KernelPool(
             Path.cwd(), modules, ahead=min(workers, 2),
             script_dir=first.script_dir if first else None,
+            threads=max(1, (os.cpu_count() or 1) // workers),
         )
         queue = list(reversed(todo))
         # Index the installed packages while the template starts, not when the first run ends.
