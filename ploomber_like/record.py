@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -82,7 +83,8 @@ class Environment:
             platform=platform.platform(),
             host=socket.gethostname(),
             user=_user_name(),
-            command=" ".join(sys.argv),
+            # orig_argv is the command as typed (`python -m tracker ...`), argv[0] a file path.
+            command=shlex.join(getattr(sys, "orig_argv", sys.argv)),
             git_commit=commit,
             git_dirty=dirty,
         )

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from ploomber_like.record import Record
     from ploomber_like.tracker import Run
 
-#: What a plot or HTML output shows as when it is not rendered.
+#: What a plot shows as when it is not rendered; an HTML output (a DataFrame) is "[HTML]".
 PLOT_PLACEHOLDER = "[Plot]"
+HTML_PLACEHOLDER = "[HTML]"
 
 #: Decimals shown for floats in tables.
 DEFAULT_PRECISION = 3
@@ -65,11 +66,13 @@ def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
+        if value and abs(value) < 0.5 * 10**-precision:
+            return f"{value:.{precision}g}"  # a learning rate of 1e-4 must not show as 0.000
         return f"{value:.{precision}f}"
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if is_displayable(value):
-        return PLOT_PLACEHOLDER
+        return placeholder(getattr(value, "mimetype", ""))
     return str(value)
 
 
@@ -162,7 +165,9 @@ def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
     """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid, parameters and scalar
     values each as ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
     parameters = "\n".join(_pair(k, v, precision) for k, v in run.flat_parameters().items())
-    values = "\n".join(_pair(k, v, precision) for k, v in run.scalar_values().items())
+    # A multi-line text (a pandas Series' repr) would fill the table: `show` has it.
+    scalars = {k: v for k, v in run.scalar_values().items() if "\n" not in str(v)}
+    values = "\n".join(_pair(k, v, precision) for k, v in scalars.items())
     if run.error is not None:
         values = f"{values}\n{run.error.summary()}".strip()
     duration = "" if run.duration is None else f"{run.duration:.1f}s"
@@ -193,4 +198,9 @@ def print_record_summary(record: Record) -> None:
 
 def _record_cell(value: Any) -> Any:
     # Values of a fresh record hold blob references, not yet displayable outputs.
-    return PLOT_PLACEHOLDER if is_blob_reference(value) else value
+    return placeholder(value["mimetype"]) if is_blob_reference(value) else value
+
+
+def placeholder(mimetype: str) -> str:
+    """What an output not rendered shows as: ``[HTML]`` for HTML, ``[Plot]`` otherwise."""
+    return HTML_PLACEHOLDER if mimetype == "text/html" else PLOT_PLACEHOLDER
