@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import uuid as uuid_module
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -118,8 +118,11 @@ class SQLiteTracker:
         frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
         return frame.set_index("uuid") if "uuid" in frame.columns else frame
 
-    def get(self, uuid: str) -> Run:
+    def get(self, uuid: str, unserialize_plots: bool = True) -> Run:
         """The run with this uuid (or unique uuid prefix): parameters, values, status, error.
+
+        ``unserialize_plots`` is accepted for compatibility with sklearn-evaluation: plots are
+        always :class:`RichOutput` objects, which display themselves in a notebook.
 
         Raises
         ------
@@ -213,15 +216,16 @@ class SQLiteTracker:
             ).fetchall()
         return pd.DataFrame.from_records(rows, columns=columns).set_index("uuid")
 
-    def get_parameters_keys(self) -> list[str]:
+    def get_parameters_keys(self, limit: int | None = None) -> list[str]:
         """Every key stored in ``parameters`` across runs, in order of first appearance.
 
         Nested keys are dotted paths (``model.depth``); keys that are not identifiers are
-        double-quoted as in a JSON path (``"f1-score"``). A plot counts as one key.
+        double-quoted as in a JSON path (``"f1-score"``). A plot counts as one key. ``limit``
+        looks at the first ``limit`` runs only (sklearn-evaluation scans 100); default: all.
         """
         with _reading(self.path) as conn:
             _table_columns(conn, self.path)
-            return self._keys(conn)
+            return self._keys(conn, limit)
 
     def get_sample_query(self, compatibility_mode: bool = True) -> str:
         """A query selecting every stored key as its own column.
@@ -263,6 +267,90 @@ class SQLiteTracker:
         """Start a run logged by hand (status ``ok``); creates the database if needed."""
         return Experiment(self.path)
 
+    # sklearn-evaluation's writing API, so code written for it runs unchanged. Each call is one
+    # transaction; values are stored as they are logged (NumPy values as plain numbers/lists).
+
+    def new(self) -> str:
+        """Insert an empty run (status ``ok``) and return its uuid."""
+        uuid = uuid_module.uuid4().hex
+        self.insert(uuid, {})
+        return uuid
+
+    def insert(self, uuid: str, parameters: Mapping[str, Any]) -> None:
+        """Insert a run with these parameters; a uuid already stored is a ``DatabaseError``."""
+        values = _loggable(parameters)
+        with self._writing() as conn:
+            if _stored_parameters(conn, uuid) is not None:
+                raise DatabaseError(f"a run with uuid {uuid!r} already exists in {self.path}")
+            _insert_row(conn, uuid, values)
+
+    def insert_many(self, parameters_all: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Insert one run per mapping, all in one transaction; returns their new uuids."""
+        rows = [(uuid_module.uuid4().hex, _loggable(p)) for p in parameters_all]
+        with self._writing() as conn:
+            for uuid, values in rows:
+                _insert_row(conn, uuid, values)
+        return [uuid for uuid, _ in rows]
+
+    def update(
+        self, uuid: str, parameters: Mapping[str, Any], allow_overwrite: bool = False
+    ) -> None:
+        """Add keys to a stored run; replacing a key it has needs ``allow_overwrite=True``."""
+        values = _loggable(parameters)
+        with self._writing() as conn:
+            current = _stored_parameters(conn, uuid)
+            if current is None:
+                raise UnknownRunError(f"no run with uuid {uuid!r} in {self.path}")
+            clash = [key for key in values if key in current]
+            if clash and not allow_overwrite:
+                raise ParameterError(
+                    f"run {uuid} already has {', '.join(clash)}: pass allow_overwrite=True"
+                )
+            _update_row(conn, uuid, {**current, **values})
+
+    def upsert(self, uuid: str, parameters: Mapping[str, Any]) -> None:
+        """Insert the run, or add these keys to it (replacing those it has)."""
+        values = _loggable(parameters)
+        with self._writing() as conn:
+            current = _stored_parameters(conn, uuid)
+            if current is None:
+                _insert_row(conn, uuid, values)
+            else:
+                _update_row(conn, uuid, {**current, **values})
+
+    def upsert_append(self, uuid: str, parameters: Mapping[str, Any]) -> None:
+        """Append each value to the list under its key (a single stored value becomes a list)."""
+        values = _loggable(parameters)
+        with self._writing() as conn:
+            current = _stored_parameters(conn, uuid)
+            merged = dict(current or {})
+            for key, value in values.items():
+                previous = merged.get(key, [])
+                merged[key] = [*(previous if isinstance(previous, list) else [previous]), value]
+            if current is None:
+                _insert_row(conn, uuid, merged)
+            else:
+                _update_row(conn, uuid, merged)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        conn = store.connect(self.path)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
+        finally:
+            conn.close()
+
+    def __getitem__(self, uuid: str) -> Run:
+        return self.get(uuid)
+
     def __len__(self) -> int:
         with _reading(self.path) as conn:
             _table_columns(conn, self.path)
@@ -290,7 +378,7 @@ class SQLiteTracker:
             + "<p>(most recent runs)</p>"
         )
 
-    def _keys(self, conn: sqlite3.Connection) -> list[str]:
+    def _keys(self, conn: sqlite3.Connection, limit: int | None = None) -> list[str]:
         rows = conn.execute(
             """
             SELECT t.fullkey, t.path, t.type,
@@ -300,13 +388,15 @@ class SQLiteTracker:
                    -- with one min(), SQLite takes the other columns from the row holding it:
                    -- t.id is then the key's position in the first run that has it
                    min(e.rowid) AS first_run, t.id AS position
-            FROM (SELECT rowid, parameters FROM experiments WHERE json_valid(parameters)) AS e,
+            FROM (SELECT rowid, parameters FROM experiments WHERE json_valid(parameters)
+                  ORDER BY rowid LIMIT ?) AS e,
                  json_tree(e.parameters) AS t
             -- object members only: not array elements, nor anything inside an array
             WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
             GROUP BY t.fullkey
             ORDER BY first_run, position
-            """
+            """,
+            (-1 if limit is None else limit,),
         ).fetchall()
         blobs = {fullkey for fullkey, _, _, is_blob, _, _ in rows if is_blob}
         return [
@@ -594,18 +684,47 @@ class Experiment:
         return f"Experiment({self.uuid!r}, {self._record.values!r})"
 
     def _update(self, values: Mapping[str, Any]) -> None:
-        # NumPy and pandas values have tolist(); json cannot encode most of them as they are.
-        values = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in values.items()}
-        try:
-            store.to_json(values)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(f"cannot log {', '.join(values)}: {exc}") from None
-        self._record.values.update(values)
+        self._record.values.update(_loggable(values))
         self._write()
 
     def _write(self) -> None:
         with store.Store(self._store_path) as writer:
             writer.finish(self._record)
+
+
+def _loggable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` ready to store as JSON, or a :class:`ParameterError` naming the problem."""
+    if not isinstance(values, Mapping):
+        raise ParameterError(f"expected a dict of values, got {type(values).__name__}")
+    # NumPy and pandas values have tolist(); json cannot encode most of them as they are.
+    converted = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in values.items()}
+    try:
+        store.to_json(converted)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"cannot log {', '.join(map(str, values))}: {exc}") from None
+    return converted
+
+
+def _stored_parameters(conn: sqlite3.Connection, uuid: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT parameters FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
+    if row is None:
+        return None
+    stored = _load_json(row[0])
+    return stored if isinstance(stored, dict) else {}
+
+
+def _insert_row(conn: sqlite3.Connection, uuid: str, values: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO experiments (uuid, created, parameters, status, parameter_keys) "
+        "VALUES (?, ?, ?, 'ok', '[]')",
+        (uuid, new_created(), store.to_json(values)),
+    )
+
+
+def _update_row(conn: sqlite3.Connection, uuid: str, values: dict[str, Any]) -> None:
+    conn.execute(
+        "UPDATE experiments SET parameters = ? WHERE uuid = ?", (store.to_json(values), uuid)
+    )
 
 
 # --- reading rows -------------------------------------------------------------------------

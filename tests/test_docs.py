@@ -257,8 +257,11 @@ def check_tracking(run: DocumentRun) -> None:
 
 def check_querying(run: DocumentRun) -> None:
     namespace = run.namespace
-    assert run.rows("SELECT status, count(*) FROM experiments GROUP BY status") == [("ok", 7)]
+    # the 6-point sweep, a run logged by hand, one made with the anchor's new()
+    assert run.rows("SELECT status, count(*) FROM experiments GROUP BY status") == [("ok", 8)]
     assert namespace["summary"].index.tolist() == [10, 25, 50]
+    assert namespace["tracker"][namespace["uuid"]]["loss"] == [0.9, 0.7]
+    assert namespace["tracker"].get(namespace["best"].uuid)["reviewed_by"] == "ana"
     assert len(namespace["results"]) == 2 and len(list(namespace["tabs"])) == 2
     best = namespace["best"]
     assert namespace["run"]["f1"] == max(namespace["runs"]["f1"])
