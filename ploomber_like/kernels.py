@@ -625,10 +625,12 @@ class KernelPool:
         """A ready kernel; keeps up to ``ahead`` more starting if ``still_needed`` calls follow."""
         if not self._starting:
             self._starting.append(asyncio.ensure_future(self._start_one()))
-        task = self._starting.popleft()
+        kernel = await self._starting.popleft()
+        # Prefetch once this kernel is ready: started earlier, the next ones would compete
+        # with it for the cores while nothing runs yet.
         while len(self._starting) < min(self.ahead, still_needed):
             self._starting.append(asyncio.ensure_future(self._start_one()))
-        return await task
+        return kernel
 
     async def _start_one(self) -> ReadyKernel:
         # Building a template takes seconds: off the event loop, as does forking from it.
