@@ -42,6 +42,8 @@ from ploomber_like.notebook import parse_cell
 
 #: Seconds a kernel may take to write its connection file and answer ``kernel_info``.
 STARTUP_TIMEOUT = 60.0
+#: Exit status of a kernel whose end nobody could observe (its template died first).
+STATUS_UNKNOWN = -1000
 #: Bytes of a crashed kernel's own stderr kept in the error (faulthandler's traceback...).
 CRASH_LOG_TAIL = 4000
 
@@ -89,6 +91,8 @@ class KernelHandle:
         status = self.exit_status()
         if status is None:
             how = "is still running"
+        elif status == STATUS_UNKNOWN:
+            how = "ended after the template it was forked from ended"
         elif status < 0:
             try:
                 name = signal.Signals(-status).name
@@ -195,7 +199,20 @@ class KernelTemplate:
         with self._lock:
             self._send({"fork": str(connection_file), "log": str(log_file)})
             pid = self._wait_reply(STARTUP_TIMEOUT)["forked"]
-        return KernelHandle(pid, connection_file, log_file, lambda: self._exits.get(pid))
+        return KernelHandle(pid, connection_file, log_file, lambda: self._exit_status(pid))
+
+    def _exit_status(self, pid: int) -> int | None:
+        if pid in self._exits:
+            return self._exits[pid]
+        if self._process.poll() is None:
+            return None
+        # The template is gone and cannot report: the kernel, no longer its child, is asked
+        # about directly (it ends by itself within a second once its parent is gone).
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return STATUS_UNKNOWN
+        return None
 
     def is_alive(self) -> bool:
         """False once the template process has ended (killed by the OOM killer...)."""
@@ -625,7 +642,12 @@ class KernelPool:
         """A ready kernel; keeps up to ``ahead`` more starting if ``still_needed`` calls follow."""
         if not self._starting:
             self._starting.append(asyncio.ensure_future(self._start_one()))
-        kernel = await self._starting.popleft()
+        try:
+            kernel = await self._starting.popleft()
+        except KernelStartError:
+            # A kernel prefetched from a template that has died since: no code of the run has
+            # executed yet, so start another (from a new template) instead of failing the run.
+            kernel = await self._start_one()
         # Prefetch once this kernel is ready: started earlier, the next ones would compete
         # with it for the cores while nothing runs yet.
         while len(self._starting) < min(self.ahead, still_needed):

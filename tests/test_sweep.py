@@ -347,3 +347,50 @@ def test_workers_must_be_positive(tmp_path):
     with pytest.raises(ParameterError, match="workers must be at least 1"):
         track_grid(path, {"a": [1]}, tmp_path / "w.db", workers=-1, quiet=True)
     assert os.path.exists(path)
+
+
+def test_parallel_kernels_get_a_share_of_the_cores(tmp_path, monkeypatch):
+    path = script(
+        tmp_path,
+        """\
+        import os
+
+        # parameters
+        x = 0
+
+        threads = os.environ.get("OMP_NUM_THREADS")
+        threads
+        """,
+    )
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = os.cpu_count() or 1
+    track_grid(path, {"x": [1, 2]}, tmp_path / "t.db", workers=2, quiet=True)
+    assert {v["threads"] for v in values(tmp_path / "t.db")} == {str(max(1, cores // 2))}
+    # A limit the user chose is kept.
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    track_grid(path, {"x": [1, 2]}, tmp_path / "u.db", workers=2, quiet=True)
+    assert {v["threads"] for v in values(tmp_path / "u.db")} == {"7"}
+
+
+def test_a_killed_template_is_replaced_and_the_sweep_goes_on(tmp_path):
+    # The first point kills the process its kernel was forked from (what the OOM killer
+    # might do to the template); the points after it still get kernels.
+    path = script(
+        tmp_path,
+        """\
+        import os
+        import signal
+
+        # parameters
+        x = 0
+
+        if x == 1:
+            os.kill(os.getppid(), signal.SIGKILL)
+        x
+        """,
+    )
+    db = tmp_path / "k.db"
+    summary = track_grid(path, {"x": [1, 2, 3, 4]}, db, workers=1, quiet=True)
+    # The kernel prefetched for the next point dies with the template: it is replaced too.
+    assert (summary.ok, summary.failed) == (4, 0)
+    assert sorted(v["x"] for v in values(db)) == [1, 2, 3, 4]
