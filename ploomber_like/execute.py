@@ -7,6 +7,7 @@ import contextlib
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -37,6 +38,7 @@ async def run_on_pool(
     *,
     timeout: float | None = None,
     still_needed: int = 0,
+    on_group: Callable[[int], None] | None = None,
 ) -> Record:
     """Take a kernel from ``pool``, run ``prepared`` on it, always release the kernel."""
     started = time.monotonic()
@@ -48,7 +50,9 @@ async def run_on_pool(
         record.duration = time.monotonic() - started
         return record
     try:
-        return await execute_run(prepared, record, kernel, timeout=timeout, started=started)
+        return await execute_run(
+            prepared, record, kernel, timeout=timeout, started=started, on_group=on_group
+        )
     finally:
         kernel.shutdown()
 
@@ -60,8 +64,11 @@ async def execute_run(
     *,
     timeout: float | None = None,
     started: float | None = None,
+    on_group: Callable[[int], None] | None = None,
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
+
+    ``on_group`` is called with a group's index as it starts (for progress).
 
     Failures are recorded, never raised: an exception, ``sys.exit``, a dead kernel or a timeout
     each end the run with their status and error, keeping every value captured before.
@@ -87,6 +94,8 @@ async def execute_run(
             if deadline is not None:
                 # nbclient's timeout is a whole number of seconds.
                 client.timeout = max(math.ceil(deadline - time.monotonic()), 1)
+            if group is not None and on_group is not None:
+                on_group(group)
             step_started = time.monotonic()
             stopped = True
             try:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import warnings
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ploomber_like.execute import new_record, run_on_pool
 from ploomber_like.kernels import KernelPool
-from ploomber_like.notebook import prepare_run
+from ploomber_like.notebook import PreparedRun, prepare_run
 from ploomber_like.record import Record, RunError
 from ploomber_like.store import Store
 
@@ -69,7 +70,8 @@ def track_execution(
         record.comment = comment
         store.start(record)
         try:
-            run_sync(_run_once(prepared, record, timeout))
+            with _group_progress(prepared, quiet) as on_group:
+                run_sync(_run_once(prepared, record, timeout, on_group))
         except BaseException as exc:
             # Whatever stops the driver (Ctrl-C, a bug of ours), the row must not stay `running`.
             if isinstance(exc, KeyboardInterrupt):
@@ -84,13 +86,38 @@ def track_execution(
     return record
 
 
-async def _run_once(prepared: Any, record: Record, timeout: float | None) -> Record:
+async def _run_once(
+    prepared: PreparedRun,
+    record: Record,
+    timeout: float | None,
+    on_group: Callable[[int], None] | None,
+) -> Record:
     # One run gains nothing from a warm template (it would cost a process more): start fresh.
     pool = KernelPool(Path.cwd(), preload=None, ahead=0)
     try:
-        return await run_on_pool(prepared, record, pool, timeout=timeout)
+        return await run_on_pool(prepared, record, pool, timeout=timeout, on_group=on_group)
     finally:
         await pool.close()
+
+
+@contextlib.contextmanager
+def _group_progress(
+    prepared: PreparedRun, quiet: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """A spinner on stderr naming the group being run (nothing when quiet)."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+
+    total = len(prepared.groups)
+    status = Console(stderr=True).status(f"{prepared.path.name}: starting a kernel")
+
+    def show(group: int) -> None:
+        status.update(f"{prepared.path.name}: group {group + 1} of {total}")
+
+    with status:
+        yield show
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
