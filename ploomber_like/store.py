@@ -80,7 +80,11 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
                 f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT
             )
         else:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            # Used by one thread at a time, but not always the one that opened it: from inside a
+            # running event loop (Jupyter), sweeps run their loop in a worker thread.
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open database {path}: {exc}") from None

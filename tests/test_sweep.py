@@ -394,3 +394,28 @@ def test_a_killed_template_is_replaced_and_the_sweep_goes_on(tmp_path):
     # The kernel prefetched for the next point dies with the template: it is replaced too.
     assert (summary.ok, summary.failed) == (4, 0)
     assert sorted(v["x"] for v in values(db)) == [1, 2, 3, 4]
+
+
+def test_tracking_from_inside_a_notebook(tmp_path, monkeypatch):
+    # A notebook has a running event loop: the API must still work there. Running our own
+    # tracker on a script that calls it is exactly that situation.
+    monkeypatch.chdir(tmp_path)
+    script(tmp_path, "x = 1\nx\n", name="inner.py")
+    outer = script(
+        tmp_path,
+        """\
+        from ploomber_like import track_execution, track_grid
+
+        record = track_execution("inner.py", database="inner.db")
+        status = record.status
+        status
+
+        summary = track_grid("inner.py", [{"a": 1}, {"a": 2}], database="inner.db", quiet=True)
+        summary.ok
+        """,
+        name="outer.py",
+    )
+    summary = track_grid(outer, [{}], tmp_path / "outer.db", quiet=True)
+    assert summary.ok == 1
+    assert values(tmp_path / "outer.db")[0] == {"status": "ok", "ok": 2}
+    assert [r["status"] for r in rows(tmp_path / "inner.db")] == ["ok", "ok", "ok"]
