@@ -301,7 +301,7 @@ def to_json_value(obj: Any, depth: int = 0) -> Any:
         return obj
     module = type(obj).__module__.split(".")[0]
     if module == "numpy":
-        return _numpy_to_json(obj, depth)
+        return _numpy_to_json(obj)
     if module == "pandas":
         return _pandas_scalar_to_json(obj)
     if isinstance(obj, numbers.Integral):
@@ -321,7 +321,7 @@ def to_json_value(obj: Any, depth: int = 0) -> Any:
     return _NOT_JSON
 
 
-def _numpy_to_json(obj: Any, depth: int) -> Any:
+def _numpy_to_json(obj: Any) -> Any:
     numpy = sys.modules["numpy"]
     if isinstance(obj, numpy.generic):
         if obj.dtype.kind in "biuf":
