@@ -210,19 +210,26 @@ def show_command(uuid: str, database: str, export_dir: str | None) -> None:
 @cli.command("query")
 @click.argument("sql")
 @_database_option
-@click.option("-f", "--format", "output_format", type=click.Choice(["table", "csv", "json"]),
-              default="table", show_default=True)
+@click.option("-f", "--format", "output_format",
+              type=click.Choice(["table", "csv", "json", "html"]), default="table",
+              show_default=True,
+              help="html: a standalone page with the plots and HTML outputs rendered.")
 def query_command(sql: str, database: str, output_format: str) -> None:
     """Run a read-only SQL query.
 
     \b
     python -m tracker query "SELECT uuid, json_extract(parameters, '$.f1') AS f1
         FROM experiments ORDER BY f1 DESC LIMIT 3"
+    python -m tracker query "SELECT ..." -f html > top3.html
     """
     from ploomber_like import render
 
-    results = _tracker(database).query(sql, as_frame=False)
-    if output_format == "table":
+    results = _tracker(database).query(
+        sql, as_frame=False, render_plots=output_format == "html"
+    )
+    if output_format == "html":
+        click.echo(render.html_page(results._repr_html_(), title=" ".join(sql.split())))
+    elif output_format == "table":
         _print(render.text_table(results.columns, results.resolved_rows()))
     elif output_format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")

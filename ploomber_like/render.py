@@ -61,6 +61,18 @@ def rich_output_html(mimetype: str, data: bytes) -> str:
     return f"<pre>{html.escape(data.decode('utf-8', errors='replace'))}</pre>"
 
 
+def html_page(body: str, title: str) -> str:
+    """A standalone HTML document around ``body`` (a results table, tabs...)."""
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;"
+        "vertical-align:top}th{background:#f4f4f4}img{max-width:480px}</style>"
+        f"</head><body><h3>{html.escape(title)}</h3>\n{body}\n</body></html>\n"
+    )
+
+
 def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
     """One cell as plain text: floats at fixed precision, plots as a placeholder."""
     if value is None:

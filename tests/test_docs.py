@@ -270,6 +270,8 @@ def check_querying(run: DocumentRun) -> None:
     hand_logged = namespace["tracker"].get(namespace["exp"].uuid)
     assert hand_logged["accuracy"] == 0.91
     assert (run.folder / "plots" / "confusion_matrix.png").exists()
+    page = (run.folder / "top3.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == 3  # the page of the top 3
     assert run.commands[-1] == 'python -m tracker query "DELETE FROM experiments"'  # exit 2
 
 

@@ -96,6 +96,16 @@ def test_query_table_shows_plots_as_placeholders(sweep):
     assert output.count("[Plot]") == 2 and "$blob" not in output
 
 
+def test_query_as_a_standalone_html_page_renders_the_plots(sweep):
+    page = invoke("query", "SELECT uuid, json_extract(parameters, '$.f1') AS f1, "
+                  "json_extract(parameters, '$.confusion_matrix') AS cm "
+                  "FROM experiments WHERE status = 'ok' ORDER BY f1 DESC LIMIT 2",
+                  "-d", str(sweep.path), "-f", "html")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count('<img src="data:image/png;base64,iVBOR') == 2
+    assert "1.050" in page and "[Plot]" not in page
+
+
 def test_keys_and_sample_query(sweep):
     keys = invoke("keys", "-d", str(sweep.path)).split()
     assert keys[:3] == ["n_estimators", "max_depth", "model.criterion"]
