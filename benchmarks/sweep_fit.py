@@ -54,6 +54,7 @@ def serial_in_process() -> float:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from IPython.core.pylabtools import print_figure
 
     from ploomber_like.notebook import injected_cell_source
 
@@ -64,9 +65,10 @@ def serial_in_process() -> float:
         code = cells[: params_at + 1] + [injected_cell_source(point)] + cells[params_at + 1 :]
         namespace: dict = {"__name__": "__main__"}
         exec(compile("\n\n".join(code), str(EXAMPLE), "exec"), namespace)
-        # Render the figures, as a tracker must to store them.
+        # Render the figures as PNG the way Jupyter's inline backend does (and so every
+        # tracker that stores them: ploomber-engine, papermill, us).
         for number in plt.get_fignums():
-            plt.figure(number).savefig(os.devnull, format="png")
+            print_figure(plt.figure(number), "png")
         plt.close("all")
     return time.perf_counter() - started
 
