@@ -75,9 +75,6 @@ class KernelHandle:
     def is_alive(self) -> bool:
         return self.exit_status() is None
 
-    def interrupt(self) -> None:
-        _signal_group(self.pid, signal.SIGINT)
-
     def kill(self) -> None:
         """Kill the kernel and anything it started (it leads its own process group)."""
         _signal_group(self.pid, signal.SIGKILL)
@@ -87,7 +84,7 @@ class KernelHandle:
             path.unlink(missing_ok=True)
 
     def describe_exit(self) -> str:
-        """A sentence saying how the process ended, with the tail of its own stderr."""
+        """A sentence saying how the process ended (its stderr: :meth:`log_tail`)."""
         status = self.exit_status()
         if status is None:
             how = "is still running"
@@ -191,8 +188,7 @@ class KernelTemplate:
         self._reader = threading.Thread(target=self._read_replies, daemon=True)
         self._reader.start()
         self._send({"preload": list(preload), "cwd": str(cwd)})
-        reply = self._wait_reply(STARTUP_TIMEOUT)
-        self.preloaded: list[str] = reply.get("preloaded", [])
+        self._wait_reply(STARTUP_TIMEOUT)  # the template is ready once it has preloaded
 
     def start(self) -> KernelHandle:
         connection_file, log_file = _kernel_files(self.runtime_dir)
@@ -274,12 +270,20 @@ def serve_template() -> None:
     """
     # Never import the user's modules from the working directory into the template.
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
-    control_in = sys.stdin.buffer
+    control_in = sys.stdin.fileno()
     control_out = os.fdopen(os.dup(1), "wb", buffering=0)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 1)
 
-    setup = json.loads(control_in.readline())
+    # Read with os.read only (no buffered reader) so no request can sit unseen in a buffer.
+    buffer = b""
+    while b"\n" not in buffer:
+        chunk = os.read(control_in, 65536)
+        if not chunk:
+            return
+        buffer += chunk
+    line, buffer = buffer.split(b"\n", 1)
+    setup = json.loads(line)
     preloaded = _preload(setup["preload"])
     # Keep the garbage collector of every child off the template's objects: collecting them
     # would write to (and so copy) every page the children share with the template.
@@ -288,16 +292,7 @@ def serve_template() -> None:
     control_out.write(json.dumps({"preloaded": preloaded}).encode() + b"\n")
 
     children: set[int] = set()
-    buffer = b""
     while True:
-        readable, _, _ = select.select([control_in], [], [], 0.05)
-        _report_exits(children, control_out)
-        if not readable:
-            continue
-        chunk = os.read(control_in.fileno(), 65536)
-        if not chunk:
-            break
-        buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             request = json.loads(line)
@@ -307,6 +302,13 @@ def serve_template() -> None:
                 _become_kernel(request["fork"], request["log"], setup["cwd"])
             children.add(pid)
             control_out.write(json.dumps({"forked": pid}).encode() + b"\n")
+        readable, _, _ = select.select([control_in], [], [], 0.05)
+        _report_exits(children, control_out)
+        if readable:
+            chunk = os.read(control_in, 65536)
+            if not chunk:
+                break
+            buffer += chunk
     for pid in children:
         _signal_group(pid, signal.SIGKILL)
 
