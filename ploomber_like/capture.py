@@ -39,6 +39,9 @@ MAX_JSON_ITEMS = 10_000
 #: Stdout and stderr are kept up to this many characters each (head and tail).
 MAX_STREAM_CHARS = 200_000
 
+#: Environment variable naming the kernel's log file, where a crash leaves its traceback.
+KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
+
 _NOT_JSON = object()
 _CRASH_LOG: list[Any] = []
 
@@ -57,7 +60,7 @@ def setup_code(script_dir: str) -> str:
 
 def install(shell: Any, script_dir: str) -> None:
     """Set up capture in the kernel's IPython ``shell``; called once per kernel."""
-    log = os.environ.get("PLOOMBER_LIKE_KERNEL_LOG")
+    log = os.environ.get(KERNEL_LOG_VARIABLE)
     if log:
         # ipykernel forwards fd 2 over the wire, which dies with the process: a segfault's
         # traceback must go to a file the driver reads after the crash.

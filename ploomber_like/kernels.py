@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ploomber_like.capture import setup_code
+from ploomber_like.capture import KERNEL_LOG_VARIABLE, setup_code
 from ploomber_like.notebook import parse_cell
 
 #: Seconds a kernel may take to write its connection file and answer ``kernel_info``.
@@ -522,9 +522,6 @@ def _is_library_module(top: str, search_path: list[str], roots: list[str]) -> bo
 #: Every kernel runs without IPython's history database: parallel kernels would all write
 #: to the same file in the user's profile, for nothing we keep.
 KERNEL_OPTIONS = ("--HistoryManager.enabled=False",)
-
-#: Environment variable naming the kernel's log file, where a crash leaves its traceback.
-KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
 
 
 #: Variables that size the thread pools of OpenMP, OpenBLAS, MKL, Accelerate and numexpr.

@@ -326,6 +326,13 @@ def test_failures_are_recorded_runs(tmp_path, mode, status, error_type, message)
     assert len(row["group_durations"]) == 4
 
 
+def test_a_segfault_leaves_the_crashing_python_frame_in_the_traceback(track):
+    tracked = track(FAILING, {"mode": "segfault"})
+    assert tracked.record.status == "crashed"
+    assert "Fatal Python error: Segmentation fault" in tracked.row["traceback"]
+    assert "string_at" in tracked.row["traceback"]
+
+
 def test_traceback_names_the_failing_line(track):
     tracked = track(FAILING, {"mode": "raise"})
     assert 'raise ValueError("boom")' in tracked.row["traceback"]
