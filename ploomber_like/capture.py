@@ -53,12 +53,12 @@ PRELOAD_CLOSURES: dict[str, frozenset[str]] = {}
 # --- kernel side ----------------------------------------------------------------------------
 
 
-def setup_code(script_dir: str) -> str:
-    """Code that runs :func:`install` in a kernel, for a script living in ``script_dir``."""
-    return f"__import__('ploomber_like.capture').capture.install(get_ipython(), {script_dir!r})"
+def setup_code(script_path: str) -> str:
+    """Code that runs :func:`install` in a kernel, for the script at ``script_path``."""
+    return f"__import__('ploomber_like.capture').capture.install(get_ipython(), {script_path!r})"
 
 
-def install(shell: Any, script_dir: str) -> None:
+def install(shell: Any, script_path: str) -> None:
     """Set up capture in the kernel's IPython ``shell``; called once per kernel."""
     log = os.environ.get(KERNEL_LOG_VARIABLE)
     if log:
@@ -68,9 +68,12 @@ def install(shell: Any, script_dir: str) -> None:
 
         _CRASH_LOG.append(open(log, "a"))  # noqa: SIM115 - kept open for the kernel's life
         faulthandler.enable(file=_CRASH_LOG[-1], all_threads=False)
+    # As under `python script.py`: the script's own modules importable, and `__file__` set
+    # (scripts find their data with Path(__file__).parent).
+    script_dir = os.path.dirname(script_path)
     if script_dir not in sys.path:
-        # The script's own modules must be importable, as when running `python script.py`.
         sys.path.insert(0, script_dir)
+    shell.user_ns["__file__"] = script_path
     hook = _KernelCapture(shell)
     hook.initial_modules = _top_level_modules()
     # What the kernel machinery imported is not the run's; what a warm template preloaded on

@@ -162,8 +162,8 @@ def _fill_record(record: Record, captured: CapturedRun, started: float) -> None:
 def _plan_steps(prepared: PreparedRun, kernel: ReadyKernel) -> list[tuple[int | None, str]]:
     """Cells to execute, each with its group index (None for our own cells)."""
     steps: list[tuple[int | None, str]] = []
-    if kernel.capture_installed_for != prepared.script_dir:
-        steps.append((None, setup_code(prepared.script_dir)))
+    if kernel.capture_installed_for != prepared.script_path:
+        steps.append((None, setup_code(prepared.script_path)))
     # The injected values and the report of the parameters' effective values: one cell.
     parameter_code = []
     if prepared.overrides:

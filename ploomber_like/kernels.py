@@ -574,7 +574,7 @@ class ReadyKernel:
 
     handle: KernelHandle
     client: Any
-    #: Folder of the script whose capture hooks are installed, if the pool installed them.
+    #: Path of the script whose capture hooks are installed, if the pool installed them.
     capture_installed_for: str | None = None
 
     def shutdown(self) -> None:
@@ -595,8 +595,8 @@ class KernelPool:
         How many kernels to keep starting or ready beyond those in use.
     factory : FreshKernels or KernelTemplate, optional
         A shared factory to take kernels from (it is not closed with the pool).
-    script_dir : str, optional
-        Install the capture hooks for a script in this folder while a kernel is prefetched,
+    script_path : str, optional
+        Install the capture hooks for the script at this path while a kernel is prefetched,
         off the critical path of the run that will use it.
     threads : int, optional
         Threads each kernel's numerical libraries may use.
@@ -608,10 +608,10 @@ class KernelPool:
         preload: list[str] | None,
         ahead: int = 1,
         factory: FreshKernels | KernelTemplate | None = None,
-        script_dir: str | None = None,
+        script_path: str | None = None,
         threads: int | None = None,
     ) -> None:
-        self.script_dir = script_dir
+        self.script_path = script_path
         self.threads = threads
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="ploomber-like-"))
         self.ahead = ahead
@@ -663,13 +663,13 @@ class KernelPool:
             handle.kill()
             raise
         kernel = ReadyKernel(handle, client)
-        if self.script_dir is not None:
+        if self.script_path is not None:
             try:
-                await _run_silently(kernel, setup_code(self.script_dir))
+                await _run_silently(kernel, setup_code(self.script_path))
             except BaseException:
                 kernel.shutdown()
                 raise
-            kernel.capture_installed_for = self.script_dir
+            kernel.capture_installed_for = self.script_path
         return kernel
 
     async def close(self) -> None:

@@ -42,9 +42,9 @@ class PreparedRun:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def script_dir(self) -> str:
-        """The script's folder, put on the kernel's ``sys.path`` for its local modules."""
-        return str(self.path.resolve().parent)
+    def script_path(self) -> str:
+        """The script's absolute path: its ``__file__`` in the kernel, its folder on sys.path."""
+        return str(self.path.resolve())
 
     @property
     def fingerprint(self) -> str:

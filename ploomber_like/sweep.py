@@ -248,11 +248,11 @@ class _Sweep:
         modules = None
         if preload and first is not None:
             modules = preloadable_modules(
-                [g.source for g in first.groups], Path(first.script_dir), Path.cwd()
+                [g.source for g in first.groups], Path(first.script_path).parent, Path.cwd()
             )
         pool = KernelPool(
             Path.cwd(), modules, ahead=min(workers, 2),
-            script_dir=first.script_dir if first else None,
+            script_path=first.script_path if first else None,
             threads=max(1, (os.cpu_count() or 1) // workers),
         )
         queue = list(reversed(todo))

@@ -52,6 +52,7 @@ random.seed(42)
 json.counter
 first
 x * 10
+__file__
 """
 
 
@@ -64,6 +65,7 @@ def test_runs_share_no_state(tmp_path, preload):
     recorded = values(db)
     assert sorted(v["x"] for v in recorded) == [1, 2, 3, 4]
     assert all(v["x * 10"] == v["x"] * 10 for v in recorded)
+    assert {v["__file__"] for v in recorded} == {str(path.resolve())}
     # A module-level counter bumped by one run is never seen by the next.
     assert [v["counter"] for v in recorded] == [1, 1, 1, 1]
     # random state: not inherited from a template, nor from a previous run's seed(42).

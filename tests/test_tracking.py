@@ -136,12 +136,14 @@ def test_cwd_is_the_callers_and_the_scripts_folder_is_importable(tmp_path, monke
         warnings.simplefilter("error")  # quiet: the missing parameters cell is not reported
         tracked = run(
             project,
-            "import os\nimport helper\n\ncwd = os.getcwd()\ncwd\nhelper.VALUE\n",
+            "import os\nimport helper\n\ncwd = os.getcwd()\ncwd\nhelper.VALUE\n__file__\n",
             {"n": 1},
             quiet=True,
         )
     assert tracked.stored["cwd"] == str(elsewhere)
     assert tracked.stored["VALUE"] == "from the helper"
+    # `__file__` is the script, as under `python script.py` (scripts find their data with it).
+    assert tracked.stored["__file__"] == str(Path(tracked.record.path).resolve())
 
 
 # --- the stored record ----------------------------------------------------------------------
