@@ -179,7 +179,7 @@ class _KernelCapture:
     def formats(self, obj: Any) -> dict[str, Any]:
         converted = to_json_value(obj)
         if converted is not _NOT_JSON:
-            return {JSON_MIMETYPE: json.dumps(converted), "text/plain": _safe_repr(obj)}
+            return {JSON_MIMETYPE: json.dumps(converted)}
         data, _ = self.shell.display_formatter.format(obj)
         return data
 
@@ -310,6 +310,8 @@ def to_json_value(obj: Any, depth: int = 0) -> Any:
         return _numpy_to_json(obj)
     if module == "pandas":
         return _pandas_scalar_to_json(obj)
+    if module == "datetime" and hasattr(obj, "isoformat"):
+        return obj.isoformat()  # as pandas timestamps are
     if isinstance(obj, numbers.Integral):
         return int(obj)
     if isinstance(obj, numbers.Real):
@@ -349,13 +351,6 @@ def _pandas_scalar_to_json(obj: Any) -> Any:
     if isinstance(obj, pandas.Timestamp | pandas.Timedelta):
         return obj.isoformat()
     return _NOT_JSON
-
-
-def _safe_repr(obj: Any) -> str:
-    try:
-        return repr(obj)
-    except Exception:  # a broken __repr__ must not lose the value
-        return f"<{type(obj).__name__}>"
 
 
 # --- driver side ----------------------------------------------------------------------------

@@ -226,3 +226,26 @@ def test_cap_text_keeps_head_and_tail_with_a_marker():
     assert capped.startswith("a" * 10) and capped.endswith("b" * 10)
     assert "100 characters cut" in capped
     assert cap_text("short", limit=20) == "short"
+
+
+def test_more_values_keep_their_json_types(track):
+    tracked = track(
+        "import datetime\n\nimport numpy as np\n\n"
+        "flag = np.bool_(True)\nflag\n"
+        "scalar_array = np.array(2.5)\nscalar_array\n"
+        "pair = (1, 'a')\npair\n"
+        "when = datetime.date(2024, 5, 17)\nwhen\n"
+        "missing = float('nan')\nmissing\n"
+        "nested = {'scores': [np.float32(0.5), np.int8(3)], 'ok': None}\nnested\n"
+        "big = list(range(20_000))\nbig\n",
+        quiet=True,
+    )
+    stored = tracked.stored
+    assert stored["flag"] is True
+    assert stored["scalar_array"] == 2.5
+    assert stored["pair"] == [1, "a"]
+    assert stored["when"] == "2024-05-17"
+    assert stored["missing"] is None  # SQLite's JSON has no NaN
+    assert stored["nested"] == {"scores": [0.5, 3], "ok": None}
+    # Past 10,000 items a list is kept as IPython shows it: text, shortened.
+    assert isinstance(stored["big"], str) and stored["big"].endswith("...]")
