@@ -122,7 +122,9 @@ def track_grid(
         try:
             with reporter.progress(len(todo)) as progress:
                 sweep = _Sweep(store, environment, progress, summary, timeout, comment)
-                if client is None:
+                if not todo:
+                    pass  # every point was recorded ok before: nothing to start
+                elif client is None:
                     run_sync(sweep.run_local(todo, workers, preload))
                 else:
                     from ploomber_like.cluster import run_on_executor
@@ -244,15 +246,14 @@ class _Sweep:
         self.end(record)
 
     async def run_local(self, todo: list[PreparedRun], workers: int, preload: bool) -> None:
-        first = todo[0] if todo else None
+        first = todo[0]  # every point runs the same file
         modules = None
-        if preload and first is not None:
+        if preload:
             modules = preloadable_modules(
                 [g.source for g in first.groups], Path(first.script_path).parent, Path.cwd()
             )
         pool = KernelPool(
-            Path.cwd(), modules, ahead=min(workers, 2),
-            script_path=first.script_path if first else None,
+            Path.cwd(), modules, ahead=min(workers, 2), script_path=first.script_path,
             threads=max(1, (os.cpu_count() or 1) // workers),
         )
         queue = list(reversed(todo))
