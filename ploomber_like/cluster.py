@@ -36,7 +36,7 @@ from ploomber_like.kernels import (
     preloadable_modules,
 )
 from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Record, RunError
+from ploomber_like.record import Record
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -183,9 +183,7 @@ def execute_remote(
     try:
         factory = _shared_factory(run, preload)
     except Exception as exc:  # a template that cannot start: the run is recorded, not lost
-        record.status = "crashed"
-        record.error = RunError(type(exc).__name__, str(exc))
-        record.duration = time.monotonic() - started
+        record.fail("crashed", exc, started)
         _forget_stop(record.uuid, stop)
         return record
     try:
@@ -228,12 +226,9 @@ def _outcome(backend: _Backend, point: _InFlight) -> Record:
 
 def _failed(point: _InFlight, status: str, exc: BaseException) -> Record:
     record = point.record
-    record.status = status
-    record.error = RunError(
-        type(exc).__name__, str(exc) or repr(exc),
-        traceback="".join(traceback.format_exception(exc)).strip(),
+    record.fail(
+        status, exc, point.started, "".join(traceback.format_exception(exc)).strip()
     )
-    record.duration = time.monotonic() - point.started
     return record
 
 
@@ -408,8 +403,7 @@ async def _run_until_stopped(
             if stop.is_set() and not task.done():
                 task.cancel()  # run_on_pool kills the kernel on its way out
                 await asyncio.gather(task, return_exceptions=True)
-                record.status = "interrupted"
-                record.error = RunError("KeyboardInterrupt", "the sweep was interrupted")
+                record.interrupt("the sweep was interrupted")
                 return record
         return task.result()
     finally:

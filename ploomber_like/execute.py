@@ -45,9 +45,7 @@ async def run_on_pool(
     try:
         kernel = await pool.acquire(still_needed)
     except Exception as exc:  # the run is recorded as failed rather than lost
-        record.status = "crashed"
-        record.error = RunError(type(exc).__name__, str(exc))
-        record.duration = time.monotonic() - started
+        record.fail("crashed", exc, started)
         return record
     try:
         return await execute_run(
@@ -126,8 +124,7 @@ async def execute_run(
                 break
     except asyncio.CancelledError:
         # Ctrl-C: keep what the run showed so far, then let the cancellation go on.
-        record.status = "interrupted"
-        record.error = RunError("KeyboardInterrupt", "interrupted by the user")
+        record.interrupt("interrupted by the user")
         _fill_record(record, captured, started)
         raise
     if record.error is None:

@@ -12,6 +12,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -126,6 +127,20 @@ class Record:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def fail(self, status: str, exc: BaseException, started: float, traceback: str = "") -> None:
+        """End the run with ``status`` because ``exc`` stopped it outside the user's code."""
+        self.status = status
+        self.error = RunError(type(exc).__name__, str(exc) or repr(exc), traceback)
+        self.duration = time.monotonic() - started
+
+    def interrupt(self, message: str, started: float | None = None) -> None:
+        """Mark the run ``interrupted``; an error it already has (what stopped it) is kept."""
+        self.status = "interrupted"
+        if self.error is None:
+            self.error = RunError("KeyboardInterrupt", message)
+        if self.duration is None and started is not None:
+            self.duration = time.monotonic() - started
 
     def merged(self) -> dict[str, Any]:
         """Parameters and values in one object: the ``parameters`` column of the anchor's schema."""

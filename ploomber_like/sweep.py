@@ -21,7 +21,7 @@ from ploomber_like.errors import ParameterError
 from ploomber_like.execute import module_distributions, new_record, run_on_pool
 from ploomber_like.kernels import KernelPool, preloadable_modules
 from ploomber_like.notebook import PreparedRun, prepare_runs
-from ploomber_like.record import Environment, Record, RunError
+from ploomber_like.record import Environment, Record
 from ploomber_like.store import Store
 from ploomber_like.tracking import run_sync
 
@@ -238,11 +238,7 @@ class _Sweep:
 
     def interrupted(self, record: Record, started: float) -> None:
         """Write a run stopped by Ctrl-C, keeping what it captured if it got that far."""
-        record.status = "interrupted"
-        if record.error is None:
-            record.error = RunError("KeyboardInterrupt", "the sweep was interrupted")
-        if record.duration is None:
-            record.duration = time.monotonic() - started
+        record.interrupt("the sweep was interrupted", started)
         self.end(record)
 
     async def run_local(self, todo: list[PreparedRun], workers: int, preload: bool) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from ploomber_like.execute import new_record, run_on_pool
 from ploomber_like.kernels import KernelPool
 from ploomber_like.notebook import PreparedRun, prepare_run
-from ploomber_like.record import Record, RunError
+from ploomber_like.record import Record
 from ploomber_like.store import Store
 
 T = TypeVar("T")
@@ -69,17 +70,16 @@ def track_execution(
         record = new_record(prepared)
         record.comment = comment
         store.start(record)
+        started = time.monotonic()
         try:
             with _group_progress(prepared, quiet) as on_group:
                 run_sync(_run_once(prepared, record, timeout, on_group))
         except BaseException as exc:
             # Whatever stops the driver (Ctrl-C, a bug of ours), the row must not stay `running`.
             if isinstance(exc, KeyboardInterrupt):
-                record.status = "interrupted"
-                record.error = RunError("KeyboardInterrupt", "interrupted by the user")
+                record.interrupt("interrupted by the user", started)
             else:
-                record.status = "crashed"
-                record.error = RunError(type(exc).__name__, str(exc))
+                record.fail("crashed", exc, started)
             store.finish(record)
             raise
         store.finish(record)
