@@ -36,7 +36,7 @@ from ploomber_like.kernels import (
     preloadable_modules,
 )
 from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Record
+from ploomber_like.record import Record, Status
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -133,7 +133,7 @@ def run_on_executor(
                     raise
                 except Exception as exc:  # e.g. a shut-down executor: recorded, not raised
                     del in_flight[point.record.uuid]
-                    sweep.end(_failed(point, "failed", exc))
+                    sweep.end(_failed(point, Status.FAILED, exc))
             for future in backend.wait_some([p.future for p in in_flight.values()]):
                 point = next(p for p in in_flight.values() if p.future is future)
                 del in_flight[point.record.uuid]
@@ -147,7 +147,7 @@ def run_on_executor(
             if isinstance(exc, KeyboardInterrupt):
                 sweep.interrupted(point.record, point.started)
             else:
-                sweep.end(_failed(point, "interrupted", exc))
+                sweep.end(_failed(point, Status.INTERRUPTED, exc))
         raise
 
 
@@ -183,7 +183,7 @@ def execute_remote(
     try:
         factory = _shared_factory(run, preload)
     except Exception as exc:  # a template that cannot start: the run is recorded, not lost
-        record.fail("crashed", exc, started)
+        record.fail(Status.CRASHED, exc, started)
         _forget_stop(record.uuid, stop)
         return record
     try:
@@ -220,11 +220,11 @@ def _outcome(backend: _Backend, point: _InFlight) -> Record:
         return point.future.result()
     except (Exception, asyncio.CancelledError, concurrent.futures.CancelledError) as exc:
         if backend.is_lost_worker(exc):
-            return _failed(point, "crashed", exc)
-        return _failed(point, "failed", exc)
+            return _failed(point, Status.CRASHED, exc)
+        return _failed(point, Status.FAILED, exc)
 
 
-def _failed(point: _InFlight, status: str, exc: BaseException) -> Record:
+def _failed(point: _InFlight, status: Status, exc: BaseException) -> Record:
     record = point.record
     record.fail(
         status, exc, point.started, "".join(traceback.format_exception(exc)).strip()

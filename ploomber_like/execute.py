@@ -15,7 +15,7 @@ from typing import Any
 from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, setup_code, strip_ansi
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Environment, Record, RunError, new_created
+from ploomber_like.record import Environment, Record, RunError, Status, new_created
 
 
 def new_record(prepared: PreparedRun, environment: Environment | None = None) -> Record:
@@ -45,7 +45,7 @@ async def run_on_pool(
     try:
         kernel = await pool.acquire(still_needed)
     except Exception as exc:  # the run is recorded as failed rather than lost
-        record.fail("crashed", exc, started)
+        record.fail(Status.CRASHED, exc, started)
         return record
     try:
         return await execute_run(
@@ -100,7 +100,7 @@ async def execute_run(
                 await client.async_execute_cell(cell, cell_index, store_history=group is not None)
                 stopped = False
             except CellTimeoutError:
-                record.status = "timeout"
+                record.status = Status.TIMEOUT
                 record.error = RunError(
                     "Timeout", f"the run exceeded its timeout of {timeout:g} s",
                     group=group, group_source=_group_source(prepared, group),
@@ -109,7 +109,7 @@ async def execute_run(
                 if kernel.handle.is_alive():
                     # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
                     raise asyncio.CancelledError from None
-                record.status = "crashed"
+                record.status = Status.CRASHED
                 record.error = RunError(
                     "KernelDied", kernel.handle.describe_exit(), traceback=kernel.handle.log_tail(),
                     group=group, group_source=_group_source(prepared, group),
@@ -128,8 +128,8 @@ async def execute_run(
         _fill_record(record, captured, started)
         raise
     if record.error is None:
-        record.status = "ok"  # also after sys.exit(0): it ends a script successfully
-    if record.status in ("ok", "failed"):
+        record.status = Status.OK  # also after sys.exit(0): it ends a script successfully
+    if record.status in (Status.OK, Status.FAILED):
         # The kernel still runs: ask which modules the run imported, for package versions.
         modules_cell = new_code_cell(f"{HOOK_NAME}.report_modules()")
         notebook.cells.append(modules_cell)
@@ -183,14 +183,14 @@ def _group_source(prepared: PreparedRun, group: int | None) -> str | None:
 
 def _error_from_outputs(
     outputs: list[dict[str, Any]], prepared: PreparedRun, group: int | None
-) -> tuple[str, RunError | None]:
+) -> tuple[Status, RunError | None]:
     error = next((o for o in outputs if o.get("output_type") == "error"), None)
     name = error.get("ename", "Error") if error else "Error"
     message = error.get("evalue", "") if error else ""
     if name == "SystemExit" and message in ("", "0", "None"):
-        return "ok", None  # stop here, successfully
+        return Status.OK, None  # stop here, successfully
     traceback = strip_ansi("\n".join(error.get("traceback", []))) if error else ""
-    status = "interrupted" if name == "KeyboardInterrupt" else "failed"
+    status = Status.INTERRUPTED if name == "KeyboardInterrupt" else Status.FAILED
     return status, RunError(
         name, message, cap_text(traceback, 50_000),
         group=group, group_source=_group_source(prepared, group),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import getpass
 import hashlib
 import json
@@ -18,8 +19,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-#: Statuses a run can have. ``running`` is written when the run starts and replaced when it ends.
-STATUSES = ("running", "ok", "failed", "timeout", "crashed", "interrupted")
+
+class Status(str, enum.Enum):
+    """How a run ended. ``running`` is written when the run starts and replaced when it ends.
+
+    A ``str``: it compares equal to, is stored as, and prints as its value (``"ok"``).
+    """
+
+    RUNNING = "running"
+    OK = "ok"
+    #: The user's code raised (or called ``sys.exit`` with a non-zero code).
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    #: The kernel process died (segfault, ``os._exit``, out of memory) or never started.
+    CRASHED = "crashed"
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+#: Every status's value, in the order above (for CLI choices and error messages).
+STATUSES = tuple(status.value for status in Status)
 
 #: Key that marks a reference to a rich output stored out of line in the ``blobs`` table.
 BLOB_REF_KEY = "$blob"
@@ -103,7 +127,7 @@ class Record:
     parameters: dict[str, Any]
     #: The values the caller passed (a subset of ``parameters`` plus any the cell lacks).
     overrides: dict[str, Any]
-    status: str = "running"
+    status: Status = Status.RUNNING
     #: Captured values; rich ones are blob references (see :class:`Blob`).
     values: dict[str, Any] = field(default_factory=dict)
     blobs: dict[str, Blob] = field(default_factory=dict)
@@ -126,9 +150,9 @@ class Record:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == Status.OK
 
-    def fail(self, status: str, exc: BaseException, started: float, traceback: str = "") -> None:
+    def fail(self, status: Status, exc: BaseException, started: float, traceback: str = "") -> None:
         """End the run with ``status`` because ``exc`` stopped it outside the user's code."""
         self.status = status
         self.error = RunError(type(exc).__name__, str(exc) or repr(exc), traceback)
@@ -136,7 +160,7 @@ class Record:
 
     def interrupt(self, message: str, started: float | None = None) -> None:
         """Mark the run ``interrupted``; an error it already has (what stopped it) is kept."""
-        self.status = "interrupted"
+        self.status = Status.INTERRUPTED
         if self.error is None:
             self.error = RunError("KeyboardInterrupt", message)
         if self.duration is None and started is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import DatabaseError
-from ploomber_like.record import Blob, Record
+from ploomber_like.record import Blob, Record, Status
 
 #: Columns of ``experiments`` after the anchor's four, with their SQL types.
 EXTRA_COLUMNS: dict[str, str] = {
@@ -211,8 +211,8 @@ class Store:
             marks = ", ".join("?" for _ in chunk)
             rows = self.conn.execute(
                 f"SELECT DISTINCT fingerprint FROM experiments "
-                f"WHERE status = 'ok' AND fingerprint IN ({marks})",
-                chunk,
+                f"WHERE status = ? AND fingerprint IN ({marks})",
+                [Status.OK, *chunk],
             )
             found.update(row[0] for row in rows)
         return found
@@ -221,17 +221,17 @@ class Store:
         """Close ``running`` rows left by a driver on this host that no longer exists."""
         host = socket.gethostname()
         rows = self.conn.execute(
-            "SELECT uuid, driver FROM experiments WHERE status = 'running' AND driver LIKE ?",
-            (f"{host}:%",),
+            "SELECT uuid, driver FROM experiments WHERE status = ? AND driver LIKE ?",
+            (Status.RUNNING, f"{host}:%"),
         ).fetchall()
         orphans = [uuid for uuid, driver in rows if not _pid_alive(int(driver.rsplit(":", 1)[1]))]
         if orphans:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany(
-                "UPDATE experiments SET status = 'interrupted', error_type = 'Interrupted', "
+                "UPDATE experiments SET status = ?, error_type = 'Interrupted', "
                 "error_message = 'the tracking process ended before the run finished' "
-                "WHERE uuid = ? AND status = 'running'",
-                [(uuid,) for uuid in orphans],
+                "WHERE uuid = ? AND status = ?",
+                [(Status.INTERRUPTED, uuid, Status.RUNNING) for uuid in orphans],
             )
             self.conn.execute("COMMIT")
         return len(orphans)

@@ -32,6 +32,7 @@ from ploomber_like.record import (
     Environment,
     Record,
     RunError,
+    Status,
     is_blob_reference,
     new_created,
 )
@@ -646,7 +647,7 @@ class Experiment:
             source="",
             parameters={},
             overrides={},
-            status="ok",
+            status=Status.OK,
             # git_state looks at the folder of the given file: here, the working directory,
             # whose commit is what makes hand-logged numbers reproducible.
             environment=Environment.collect(Path.cwd() / "manual"),
@@ -716,8 +717,8 @@ def _stored_parameters(conn: sqlite3.Connection, uuid: str) -> dict[str, Any] | 
 def _insert_row(conn: sqlite3.Connection, uuid: str, values: dict[str, Any]) -> None:
     conn.execute(
         "INSERT INTO experiments (uuid, created, parameters, status, parameter_keys) "
-        "VALUES (?, ?, ?, 'ok', '[]')",
-        (uuid, new_created(), store.to_json(values)),
+        "VALUES (?, ?, ?, ?, '[]')",
+        (uuid, new_created(), store.to_json(values), Status.OK),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ploomber_like.execute import new_record, run_on_pool
 from ploomber_like.kernels import KernelPool
 from ploomber_like.notebook import PreparedRun, prepare_run
-from ploomber_like.record import Record
+from ploomber_like.record import Record, Status
 from ploomber_like.store import Store
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ def track_execution(
             if isinstance(exc, KeyboardInterrupt):
                 record.interrupt("interrupted by the user", started)
             else:
-                record.fail("crashed", exc, started)
+                record.fail(Status.CRASHED, exc, started)
             store.finish(record)
             raise
         store.finish(record)
