@@ -17,7 +17,10 @@ _EXPORTS = {
     "track_execution": "ploomber_like.tracking",
     "track_grid": "ploomber_like.sweep",
     "SQLiteTracker": "ploomber_like.tracker",
-    "Results": "ploomber_like.tracker",
+    "Results": "ploomber_like.results",
+    "Run": "ploomber_like.results",
+    "RichOutput": "ploomber_like.results",
+    "Experiment": "ploomber_like.experiment",
     "Record": "ploomber_like.record",
     "RunError": "ploomber_like.record",
     "TrackerError": "ploomber_like.errors",
@@ -26,15 +29,20 @@ _EXPORTS = {
     "DatabaseError": "ploomber_like.errors",
     "QueryError": "ploomber_like.errors",
     "UnknownRunError": "ploomber_like.errors",
+    "ExportError": "ploomber_like.errors",
 }
 
 __all__ = [
     "DatabaseError",
+    "Experiment",
+    "ExportError",
     "InputFileError",
     "ParameterError",
     "QueryError",
     "Record",
     "Results",
+    "RichOutput",
+    "Run",
     "RunError",
     "SQLiteTracker",
     "TrackerError",
@@ -47,15 +55,18 @@ __all__ = [
 if TYPE_CHECKING:
     from ploomber_like.errors import (
         DatabaseError,
+        ExportError,
         InputFileError,
         ParameterError,
         QueryError,
         TrackerError,
         UnknownRunError,
     )
+    from ploomber_like.experiment import Experiment
     from ploomber_like.record import Record, RunError
+    from ploomber_like.results import Results, RichOutput, Run
     from ploomber_like.sweep import track_grid
-    from ploomber_like.tracker import Results, SQLiteTracker
+    from ploomber_like.tracker import SQLiteTracker
     from ploomber_like.tracking import track_execution
 
 
