@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -158,8 +159,8 @@ def run_query(path: str | os.PathLike[str], sql: str) -> tuple[list[str], list[t
             rows = cursor.fetchall()
         # sqlite3.Warning is what "You can only execute one statement at a time" raises.
         except (sqlite3.Error, sqlite3.Warning) as exc:
-            message = f"{refused[0]} is refused: queries are read-only" if refused else str(exc)
-            raise QueryError(message, sql) from None
+            message = f"{_refused_verb(sql, refused)} is refused: queries are read-only"
+            raise QueryError(message if refused else str(exc), sql) from None
         return [d[0] for d in cursor.description or ()], rows
 
 
@@ -177,6 +178,20 @@ _REFUSED_ACTIONS = (
     "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER", "DROP_TEMP_VIEW", "DROP_TRIGGER", "DROP_VIEW",
     "DROP_VTABLE",
 )
+
+
+def _refused_verb(sql: str, refused: list[str]) -> str:
+    """What to call a refused statement: its own first word when that is what writes
+    (``VACUUM INTO`` shows to the authorizer as an ``ATTACH``), else the refused action."""
+    words = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).split()
+    verb = words[0].upper() if words else ""
+    return verb if verb in _WRITING_VERBS else refused[0]
+
+
+_WRITING_VERBS = frozenset({
+    "VACUUM", "ATTACH", "DETACH", "CREATE", "DROP", "ALTER", "INSERT", "REPLACE", "UPDATE",
+    "DELETE", "REINDEX", "ANALYZE", "BEGIN", "SAVEPOINT",
+})
 
 
 def _authorize_read(
