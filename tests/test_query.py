@@ -16,7 +16,7 @@ from tracking_databases import (
     build_sweep_database,
 )
 
-from ploomber_like import SQLiteTracker
+from ploomber_like import SQLiteTracker, track_execution
 from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
 from ploomber_like.results import Results, RichOutput
 
@@ -138,6 +138,29 @@ def test_query_refuses_writes(tracker):
     assert len(tracker) == 7
 
 
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        ("VACUUM INTO '{dir}/copy.db'", "VACUUM"),
+        ("ATTACH DATABASE '{dir}/new.db' AS a", "ATTACH"),
+        ("ATTACH DATABASE 'file:{dir}/new.db?mode=rwc' AS a", "ATTACH"),
+        ("CREATE TEMP TABLE t (x)", "CREATE"),
+        ("PRAGMA user_version = 7", "PRAGMA user_version"),
+        ("UPDATE experiments SET comment = 'x'", "UPDATE"),
+    ],
+)
+def test_query_changes_nothing_on_disk(sweep, tmp_path, sql, refused):
+    before = sweep.path.read_bytes()
+    tracker = SQLiteTracker(sweep.path)
+    with pytest.raises(QueryError, match=f"^{refused} is refused: queries are read-only"):
+        tracker.query(sql.format(dir=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+    assert sweep.path.read_bytes() == before
+    # reading pragmas and table-valued functions still work
+    assert len(tracker.query("PRAGMA table_info(experiments)")) > 4
+    assert len(tracker.query("SELECT key FROM experiments, json_each(parameters)")) > 7
+
+
 def test_query_error_carries_sqlite_message_and_sql(tracker):
     with pytest.raises(QueryError) as caught:
         tracker.query("SELEC uuid FROM experiments")
@@ -169,6 +192,45 @@ def test_sqlite_file_without_experiments_table_is_an_error(tmp_path):
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(DatabaseError, match="no experiments table"):
         SQLiteTracker(tmp_path / "other.db").runs()
+
+
+def test_experiments_table_of_another_schema_is_refused_before_any_change(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE experiments (id INTEGER, name TEXT)")
+    conn.execute("INSERT INTO experiments VALUES (1, 'mine')")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    script = tmp_path / "s.py"
+    script.write_text("x = 1\nx\n")
+    tracker = SQLiteTracker(path)
+    for attempt in (
+        lambda: track_execution(script, database=path, quiet=True),
+        lambda: tracker.insert("run", {"a": 1}),
+        tracker.runs,
+        lambda: repr(tracker),
+    ):
+        with pytest.raises(DatabaseError, match="has no column uuid, created, parameters"):
+            attempt()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db", "s.py"]
+
+
+def test_rows_written_by_other_tools_with_numbers_still_list(tmp_path):
+    path = tmp_path / "anchor.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE experiments (uuid TEXT NOT NULL UNIQUE, created TIMESTAMP, "
+        "parameters TEXT, comment TEXT)"
+    )
+    conn.execute("INSERT INTO experiments VALUES ('abc', 1700000000, '{\"a\": 1}', 5)")
+    conn.commit()
+    conn.close()
+    tracker = SQLiteTracker(path)
+    (run,) = tracker.runs()
+    assert run.created == "1700000000" and run["a"] == 1
+    assert "1700000000" in repr(tracker)
 
 
 # --- keys and sample query -----------------------------------------------------------------
