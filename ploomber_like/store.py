@@ -159,8 +159,10 @@ def run_query(path: str | os.PathLike[str], sql: str) -> tuple[list[str], list[t
             rows = cursor.fetchall()
         # sqlite3.Warning is what "You can only execute one statement at a time" raises.
         except (sqlite3.Error, sqlite3.Warning) as exc:
-            message = f"{_refused_verb(sql, refused)} is refused: queries are read-only"
-            raise QueryError(message if refused else str(exc), sql) from None
+            if refused:
+                message = f"{_refused_verb(sql, refused)} is refused: queries are read-only"
+                raise QueryError(message, sql) from None
+            raise QueryError(str(exc), sql) from None
         return [d[0] for d in cursor.description or ()], rows
 
 

@@ -98,7 +98,7 @@ def test_text_views_show_uuids_shortened_html_in_full(hostile):
     assert uuid in tracker._repr_html_()
 
 
-def test_reprs_display_once_in_jupyter(hostile):
+def test_reprs_display_once_in_jupyter(hostile, monkeypatch):
     """Inside a kernel, rich must not display the text table itself: one output per cell."""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
@@ -109,8 +109,9 @@ def test_reprs_display_once_in_jupyter(hostile):
         nbformat.v4.new_code_cell(f"tracker.query({QUERY!r}, as_frame=False)"),
         nbformat.v4.new_code_cell("text = repr(tracker)"),
     ]
-    env_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    os.environ["PYTHONPATH"] = env_path
+    # the kernel imports this tree's ploomber_like
+    paths = [str(ROOT), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
     NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
     for cell in notebook.cells[:2]:
         assert [o["output_type"] for o in cell.outputs] == ["execute_result"]
