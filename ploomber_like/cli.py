@@ -272,6 +272,56 @@ def comment_command(uuid: str, text: str, database: str) -> None:
     click.echo(f"{tracker.get(uuid).uuid}: {text}")
 
 
+# --- reproducing and sharing runs: see ploomber_like.rerun, .mlflow_export, .store -------
+
+
+@cli.command("rerun")
+@click.argument("uuid")
+@_database_option
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-9, show_default=True,
+              help="Relative tolerance for numbers; strings compare exactly.")
+@click.option("--timeout", type=float, help="Seconds the rerun may take.")
+def rerun_command(uuid: str, database: str, rtol: float, timeout: float | None) -> None:
+    """Rerun run UUID from its stored source and parameters; list the values that differ.
+
+    Exit 0 when every value reproduces, 1 when some differ. Plots are compared by content
+    hash and listed apart: they do not decide the exit status.
+
+    \b
+    python -m tracker rerun 3b3b921d
+    python -m tracker rerun 3b3b921d --rtol 1e-6
+    """
+    import warnings
+
+    from ploomber_like import render
+    from ploomber_like.rerun import rerun
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = rerun(uuid, database, rtol=rtol, timeout=timeout)
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    click.echo(f"rerun {result.record.uuid} ({result.record.status}) of {result.original}")
+    if result.differences:
+        rows = [(d.key, _shown(d.recorded), _shown(d.rerun)) for d in result.differences]
+        _print(render.text_table(["differs", "recorded", "rerun"], rows, precision=12))
+    changed = [o for o in result.outputs if not o.identical]
+    if changed:
+        rows = [(o.key, (o.recorded or "-")[:12], (o.rerun or "-")[:12]) for o in changed]
+        _print(render.text_table(["output differs by content", "recorded", "rerun"], rows))
+    same = len(result.outputs) - len(changed)
+    click.echo(
+        f"{len(result.differences)} value(s) differ (rtol {rtol:g}); "
+        f"outputs: {same} identical, {len(changed)} with other bytes"
+    )
+    sys.exit(0 if result.reproduced else 1)
+
+
+def _shown(value: object) -> object:
+    # An empty cell would read as "nothing to compare"; None (a null or a missing key) is a value.
+    return "None" if value is None else value
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m tracker``, ``python -m ploomber_like.tracking`` and the script."""
     try:

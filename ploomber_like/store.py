@@ -43,6 +43,9 @@ EXTRA_COLUMNS: dict[str, str] = {
     "fingerprint": "TEXT",
     # host:pid of the process writing the row: a later sweep spots orphaned ``running`` rows.
     "driver": "TEXT",
+
+    # uuid of the run a rerun reproduces (ploomber_like.rerun).
+    "reproduces": "TEXT",
 }
 
 _SCHEMA = """
@@ -282,6 +285,7 @@ def _row(record: Record) -> dict[str, Any]:
         "stdout": record.stdout,
         "stderr": record.stderr,
         "fingerprint": record.fingerprint,
+        "reproduces": record.reproduces,
     }
 
 
