@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "track_execution": "ploomber_like.tracking",
     "track_grid": "ploomber_like.sweep",
+    "rerun": "ploomber_like.reproduction",
     "SQLiteTracker": "ploomber_like.tracker",
     "Results": "ploomber_like.tracker",
     "Record": "ploomber_like.record",
@@ -40,6 +41,7 @@ __all__ = [
     "TrackerError",
     "UnknownRunError",
     "__version__",
+    "rerun",
     "track_execution",
     "track_grid",
 ]
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
         UnknownRunError,
     )
     from ploomber_like.record import Record, RunError
+    from ploomber_like.reproduction import rerun
     from ploomber_like.sweep import track_grid
     from ploomber_like.tracker import Results, SQLiteTracker
     from ploomber_like.tracking import track_execution

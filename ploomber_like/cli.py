@@ -272,7 +272,7 @@ def comment_command(uuid: str, text: str, database: str) -> None:
     click.echo(f"{tracker.get(uuid).uuid}: {text}")
 
 
-# --- reproducing and sharing runs: see ploomber_like.rerun, .mlflow_export, .store -------
+# --- reproducing and sharing runs: see ploomber_like.reproduction and .mlflow_export -----
 
 
 @cli.command("rerun")
@@ -294,7 +294,7 @@ def rerun_command(uuid: str, database: str, rtol: float, timeout: float | None) 
     import warnings
 
     from ploomber_like import render
-    from ploomber_like.rerun import rerun
+    from ploomber_like.reproduction import rerun
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

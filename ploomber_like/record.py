@@ -144,7 +144,7 @@ class Record:
     stderr: str = ""
     environment: Environment | None = None
     comment: str | None = None
-    #: uuid of the run this one reruns (see :func:`ploomber_like.rerun.rerun`).
+    #: uuid of the run this one reruns (see :func:`ploomber_like.reproduction.rerun`).
     reproduces: str | None = None
 
     @property

@@ -44,7 +44,7 @@ EXTRA_COLUMNS: dict[str, str] = {
     # host:pid of the process writing the row: a later sweep spots orphaned ``running`` rows.
     "driver": "TEXT",
 
-    # uuid of the run a rerun reproduces (ploomber_like.rerun).
+    # uuid of the run a rerun reproduces (ploomber_like.reproduction).
     "reproduces": "TEXT",
 }
 

@@ -246,9 +246,10 @@ def _version_changes(recorded: Environment | None, now: Environment | None) -> l
         changes.append(f"python {python_now} (recorded {recorded.python})")
     packages_now = now.packages if now is not None else {}
     for name in sorted(set(recorded.packages) | set(packages_now)):
-        before, after = recorded.packages.get(name), packages_now.get(name)
+        before = recorded.packages.get(name, "not imported")
+        after = packages_now.get(name, "not imported")
         if before != after:
-            changes.append(f"{name} {after or 'not imported'} (recorded {before or 'not imported'})")
+            changes.append(f"{name} {after} (recorded {before})")
     if not changes:
         return []
     return ["versions differ from the recorded run: " + ", ".join(changes)]
