@@ -322,6 +322,44 @@ def _shown(value: object) -> object:
     return "None" if value is None else value
 
 
+@cli.group("export")
+def export_group() -> None:
+    """Send runs to another tracking system.
+
+    \b
+    python -m tracker export mlflow --tracking-uri sqlite:///mlflow.db
+    """
+
+
+@export_group.command("mlflow")
+@click.option("--tracking-uri", required=True, metavar="URI",
+              help="sqlite:///mlflow.db, or http://127.0.0.1:5000 for an mlflow server.")
+@click.option("--experiment", default="ploomber_like", show_default=True,
+              help="MLflow experiment to add the runs to (created if missing).")
+@click.option("--where", metavar="SQL_CONDITION",
+              help="Only runs matching this condition on experiments: \"status = 'ok'\".")
+@_database_option
+def export_mlflow_command(
+    tracking_uri: str, experiment: str, where: str | None, database: str
+) -> None:
+    """Export runs to MLflow: params, metrics, plots and files, tags; runs already exported
+    (found by their uuid tag) are skipped.
+
+    \b
+    python -m tracker export mlflow --tracking-uri sqlite:///mlflow.db
+    python -m tracker export mlflow --tracking-uri http://127.0.0.1:5000 \\
+        --experiment fit --where "json_extract(parameters, '$.f1') > 0.8"
+    """
+    from ploomber_like.mlflow_export import export_mlflow
+
+    result = export_mlflow(tracking_uri, database, experiment=experiment, where=where)
+    click.echo(
+        f"exported {len(result.exported)} run(s) to experiment {experiment!r} "
+        f"(id {result.experiment_id}); {len(result.already_exported)} already there"
+        + (f", {len(result.running)} still running (not exported)" if result.running else "")
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m tracker``, ``python -m ploomber_like.tracking`` and the script."""
     try:

@@ -237,7 +237,11 @@ def _working_directory(uuid: str, environment: Environment | None) -> tuple[Path
 
 
 def _version_changes(recorded: Environment | None, now: Environment | None) -> list[str]:
-    """One note naming each version that differs: Python, then the packages either run used."""
+    """One note naming each version that differs: Python, then the packages both runs used.
+
+    A package only one side lists is left out: a warm-template kernel and a fresh one import
+    different machinery (psutil, matplotlib-inline), which says nothing about the user's code.
+    """
     if recorded is None:
         return []
     changes = []
@@ -245,11 +249,9 @@ def _version_changes(recorded: Environment | None, now: Environment | None) -> l
     if recorded.python != python_now:
         changes.append(f"python {python_now} (recorded {recorded.python})")
     packages_now = now.packages if now is not None else {}
-    for name in sorted(set(recorded.packages) | set(packages_now)):
-        before = recorded.packages.get(name, "not imported")
-        after = packages_now.get(name, "not imported")
-        if before != after:
-            changes.append(f"{name} {after} (recorded {before})")
+    for name in sorted(set(recorded.packages) & set(packages_now)):
+        if recorded.packages[name] != packages_now[name]:
+            changes.append(f"{name} {packages_now[name]} (recorded {recorded.packages[name]})")
     if not changes:
         return []
     return ["versions differ from the recorded run: " + ", ".join(changes)]
