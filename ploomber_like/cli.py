@@ -360,6 +360,26 @@ def export_mlflow_command(
     )
 
 
+@cli.command("migrate")
+@click.option("-d", "--database", default=DEFAULT_DATABASE, show_default=True,
+              help="SQLite file to migrate in place.")
+def migrate_command(database: str) -> None:
+    """Move plots stored inline (sklearn-evaluation, ploomber-engine) out of line into blobs.
+
+    One transaction: every row is kept, and an interrupted migration changes nothing.
+
+    \b
+    python -m tracker migrate -d old.db
+    """
+    from ploomber_like.store import move_inline_images
+
+    result = move_inline_images(database)
+    click.echo(
+        f"moved {result.images_moved} inline image(s) out of {result.runs_changed} of "
+        f"{result.runs} run(s) into blobs"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m tracker``, ``python -m ploomber_like.tracking`` and the script."""
     try:
