@@ -17,6 +17,7 @@ _EXPORTS = {
     "track_execution": "ploomber_like.tracking",
     "track_grid": "ploomber_like.sweep",
     "rerun": "ploomber_like.reproduction",
+    "export_mlflow": "ploomber_like.mlflow_export",
     "SQLiteTracker": "ploomber_like.tracker",
     "Results": "ploomber_like.tracker",
     "Record": "ploomber_like.record",
@@ -41,6 +42,7 @@ __all__ = [
     "TrackerError",
     "UnknownRunError",
     "__version__",
+    "export_mlflow",
     "rerun",
     "track_execution",
     "track_grid",
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         TrackerError,
         UnknownRunError,
     )
+    from ploomber_like.mlflow_export import export_mlflow
     from ploomber_like.record import Record, RunError
     from ploomber_like.reproduction import rerun
     from ploomber_like.sweep import track_grid
