@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import store
@@ -270,9 +270,7 @@ class _Extras:
             "SELECT a.path, b.data FROM artifacts AS a JOIN blobs AS b ON b.sha256 = a.sha256 "
             "WHERE a.uuid = ? ORDER BY a.path", (uuid,),
         ).fetchall()
-        # A path is the run's own relative name; one that climbs out stays inside the export.
-        return [(str(Path(path).as_posix()).lstrip("/").replace("../", ""), bytes(data))
-                for path, data in rows]
+        return [(_inside(path), bytes(data)) for path, data in rows]
 
 
 @contextmanager
@@ -284,6 +282,13 @@ def _extras(database: Path) -> Iterator[_Extras]:
         raise DatabaseError(f"cannot read database {database}: {exc}") from None
     finally:
         conn.close()
+
+
+def _inside(path: str) -> str:
+    """``path`` as a relative path that stays inside the export folder (no root, no ``..``)."""
+    parts = [part for part in PurePosixPath(path.replace("\\", "/")).parts
+             if part not in ("/", "..", ".")]
+    return "/".join(parts) or "unnamed"
 
 
 def _tags(text: str | None) -> dict[str, str]:
