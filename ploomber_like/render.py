@@ -13,10 +13,8 @@ truncates long cells, so a huge value cannot flood a terminal or a page.
 from __future__ import annotations
 
 import base64
-import binascii
 import html
 import io
-import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -51,12 +49,6 @@ REPR_WIDTH = 100
 #: Images a browser shows from a ``data:`` URI; any other mimetype is never put in a ``src``.
 IMAGE_MIMETYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 
-# An image sklearn-evaluation stored inline as HTML text: only this exact shape is an image.
-_INLINE_IMAGE = re.compile(
-    r'<img src="data:(image/(?:png|jpeg|gif|svg\+xml));base64,([A-Za-z0-9+/\s]+={0,2})"\s*/?>'
-    r"(?:\s*</img>)?"
-)
-
 #: Columns of the one-line-per-run summary (``tracker ls``, the tracker's own repr).
 SUMMARY_COLUMNS = ("uuid", "created", "status", "duration", "parameters", "values")
 #: Its short columns, which keep their width while the others wrap.
@@ -65,26 +57,14 @@ SUMMARY_NO_WRAP = ("uuid", "created", "status", "duration")
 
 @dataclass(frozen=True)
 class InlineImage:
-    """An image stored inline as base64 text (as sklearn-evaluation stores figures)."""
+    """An image a peer tracker stored inline as an ``<img>`` tag, decoded (see
+    :func:`ploomber_like.store.inline_image`): shown by a tag drawn again from its bytes."""
 
     mimetype: str
     data: bytes
 
     def _repr_html_(self) -> str:
         return rich_output_html(self.mimetype, self.data)
-
-
-def parse_inline_image(text: str) -> InlineImage | None:
-    """The image in ``<img src="data:image/png;base64,...">`` text, or None for any other text
-    (which views then escape): the tag is rebuilt from the decoded bytes, never passed on."""
-    match = _INLINE_IMAGE.fullmatch(text.strip())
-    if match is None:
-        return None
-    try:
-        data = base64.b64decode(match.group(2), validate=False)
-    except (binascii.Error, ValueError):
-        return None
-    return InlineImage(match.group(1), data)
 
 
 def is_displayable(value: Any) -> bool:

@@ -307,8 +307,11 @@ def as_output(value: Any, database: Path) -> Any:
         value = store.load_json(value)
     if is_blob_reference(value):
         return RichOutput(str(value["mimetype"]), str(value[BLOB_REF_KEY]), database)
-    if isinstance(value, str) and value.startswith("<img"):
-        return render.parse_inline_image(value) or value
+    image = store.inline_image(value)
+    if image is not None:
+        # Only that exact tag shape is an image, drawn again from the decoded bytes; any other
+        # text, HTML-looking or not, is escaped by every view.
+        return render.InlineImage(image.mimetype, image.data)
     return value
 
 
