@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import InputFileError, ParameterError
-from ploomber_like.record import run_fingerprint
+from ploomber_like.record import RecordOptions, run_fingerprint
 
 SUPPORTED_SUFFIXES = (".py", ".ipynb")
 PARAMETERS_TAG = "parameters"
@@ -49,6 +49,8 @@ class PreparedRun:
     parameter_names: list[str]
     overrides: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: What the run records beyond its shown values (set by the caller before executing).
+    options: RecordOptions = field(default_factory=RecordOptions)
 
     @property
     def script_path(self) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import DatabaseError
-from ploomber_like.record import Blob, Record, Status
+from ploomber_like.record import Artifact, Blob, Record, Status
 
 #: Columns of ``experiments`` after the anchor's four, with their SQL types.
 EXTRA_COLUMNS: dict[str, str] = {
@@ -43,6 +43,10 @@ EXTRA_COLUMNS: dict[str, str] = {
     "fingerprint": "TEXT",
     # host:pid of the process writing the row: a later sweep spots orphaned ``running`` rows.
     "driver": "TEXT",
+    # What a run leaves beyond its values (see the block "metrics and artifacts" below).
+    "error_location": "TEXT",
+    "workdir": "TEXT",
+    "notebook": "TEXT",
 }
 
 _SCHEMA = """
@@ -56,6 +60,22 @@ CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY,
     mimetype TEXT NOT NULL,
     data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    uuid TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    time REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_uuid ON metrics (uuid, key, step);
+CREATE TABLE IF NOT EXISTS artifacts (
+    uuid TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    stored INTEGER NOT NULL,
+    PRIMARY KEY (uuid, path)
 );
 """
 
@@ -192,6 +212,7 @@ class Store:
                     f"ON CONFLICT (uuid) DO UPDATE SET {updates}",
                     list(row.values()),
                 )
+                _write_leaves(self.conn, record)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -235,6 +256,65 @@ class Store:
             )
             self.conn.execute("COMMIT")
         return len(orphans)
+
+
+# --- metrics and artifacts: what a run leaves beyond its values ------------------------------
+
+
+def _write_leaves(conn: sqlite3.Connection, record: Record) -> None:
+    """Replace the run's series and file list, inside the transaction writing its row."""
+    conn.execute("DELETE FROM metrics WHERE uuid = ?", (record.uuid,))
+    conn.executemany(
+        "INSERT INTO metrics (uuid, key, step, value, time) VALUES (?, ?, ?, ?, ?)",
+        [
+            (record.uuid, p.key, p.step, p.value if math.isfinite(p.value) else None, p.time)
+            for p in record.metrics
+        ],
+    )
+    conn.execute("DELETE FROM artifacts WHERE uuid = ?", (record.uuid,))
+    conn.executemany(
+        "INSERT OR REPLACE INTO artifacts (uuid, path, size, sha256, stored) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(record.uuid, a.path, a.size, a.sha256, int(a.stored)) for a in record.artifacts],
+    )
+
+
+def load_metrics(conn: sqlite3.Connection, uuids: list[str]) -> list[tuple[Any, ...]]:
+    """Rows ``(uuid, key, step, value)`` of the series of ``uuids``, in order."""
+    rows: list[tuple[Any, ...]] = []
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
+        return rows  # a database made before series were kept
+    for start in range(0, len(uuids), 500):
+        chunk = uuids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows += conn.execute(
+            f"SELECT uuid, key, step, value FROM metrics WHERE uuid IN ({marks}) "
+            "ORDER BY uuid, key, step, rowid",
+            chunk,
+        ).fetchall()
+    return rows
+
+
+def load_output(conn: sqlite3.Connection, uuid: str) -> tuple[str, str]:
+    """The stdout and stderr kept for run ``uuid`` (empty for an anchor database)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    if not {"stdout", "stderr"} <= columns:
+        return "", ""
+    row = conn.execute("SELECT stdout, stderr FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
+    return (row[0] or "", row[1] or "") if row else ("", "")
+
+
+def load_artifacts(conn: sqlite3.Connection, uuid: str) -> list[Artifact]:
+    """The files run ``uuid`` left, by path (none for a database made before they were kept)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'artifacts'").fetchone():
+        return []
+    return [
+        Artifact(path, size, sha256, bool(stored))
+        for path, size, sha256, stored in conn.execute(
+            "SELECT path, size, sha256, stored FROM artifacts WHERE uuid = ? ORDER BY path",
+            (uuid,),
+        )
+    ]
 
 
 def load_blob(conn: sqlite3.Connection, sha256: str) -> Blob | None:
@@ -282,6 +362,9 @@ def _row(record: Record) -> dict[str, Any]:
         "stdout": record.stdout,
         "stderr": record.stderr,
         "fingerprint": record.fingerprint,
+        "error_location": error.location if error else None,
+        "workdir": record.workdir,
+        "notebook": record.notebook,
     }
 
 

@@ -28,6 +28,7 @@ from ploomber_like.errors import DatabaseError, ParameterError, QueryError, Unkn
 from ploomber_like.record import (
     BLOB_REF_KEY,
     STATUSES,
+    Artifact,
     Blob,
     Environment,
     Record,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 _RUN_COLUMNS = (
     "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
     "error_message", "traceback", "error_group", "error_source", "parameter_keys",
-    "environment", "source_path",
+    "environment", "source_path", "error_location",
 )
 
 #: Keys as :meth:`SQLiteTracker.get_parameters_keys` returns them: JSON path segments, plain
@@ -250,6 +251,25 @@ class SQLiteTracker:
                     extract = f"json_extract(parameters, '{path}')"
                 selected.append(f"    {extract} AS {_alias(conn, key)}")
         return "SELECT\n" + ",\n".join(selected) + "\nFROM experiments\nLIMIT 10\n"
+
+    def metrics(self, uuids: str | Iterable[str]) -> pd.DataFrame:
+        """The series runs printed as ``name: number`` lines (their output scalars).
+
+        ``uuids`` is one uuid (or unique prefix) or several. Returns a DataFrame with columns
+        ``uuid, key, step, value``, one row per point, ordered by run, key and step.
+        """
+        import pandas as pd
+
+        wanted = [uuids] if isinstance(uuids, str) else list(uuids)
+        with _reading(self.path) as conn:
+            full = [_resolve_uuid(conn, uuid, self.path) for uuid in wanted]
+            rows = store.load_metrics(conn, list(dict.fromkeys(full)))
+        return pd.DataFrame.from_records(rows, columns=["uuid", "key", "step", "value"])
+
+    def artifacts(self, uuid: str) -> list[Artifact]:
+        """The files run ``uuid`` (or unique prefix) created or changed, by path."""
+        with _reading(self.path) as conn:
+            return store.load_artifacts(conn, _resolve_uuid(conn, uuid, self.path))
 
     def comment(self, uuid: str, text: str) -> None:
         """Set the comment of a run (given by uuid or unique uuid prefix)."""
@@ -792,6 +812,7 @@ def _run_from_row(row: Sequence[Any], database: Path) -> Run:
             traceback=data["traceback"] or "",
             group=data["error_group"],
             group_source=data["error_source"],
+            location=data["error_location"],
         )
     return Run(
         uuid=data["uuid"],
