@@ -147,14 +147,20 @@ async def execute_run(
     # kernels slowly must not turn runs into timeouts before their first line.
     state = _ExecutionState(deadline=None if timeout is None else time.monotonic() + timeout)
 
+    def group_of(cell_index: int) -> int | None:
+        # Past the steps: our closing cell (the report of imported modules).
+        return steps[cell_index].group if cell_index < len(steps) else None
+
     def cell_started(cell: Any, cell_index: int) -> None:
-        if steps[cell_index].group is not None and on_group is not None:
-            on_group(steps[cell_index].group)
+        group = group_of(cell_index)
+        if group is not None and on_group is not None:
+            on_group(group)
 
     def cell_executed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        group = group_of(cell_index)
         count = execute_reply.get("content", {}).get("execution_count")
-        if steps[cell_index].group is not None and count is not None:
-            state.groups_by_count[count] = prepared.groups[steps[cell_index].group]
+        if group is not None and count is not None:
+            state.groups_by_count[count] = prepared.groups[group]
 
     def cell_failed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
         state.traceback = execute_reply.get("content", {}).get("traceback") or []

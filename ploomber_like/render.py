@@ -205,7 +205,10 @@ def print_record_summary(record: Record) -> None:
     if rows:
         console.print(text_table(("key", "value", ""), rows))
     if record.error is not None:
-        console.print(f"[{style}]error:[/{style}] {record.error.summary()}", markup=True)
+        # Not wrapped: the location (fit.py:42) stays one piece to copy or click.
+        console.print(
+            f"[{style}]error:[/{style}] {record.error.summary()}", markup=True, soft_wrap=True
+        )
 
 
 def _record_cell(value: Any) -> Any:
