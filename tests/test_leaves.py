@@ -11,13 +11,12 @@ import sys
 
 import nbformat
 import pytest
+from conftest import write_script
 
 from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
 from ploomber_like.artifacts import write_file
 from ploomber_like.errors import ParameterError
 from ploomber_like.scalars import ScalarReader, scalar_pattern
-
-from conftest import write_script
 
 TRAIN = """
 # parameters
@@ -122,10 +121,12 @@ def test_plots_in_the_saved_notebook_are_references_to_the_plot_blob(tmp_path):
     """)
     record = track_execution(path, database=tmp_path / "runs.db", save_notebook=True, quiet=True)
     conn = sqlite3.connect(tmp_path / "runs.db")
-    (stored,) = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (record.notebook,)).fetchone()
+    blob = "SELECT data FROM blobs WHERE sha256 = ?"
+    (stored,) = conn.execute(blob, (record.notebook,)).fetchone()
     png = record.values["curve"]["$blob"]
     assert f"ploomber-like-blob:{png}".encode() in stored and b"iVBOR" not in stored
-    assert conn.execute("SELECT count(*) FROM blobs WHERE mimetype = 'image/png'").fetchone() == (1,)
+    pngs = conn.execute("SELECT count(*) FROM blobs WHERE mimetype = 'image/png'").fetchone()
+    assert pngs == (1,)
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -165,7 +166,8 @@ def test_files_over_the_limit_are_listed_not_stored(tmp_path, monkeypatch):
     assert (artifact.path, artifact.size, artifact.stored) == ("big.bin", 5000, False)
     assert "over the artifact limit" in record.stderr
     conn = sqlite3.connect("runs.db")
-    assert conn.execute("SELECT count(*) FROM blobs WHERE sha256 = ?", (artifact.sha256,)).fetchone() == (0,)
+    stored = conn.execute("SELECT count(*) FROM blobs WHERE sha256 = ?", (artifact.sha256,))
+    assert stored.fetchone() == (0,)
 
 
 def test_export_never_writes_through_a_link_or_outside(tmp_path):
@@ -180,7 +182,8 @@ def test_export_never_writes_through_a_link_or_outside(tmp_path):
     assert target.read_text() == "keep" and not (tmp_path / "escape.txt").exists()
     long_name = "k" * 300 + ".txt"
     written = write_file(tmp_path / "out", long_name, b"ok")
-    assert written.read_bytes() == b"ok" and written == write_file(tmp_path / "out", long_name, b"ok")
+    assert written.read_bytes() == b"ok"
+    assert written == write_file(tmp_path / "out", long_name, b"ok")  # the same short name
 
 
 # --- live and bounded output ----------------------------------------------------------------
@@ -221,7 +224,8 @@ def test_a_large_text_value_is_stored_out_of_line(tmp_path):
     assert len(parameters) < 2_000
     reference = json.loads(parameters)["big"]
     assert reference["mimetype"] == "text/plain" and reference["preview"].startswith("abab")
-    (data,) = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (reference["$blob"],)).fetchone()
+    blob = "SELECT data FROM blobs WHERE sha256 = ?"
+    (data,) = conn.execute(blob, (reference["$blob"],)).fetchone()
     assert len(data) == 2_000_000 and record.ok
 
 
