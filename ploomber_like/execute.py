@@ -138,7 +138,7 @@ async def execute_run(
     output = _RunOutput(options)
     own_directory = run_directory(options, record.uuid)
     # The kernel's working directory unless the run has its own (a sweep's parallel runs).
-    workdir = own_directory or Path.cwd()
+    workdir = own_directory or Path(options.working_directory or Path.cwd())
     record.workdir = str(workdir)
     before = snapshot(workdir, options) if own_directory is None else {}
     steps = _plan_steps(prepared, kernel, own_directory)

@@ -137,6 +137,9 @@ class RecordOptions:
     #: of ``linked_directory``, instead of the kernel's working directory.
     run_directories: str | None = None
     linked_directory: str | None = None
+    #: The kernel's working directory, where a run without its own directory writes (None:
+    #: this process's).
+    working_directory: str | None = None
     #: Absolute paths never recorded as artifacts (the database and its journal files).
     ignored_paths: tuple[str, ...] = ()
     #: Echo the script's stdout and stderr to this process's as they arrive.
@@ -156,9 +159,14 @@ class Environment:
     git_dirty: bool | None = None
     #: Versions of the third-party distributions the run imported.
     packages: dict[str, str] = field(default_factory=dict)
+    #: The kernel's working directory: where a rerun runs, since relative paths in the file and
+    #: a relative ``source_path`` mean something only from there.
+    cwd: str | None = None
 
     @classmethod
-    def collect(cls, source_path: Path) -> Environment:
+    def collect(cls, source_path: Path, cwd: Path | None = None) -> Environment:
+        """The environment of a run of ``source_path`` whose kernel works in ``cwd`` (default:
+        this process's working directory)."""
         commit, dirty = git_state(source_path)
         return cls(
             python=platform.python_version(),
@@ -169,6 +177,7 @@ class Environment:
             command=shlex.join(getattr(sys, "orig_argv", sys.argv)),
             git_commit=commit,
             git_dirty=dirty,
+            cwd=str(cwd or Path.cwd()),
         )
 
 
@@ -203,6 +212,8 @@ class Record:
     workdir: str | None = None
     #: sha256 of the executed notebook's blob, when it was saved.
     notebook: str | None = None
+    #: uuid of the run this one reruns (see :func:`ploomber_like.reproduction.rerun`).
+    reproduces: str | None = None
 
     @property
     def source_sha256(self) -> str:
