@@ -92,9 +92,10 @@ def track_grid(
     executor : distributed.Client, concurrent.futures.Executor or str, optional
         Run the points there (a string is a Dask scheduler address); default: local kernels.
     output_scalars, save_notebook, max_artifact_bytes
-        As for :func:`~ploomber_like.track_execution`. Each run works in a directory of its
-        own, ``<database without suffix>.runs/<uuid>/``, with links to the current directory's
-        entries, so runs writing the same file name keep their own files.
+        As for :func:`~ploomber_like.track_execution`. With several workers and points, each
+        run works in a directory of its own, ``<database without suffix>.runs/<uuid>/``, with
+        links to the current directory's entries, so runs writing the same file name keep
+        their own files; otherwise runs work in the current directory.
 
     Returns
     -------
@@ -102,12 +103,11 @@ def track_grid(
     """
     points = [{**(fixed or {}), **point} for point in expand_grid(grid)]
     prepared = prepare_runs(path, points)
-    options = recording_options(
+    # Checked before anything runs; whether runs get their own directories is known below.
+    recording_options(
         database, output_scalars=output_scalars, save_notebook=save_notebook,
-        max_artifact_bytes=max_artifact_bytes, own_directories=True,
+        max_artifact_bytes=max_artifact_bytes,
     )
-    for run in prepared:
-        run.options = options
     if workers is not None and workers < 1:
         raise ParameterError(f"workers must be at least 1, got {workers}")
     reporter = _Reporter(quiet)
@@ -122,6 +122,15 @@ def track_grid(
             client = _dask_client(executor)
             resources.callback(client.close)
         workers = workers or _default_workers(client)
+        # Runs that may execute at once get a directory each, so files they write by the same
+        # name stay apart; one at a time, they write where `python fit.py` would.
+        options = recording_options(
+            database, output_scalars=output_scalars, save_notebook=save_notebook,
+            max_artifact_bytes=max_artifact_bytes,
+            own_directories=workers > 1 and len(prepared) > 1,
+        )
+        for run in prepared:
+            run.options = options
         store = resources.enter_context(Store(database))
         store.mark_orphans_interrupted()
         todo = prepared
