@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import InputFileError, ParameterError
-from ploomber_like.record import run_fingerprint
+from ploomber_like.record import RecordOptions, run_fingerprint
 
 SUPPORTED_SUFFIXES = (".py", ".ipynb")
 PARAMETERS_TAG = "parameters"
@@ -24,6 +24,15 @@ class Group:
 
     index: int
     source: str
+    #: Where the group starts in the file, for error locations: the 1-based line of its first
+    #: source line in a ``.py`` file, or the 1-based cell number in a notebook.
+    start: int | None = None
+
+    def location(self, path: str, line: int) -> str:
+        """``fit.py:42`` (or ``fit.ipynb:cell 3, line 2``) for ``line`` (1-based) of the group."""
+        if path.endswith(".ipynb"):
+            return f"{path}:cell {self.start}, line {line}" if self.start else f"{path}"
+        return f"{path}:{self.start + line - 1}" if self.start else f"{path}"
 
 
 @dataclass
@@ -40,6 +49,8 @@ class PreparedRun:
     parameter_names: list[str]
     overrides: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: What the run records beyond its shown values (set by the caller before executing).
+    options: RecordOptions = field(default_factory=RecordOptions)
 
     @property
     def script_path(self) -> str:
@@ -63,7 +74,8 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
     if not path.is_file():
         raise InputFileError(f"file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark is dropped, as `python` drops it.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read {path}: {exc}") from None
     groups, parameters_index = groups_from_text(text, path)
@@ -77,15 +89,26 @@ def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
 
     try:
         nb = jupytext.reads(text, fmt=path.suffix.lstrip("."))
+        if path.suffix == ".ipynb":
+            import nbformat
+
+            # jupytext accepts any JSON object (`{"cells": 5}`): check it is a notebook.
+            nbformat.validate(nb)
     except Exception as exc:  # jupytext/nbformat raise many types for broken files
         raise InputFileError(f"cannot read {path} as a notebook: {_first_line(exc)}") from None
 
     groups: list[Group] = []
     parameters_index = None
-    for cell in nb.cells:
+    lines = text.splitlines()
+    cursor = 0
+    for number, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
-        group = Group(len(groups), cell.source)
+        if path.suffix == ".ipynb":
+            start: int | None = number
+        else:
+            start, cursor = _find_source_line(lines, cell.source, cursor)
+        group = Group(len(groups), cell.source, start)
         _check_syntax(path, group)
         if parameters_index is None and _is_parameters_cell(cell):
             parameters_index = group.index
@@ -255,8 +278,8 @@ def _check_syntax(path: Path, group: Group) -> None:
         parse_cell(group.source)
     except SyntaxError as exc:
         raise InputFileError(
-            f"{path}: syntax error in group {group.index} (line {exc.lineno} of the group): "
-            f"{exc.msg}"
+            f"{group.location(str(path), exc.lineno or 1)}: syntax error in group "
+            f"{group.index + 1}: {exc.msg}"
         ) from None
 
 
@@ -269,6 +292,19 @@ def parse_cell(source: str) -> ast.Module:
         from IPython.core.inputtransformer2 import TransformerManager
 
         return ast.parse(TransformerManager().transform_cell(source))
+
+
+def _find_source_line(lines: list[str], source: str, cursor: int) -> tuple[int | None, int]:
+    """The 1-based line of ``source``'s first line in ``lines``, searched from ``cursor``.
+
+    jupytext drops cell markers and blank lines around cells but keeps code lines as written,
+    so a cell's first line is found verbatim; the cursor keeps repeated lines in order.
+    """
+    first = source.splitlines()[0].rstrip()
+    for index in range(cursor, len(lines)):
+        if lines[index].rstrip() == first:
+            return index + 1, index + len(source.splitlines())
+    return None, cursor
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,10 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import ParameterError
-from ploomber_like.execute import module_distributions, new_record, run_on_pool
+from ploomber_like.execute import (
+    module_distributions,
+    new_record,
+    recording_options,
+    run_on_pool,
+)
 from ploomber_like.kernels import KernelPool, preloadable_modules
 from ploomber_like.notebook import PreparedRun, prepare_runs
-from ploomber_like.record import Environment, Record
+from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Environment, Record
 from ploomber_like.store import Store
 from ploomber_like.tracking import run_sync
 
@@ -54,6 +59,9 @@ def track_grid(
     quiet: bool = False,
     comment: str | None = None,
     executor: Any = None,
+    output_scalars: bool | str = True,
+    save_notebook: bool = False,
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
 ) -> SweepSummary:
     """Run ``path`` once per point of ``grid``, recording each run in ``database``.
 
@@ -83,6 +91,11 @@ def track_grid(
         Stored in every run's ``comment`` column.
     executor : distributed.Client, concurrent.futures.Executor or str, optional
         Run the points there (a string is a Dask scheduler address); default: local kernels.
+    output_scalars, save_notebook, max_artifact_bytes
+        As for :func:`~ploomber_like.track_execution`. With several workers and points, each
+        run works in a directory of its own, ``<database without suffix>.runs/<uuid>/``, with
+        links to the current directory's entries, so runs writing the same file name keep
+        their own files; otherwise runs work in the current directory.
 
     Returns
     -------
@@ -90,6 +103,11 @@ def track_grid(
     """
     points = [{**(fixed or {}), **point} for point in expand_grid(grid)]
     prepared = prepare_runs(path, points)
+    # Checked before anything runs; whether runs get their own directories is known below.
+    recording_options(
+        database, output_scalars=output_scalars, save_notebook=save_notebook,
+        max_artifact_bytes=max_artifact_bytes,
+    )
     if workers is not None and workers < 1:
         raise ParameterError(f"workers must be at least 1, got {workers}")
     reporter = _Reporter(quiet)
@@ -104,6 +122,15 @@ def track_grid(
             client = _dask_client(executor)
             resources.callback(client.close)
         workers = workers or _default_workers(client)
+        # Runs that may execute at once get a directory each, so files they write by the same
+        # name stay apart; one at a time, they write where `python fit.py` would.
+        options = recording_options(
+            database, output_scalars=output_scalars, save_notebook=save_notebook,
+            max_artifact_bytes=max_artifact_bytes,
+            own_directories=workers > 1 and len(prepared) > 1,
+        )
+        for run in prepared:
+            run.options = options
         store = resources.enter_context(Store(database))
         store.mark_orphans_interrupted()
         todo = prepared

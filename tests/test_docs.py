@@ -247,7 +247,16 @@ def check_tracking(run: DocumentRun) -> None:
         ("ok", {"n": 200}, None),
         ("ok", {"n": 50, "noise": 0.5, "label": "a,b", "model": "sklearn.svm.SVC"}, None),
         ("ok", {"n": 50, "noise": 0.5}, "baseline"),
+        ("ok", {"epochs": 4}, None),
+        ("ok", {}, None),
     ]
+    # What the training loop left: its series, its file and notebook exported by `show`.
+    (uuid,) = run.rows("SELECT uuid FROM experiments WHERE overrides LIKE '%epochs%'")[0]
+    assert run.rows(
+        f"SELECT key, count(*), max(step) FROM metrics WHERE uuid = '{uuid}' GROUP BY key"
+    ) == [("loss", 4, 3), ("val_loss", 4, 3)]
+    assert (run.folder / "exported" / "model.txt").read_text().startswith("lr=0.1 loss=0.65")
+    assert (run.folder / "exported" / f"{uuid}.ipynb").is_file()
     record = run.namespace["record"]
     assert set(record.values) == {"slope", "intercept", "residuals"}  # `mse;` is hidden
     assert record.parameters == {"n": 50, "noise": 0.5}
