@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import DatabaseError
-from ploomber_like.record import Blob, Record, Status
+from ploomber_like.record import Blob, Environment, Record, RunError, SearchTrial, Status
 
 #: Columns of ``experiments`` after the anchor's four, with their SQL types.
 EXTRA_COLUMNS: dict[str, str] = {
@@ -50,6 +51,13 @@ EXTRA_COLUMNS: dict[str, str] = {
 
     # uuid of the run a rerun reproduces (ploomber_like.reproduction).
     "reproduces": "TEXT",
+
+    # Searches (ploomber_like.search): the search a run is a trial of, its 0-based number, the
+    # objective's value, and why the trial failed (NULL for a complete trial).
+    "search": "TEXT",
+    "trial": "INTEGER",
+    "objective": "REAL",
+    "trial_error": "TEXT",
 }
 
 _SCHEMA = """
@@ -153,6 +161,18 @@ def _retry_busy(action) -> None:
             time.sleep(0.05)
 
 
+@dataclass
+class RecordedTrial:
+    """A search trial as stored: what a resumed search tells its sampler."""
+
+    number: int
+    status: Status
+    #: The parameters the run was given (the trial's point and the search's fixed values).
+    overrides: dict[str, Any]
+    objective: float | None
+    error: str | None
+
+
 class Store:
     """The writing side of a tracking database. One transaction per record."""
 
@@ -223,6 +243,63 @@ class Store:
             )
             found.update(row[0] for row in rows)
         return found
+
+    def search_trials(self, search: str) -> list[RecordedTrial]:
+        """The trials of ``search`` recorded so far, by trial number."""
+        rows = self.conn.execute(
+            "SELECT trial, status, overrides, objective, trial_error FROM experiments "
+            "WHERE search = ? ORDER BY trial",
+            (search,),
+        ).fetchall()
+        return [
+            RecordedTrial(number, Status(status), json.loads(overrides or "{}"), objective, error)
+            for number, status, overrides, objective, error in rows
+        ]
+
+    def best_trial(self, search: str, maximize: bool) -> Record | None:
+        """The record of the best complete trial of ``search`` (objective set, run ``ok``)."""
+        order = "DESC" if maximize else "ASC"
+        row = self.conn.execute(
+            f"SELECT uuid FROM experiments WHERE search = ? AND status = ? "
+            f"AND objective IS NOT NULL ORDER BY objective {order}, trial LIMIT 1",
+            (search, Status.OK),
+        ).fetchone()
+        return None if row is None else self.load_record(row[0])
+
+    def load_record(self, uuid: str) -> Record:
+        """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
+        self.conn.row_factory = sqlite3.Row
+        try:
+            row = self.conn.execute("SELECT * FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
+        finally:
+            self.conn.row_factory = None
+        merged = json.loads(row["parameters"] or "{}")
+        names = json.loads(row["parameter_keys"] or "[]")
+        source = load_blob(self.conn, row["source_sha256"]) if row["source_sha256"] else None
+        environment = json.loads(row["environment"] or "null")
+        known = {f.name for f in dataclasses.fields(Environment)}
+        error = None
+        if row["error_type"] is not None:
+            error = RunError(row["error_type"], row["error_message"] or "",
+                             row["traceback"] or "", row["error_group"], row["error_source"])
+        trial = None
+        if row["search"] is not None:
+            trial = SearchTrial(row["search"], row["trial"], row["objective"], row["trial_error"])
+        return Record(
+            uuid=row["uuid"], created=row["created"], path=row["source_path"] or "",
+            source=source.data.decode() if source else "",
+            parameters={k: merged[k] for k in names if k in merged},
+            overrides=json.loads(row["overrides"] or "{}"),
+            status=Status(row["status"]),
+            values={k: v for k, v in merged.items() if k not in names},
+            error=error, duration=row["duration"],
+            group_durations=json.loads(row["group_durations"] or "[]"),
+            stdout=row["stdout"] or "", stderr=row["stderr"] or "",
+            environment=Environment(**{k: v for k, v in environment.items() if k in known})
+            if environment else None,
+            comment=row["comment"], reproduces=row["reproduces"],
+            fingerprint=row["fingerprint"], trial=trial,
+        )
 
     def mark_orphans_interrupted(self) -> int:
         """Close ``running`` rows left by a driver on this host that no longer exists."""
@@ -388,6 +465,10 @@ def _row(record: Record) -> dict[str, Any]:
         "stderr": record.stderr,
         "fingerprint": record.fingerprint,
         "reproduces": record.reproduces,
+        "search": record.trial.search if record.trial else None,
+        "trial": record.trial.number if record.trial else None,
+        "objective": record.trial.objective if record.trial else None,
+        "trial_error": record.trial.error if record.trial else None,
     }
 
 
