@@ -101,11 +101,9 @@ def run_command(
     python -m tracker fit.py -s n_estimators=int:10:200 -s max_depth=5,10,None \\
         --trials 30 --maximize f1
     """
-    from ploomber_like.arguments import parse_assignments, parse_grid_option
+    from ploomber_like.arguments import parse_grid_option, parse_parameter_options
 
-    fixed: dict[str, object] = {}
-    for text in parameters:
-        fixed.update(parse_assignments(text))
+    fixed = parse_parameter_options(parameters)
     if search or maximize or minimize:
         if grid or grid_file or force:
             raise click.UsageError("-g, --grid-file and --force do not apply to a search (-s)")
@@ -200,7 +198,8 @@ def _database_option(command):
 def _tracker(database: str):
     from ploomber_like.tracker import SQLiteTracker
 
-    return SQLiteTracker(database)
+    # Reading a mistyped name must say so, not create an empty database.
+    return SQLiteTracker(database, create=False)
 
 
 def _print(renderable: object) -> None:
@@ -249,7 +248,7 @@ def show_command(uuid: str, database: str, export_dir: str | None) -> None:
     header = [
         ("uuid", run.uuid), ("created", run.created), ("status", run.status),
         ("duration", None if run.duration is None else f"{run.duration:.2f} s"),
-        ("source", run.source_path), ("comment", run.comment),
+        ("source", run.source_path), ("comment", run.comment_text),
     ]
     _print(render.text_table(["run", ""], [row for row in header if row[1] is not None]))
     if run.parameters:
