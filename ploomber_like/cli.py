@@ -50,6 +50,18 @@ def cli() -> None:
               help="A grid dimension; repeat for a cartesian product: -g n=10,50 -g depth=5,None.")
 @click.option("--grid-file", type=click.Path(dir_okay=False),
               help="A YAML or JSON grid: a mapping of lists, or a list of mappings.")
+@click.option("-s", "--search", "search", multiple=True, metavar="NAME=SPEC",
+              help="A searched parameter: int:LOW:HIGH[:log|:STEP], float:LOW:HIGH[:log|:STEP] "
+                   "or V1,V2,... (choices); with --maximize or --minimize.")
+@click.option("--maximize", metavar="NAME", help="Search for the highest value NAME shows.")
+@click.option("--minimize", metavar="NAME", help="Search for the lowest value NAME shows.")
+@click.option("--trials", type=int, default=20, show_default=True,
+              help="Trials of the search in total (a rerun continues it up to this).")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe",
+              show_default=True, help="tpe needs Optuna (the [search] extra); random does not.")
+@click.option("--seed", type=int, help="Seed of the search's sampler.")
+@click.option("--search-name", metavar="NAME",
+              help="Name of the search (default: derived from the file and the options).")
 @click.option("-d", "--database", default=DEFAULT_DATABASE, show_default=True,
               help="SQLite file to record the runs in.")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings, no progress bar.")
@@ -75,6 +87,13 @@ def run_command(
     parameters: tuple[str, ...],
     grid: tuple[str, ...],
     grid_file: str | None,
+    search: tuple[str, ...],
+    maximize: str | None,
+    minimize: str | None,
+    trials: int,
+    sampler: str,
+    seed: int | None,
+    search_name: str | None,
     database: str,
     quiet: bool,
     timeout: float | None,
@@ -88,9 +107,14 @@ def run_command(
     save_notebook: bool,
     max_artifact_bytes: int,
 ) -> None:
-    """Run PATH (.py or .ipynb) once, or over a grid, recording every run in the database.
+    """Run PATH (.py or .ipynb) once, over a grid, or as a search, recording every run.
 
     A single run echoes the script's output as it runs (unless -q); every run records it.
+
+    \b
+    python -m tracker fit.py -g n_estimators=10,50 -g max_depth=5,None
+    python -m tracker fit.py -s n_estimators=int:10:200 -s max_depth=5,10,None \\
+        --trials 30 --maximize f1
     """
     from ploomber_like.arguments import parse_grid_option, parse_parameter_options
 
@@ -102,23 +126,67 @@ def run_command(
         "save_notebook": save_notebook,
         "max_artifact_bytes": max_artifact_bytes,
     }
+    if search or maximize or minimize:
+        if grid or grid_file or force:
+            raise click.UsageError("-g, --grid-file and --force do not apply to a search (-s)")
+        _run_search(path, search, maximize, minimize, fixed, trials, sampler, seed,
+                    search_name, database, quiet, timeout, workers, not no_preload,
+                    dask_address, comment, leaves)
+        return
     if not (grid or grid_file):
         if workers or force or dask_address or no_preload:
-            raise click.UsageError("-w, --force, --dask and --no-preload apply to grids (-g)")
+            raise click.UsageError(
+                "-w, --force, --dask and --no-preload apply to grids (-g) and searches (-s)"
+            )
         _run_single(path, fixed, database, quiet, timeout, comment, leaves)
         return
 
-    from ploomber_like.sweep import expand_grid, load_grid_file, track_grid
+    from ploomber_like.samplers.grid import Grid, load_grid_file
+    from ploomber_like.sweep import track_grid
 
-    points = expand_grid(load_grid_file(grid_file)) if grid_file else [{}]
-    if grid:
-        dimensions = expand_grid(dict(parse_grid_option(text) for text in grid))
-        points = [{**point, **dimension} for point in points for dimension in dimensions]
+    # Crossed lazily: a grid is read point by point as the sweep goes, never expanded.
+    dimensions = Grid(dict(parse_grid_option(text) for text in grid)) if grid else None
+    points = Grid(load_grid_file(grid_file)) if grid_file else dimensions
+    if grid_file and dimensions is not None:
+        points = Grid.crossed(points, dimensions)
     summary = track_grid(
         path, points, database=database, fixed=fixed, workers=workers, timeout=timeout,
         force=force, preload=not no_preload, quiet=quiet, comment=comment,
         executor=dask_address, **leaves,
     )
+    sys.exit(0 if summary.failed == 0 else 1)
+
+
+def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, name,
+                database, quiet, timeout, workers, preload, dask_address, comment, leaves) -> None:
+    from ploomber_like.arguments import parse_search_option
+    from ploomber_like.search import track_search
+
+    if not specs:
+        raise click.UsageError("--maximize/--minimize need the parameters to search: -s NAME=SPEC")
+    if (maximize is None) == (minimize is None):
+        raise click.UsageError("a search needs one objective: --maximize NAME or --minimize NAME")
+    space = dict(parse_search_option(text) for text in specs)
+    if len(space) < len(specs):
+        raise click.UsageError("a parameter is searched twice (-s)")
+    summary = track_search(
+        path, space, objective=maximize or minimize,
+        direction="maximize" if maximize else "minimize", trials=trials, database=database,
+        sampler=sampler, seed=seed, workers=workers, fixed=fixed, timeout=timeout,
+        executor=dask_address, quiet=quiet, comment=comment, name=name, **leaves,
+    )
+    if not quiet:
+        if summary.best is None:
+            click.echo(f"search {summary.search}: no complete trial yet", err=True)
+        else:
+            best = summary.best
+            assert best.trial is not None
+            chosen = ", ".join(f"{k}={best.overrides[k]!r}" for k in space if k in best.overrides)
+            click.echo(
+                f"search {summary.search}: {summary.trials} trials; best {summary.objective} = "
+                f"{best.trial.objective:g} (trial {best.trial.number}, {chosen}, run {best.uuid})",
+                err=True,
+            )
     sys.exit(0 if summary.failed == 0 else 1)
 
 

@@ -52,6 +52,7 @@ def new_record(prepared: PreparedRun, environment: Environment | None = None) ->
         parameters=dict(prepared.overrides),
         overrides=dict(prepared.overrides),
         environment=environment or Environment.collect(prepared.path),
+        fingerprint=prepared.fingerprint,
     )
 
 

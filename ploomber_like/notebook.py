@@ -51,6 +51,8 @@ class PreparedRun:
     warnings: list[str] = field(default_factory=list)
     #: What the run records beyond its shown values (set by the caller before executing).
     options: RecordOptions = field(default_factory=RecordOptions)
+    #: Literal defaults of the parameters cell (see :func:`literal_defaults`).
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def script_path(self) -> str:
@@ -59,8 +61,12 @@ class PreparedRun:
 
     @property
     def fingerprint(self) -> str:
-        """Identity of the run for resuming sweeps: same file content, same given parameters."""
-        return run_fingerprint(self.text, self.overrides)
+        """Identity of the run for resuming sweeps: same file content, same effective parameters.
+
+        Effective: the cell's literal defaults with the given values on top, so passing a
+        parameter with its default value is the same run as not passing it.
+        """
+        return run_fingerprint(self.text, {**self.defaults, **self.overrides})
 
 
 def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
@@ -125,8 +131,26 @@ def prepare_runs(path: str | Path, points: list[Mapping[str, Any]]) -> list[Prep
     """Read ``path`` once and plan one run per set of parameters in ``points``."""
     checked = [validate_parameters(point) for point in points]
     path, text, groups, parameters_index = read_groups(path)
-    defined = [] if parameters_index is None else assigned_names(groups[parameters_index].source)
-    return [_plan(path, text, groups, parameters_index, defined, point) for point in checked]
+    return plan_runs(path, text, groups, parameters_index, checked)
+
+
+def plan_runs(
+    path: Path,
+    text: str,
+    groups: list[Group],
+    parameters_index: int | None,
+    points: list[dict[str, Any]],
+) -> list[PreparedRun]:
+    """Plan one run per set of validated parameters in ``points``, on a file already read.
+
+    A sweep reads its file once (:func:`read_groups`) and plans its points chunk by chunk.
+    """
+    cell = None if parameters_index is None else groups[parameters_index].source
+    defined = [] if cell is None else assigned_names(cell)
+    defaults = {} if cell is None else literal_defaults(cell)
+    return [
+        _plan(path, text, groups, parameters_index, defined, point, defaults) for point in points
+    ]
 
 
 def prepare_source(
@@ -141,8 +165,7 @@ def prepare_source(
     path = Path(path)
     _check_suffix(path)
     groups, parameters_index = groups_from_text(text, path)
-    defined = [] if parameters_index is None else assigned_names(groups[parameters_index].source)
-    return _plan(path, text, groups, parameters_index, defined, checked)
+    return plan_runs(path, text, groups, parameters_index, [checked])[0]
 
 
 def _plan(
@@ -152,6 +175,7 @@ def _plan(
     parameters_index: int | None,
     defined: list[str],
     overrides: dict[str, Any],
+    defaults: dict[str, Any],
 ) -> PreparedRun:
     warnings = []
     if parameters_index is None:
@@ -176,6 +200,7 @@ def _plan(
         parameter_names=list(dict.fromkeys([*defined, *overrides])),
         overrides=overrides,
         warnings=warnings,
+        defaults=defaults,
     )
 
 
@@ -257,6 +282,39 @@ def assigned_names(source: str) -> list[str]:
                 if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                     names.append(sub.id)
     return list(dict.fromkeys(names))
+
+
+def literal_defaults(source: str) -> dict[str, Any]:
+    """The values a parameters cell assigns that can be known without running it.
+
+    ``n = 10_000`` gives ``{"n": 10000}``; a name assigned anything but a Python literal
+    (``n = 2 ** 10``, ``a, b = f()``), or assigned more than once, is left out.
+    """
+    try:
+        tree = parse_cell(source)
+    except SyntaxError:
+        return {}
+    defaults: dict[str, Any] = {}
+    unknown: set[str] = set()
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        value = None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets, value = [node.target], getattr(node, "value", None)
+        for target in targets:
+            names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+            if isinstance(target, ast.Name) and value is not None and not (
+                isinstance(node, ast.AugAssign) or target.id in defaults
+            ):
+                try:
+                    defaults[target.id] = ast.literal_eval(value)
+                    continue
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    pass
+            unknown.update(names)
+    return {name: value for name, value in defaults.items() if name not in unknown}
 
 
 def _is_parameters_cell(cell: Any) -> bool:

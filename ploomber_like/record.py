@@ -183,6 +183,21 @@ class Environment:
 
 
 @dataclass
+class SearchTrial:
+    """Where a run stands in a search (:func:`ploomber_like.track_search`)."""
+
+    #: The search's name: every trial of one search shares it.
+    search: str
+    #: 0-based, in the order the trials were asked.
+    number: int
+    #: The objective's value; None while running and for a failed trial.
+    objective: float | None = None
+    #: Why the trial failed (the run failed, or it showed no number for the objective); None
+    #: for a complete trial.
+    error: str | None = None
+
+
+@dataclass
 class Record:
     """Everything recorded about one run of a file."""
 
@@ -215,15 +230,15 @@ class Record:
     notebook: str | None = None
     #: uuid of the run this one reruns (see :func:`ploomber_like.reproduction.rerun`).
     reproduces: str | None = None
+    #: Identity of the run for resuming sweeps (see :attr:`PreparedRun.fingerprint
+    #: <ploomber_like.notebook.PreparedRun.fingerprint>`); None for runs logged by hand.
+    fingerprint: str | None = None
+    #: The search trial this run is, if it belongs to a search (see :class:`SearchTrial`).
+    trial: SearchTrial | None = None
 
     @property
     def source_sha256(self) -> str:
         return hashlib.sha256(self.source.encode()).hexdigest()
-
-    @property
-    def fingerprint(self) -> str:
-        """Identity of the run for resuming sweeps: same file content and same given parameters."""
-        return run_fingerprint(self.source, self.overrides)
 
     @property
     def ok(self) -> bool:
@@ -262,8 +277,9 @@ def new_created() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def run_fingerprint(source: str, overrides: dict[str, Any]) -> str:
-    payload = json.dumps(overrides, sort_keys=True, default=repr)
+def run_fingerprint(source: str, parameters: dict[str, Any]) -> str:
+    """Hash of a file's content and the parameters a run of it uses."""
+    payload = json.dumps(parameters, sort_keys=True, default=repr)
     return hashlib.sha256(f"{source}\0{payload}".encode()).hexdigest()
 
 

@@ -32,6 +32,7 @@ from ploomber_like.record import (
     Environment,
     Record,
     RunError,
+    SearchTrial,
     Status,
     new_created,
     new_uuid,
@@ -66,6 +67,13 @@ EXTRA_COLUMNS: dict[str, str] = {
 
     # uuid of the run a rerun reproduces (ploomber_like.reproduction).
     "reproduces": "TEXT",
+
+    # Searches (ploomber_like.search): the search a run is a trial of, its 0-based number, the
+    # objective's value, and why the trial failed (NULL for a complete trial).
+    "search": "TEXT",
+    "trial": "INTEGER",
+    "objective": "REAL",
+    "trial_error": "TEXT",
 }
 
 _SCHEMA = """
@@ -342,6 +350,18 @@ def _retry_busy(action) -> None:
             time.sleep(0.05)
 
 
+@dataclass
+class RecordedTrial:
+    """A search trial as stored: what a resumed search tells its sampler."""
+
+    number: int
+    status: Status
+    #: The parameters the run was given (the trial's point and the search's fixed values).
+    overrides: dict[str, Any]
+    objective: float | None
+    error: str | None
+
+
 class Store:
     """The writing side of a tracking database. One transaction per record."""
 
@@ -476,6 +496,58 @@ class Store:
             )
             found.update(row[0] for row in rows)
         return found
+
+    def search_trials(self, search: str) -> list[RecordedTrial]:
+        """The trials of ``search`` recorded so far, by trial number."""
+        rows = self.conn.execute(
+            "SELECT trial, status, overrides, objective, trial_error FROM experiments "
+            "WHERE search = ? ORDER BY trial",
+            (search,),
+        ).fetchall()
+        return [
+            RecordedTrial(number, Status(status), json.loads(overrides or "{}"), objective, error)
+            for number, status, overrides, objective, error in rows
+        ]
+
+    def best_trial(self, search: str, maximize: bool) -> Record | None:
+        """The record of the best complete trial of ``search`` (objective set, run ``ok``)."""
+        order = "DESC" if maximize else "ASC"
+        row = self.conn.execute(
+            f"SELECT uuid FROM experiments WHERE search = ? AND status = ? "
+            f"AND objective IS NOT NULL ORDER BY objective {order}, trial LIMIT 1",
+            (search, Status.OK),
+        ).fetchone()
+        return None if row is None else self.load_record(row[0])
+
+    def load_record(self, uuid: str) -> Record:
+        """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
+        ours = (
+            "overrides", "source_sha256", "group_durations", "stdout", "stderr", "reproduces",
+            "fingerprint", "search", "trial", "objective", "trial_error",
+        )
+        row = self.conn.execute(
+            f"SELECT {select_list(RUN_COLUMNS)}, {', '.join(ours)} FROM experiments "
+            "WHERE uuid = ?",
+            (uuid,),
+        ).fetchone()
+        run = decode_run(row[: len(RUN_COLUMNS)])
+        extra = dict(zip(ours, row[len(RUN_COLUMNS) :], strict=True))
+        source = load_blob(self.conn, extra["source_sha256"]) if extra["source_sha256"] else None
+        trial = None
+        if extra["search"] is not None:
+            trial = SearchTrial(
+                extra["search"], extra["trial"], extra["objective"], extra["trial_error"]
+            )
+        return Record(
+            uuid=run.uuid, created=run.created or "", path=run.source_path or "",
+            source=source.data.decode() if source else "",
+            parameters=run.parameters, overrides=load_json(extra["overrides"]) or {},
+            status=Status(run.status), values=run.values, error=run.error,
+            duration=run.duration, group_durations=load_json(extra["group_durations"]) or [],
+            stdout=extra["stdout"] or "", stderr=extra["stderr"] or "",
+            environment=run.environment, comment=run.comment, reproduces=extra["reproduces"],
+            fingerprint=extra["fingerprint"], trial=trial,
+        )
 
     def mark_orphans_interrupted(self) -> int:
         """Close ``running`` rows left by a driver on this host that no longer exists."""
@@ -703,6 +775,10 @@ def _row(record: Record) -> dict[str, Any]:
         "workdir": record.workdir,
         "notebook": record.notebook,
         "reproduces": record.reproduces,
+        "search": record.trial.search if record.trial else None,
+        "trial": record.trial.number if record.trial else None,
+        "objective": record.trial.objective if record.trial else None,
+        "trial_error": record.trial.error if record.trial else None,
     }
 
 

@@ -332,11 +332,23 @@ def check_sharing(run: DocumentRun) -> None:
                     "old.db") == [("image/png",)]
 
 
+def check_search(run: DocumentRun) -> None:
+    rows = run.rows("SELECT search, trial, status, objective FROM experiments ORDER BY trial")
+    # 3 trials from Python, 1 more from the shell (the same search, continued), 1 more again
+    assert [trial for _, trial, _, _ in rows] == [0, 1, 2, 3, 4]
+    assert len({search for search, _, _, _ in rows}) == 1
+    assert all(status == "ok" and 0 < objective <= 1 for _, _, status, objective in rows)
+    again = run.namespace["again"]
+    assert (again.ok, again.trials) == (1, 5)
+    assert again.best.trial.objective == max(objective for *_, objective in rows)
+
+
 DOCUMENTS: dict[str, Callable[[DocumentRun], None]] = {
     "README.md": check_readme,
     "docs/tracking.md": check_tracking,
     "docs/querying.md": check_querying,
     "docs/sweeps.md": check_sweeps,
+    "docs/search.md": check_search,
     "docs/migrating.md": check_migrating,
     "docs/sharing.md": check_sharing,
 }
