@@ -22,6 +22,7 @@ from ploomber_like.capture import (
     CapturedRun,
     cap_text,
     setup_code,
+    split_at_cuts,
     strip_ansi,
 )
 from ploomber_like.errors import ParameterError
@@ -263,9 +264,18 @@ class _RunOutput:
 
     def stream(self, name: str, text: str, outputs: list[Any]) -> None:
         """Take ``text`` the kernel printed on ``name``; ``outputs`` are its cell's outputs."""
-        self.captured.add_stream(name, text)
-        if self.scalars is not None and name == "stdout":
-            self.scalars.feed(text, time.time())
+        kept = self.captured.stdout if name == "stdout" else self.captured.stderr
+        scalars = self.scalars if name == "stdout" else None
+        now = time.time()
+        for piece in split_at_cuts(text):
+            if isinstance(piece, int):
+                kept.cut(piece)
+                if scalars is not None:
+                    scalars.cut()
+            else:
+                kept.write(piece)
+                if scalars is not None:
+                    scalars.feed(piece, now)
         if self.echo:
             terminal = sys.stdout if name == "stdout" else sys.stderr
             terminal.write(text)
