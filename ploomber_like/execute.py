@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import numbers
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, setup_code, strip_ansi
+from ploomber_like.errors import ParameterError
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import PreparedRun
 from ploomber_like.record import Environment, Record, RunError, Status, new_created
@@ -219,3 +221,22 @@ def module_distributions() -> dict[str, list[str]]:
     from importlib import metadata
 
     return metadata.packages_distributions()
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``timeout`` in seconds as a float, or ``None`` for no timeout.
+
+    Raises
+    ------
+    ParameterError
+        Unless ``timeout`` is ``None`` or a finite number of seconds above zero (``nan``,
+        ``inf``, ``0`` and negative numbers are refused, before any run is recorded).
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise ParameterError(f"timeout must be a number of seconds, got {timeout!r:.60}")
+    seconds = float(timeout)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ParameterError(f"timeout must be a finite number of seconds above 0, got {seconds:g}")
+    return seconds

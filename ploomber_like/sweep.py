@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import ParameterError
-from ploomber_like.execute import module_distributions, new_record, run_on_pool
+from ploomber_like.execute import check_timeout, module_distributions, new_record, run_on_pool
 from ploomber_like.kernels import KernelPool, preloadable_modules
 from ploomber_like.notebook import PreparedRun, prepare_runs
 from ploomber_like.record import Environment, Record
@@ -88,6 +88,7 @@ def track_grid(
     -------
     SweepSummary
     """
+    timeout = check_timeout(timeout)
     points = [{**(fixed or {}), **point} for point in expand_grid(grid)]
     prepared = prepare_runs(path, points)
     if workers is not None and workers < 1:
