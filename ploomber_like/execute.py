@@ -7,7 +7,6 @@ import contextlib
 import math
 import numbers
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
@@ -17,13 +16,13 @@ from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, setup_code, 
 from ploomber_like.errors import ParameterError
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Environment, Record, RunError, Status, new_created
+from ploomber_like.record import Environment, Record, RunError, Status, new_created, new_uuid
 
 
 def new_record(prepared: PreparedRun, environment: Environment | None = None) -> Record:
     """The ``running`` record of a run that is about to start."""
     return Record(
-        uuid=str(uuid.uuid4()),
+        uuid=new_uuid(),
         created=new_created(),
         path=str(prepared.path),
         source=prepared.text,

@@ -2,14 +2,19 @@
 the terminal.
 
 Cells hold plain values (numbers, text, None) or *displayable* objects, anything with a
-``_repr_html_`` method such as :class:`ploomber_like.tracker.RichOutput`; this module only
+``_repr_html_`` method such as :class:`ploomber_like.results.RichOutput`; this module only
 decides how each kind is shown and never touches the database.
+
+Stored values are data, never markup: text is escaped in every HTML view, and the only stored
+HTML shown as such is an output captured as ``text/html``, inside a sandboxed frame. Every view
+truncates long cells, so a huge value cannot flood a terminal or a page.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -21,7 +26,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ploomber_like.record import Record
-    from ploomber_like.tracker import Run
+    from ploomber_like.results import Run
 
 #: What a plot shows as when it is not rendered; an HTML output (a DataFrame) is "[HTML]".
 PLOT_PLACEHOLDER = "[Plot]"
@@ -30,6 +35,20 @@ HTML_PLACEHOLDER = "[HTML]"
 #: Decimals shown for floats in tables.
 DEFAULT_PRECISION = 3
 
+#: Characters of a value shown in a table cell; the rest is cut with a note of how much.
+MAX_CELL_CHARS = 1000
+#: ... and in a ``key=value`` line of the run summary.
+MAX_PAIR_CHARS = 120
+
+#: Hex digits of a uuid shown in text views (every command takes such a prefix).
+UUID_CHARS = 8
+
+#: Width of text reprs (``repr(tracker)``, ``repr(results)``).
+REPR_WIDTH = 100
+
+#: Images a browser shows from a ``data:`` URI; any other mimetype is never put in a ``src``.
+IMAGE_MIMETYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
+
 #: Columns of the one-line-per-run summary (``tracker ls``, the tracker's own repr).
 SUMMARY_COLUMNS = ("uuid", "created", "status", "duration", "parameters", "values")
 #: Its short columns, which keep their width while the others wrap.
@@ -37,13 +56,15 @@ SUMMARY_NO_WRAP = ("uuid", "created", "status", "duration")
 
 
 @dataclass(frozen=True)
-class HTML:
-    """A piece of HTML that Jupyter displays as such (e.g. an image stored inline by the anchor)."""
+class InlineImage:
+    """An image a peer tracker stored inline as an ``<img>`` tag, decoded (see
+    :func:`ploomber_like.store.inline_image`): shown by a tag drawn again from its bytes."""
 
-    html: str
+    mimetype: str
+    data: bytes
 
     def _repr_html_(self) -> str:
-        return self.html
+        return rich_output_html(self.mimetype, self.data)
 
 
 def is_displayable(value: Any) -> bool:
@@ -52,13 +73,52 @@ def is_displayable(value: Any) -> bool:
 
 
 def rich_output_html(mimetype: str, data: bytes) -> str:
-    """HTML showing a stored output: images as ``<img>`` (SVG inline), HTML as is, else text."""
-    if mimetype == "image/svg+xml" or mimetype == "text/html":
-        return data.decode("utf-8", errors="replace")
-    if mimetype.startswith("image/"):
+    """HTML showing a stored output safely.
+
+    Images (SVG too) become ``<img src="data:...">``, where no script runs; captured HTML (a
+    DataFrame's table) goes in a sandboxed ``<iframe srcdoc>``, which shows it without letting
+    it script or style the page around it; anything else is escaped text.
+    """
+    if mimetype in IMAGE_MIMETYPES:
         encoded = base64.b64encode(data).decode("ascii")
         return f'<img src="data:{mimetype};base64,{encoded}">'
-    return f"<pre>{html.escape(data.decode('utf-8', errors='replace'))}</pre>"
+    text = data.decode("utf-8", errors="replace")
+    if mimetype == "text/html":
+        document = f"<!DOCTYPE html><meta charset=\"utf-8\">{text}"
+        return (
+            f'<iframe sandbox srcdoc="{html.escape(document, quote=True)}" '
+            'style="width:100%;min-width:480px;height:320px;border:1px solid #ddd;'
+            'resize:both;overflow:auto"></iframe>'
+        )
+    return f"<pre>{html.escape(truncate(text))}</pre>"
+
+
+def truncate(text: str, limit: int = MAX_CELL_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def short_uuids(uuids: Sequence[object]) -> list[str]:
+    """The uuids as text views show them: a prefix every command accepts."""
+    return [str(u)[:UUID_CHARS] if u is not None else "" for u in uuids]
+
+
+def to_text(renderable: object, width: int = REPR_WIDTH) -> str:
+    """A rich renderable as plain text, for ``__repr__``.
+
+    Rendered on a private buffer: inside Jupyter a console would otherwise display the table
+    itself, and the cell would show it twice (above the HTML repr).
+    """
+    from rich.console import Console
+
+    console = Console(
+        file=io.StringIO(), width=width, color_system=None, force_terminal=False,
+        force_jupyter=False, force_interactive=False,
+    )
+    console.print(renderable)
+    return console.file.getvalue().rstrip()
 
 
 def html_page(body: str, title: str) -> str:
@@ -74,7 +134,8 @@ def html_page(body: str, title: str) -> str:
 
 
 def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
-    """One cell as plain text: floats at fixed precision, plots as a placeholder."""
+    """One cell as plain text: floats at fixed precision, plots as a placeholder, long text
+    truncated."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -85,7 +146,7 @@ def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
         return f"<{len(value)} bytes>"
     if is_displayable(value):
         return placeholder(getattr(value, "mimetype", ""))
-    return str(value)
+    return truncate(str(value))
 
 
 def cell_html(value: Any, precision: int = DEFAULT_PRECISION, render_plots: bool = False) -> str:
@@ -144,9 +205,11 @@ def text_table(
     precision: int = DEFAULT_PRECISION,
     title: str | None = None,
     no_wrap: Collection[str] = (),
+    shorten_uuids: bool = True,
 ) -> Table:
     """A rich table for the terminal; cells wrap so it stays readable in 80 columns, except in
-    the columns named in ``no_wrap``."""
+    the columns named in ``no_wrap``; a ``uuid`` column is shortened unless ``shorten_uuids``
+    is false."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -156,16 +219,25 @@ def text_table(
                   pad_edge=False, collapse_padding=True)
     for name in columns:
         table.add_column(str(name), overflow="fold", no_wrap=name in no_wrap)
-    for row in rows:
+    cells = [[cell_text(v, precision) for v in row] for row in rows]
+    if "uuid" in columns and shorten_uuids:
+        at = list(columns).index("uuid")
+        for row, short in zip(cells, short_uuids([row[at] for row in cells]), strict=True):
+            row[at] = short
+    for row in cells:
         # Text, not str: a stored value such as "[red]" must show as is, not as rich markup.
-        table.add_row(*(Text(cell_text(v, precision)) for v in row))
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
-def runs_text_table(runs: Sequence[Run], title: str | None = None) -> Table:
+def runs_text_table(
+    runs: Sequence[Run], title: str | None = None, shorten_uuids: bool = True
+) -> Table:
     """The runs for the terminal, one row each (``tracker ls``)."""
     rows = [run_summary(run) for run in runs]
-    return text_table(SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP)
+    return text_table(
+        SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP, shorten_uuids=shorten_uuids
+    )
 
 
 def runs_html(runs: Sequence[Run]) -> str:
@@ -174,8 +246,8 @@ def runs_html(runs: Sequence[Run]) -> str:
 
 
 def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
-    """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid, parameters and scalar
-    values each as ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
+    """The cells of :data:`SUMMARY_COLUMNS` for one run: parameters and scalar values each as
+    ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
     parameters = "\n".join(_pair(k, v, precision) for k, v in run.flat_parameters().items())
     # A multi-line text (a pandas Series' repr) would fill the table: `show` has it.
     scalars = {k: v for k, v in run.scalar_values().items() if "\n" not in str(v)}
@@ -184,12 +256,13 @@ def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
         values = f"{values}\n{run.error.summary()}".strip()
     duration = "" if run.duration is None else f"{run.duration:.1f}s"
     created = (run.created or "")[:16]
-    return [run.uuid[:8], created, run.status or "", duration, parameters, values]
+    return [run.uuid, created, run.status or "", duration, parameters, values]
 
 
 def _pair(key: str, value: Any, precision: int) -> str:
     # An empty cell is clear in a column of its own, but "max_depth=" would look truncated.
-    return f"{key}={'None' if value is None else cell_text(value, precision)}"
+    text = f"{key}={'None' if value is None else cell_text(value, precision)}"
+    return truncate(text, MAX_PAIR_CHARS)
 
 
 def print_record_summary(record: Record) -> None:
