@@ -155,6 +155,8 @@ class KernelTemplate:
                 self._process.kill()
                 self._process.wait()
         self._reader.join(timeout=5)
+        if not self._reader.is_alive():
+            self._process.stdout.close()
 
     def _send(self, message: protocol.Message) -> None:
         try:
