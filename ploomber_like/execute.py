@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import numbers
 import os
 import re
 import sys
@@ -495,3 +496,22 @@ def module_distributions() -> dict[str, list[str]]:
     from importlib import metadata
 
     return metadata.packages_distributions()
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``timeout`` in seconds as a float, or ``None`` for no timeout.
+
+    Raises
+    ------
+    ParameterError
+        Unless ``timeout`` is ``None`` or a finite number of seconds above zero (``nan``,
+        ``inf``, ``0`` and negative numbers are refused, before any run is recorded).
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise ParameterError(f"timeout must be a number of seconds, got {timeout!r:.60}")
+    seconds = float(timeout)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ParameterError(f"timeout must be a finite number of seconds above 0, got {seconds:g}")
+    return seconds
