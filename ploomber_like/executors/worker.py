@@ -10,12 +10,9 @@ template that the worker process keeps for the runs of the same file.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import platform
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -28,8 +25,8 @@ from ploomber_like.kernels import (
     KernelPool,
     KernelTemplate,
     fork_available,
-    make_factory,
     preloadable_modules,
+    shared_factory,
 )
 from ploomber_like.notebook import PreparedRun
 from ploomber_like.record import Record, Status
@@ -97,13 +94,6 @@ def request_stop(uuids: Iterable[str]) -> None:
             _STOPS.setdefault(uuid, threading.Event()).set()
 
 
-#: Kernel factories of this process, by (working directory, preloaded modules or None, threads).
-_FACTORIES: dict[
-    tuple[str, tuple[str, ...] | None, int], FreshKernels | KernelTemplate
-] = {}
-_FACTORIES_LOCK = threading.Lock()
-_RUNTIME_DIR: list[Path] = []
-
 #: Stop requests by run uuid (see :func:`request_stop`).
 _STOPS: dict[str, threading.Event] = {}
 _STOPS_LOCK = threading.Lock()
@@ -124,37 +114,14 @@ def _threads_here() -> int:
 def _shared_factory(
     run: PreparedRun, preload: bool, threads: int
 ) -> FreshKernels | KernelTemplate:
-    """This process's kernel factory for ``run``: one warm template per set of preloads."""
+    """This process's kernel factory for ``run``, from the process-wide template registry (as
+    repeated ``track_execution`` calls use it)."""
     cwd = Path.cwd()
     modules = None
     if preload and fork_available():
         sources = [group.source for group in run.groups]
-        modules = tuple(preloadable_modules(sources, run.path.resolve().parent, cwd))
-    key = (str(cwd), modules, threads)
-    with _FACTORIES_LOCK:
-        factory = _FACTORIES.get(key)
-        # A template killed from outside (OOM killer...) is replaced rather than failing every run.
-        if factory is not None and not factory.is_alive():
-            factory.close()
-            factory = None
-        if factory is None:
-            if not _RUNTIME_DIR:
-                _RUNTIME_DIR.append(Path(tempfile.mkdtemp(prefix="ploomber-like-worker-")))
-                atexit.register(_close_factories)
-            factory = make_factory(
-                _RUNTIME_DIR[0], cwd, list(modules) if modules is not None else None, threads
-            )
-            _FACTORIES[key] = factory
-    return factory
-
-
-def _close_factories() -> None:
-    with _FACTORIES_LOCK:
-        for factory in _FACTORIES.values():
-            factory.close()
-        _FACTORIES.clear()
-        for folder in _RUNTIME_DIR:
-            shutil.rmtree(folder, ignore_errors=True)
+        modules = preloadable_modules(sources, run.path.resolve().parent, cwd)
+    return shared_factory(cwd, modules, threads)
 
 
 async def _run_until_stopped(
