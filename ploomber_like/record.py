@@ -138,6 +138,8 @@ class Record:
     stderr: str = ""
     environment: Environment | None = None
     comment: str | None = None
+    #: A label the user gave the run or its sweep (``--name``), shown next to the uuid.
+    name: str | None = None
 
     @property
     def source_sha256(self) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,15 @@ if TYPE_CHECKING:
 PLOT_PLACEHOLDER = "[Plot]"
 HTML_PLACEHOLDER = "[HTML]"
 
-#: Decimals shown for floats in tables.
+#: Decimals shown for computed floats in tables (parameters are shown as given).
 DEFAULT_PRECISION = 3
+
+#: How a missing value (None, SQL NULL, NaN) reads in every human view; machine formats keep
+#: their own null (JSON ``null``, an empty CSV field).
+MISSING = "None"
+
+#: Shortest uuid prefix shown; longer where runs share the first characters.
+UUID_PREFIX_LENGTH = 8
 
 #: Columns of the one-line-per-run summary (``tracker ls``, the tracker's own repr).
 SUMMARY_COLUMNS = ("uuid", "created", "status", "duration", "parameters", "values")
@@ -75,17 +83,49 @@ def html_page(body: str, title: str) -> str:
 
 def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
     """One cell as plain text: floats at fixed precision, plots as a placeholder."""
-    if value is None:
-        return ""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
     if isinstance(value, float):
         if value and abs(value) < 0.5 * 10**-precision:
             return f"{value:.{precision}g}"  # a learning rate of 1e-4 must not show as 0.000
+        if abs(value) >= 1e15:
+            return f"{value:.{precision}g}"  # 1e300 must not print 300 digits
         return f"{value:.{precision}f}"
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if is_displayable(value):
         return placeholder(getattr(value, "mimetype", ""))
     return str(value)
+
+
+def parameter_text(value: Any) -> str:
+    """A parameter as the user gave it: floats in full (``0.12345``, not ``0.123``)."""
+    if isinstance(value, float) and not math.isnan(value):
+        return repr(value)
+    return cell_text(value)
+
+
+def short_uuids(uuids: Iterable[str], minimum: int = UUID_PREFIX_LENGTH) -> dict[str, str]:
+    """Each uuid's shortest prefix of at least ``minimum`` characters that no other uuid of
+    ``uuids`` starts with: what views show, and what every command accepts back."""
+    ordered = sorted(set(uuids))
+    shortest = {}
+    for index, run_id in enumerate(ordered):
+        length = minimum
+        for neighbour in ordered[max(index - 1, 0) : index + 2]:
+            if neighbour != run_id:
+                length = max(length, _common_prefix(run_id, neighbour) + 1)
+        shortest[run_id] = run_id[:length]
+    return shortest
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def cell_html(value: Any, precision: int = DEFAULT_PRECISION, render_plots: bool = False) -> str:
@@ -162,34 +202,42 @@ def text_table(
     return table
 
 
-def runs_text_table(runs: Sequence[Run], title: str | None = None) -> Table:
-    """The runs for the terminal, one row each (``tracker ls``)."""
-    rows = [run_summary(run) for run in runs]
+def runs_text_table(
+    runs: Sequence[Run],
+    title: str | None = None,
+    precision: int = DEFAULT_PRECISION,
+    short: Mapping[str, str] | None = None,
+) -> Table:
+    """The runs for the terminal, one row each (``tracker ls``); ``short`` maps each uuid to the
+    prefix shown (see :func:`short_uuids`)."""
+    rows = [run_summary(run, precision, short) for run in runs]
     return text_table(SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP)
 
 
-def runs_html(runs: Sequence[Run]) -> str:
+def runs_html(runs: Sequence[Run], short: Mapping[str, str] | None = None) -> str:
     """The runs as an HTML table, one row each."""
-    return table_html(SUMMARY_COLUMNS, [run_summary(run) for run in runs])
+    return table_html(SUMMARY_COLUMNS, [run_summary(run, short=short) for run in runs])
 
 
-def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
-    """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid, parameters and scalar
-    values each as ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
-    parameters = "\n".join(_pair(k, v, precision) for k, v in run.flat_parameters().items())
+def run_summary(
+    run: Run, precision: int = DEFAULT_PRECISION, short: Mapping[str, str] | None = None
+) -> list[str]:
+    """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid (then its name and tags),
+    parameters and scalar values each as ``key=value`` lines in one cell, so a narrow terminal
+    wraps between pairs. Parameters show as given, values at ``precision``."""
+    parameters = "\n".join(
+        f"{k}={parameter_text(v)}" for k, v in run.flat_parameters().items()
+    )
     # A multi-line text (a pandas Series' repr) would fill the table: `show` has it.
     scalars = {k: v for k, v in run.scalar_values().items() if "\n" not in str(v)}
-    values = "\n".join(_pair(k, v, precision) for k, v in scalars.items())
+    values = "\n".join(f"{k}={cell_text(v, precision)}" for k, v in scalars.items())
     if run.error is not None:
         values = f"{values}\n{run.error.summary()}".strip()
     duration = "" if run.duration is None else f"{run.duration:.1f}s"
     created = (run.created or "")[:16]
-    return [run.uuid[:8], created, run.status or "", duration, parameters, values]
-
-
-def _pair(key: str, value: Any, precision: int) -> str:
-    # An empty cell is clear in a column of its own, but "max_depth=" would look truncated.
-    return f"{key}={'None' if value is None else cell_text(value, precision)}"
+    label = (short or {}).get(run.uuid, run.uuid[:UUID_PREFIX_LENGTH])
+    label = "\n".join([label, *([run.name] if run.name else []), *(f"#{t}" for t in run.tags)])
+    return [label, created, run.status or "", duration, parameters, values]
 
 
 def print_record_summary(record: Record) -> None:

@@ -54,6 +54,7 @@ def track_grid(
     quiet: bool = False,
     comment: str | None = None,
     executor: Any = None,
+    name: str | None = None,
 ) -> SweepSummary:
     """Run ``path`` once per point of ``grid``, recording each run in ``database``.
 
@@ -81,6 +82,8 @@ def track_grid(
         No progress bar, warnings or summary.
     comment : str, optional
         Stored in every run's ``comment`` column.
+    name : str, optional
+        Stored in every run's ``name`` column: a label for the sweep.
     executor : distributed.Client, concurrent.futures.Executor or str, optional
         Run the points there (a string is a Dask scheduler address); default: local kernels.
 
@@ -121,7 +124,7 @@ def track_grid(
         started = time.monotonic()
         try:
             with reporter.progress(len(todo)) as progress:
-                sweep = _Sweep(store, environment, progress, summary, timeout, comment)
+                sweep = _Sweep(store, environment, progress, summary, timeout, comment, name)
                 if not todo:
                     pass  # every point was recorded ok before: nothing to start
                 elif client is None:
@@ -210,6 +213,7 @@ class _Sweep:
         summary: SweepSummary,
         timeout: float | None,
         comment: str | None,
+        name: str | None = None,
     ) -> None:
         self.store = store
         self.environment = environment
@@ -217,11 +221,13 @@ class _Sweep:
         self.summary = summary
         self.timeout = timeout
         self.comment = comment
+        self.name = name
 
     def begin(self, run: PreparedRun) -> Record:
         """The ``running`` record of a point, written before it executes."""
         record = new_record(run, self.environment)
         record.comment = self.comment
+        record.name = self.name
         self.store.start(record)
         self.progress.started()
         return record

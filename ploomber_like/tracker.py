@@ -41,12 +41,14 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from ploomber_like.comparing import Comparison, RunDiff
+
 #: Columns of ``experiments`` a :class:`Run` is built from (missing ones read as NULL, so
 #: databases made by sklearn-evaluation, with only the first four, work too).
 _RUN_COLUMNS = (
     "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
     "error_message", "traceback", "error_group", "error_source", "parameter_keys",
-    "environment", "source_path",
+    "environment", "source_path", "name", "tags",
 )
 
 #: Keys as :meth:`SQLiteTracker.get_parameters_keys` returns them: JSON path segments, plain
@@ -139,16 +141,22 @@ class SQLiteTracker:
 
     def runs(
         self,
+        uuids: Sequence[str] | None = None,
         *,
         status: str | None = None,
         sort: str | None = None,
         ascending: bool = False,
         limit: int | None = None,
+        tag: str | None = None,
+        script: str | None = None,
+        where: str | None = None,
     ) -> list[Run]:
         """Stored runs, most recent first unless ``sort`` is given.
 
         Parameters
         ----------
+        uuids
+            Only these runs (full uuids or unique prefixes), in this order unless ``sort``.
         status
             Keep only runs with this status (``ok``, ``failed``, ``timeout``...).
         sort
@@ -158,6 +166,13 @@ class SQLiteTracker:
             Sort in ascending order (default: descending, best ``f1`` first).
         limit
             At most this many runs.
+        tag
+            Keep only runs with this tag (see :meth:`tag`).
+        script
+            Keep only runs of this file: its path as recorded, or its name (``fit.py``).
+        where
+            A SQL condition on ``experiments``, as after ``WHERE``:
+            ``"json_extract(parameters, '$.f1') > 0.8"``.
         """
         if status is not None and status not in STATUSES:
             expected = ", ".join(STATUSES)
@@ -175,14 +190,23 @@ class SQLiteTracker:
                     raise ParameterError(f"unknown sort key {sort!r}: no such column or key")
                 direction = "ASC" if ascending else "DESC"
                 order_by = f"{sort_sql} IS NULL, {sort_sql} {direction}, created DESC"
-            where = "WHERE status = ?" if status is not None else ""
+            full = None if uuids is None else [_resolve_uuid(conn, u, self.path) for u in uuids]
+            conditions, params = _run_conditions(columns, full, status, tag, script, where)
+            where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             sql = (
-                f"SELECT {_select_list(conn, self.path)} FROM experiments {where} "
+                f"SELECT {_select_list(conn, self.path)} FROM experiments {where_sql} "
                 f"ORDER BY {order_by} LIMIT ?"
             )
-            params = ([status] if status is not None else []) + [-1 if limit is None else limit]
-            rows = conn.execute(sql, params).fetchall()
-        return [_run_from_row(row, self.path) for row in rows]
+            params.append(-1 if limit is None or (full and sort is None) else limit)
+            try:
+                rows = conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise QueryError(str(exc), sql) from None
+        runs = [_run_from_row(row, self.path) for row in rows]
+        if full and sort is None:
+            position = {uuid: i for i, uuid in enumerate(full)}
+            runs = sorted(runs, key=lambda run: position[run.uuid])[:limit]
+        return runs
 
     def to_frame(self, **filters: Any) -> pd.DataFrame:
         """A tidy DataFrame of runs: one column per parameter, then per scalar value.
@@ -263,6 +287,90 @@ class SQLiteTracker:
             raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
         finally:
             conn.close()
+
+    def uuid_prefixes(self) -> dict[str, str]:
+        """Each run's shortest unique uuid prefix (at least 8 characters): how views show uuids,
+        and what every call taking a uuid accepts."""
+        with _reading(self.path) as conn:
+            _table_columns(conn, self.path)
+            uuids = [row[0] for row in conn.execute("SELECT uuid FROM experiments")]
+        return render.short_uuids(uuids)
+
+    def compare(
+        self,
+        uuids: Sequence[str] | None = None,
+        *,
+        where: str | None = None,
+        sort: str | None = None,
+        ascending: bool = False,
+        only_changed: bool = False,
+        columns: Sequence[str] | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        script: str | None = None,
+        limit: int | None = None,
+        precision: int = render.DEFAULT_PRECISION,
+    ) -> Comparison:
+        """Runs side by side: one row per run, one column per parameter and value.
+
+        Takes the filters of :meth:`runs`. ``only_changed`` leaves out the parameters and values
+        equal in every run; ``columns`` picks columns (``["n_estimators", "f1"]``); floats
+        computed by the runs show ``precision`` decimals, parameters as given. The result prints
+        as a table, renders in a notebook (plots included), and converts with ``to_frame()`` or
+        ``format("csv" | "json" | "markdown")``.
+        """
+        from ploomber_like.comparing import compare_runs
+
+        runs = self.runs(uuids, status=status, sort=sort, ascending=ascending, limit=limit,
+                         tag=tag, script=script, where=where)
+        return compare_runs(runs, self.uuid_prefixes(), only_changed=only_changed,
+                            columns=columns, precision=precision)
+
+    def diff(self, a: str, b: str, precision: int = render.DEFAULT_PRECISION) -> RunDiff:
+        """What differs between runs ``a`` and ``b`` (uuids or unique prefixes): parameters,
+        values, a unified diff of their source texts, and their environments."""
+        from ploomber_like.comparing import diff_runs
+
+        first, second = self.get(a), self.get(b)
+        return diff_runs(first, second, self.path, self.uuid_prefixes(), precision)
+
+    def tag(self, uuid: str, *tags: str) -> list[str]:
+        """Add tags to a run (uuid or unique prefix); returns its tags."""
+        run = self.get(uuid)
+        for tag in tags:
+            if not tag.strip() or tag != tag.strip():
+                raise ParameterError(f"invalid tag {tag!r}: empty or surrounded by spaces")
+        new = list(dict.fromkeys([*run.tags, *tags]))
+        with store.Store(self.path) as writer:
+            writer.set_tags({run.uuid: new})
+        return new
+
+    def untag(self, uuid: str, *tags: str) -> list[str]:
+        """Remove tags from a run (all of them when none is given); returns its tags."""
+        run = self.get(uuid)
+        new = [t for t in run.tags if tags and t not in tags]
+        with store.Store(self.path) as writer:
+            writer.set_tags({run.uuid: new})
+        return new
+
+    def remove(
+        self, uuids: Sequence[str] | None = None, *, where: str | None = None
+    ) -> store.Deletion:
+        """Delete runs, with their rows in other tables and the blobs (plots, sources) no
+        remaining run references. Returns what was removed.
+
+        Parameters
+        ----------
+        uuids
+            The runs (uuids or unique prefixes).
+        where
+            A SQL condition selecting runs, as in :meth:`runs` (with ``uuids``: both must hold).
+        """
+        if not uuids and not (where and where.strip()):
+            raise ParameterError("nothing to remove: give uuids or a where condition")
+        runs = self.runs(uuids or None, where=where)
+        with store.Store(self.path) as writer:
+            return writer.delete_runs(run.uuid for run in runs)
 
     def new_experiment(self) -> Experiment:
         """Start a run logged by hand (status ``ok``); creates the database if needed."""
@@ -364,6 +472,7 @@ class SQLiteTracker:
 
         table = render.runs_text_table(
             self.runs(limit=5),
+            short=self.uuid_prefixes(),
             title=f"SQLiteTracker({str(self.path)!r}): {len(self)} runs, most recent first",
         )
         console = Console(file=io.StringIO(), width=100, color_system=None)
@@ -375,7 +484,7 @@ class SQLiteTracker:
             return f"<h4>SQLiteTracker</h4><p>{self.path} (no database yet)</p>"
         return (
             f"<h4>SQLiteTracker: {len(self)} runs</h4>"
-            + render.runs_html(self.runs(limit=5))
+            + render.runs_html(self.runs(limit=5), short=self.uuid_prefixes())
             + "<p>(most recent runs)</p>"
         )
 
@@ -456,6 +565,8 @@ class Run:
     environment: Environment | None
     source_path: str | None
     comment: str | None
+    name: str | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def error_type(self) -> str | None:
@@ -468,6 +579,10 @@ class Run:
     def flat_parameters(self) -> dict[str, Any]:
         """The parameters, nested keys flattened (``model.depth``)."""
         return _flatten(self.parameters)
+
+    def flat_values(self) -> dict[str, Any]:
+        """The values, nested keys flattened (``a.b``), plots included."""
+        return _flatten(self.values)
 
     def scalar_values(self) -> dict[str, Any]:
         """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``)."""
@@ -758,6 +873,41 @@ def _select_list(
     return ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
 
 
+def _run_conditions(
+    columns: set[str],
+    uuids: Sequence[str] | None,
+    status: str | None,
+    tag: str | None,
+    script: str | None,
+    where: str | None,
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) selecting runs for :meth:`SQLiteTracker.runs`."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if uuids is not None:
+        conditions.append(f"uuid IN ({', '.join('?' for _ in uuids) or 'NULL'})")
+        params += uuids
+    if status is not None:
+        conditions.append("status = ?")
+        params.append(status)
+    if tag is not None:
+        if "tags" not in columns:
+            return ["0"], []  # a database nobody has tagged: no run has the tag
+        conditions.append(
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(tags) THEN tags END) "
+            "WHERE value = ?)"
+        )
+        params.append(tag)
+    if script is not None:
+        # "fit.py" finds runs of "examples/fit.py" too.
+        conditions.append("(source_path = ? OR source_path LIKE ? ESCAPE '\\')")
+        escaped = script.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [script, f"%/{escaped}"]
+    if where is not None and where.strip():
+        conditions.append(f"({where})")
+    return conditions, params
+
+
 def _resolve_uuid(conn: sqlite3.Connection, uuid: str, path: Path) -> str:
     """The full uuid of the run ``uuid`` names exactly or as a unique prefix."""
     _table_columns(conn, path)
@@ -804,6 +954,8 @@ def _run_from_row(row: Sequence[Any], database: Path) -> Run:
         environment=_environment(_load_json(data["environment"])),
         source_path=data["source_path"],
         comment=data["comment"],
+        name=data["name"],
+        tags=_load_json(data["tags"]) or [],
     )
 
 

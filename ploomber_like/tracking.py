@@ -34,6 +34,7 @@ def track_execution(
     quiet: bool = False,
     timeout: float | None = None,
     comment: str | None = None,
+    name: str | None = None,
 ) -> Record:
     """Run a script or notebook once with ``parameters`` and record it in ``database``.
 
@@ -51,6 +52,8 @@ def track_execution(
         Seconds the whole run may take; past it the run is stopped and recorded as ``timeout``.
     comment : str, optional
         Stored in the ``comment`` column.
+    name : str, optional
+        Stored in the ``name`` column: a label to find the run by (``ls``, ``compare``, the UI).
 
     Returns
     -------
@@ -69,6 +72,7 @@ def track_execution(
     with Store(database) as store:
         record = new_record(prepared)
         record.comment = comment
+        record.name = name
         store.start(record)
         started = time.monotonic()
         try:
