@@ -22,6 +22,8 @@ from ploomber_like.errors import TrackerError
 from ploomber_like.record import STATUSES
 
 DEFAULT_DATABASE = "experiments.db"
+#: Where ``tracker ui`` listens by default (on 127.0.0.1).
+DEFAULT_UI_PORT = 8500
 
 
 class _DefaultToRun(click.Group):
@@ -446,6 +448,55 @@ def comment_command(uuid: str, text: str, database: str) -> None:
     tracker = _tracker(database)
     tracker.comment(uuid, text)
     click.echo(f"{tracker.get(uuid).uuid}: {text}")
+
+
+@cli.command("ui")
+@_database_option
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_UI_PORT, show_default=True,
+              help="Port on 127.0.0.1 to serve on.")
+def ui_command(database: str, port: int) -> None:
+    """Serve a web UI of the runs on 127.0.0.1 (read-only): table, charts, run pages.
+
+    \b
+    python -m tracker ui -d experiments.db --port 8500
+    """
+    _require_ui_extra(("starlette", "uvicorn", "plotly"))
+    from ploomber_like.ui.app import HOST, create_app, serve
+
+    app = create_app(database)  # a database that cannot be read fails here, in one line
+    click.echo(f"serving {database} on http://{HOST}:{port} (Ctrl-C stops)")
+    serve(app, port)
+
+
+@cli.command("report")
+@_database_option
+@click.option("-o", "--output", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("--where", metavar="SQL_CONDITION", help="Only the runs matching a SQL condition.")
+@click.option("--compare", "compare", multiple=True, metavar="UUID",
+              help="Include the compare page of these 2 to 4 runs (repeat the option).")
+def report_command(database: str, output: str, where: str | None, compare: tuple[str, ...]) -> None:
+    """Write the UI's pages as one self-contained HTML file, no server needed.
+
+    \b
+    python -m tracker report -o report.html
+    python -m tracker report -o best.html --where "status = 'ok'" --compare 09e7 --compare d12c
+    """
+    _require_ui_extra(("plotly",))
+    from ploomber_like.ui.report import write_report
+
+    path = write_report(database, output, where=where, compare=compare)
+    click.echo(f"wrote {path}")
+
+
+def _require_ui_extra(modules: tuple[str, ...]) -> None:
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TrackerError(
+            f"this command needs {', '.join(missing)}: pip install 'ploomber-like[ui]'"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -81,6 +81,8 @@ class Comparison:
             return self.short.get(run.uuid, run.uuid)
         if column.key == "duration" and value is not None:
             return f"{value:.1f}s"
+        if column.key == "created" and value is not None:
+            return str(value)[:19]  # to the second: microseconds only keep the order
         if column.kind == "parameter":
             return render.parameter_text(value)
         return render.cell_text(value, self.precision)
@@ -174,6 +176,7 @@ def compare_runs(
     only_changed: bool = False,
     columns: Sequence[str] | None = None,
     precision: int = render.DEFAULT_PRECISION,
+    run_columns: Sequence[str] = DEFAULT_RUN_COLUMNS,
 ) -> Comparison:
     """The :class:`Comparison` of ``runs``.
 
@@ -190,6 +193,9 @@ def compare_runs(
         ``created``, ``duration``), in this order; ``uuid`` is always first.
     precision
         Decimals of computed floats.
+    run_columns
+        Without ``columns``: the columns about the run shown (among :data:`RUN_COLUMNS`);
+        ``name`` and ``tags`` only when some run has them.
     """
     runs = list(runs)
     parameters = dict.fromkeys(k for run in runs for k in run.flat_parameters())
@@ -212,8 +218,8 @@ def compare_runs(
                                          k != "uuid"]
     else:
         defaults = [
-            key for key in DEFAULT_RUN_COLUMNS
-            if key in ("uuid", "status") or any(getattr(run, key) for run in runs)
+            key for key in run_columns
+            if key not in ("name", "tags") or any(getattr(run, key) for run in runs)
         ]
         chosen = [available[key] for key in [*defaults, *parameters, *values]]
     comparison = Comparison(runs, chosen, dict(short), precision)
