@@ -18,6 +18,8 @@ _EXPORTS = {
     "track_grid": "ploomber_like.sweep",
     "SQLiteTracker": "ploomber_like.tracker",
     "Results": "ploomber_like.tracker",
+    "Comparison": "ploomber_like.comparing",
+    "RunDiff": "ploomber_like.comparing",
     "Record": "ploomber_like.record",
     "RunError": "ploomber_like.record",
     "TrackerError": "ploomber_like.errors",
@@ -29,12 +31,14 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Comparison",
     "DatabaseError",
     "InputFileError",
     "ParameterError",
     "QueryError",
     "Record",
     "Results",
+    "RunDiff",
     "RunError",
     "SQLiteTracker",
     "TrackerError",
@@ -45,6 +49,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ploomber_like.comparing import Comparison, RunDiff
     from ploomber_like.errors import (
         DatabaseError,
         InputFileError,

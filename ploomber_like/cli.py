@@ -20,10 +20,9 @@ import click
 from ploomber_like.comparing import FORMATS
 from ploomber_like.errors import TrackerError
 from ploomber_like.record import STATUSES
+from ploomber_like.ui import DEFAULT_PORT
 
 DEFAULT_DATABASE = "experiments.db"
-#: Where ``tracker ui`` listens by default (on 127.0.0.1).
-DEFAULT_UI_PORT = 8500
 
 
 class _DefaultToRun(click.Group):
@@ -452,7 +451,7 @@ def comment_command(uuid: str, text: str, database: str) -> None:
 
 @cli.command("ui")
 @_database_option
-@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_UI_PORT, show_default=True,
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
               help="Port on 127.0.0.1 to serve on.")
 def ui_command(database: str, port: int) -> None:
     """Serve a web UI of the runs on 127.0.0.1 (read-only): table, charts, run pages.

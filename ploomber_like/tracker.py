@@ -36,6 +36,7 @@ from ploomber_like.record import (
     is_blob_reference,
     new_created,
 )
+from ploomber_like.ui import DEFAULT_PORT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -371,6 +372,25 @@ class SQLiteTracker:
         runs = self.runs(uuids or None, where=where)
         with store.Store(self.path) as writer:
             return writer.delete_runs(run.uuid for run in runs)
+
+    def report(
+        self,
+        output: str | os.PathLike[str] = "report.html",
+        *,
+        where: str | None = None,
+        compare: Sequence[str] = (),
+    ) -> Path:
+        """Write the web UI's pages as one self-contained HTML file (needs the ``ui`` extra's
+        plotly); see :func:`ploomber_like.ui.report.write_report`."""
+        from ploomber_like.ui.report import write_report
+
+        return write_report(self.path, output, where=where, compare=compare)
+
+    def serve(self, port: int = DEFAULT_PORT) -> None:
+        """Serve the web UI on 127.0.0.1:``port`` until interrupted (needs the ``ui`` extra)."""
+        from ploomber_like.ui.app import create_app, serve
+
+        serve(create_app(self.path), port)
 
     def new_experiment(self) -> Experiment:
         """Start a run logged by hand (status ``ok``); creates the database if needed."""
