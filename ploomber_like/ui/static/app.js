@@ -45,12 +45,14 @@
   function cell(run, key) { return run.cells[key] || { v: null, t: "" }; }
 
   function chartColumns() {
-    // Numbers, and text parameters with a few distinct values (as categorical axes).
+    // Numbers, and text parameters with a few distinct values (as categorical axes); an axis
+    // where every run has the same value says nothing and cannot be brushed.
+    var single = state.payload.runs.length < 2;
     return state.payload.columns.filter(function (c) {
       if (c.kind === "run" || c.plot) return false;
-      if (c.numeric) return true;
-      if (c.kind !== "parameter") return false;
+      if (!c.numeric && c.kind !== "parameter") return false;
       var distinct = new Set(state.payload.runs.map(function (r) { return cell(r, c.key).t; }));
+      if (c.numeric) return single || distinct.size > 1;
       return distinct.size > 1 && distinct.size <= 20;
     });
   }
