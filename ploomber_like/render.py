@@ -248,7 +248,7 @@ def print_record_summary(record: Record) -> None:
     style = "green" if record.ok else "red"
     duration = f" in {record.duration:.2f} s" if record.duration is not None else ""
     console.print(f"{record.uuid}  [{style}]{record.status}[/{style}]{duration}")
-    rows = [(k, _record_cell(v), "parameter") for k, v in record.parameters.items()]
+    rows = [(k, parameter_text(v), "parameter") for k, v in record.parameters.items()]
     rows += [(k, _record_cell(v), "") for k, v in record.values.items()]
     if rows:
         console.print(text_table(("key", "value", ""), rows))
