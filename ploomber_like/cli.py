@@ -1,7 +1,8 @@
 """The command line: a thin layer over the Python API.
 
 ``python -m tracker FILE -p a=1`` runs a file (the default command); ``ls``, ``show``, ``query``,
-``keys``, ``sample-query`` and ``comment`` read the database.
+``keys``, ``sample-query``, ``compare``, ``diff``, ``ui`` and ``report`` read the database;
+``comment``, ``tag``, ``untag`` and ``rm`` change it.
 """
 
 from __future__ import annotations
