@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "track_execution": "ploomber_like.tracking",
     "track_grid": "ploomber_like.sweep",
+    "rerun": "ploomber_like.reproduction",
+    "export_mlflow": "ploomber_like.mlflow_export",
     "SQLiteTracker": "ploomber_like.tracker",
     "Results": "ploomber_like.tracker",
     "Comparison": "ploomber_like.comparing",
@@ -44,6 +46,8 @@ __all__ = [
     "TrackerError",
     "UnknownRunError",
     "__version__",
+    "export_mlflow",
+    "rerun",
     "track_execution",
     "track_grid",
 ]
@@ -58,7 +62,9 @@ if TYPE_CHECKING:
         TrackerError,
         UnknownRunError,
     )
+    from ploomber_like.mlflow_export import export_mlflow
     from ploomber_like.record import Record, RunError
+    from ploomber_like.reproduction import rerun
     from ploomber_like.sweep import track_grid
     from ploomber_like.tracker import Results, SQLiteTracker
     from ploomber_like.tracking import track_execution

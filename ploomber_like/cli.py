@@ -499,6 +499,114 @@ def _require_ui_extra(modules: tuple[str, ...]) -> None:
         )
 
 
+# --- reproducing and sharing runs: see ploomber_like.reproduction and .mlflow_export -----
+
+
+@cli.command("rerun")
+@click.argument("uuid")
+@_database_option
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-9, show_default=True,
+              help="Relative tolerance for numbers; strings compare exactly.")
+@click.option("--timeout", type=float, help="Seconds the rerun may take.")
+def rerun_command(uuid: str, database: str, rtol: float, timeout: float | None) -> None:
+    """Rerun run UUID from its stored source and parameters; list the values that differ.
+
+    Exit 0 when every value reproduces, 1 when some differ. Plots are compared by content
+    hash and listed apart: they do not decide the exit status.
+
+    \b
+    python -m tracker rerun 3b3b921d
+    python -m tracker rerun 3b3b921d --rtol 1e-6
+    """
+    import warnings
+
+    from ploomber_like import render
+    from ploomber_like.reproduction import rerun
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = rerun(uuid, database, rtol=rtol, timeout=timeout)
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    click.echo(f"rerun {result.record.uuid} ({result.record.status}) of {result.original}")
+    if result.differences:
+        rows = [(d.key, _shown(d.recorded), _shown(d.rerun)) for d in result.differences]
+        _print(render.text_table(["differs", "recorded", "rerun"], rows, precision=12))
+    changed = [o for o in result.outputs if not o.identical]
+    if changed:
+        rows = [(o.key, (o.recorded or "-")[:12], (o.rerun or "-")[:12]) for o in changed]
+        _print(render.text_table(["output differs by content", "recorded", "rerun"], rows))
+    same = len(result.outputs) - len(changed)
+    click.echo(
+        f"{len(result.differences)} value(s) differ (rtol {rtol:g}); "
+        f"outputs: {same} identical, {len(changed)} with other bytes"
+    )
+    sys.exit(0 if result.reproduced else 1)
+
+
+def _shown(value: object) -> object:
+    # An empty cell would read as "nothing to compare"; None (a null or a missing key) is a value.
+    return "None" if value is None else value
+
+
+@cli.group("export")
+def export_group() -> None:
+    """Send runs to another tracking system.
+
+    \b
+    python -m tracker export mlflow --tracking-uri sqlite:///mlflow.db
+    """
+
+
+@export_group.command("mlflow")
+@click.option("--tracking-uri", required=True, metavar="URI",
+              help="sqlite:///mlflow.db, or http://127.0.0.1:5000 for an mlflow server.")
+@click.option("--experiment", default="ploomber_like", show_default=True,
+              help="MLflow experiment to add the runs to (created if missing).")
+@click.option("--where", metavar="SQL_CONDITION",
+              help="Only runs matching this condition on experiments: \"status = 'ok'\".")
+@_database_option
+def export_mlflow_command(
+    tracking_uri: str, experiment: str, where: str | None, database: str
+) -> None:
+    """Export runs to MLflow: params, metrics, plots and files, tags; runs already exported
+    (found by their uuid tag) are skipped.
+
+    \b
+    python -m tracker export mlflow --tracking-uri sqlite:///mlflow.db
+    python -m tracker export mlflow --tracking-uri http://127.0.0.1:5000 \\
+        --experiment fit --where "json_extract(parameters, '$.f1') > 0.8"
+    """
+    from ploomber_like.mlflow_export import export_mlflow
+
+    result = export_mlflow(tracking_uri, database, experiment=experiment, where=where)
+    click.echo(
+        f"exported {len(result.exported)} run(s) to experiment {experiment!r} "
+        f"(id {result.experiment_id}); {len(result.already_exported)} already there"
+        + (f", {len(result.running)} still running (not exported)" if result.running else "")
+    )
+
+
+@cli.command("migrate")
+@click.option("-d", "--database", default=DEFAULT_DATABASE, show_default=True,
+              help="SQLite file to migrate in place.")
+def migrate_command(database: str) -> None:
+    """Move plots stored inline (sklearn-evaluation, ploomber-engine) out of line into blobs.
+
+    One transaction: every row is kept, and an interrupted migration changes nothing.
+
+    \b
+    python -m tracker migrate -d old.db
+    """
+    from ploomber_like.store import move_inline_images
+
+    result = move_inline_images(database)
+    click.echo(
+        f"moved {result.images_moved} inline image(s) out of {result.runs_changed} of "
+        f"{result.runs} run(s) into blobs"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m tracker``, ``python -m ploomber_like.tracking`` and the script."""
     try:

@@ -58,19 +58,23 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
     Markdown and raw cells are skipped. Raises :class:`InputFileError` for a missing file, an
     unsupported extension, or a file that does not parse.
     """
-    import jupytext  # heavy: only when a file is actually read
-
     path = Path(path)
-    if path.suffix not in SUPPORTED_SUFFIXES:
-        raise InputFileError(
-            f"unsupported file type {path.suffix or '(none)'!r} for {path}: use .py or .ipynb"
-        )
+    _check_suffix(path)
     if not path.is_file():
         raise InputFileError(f"file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read {path}: {exc}") from None
+    groups, parameters_index = groups_from_text(text, path)
+    return path, text, groups, parameters_index
+
+
+def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
+    """The code groups of ``text``, read as the file ``path`` (its suffix gives the format),
+    and the parameters group's index; raises :class:`InputFileError` if it does not parse."""
+    import jupytext  # heavy: only when a file is actually read
+
     try:
         nb = jupytext.reads(text, fmt=path.suffix.lstrip("."))
     except Exception as exc:  # jupytext/nbformat raise many types for broken files
@@ -86,7 +90,7 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
         if parameters_index is None and _is_parameters_cell(cell):
             parameters_index = group.index
         groups.append(group)
-    return path, text, groups, parameters_index
+    return groups, parameters_index
 
 
 def prepare_run(path: str | Path, parameters: Mapping[str, Any] | None = None) -> PreparedRun:
@@ -100,6 +104,22 @@ def prepare_runs(path: str | Path, points: list[Mapping[str, Any]]) -> list[Prep
     path, text, groups, parameters_index = read_groups(path)
     defined = [] if parameters_index is None else assigned_names(groups[parameters_index].source)
     return [_plan(path, text, groups, parameters_index, defined, point) for point in checked]
+
+
+def prepare_source(
+    text: str, path: str | Path, parameters: Mapping[str, Any] | None = None
+) -> PreparedRun:
+    """Plan a run of ``text`` as if it were the file ``path`` (e.g. a stored source to rerun).
+
+    ``path`` need not exist: its suffix says how to read ``text`` (the script text for ``.py``,
+    the notebook JSON for ``.ipynb``), and it is the script's ``__file__`` in the kernel.
+    """
+    checked = validate_parameters(parameters or {})
+    path = Path(path)
+    _check_suffix(path)
+    groups, parameters_index = groups_from_text(text, path)
+    defined = [] if parameters_index is None else assigned_names(groups[parameters_index].source)
+    return _plan(path, text, groups, parameters_index, defined, checked)
 
 
 def _plan(
@@ -221,6 +241,13 @@ def _is_parameters_cell(cell: Any) -> bool:
         return True
     first = cell.source.lstrip().splitlines()[0].strip()
     return first.lstrip("#").strip().lower() == PARAMETERS_TAG and first.startswith("#")
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix not in SUPPORTED_SUFFIXES:
+        raise InputFileError(
+            f"unsupported file type {path.suffix or '(none)'!r} for {path}: use .py or .ipynb"
+        )
 
 
 def _check_syntax(path: Path, group: Group) -> None:

@@ -99,9 +99,14 @@ class Environment:
     git_dirty: bool | None = None
     #: Versions of the third-party distributions the run imported.
     packages: dict[str, str] = field(default_factory=dict)
+    #: The kernel's working directory: where a rerun runs, since relative paths in the file and
+    #: a relative ``source_path`` mean something only from there.
+    cwd: str | None = None
 
     @classmethod
-    def collect(cls, source_path: Path) -> Environment:
+    def collect(cls, source_path: Path, cwd: Path | None = None) -> Environment:
+        """The environment of a run of ``source_path`` whose kernel works in ``cwd`` (default:
+        this process's working directory)."""
         commit, dirty = git_state(source_path)
         return cls(
             python=platform.python_version(),
@@ -112,6 +117,7 @@ class Environment:
             command=shlex.join(getattr(sys, "orig_argv", sys.argv)),
             git_commit=commit,
             git_dirty=dirty,
+            cwd=str(cwd or Path.cwd()),
         )
 
 
@@ -140,6 +146,8 @@ class Record:
     comment: str | None = None
     #: A label the user gave the run or its sweep (``--name``), shown next to the uuid.
     name: str | None = None
+    #: uuid of the run this one reruns (see :func:`ploomber_like.reproduction.rerun`).
+    reproduces: str | None = None
 
     @property
     def source_sha256(self) -> str:

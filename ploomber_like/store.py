@@ -8,9 +8,12 @@ after them are ours. Rich outputs and source texts live once in ``blobs``, keyed
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -48,6 +51,9 @@ EXTRA_COLUMNS: dict[str, str] = {
     # The run's (or its sweep's) ``--name``, and a JSON array of tags (``tracker tag``).
     "name": "TEXT",
     "tags": "TEXT",
+
+    # uuid of the run a rerun reproduces (ploomber_like.reproduction).
+    "reproduces": "TEXT",
 }
 
 _SCHEMA = """
@@ -340,6 +346,104 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+#: An image stored inline as HTML, as sklearn-evaluation (``<img src="data:image/png;base64,..."
+#: ></img>``, base64 with line breaks) and ploomber-engine (``...;base64, ..."/>``) store plots.
+_INLINE_IMAGE = re.compile(
+    r'\s*<img\s+src=(["\'])data:(image/(?:png|jpeg|gif|svg\+xml));base64,([A-Za-z0-9+/=\s]+)\1'
+    r"\s*/?>\s*(?:</img>)?\s*",
+)
+
+
+def inline_image(value: Any) -> Blob | None:
+    """The image a peer tracker stored inline in ``value`` (an ``<img>`` tag), or None."""
+    if not isinstance(value, str) or not value.lstrip().startswith("<img"):
+        return None
+    found = _INLINE_IMAGE.fullmatch(value)
+    if found is None:
+        return None
+    try:
+        data = base64.b64decode(re.sub(r"\s", "", found.group(3)), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return Blob(found.group(2), data) if data else None
+
+
+@dataclass
+class InlineMigration:
+    """What :func:`move_inline_images` did."""
+
+    runs: int
+    runs_changed: int
+    images_moved: int
+
+
+def move_inline_images(path: str | os.PathLike[str]) -> InlineMigration:
+    """Move images stored inline in ``parameters`` (by sklearn-evaluation or ploomber-engine)
+    into ``blobs``, leaving a reference in their place; adds our columns to the table too.
+
+    One transaction: the database ends either fully migrated or untouched, with every row.
+    """
+    path = Path(path)
+    # Read-only first: a mistyped path must not create an empty database.
+    check = connect(path, readonly=True)
+    try:
+        if not check.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiments'"
+        ).fetchone():
+            raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+    finally:
+        check.close()
+    conn = connect(path)
+    try:
+        def transaction() -> InlineMigration:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = _move_inline_images(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result
+
+        outcome: list[InlineMigration] = []
+        _retry_busy(lambda: outcome.append(transaction()))
+        return outcome[0]
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot migrate database {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _move_inline_images(conn: sqlite3.Connection) -> InlineMigration:
+    rows = conn.execute("SELECT rowid, parameters FROM experiments").fetchall()
+    changed = moved = 0
+    for rowid, text in rows:
+        try:
+            parameters = json.loads(text) if text else None
+        except ValueError:
+            continue  # not JSON: nothing of ours to move, and the row stays as it is
+        if not isinstance(parameters, dict):
+            continue
+        blobs = []
+        for key, value in parameters.items():
+            blob = inline_image(value)
+            if blob is not None:
+                blobs.append(blob)
+                parameters[key] = blob.reference()
+        if not blobs:
+            continue
+        conn.executemany(
+            "INSERT OR IGNORE INTO blobs (sha256, mimetype, data) VALUES (?, ?, ?)",
+            [(blob.sha256, blob.mimetype, blob.data) for blob in blobs],
+        )
+        conn.execute(
+            "UPDATE experiments SET parameters = ? WHERE rowid = ?", (to_json(parameters), rowid)
+        )
+        changed += 1
+        moved += len(blobs)
+    return InlineMigration(len(rows), changed, moved)
+
+
 def load_blob(conn: sqlite3.Connection, sha256: str) -> Blob | None:
     """The blob stored under ``sha256``, or None."""
     row = conn.execute("SELECT mimetype, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
@@ -386,6 +490,7 @@ def _row(record: Record) -> dict[str, Any]:
         "stderr": record.stderr,
         "fingerprint": record.fingerprint,
         "name": record.name,
+        "reproduces": record.reproduces,
     }
 
 

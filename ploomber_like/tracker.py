@@ -1007,8 +1007,11 @@ def _as_output(value: Any, database: Path) -> Any:
         value = _load_json(value)
     if is_blob_reference(value):
         return RichOutput(value["mimetype"], value[BLOB_REF_KEY], database)
-    if isinstance(value, str) and value.startswith("<img src="):
-        return render.HTML(value)
+    image = store.inline_image(value)
+    if image is not None:
+        # Drawn again from the decoded bytes: the peers' tags (line breaks in the base64, a
+        # space after the comma) are not the strict data URI that renders.
+        return render.HTML(render.rich_output_html(image.mimetype, image.data))
     return value
 
 

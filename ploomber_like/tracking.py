@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ploomber_like.execute import new_record, run_on_pool
 from ploomber_like.kernels import KernelPool
 from ploomber_like.notebook import PreparedRun, prepare_run
-from ploomber_like.record import Record, Status
+from ploomber_like.record import Environment, Record, Status
 from ploomber_like.store import Store
 
 T = TypeVar("T")
@@ -66,18 +66,42 @@ def track_execution(
         For bad input (missing file, bad parameters, unusable database), before any kernel starts.
     """
     prepared = prepare_run(path, parameters)
+    return track_prepared(
+        prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name
+    )
+
+
+def track_prepared(
+    prepared: PreparedRun,
+    database: str | os.PathLike[str],
+    *,
+    quiet: bool = False,
+    timeout: float | None = None,
+    comment: str | None = None,
+    cwd: Path | None = None,
+    reproduces: str | None = None,
+    name: str | None = None,
+) -> Record:
+    """:func:`track_execution` for a run already prepared (e.g. from a stored source text by
+    :func:`ploomber_like.notebook.prepare_source`).
+
+    ``cwd`` is the kernel's working directory (default: this process's); ``reproduces`` the
+    uuid of the run this one reruns, stored in the ``reproduces`` column.
+    """
     if not quiet:
         for message in prepared.warnings:
             warnings.warn(message, TrackingWarning, stacklevel=2)
+    cwd = cwd or Path.cwd()
     with Store(database) as store:
-        record = new_record(prepared)
+        record = new_record(prepared, Environment.collect(prepared.path, cwd))
         record.comment = comment
         record.name = name
+        record.reproduces = reproduces
         store.start(record)
         started = time.monotonic()
         try:
             with _group_progress(prepared, quiet) as on_group:
-                run_sync(_run_once(prepared, record, timeout, on_group))
+                run_sync(_run_once(prepared, record, timeout, on_group, cwd))
         except BaseException as exc:
             # Whatever stops the driver (Ctrl-C, a bug of ours), the row must not stay `running`.
             if isinstance(exc, KeyboardInterrupt):
@@ -95,9 +119,10 @@ async def _run_once(
     record: Record,
     timeout: float | None,
     on_group: Callable[[int], None] | None,
+    cwd: Path,
 ) -> Record:
     # One run gains nothing from a warm template (it would cost a process more): start fresh.
-    pool = KernelPool(Path.cwd(), preload=None, ahead=0)
+    pool = KernelPool(cwd, preload=None, ahead=0)
     try:
         return await run_on_pool(prepared, record, pool, timeout=timeout, on_group=on_group)
     finally:

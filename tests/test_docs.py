@@ -308,6 +308,26 @@ def check_ui(run: DocumentRun) -> None:
     assert run.namespace["path"].name == "report.html"
 
 
+def check_sharing(run: DocumentRun) -> None:
+    from mlflow import MlflowClient
+
+    # the 2-point sweep, its rerun from the shell, the best run's rerun from Python
+    assert run.rows("SELECT status, count(*) FROM experiments GROUP BY status") == [("ok", 4)]
+    reproduced = run.rows("SELECT reproduces FROM experiments WHERE reproduces IS NOT NULL")
+    assert len(reproduced) == 2 and set(reproduced) <= set(run.rows("SELECT uuid FROM experiments"))
+    assert run.namespace["result"].reproduced
+    # the shell's first export took the 4 runs; the second and Python's found nothing new
+    assert len(run.namespace["exported"].exported) == 0
+    assert len(run.namespace["exported"].already_exported) == 4
+    client = MlflowClient(f"sqlite:///{run.folder / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("fit").experiment_id])
+    assert len({r.data.tags["ploomber_like.uuid"] for r in runs}) == len(runs) == 4
+    (plot,) = run.rows("SELECT json_extract(parameters, '$.curve.\"$blob\"') FROM experiments",
+                       "old.db")
+    assert run.rows("SELECT mimetype FROM blobs WHERE sha256 = ?".replace("?", f"'{plot[0]}'"),
+                    "old.db") == [("image/png",)]
+
+
 DOCUMENTS: dict[str, Callable[[DocumentRun], None]] = {
     "README.md": check_readme,
     "docs/tracking.md": check_tracking,
@@ -315,6 +335,7 @@ DOCUMENTS: dict[str, Callable[[DocumentRun], None]] = {
     "docs/sweeps.md": check_sweeps,
     "docs/comparing.md": check_comparing,
     "docs/ui.md": check_ui,
+    "docs/sharing.md": check_sharing,
 }
 # docs/cluster.md is left out: its examples need a Dask scheduler and workers; tests/test_cluster.py
 # runs the same calls against a LocalCluster.
