@@ -255,6 +255,21 @@ def test_remove_deletes_runs_and_only_the_blobs_nobody_else_uses(sweep):
     assert len(tracker) == 6
 
 
+def test_remove_deletes_the_runs_rows_in_other_tables(sweep):
+    conn = sqlite3.connect(sweep.path)
+    conn.execute("CREATE TABLE metrics (uuid TEXT, key TEXT, step INTEGER, value REAL, time REAL)")
+    conn.executemany("INSERT INTO metrics VALUES (?, 'loss', 0, 1.0, 0)",
+                     [(sweep.failed,), (sweep.ok[(10, 5)],)])
+    conn.commit()
+    conn.close()
+    SQLiteTracker(sweep.path).remove([sweep.failed])
+    conn = sqlite3.connect(sweep.path)
+    try:
+        assert conn.execute("SELECT uuid FROM metrics").fetchall() == [(sweep.ok[(10, 5)],)]
+    finally:
+        conn.close()
+
+
 def test_rm_cli_asks_unless_yes(sweep):
     uuid = sweep.ok[(25, 5)]
     output = invoke("rm", uuid[:8], "-d", str(sweep.path), input="n\n", code=1)

@@ -230,6 +230,29 @@ def test_run_page_shows_plots_values_and_environment(page, server, database):
     assert page.locator("text=0.800").count() >= 1  # f1 of this run, at 3 decimals
 
 
+def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "metrics.db"
+    record = add_hostile_run(path)
+    # The tables another part of the tracker writes: metrics (uuid, key, step, value, time)
+    # and a run's files; the UI shows whatever they hold.
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE metrics (uuid TEXT, key TEXT, step INTEGER, value REAL, time REAL)")
+    conn.executemany("INSERT INTO metrics VALUES (?, 'loss', ?, ?, 0)",
+                     [(record.uuid, step, 1 / (step + 1)) for step in range(5)])
+    conn.execute("CREATE TABLE artifacts (uuid TEXT, path TEXT, sha256 TEXT, size INTEGER)")
+    conn.execute("INSERT INTO artifacts VALUES (?, 'model.pkl', 'abc', 10)", (record.uuid,))
+    conn.commit()
+    conn.close()
+    with serving(path) as url:
+        page.goto(f"{url}/run/{record.uuid}")
+        chart = page.locator("figure:has(figcaption:text-is('loss')) .metric-chart")
+        chart.locator(".main-svg").first.wait_for()
+        assert chart.evaluate("node => node.data[0].y.length") == 5
+        assert "model.pkl" in page.locator("section:has(h2:text-is('Files'))").inner_text()
+
+
 def test_markup_in_the_data_shows_as_text(page, server):
     open_runs(page, server + "/")
     row = page.locator('tr[data-uuid="5c5c5c5c-hostile"]')
