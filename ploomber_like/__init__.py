@@ -19,7 +19,10 @@ _EXPORTS = {
     "rerun": "ploomber_like.reproduction",
     "export_mlflow": "ploomber_like.mlflow_export",
     "SQLiteTracker": "ploomber_like.tracker",
-    "Results": "ploomber_like.tracker",
+    "Results": "ploomber_like.results",
+    "Run": "ploomber_like.results",
+    "RichOutput": "ploomber_like.results",
+    "Experiment": "ploomber_like.experiment",
     "Comparison": "ploomber_like.comparing",
     "RunDiff": "ploomber_like.comparing",
     "Record": "ploomber_like.record",
@@ -30,16 +33,21 @@ _EXPORTS = {
     "DatabaseError": "ploomber_like.errors",
     "QueryError": "ploomber_like.errors",
     "UnknownRunError": "ploomber_like.errors",
+    "ExportError": "ploomber_like.errors",
 }
 
 __all__ = [
     "Comparison",
     "DatabaseError",
+    "Experiment",
+    "ExportError",
     "InputFileError",
     "ParameterError",
     "QueryError",
     "Record",
     "Results",
+    "RichOutput",
+    "Run",
     "RunDiff",
     "RunError",
     "SQLiteTracker",
@@ -56,17 +64,20 @@ if TYPE_CHECKING:
     from ploomber_like.comparing import Comparison, RunDiff
     from ploomber_like.errors import (
         DatabaseError,
+        ExportError,
         InputFileError,
         ParameterError,
         QueryError,
         TrackerError,
         UnknownRunError,
     )
+    from ploomber_like.experiment import Experiment
     from ploomber_like.mlflow_export import export_mlflow
     from ploomber_like.record import Record, RunError
     from ploomber_like.reproduction import rerun
+    from ploomber_like.results import Results, RichOutput, Run
     from ploomber_like.sweep import track_grid
-    from ploomber_like.tracker import Results, SQLiteTracker
+    from ploomber_like.tracker import SQLiteTracker
     from ploomber_like.tracking import track_execution
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ploomber_like.errors import ParameterError
@@ -14,11 +15,20 @@ _OPENERS = {"(": ")", "[": "]", "{": "}"}
 
 
 def parse_assignments(text: str) -> dict[str, Any]:
-    """``"a=1, b=[1,2]"`` -> ``{"a": 1, "b": [1, 2]}``; raises :class:`ParameterError`."""
+    """``"a=1, b=[1,2]"`` -> ``{"a": 1, "b": [1, 2]}``; raises :class:`ParameterError`, also
+    for a name given twice (``a=1,a=2``: which one was meant?)."""
+    return parse_parameter_options([text])
+
+
+def parse_parameter_options(texts: Sequence[str]) -> dict[str, Any]:
+    """Every ``-p`` option of a command line in one dict; a name may appear once in all."""
     assignments: dict[str, Any] = {}
-    for piece in split_top_level(text):
-        name, value = _split_pair(piece)
-        assignments[name] = parse_value(value, name)
+    for text in texts:
+        for piece in split_top_level(text):
+            name, value = _split_pair(piece)
+            if name in assignments:
+                raise ParameterError(f"parameter {name!r} is given twice")
+            assignments[name] = parse_value(value, name)
     return assignments
 
 

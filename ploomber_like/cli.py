@@ -94,11 +94,9 @@ def run_command(
     name: str | None,
 ) -> None:
     """Run PATH (.py or .ipynb) once, or over a grid, recording every run in the database."""
-    from ploomber_like.arguments import parse_assignments, parse_grid_option
+    from ploomber_like.arguments import parse_grid_option, parse_parameter_options
 
-    fixed: dict[str, object] = {}
-    for text in parameters:
-        fixed.update(parse_assignments(text))
+    fixed = parse_parameter_options(parameters)
     if not (grid or grid_file):
         if workers or force or dask_address or no_preload:
             raise click.UsageError("-w, --force, --dask and --no-preload apply to grids (-g)")
@@ -149,7 +147,8 @@ def _database_option(command):
 def _tracker(database: str):
     from ploomber_like.tracker import SQLiteTracker
 
-    return SQLiteTracker(database)
+    # Reading a mistyped name must say so, not create an empty database.
+    return SQLiteTracker(database, create=False)
 
 
 def _print(renderable: object) -> None:
@@ -359,7 +358,7 @@ def show_command(uuid: str, database: str, export_dir: str | None) -> None:
         ("uuid", run.uuid), ("created", run.created), ("status", run.status),
         ("duration", None if run.duration is None else f"{run.duration:.2f} s"),
         ("source", run.source_path), ("name", run.name),
-        ("tags", ", ".join(run.tags) or None), ("comment", run.comment),
+        ("tags", ", ".join(run.tags) or None), ("comment", run.comment_text),
     ]
     _print(render.text_table(["run", ""], [row for row in header if row[1] is not None]))
     if run.parameters:

@@ -161,10 +161,8 @@ class Comparison:
             cells = []
             for column in self.columns:
                 value = self.value(run, column)
-                if render.is_displayable(value):
-                    cells.append(render.HTML(value._repr_html_()))
-                else:
-                    cells.append(self.text(run, column))
+                # A plot renders itself; every other cell is its text, escaped by table_html.
+                cells.append(value if render.is_displayable(value) else self.text(run, column))
             html_rows.append(cells)
         return render.table_html(self.keys, html_rows, self.precision, render_plots=True)
 
@@ -334,8 +332,7 @@ def _environment(run: Run) -> dict[str, Any]:
 
 
 def _source_texts(database: Path, uuids: Sequence[str]) -> dict[str, str]:
-    conn = store.connect(database, readonly=True)
-    try:
+    with store.reading(database) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
         texts = {}
         for uuid in uuids:
@@ -347,8 +344,6 @@ def _source_texts(database: Path, uuids: Sequence[str]) -> dict[str, str]:
                 blob = store.load_blob(conn, row[0]) if row and row[0] else None
             texts[uuid] = blob.data.decode("utf-8", errors="replace") if blob else ""
         return texts
-    finally:
-        conn.close()
 
 
 def _identity(value: Any) -> str:

@@ -11,8 +11,10 @@ class InputFileError(TrackerError):
     """The file to run is missing, has an unsupported extension, or does not parse."""
 
 
-class ParameterError(TrackerError):
-    """A parameter name or value is invalid (not an identifier, not a Python literal, bad grid)."""
+class ParameterError(TrackerError, ValueError):
+    """A parameter name or value is invalid (not an identifier, not a Python literal, bad grid).
+
+    Also a ``ValueError``, which is what sklearn-evaluation raises for a value it cannot log."""
 
 
 class DatabaseError(TrackerError):
@@ -28,5 +30,11 @@ class QueryError(TrackerError):
         self.sql = sql
 
 
-class UnknownRunError(TrackerError):
-    """No run with the given uuid is stored."""
+class UnknownRunError(TrackerError, ValueError):
+    """No run with the given uuid is stored.
+
+    Also a ``ValueError``: code written for sklearn-evaluation catches that."""
+
+
+class ExportError(TrackerError):
+    """An output cannot be written where ``export`` was asked to put it."""

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import math
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
@@ -15,13 +14,13 @@ from typing import Any
 from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, setup_code, strip_ansi
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Environment, Record, RunError, Status, new_created
+from ploomber_like.record import Environment, Record, RunError, Status, new_created, new_uuid
 
 
 def new_record(prepared: PreparedRun, environment: Environment | None = None) -> Record:
     """The ``running`` record of a run that is about to start."""
     return Record(
-        uuid=str(uuid.uuid4()),
+        uuid=new_uuid(),
         created=new_created(),
         path=str(prepared.path),
         source=prepared.text,

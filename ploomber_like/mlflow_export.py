@@ -27,7 +27,7 @@ from ploomber_like.errors import DatabaseError, TrackerError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from ploomber_like.tracker import Run
+    from ploomber_like.results import Run
 
 #: Tag holding our uuid: how a later export finds the runs already exported.
 UUID_TAG = "ploomber_like.uuid"
@@ -104,7 +104,7 @@ def export_mlflow(
         ) from None
     from ploomber_like.tracker import SQLiteTracker
 
-    tracker = SQLiteTracker(database)
+    tracker = SQLiteTracker(database, create=False)
     condition = f"WHERE ({where})" if where and where.strip() else ""
     uuids = [
         row[0] for row in tracker.query(
@@ -179,8 +179,8 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run, extras: _Ext
         "mlflow.source.name": run.source_path,
         "mlflow.source.git.commit": environment.git_commit if environment else None,
         "mlflow.user": environment.user if environment else None,
-        "mlflow.note.content": run.comment,
-        "ploomber_like.comment": run.comment,
+        "mlflow.note.content": run.comment_text,
+        "ploomber_like.comment": run.comment_text,
         "ploomber_like.error": run.error.summary() if run.error else None,
         "ploomber_like.reproduces": detail.reproduces,
         **detail.tags,
@@ -232,7 +232,7 @@ class _RunDetail:
 
 
 class _Extras:
-    """Reads what :class:`~ploomber_like.tracker.Run` does not hold: source, streams, series,
+    """Reads what :class:`~ploomber_like.results.Run` does not hold: source, streams, series,
     files, name and tags, from whichever of those columns and tables the database has."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:

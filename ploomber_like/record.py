@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -182,6 +183,12 @@ class Record:
 
     def environment_dict(self) -> dict[str, Any] | None:
         return dataclasses.asdict(self.environment) if self.environment else None
+
+
+def new_uuid() -> str:
+    """A run's uuid: 32 hex digits, as sklearn-evaluation's tests and docs use (its tracker and
+    ploomber-engine store only 8, which collide past a few thousand runs). Views show a prefix."""
+    return uuid.uuid4().hex
 
 
 def new_created() -> str:

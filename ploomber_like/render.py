@@ -2,14 +2,19 @@
 the terminal.
 
 Cells hold plain values (numbers, text, None) or *displayable* objects, anything with a
-``_repr_html_`` method such as :class:`ploomber_like.tracker.RichOutput`; this module only
+``_repr_html_`` method such as :class:`ploomber_like.results.RichOutput`; this module only
 decides how each kind is shown and never touches the database.
+
+Stored values are data, never markup: text is escaped in every HTML view, and the only stored
+HTML shown as such is an output captured as ``text/html``, inside a sandboxed frame. Every view
+truncates long cells, so a huge value cannot flood a terminal or a page.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -22,7 +27,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ploomber_like.record import Record
-    from ploomber_like.tracker import Run
+    from ploomber_like.results import Run
 
 #: What a plot shows as when it is not rendered; an HTML output (a DataFrame) is "[HTML]".
 PLOT_PLACEHOLDER = "[Plot]"
@@ -35,8 +40,20 @@ DEFAULT_PRECISION = 3
 #: their own null (JSON ``null``, an empty CSV field).
 MISSING = "None"
 
-#: Shortest uuid prefix shown; longer where runs share the first characters.
-UUID_PREFIX_LENGTH = 8
+#: Characters of a value shown in a table cell; the rest is cut with a note of how much.
+MAX_CELL_CHARS = 1000
+#: ... and in a ``key=value`` line of the run summary.
+MAX_PAIR_CHARS = 120
+
+#: Hex digits of a uuid shown in text views at least (every command takes such a prefix);
+#: more where runs share the first ones (see :func:`unique_prefixes`).
+UUID_CHARS = 8
+
+#: Width of text reprs (``repr(tracker)``, ``repr(results)``).
+REPR_WIDTH = 100
+
+#: Images a browser shows from a ``data:`` URI; any other mimetype is never put in a ``src``.
+IMAGE_MIMETYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 
 #: Columns of the one-line-per-run summary (``tracker ls``, the tracker's own repr).
 SUMMARY_COLUMNS = ("uuid", "created", "status", "duration", "parameters", "values")
@@ -45,13 +62,15 @@ SUMMARY_NO_WRAP = ("uuid", "created", "status", "duration")
 
 
 @dataclass(frozen=True)
-class HTML:
-    """A piece of HTML that Jupyter displays as such (e.g. an image stored inline by the anchor)."""
+class InlineImage:
+    """An image a peer tracker stored inline as an ``<img>`` tag, decoded (see
+    :func:`ploomber_like.store.inline_image`): shown by a tag drawn again from its bytes."""
 
-    html: str
+    mimetype: str
+    data: bytes
 
     def _repr_html_(self) -> str:
-        return self.html
+        return rich_output_html(self.mimetype, self.data)
 
 
 def is_displayable(value: Any) -> bool:
@@ -60,13 +79,77 @@ def is_displayable(value: Any) -> bool:
 
 
 def rich_output_html(mimetype: str, data: bytes) -> str:
-    """HTML showing a stored output: images as ``<img>`` (SVG inline), HTML as is, else text."""
-    if mimetype == "image/svg+xml" or mimetype == "text/html":
-        return data.decode("utf-8", errors="replace")
-    if mimetype.startswith("image/"):
+    """HTML showing a stored output safely.
+
+    Images (SVG too) become ``<img src="data:...">``, where no script runs; captured HTML (a
+    DataFrame's table) goes in a sandboxed ``<iframe srcdoc>``, which shows it without letting
+    it script or style the page around it; anything else is escaped text.
+    """
+    if mimetype in IMAGE_MIMETYPES:
         encoded = base64.b64encode(data).decode("ascii")
         return f'<img src="data:{mimetype};base64,{encoded}">'
-    return f"<pre>{html.escape(data.decode('utf-8', errors='replace'))}</pre>"
+    text = data.decode("utf-8", errors="replace")
+    if mimetype == "text/html":
+        document = f"<!DOCTYPE html><meta charset=\"utf-8\">{text}"
+        return (
+            f'<iframe sandbox srcdoc="{html.escape(document, quote=True)}" '
+            'style="width:100%;min-width:480px;height:320px;border:1px solid #ddd;'
+            'resize:both;overflow:auto"></iframe>'
+        )
+    return f"<pre>{html.escape(truncate(text))}</pre>"
+
+
+def truncate(text: str, limit: int = MAX_CELL_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def short_uuids(uuids: Sequence[object]) -> list[str]:
+    """The uuids as text views show them: a prefix every command accepts, unique among them."""
+    prefixes = unique_prefixes(str(u) for u in uuids if u is not None)
+    return [prefixes[str(u)] if u is not None else MISSING for u in uuids]
+
+
+def unique_prefixes(uuids: Iterable[str], minimum: int = UUID_CHARS) -> dict[str, str]:
+    """Each uuid's shortest prefix of at least ``minimum`` characters that no other uuid of
+    ``uuids`` starts with: what views show, and what every command accepts back."""
+    ordered = sorted(set(uuids))
+    shortest = {}
+    for index, run_id in enumerate(ordered):
+        length = minimum
+        # In sorted order, the uuids sharing the longest prefix with one are its neighbours.
+        for neighbour in ordered[max(index - 1, 0) : index + 2]:
+            if neighbour != run_id:
+                length = max(length, _common_prefix(run_id, neighbour) + 1)
+        shortest[run_id] = run_id[:length]
+    return shortest
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def to_text(renderable: object, width: int = REPR_WIDTH) -> str:
+    """A rich renderable as plain text, for ``__repr__``.
+
+    Rendered on a private buffer: inside Jupyter a console would otherwise display the table
+    itself, and the cell would show it twice (above the HTML repr).
+    """
+    from rich.console import Console
+
+    console = Console(
+        file=io.StringIO(), width=width, color_system=None, force_terminal=False,
+        force_jupyter=False, force_interactive=False,
+    )
+    console.print(renderable)
+    return console.file.getvalue().rstrip()
 
 
 def html_page(body: str, title: str) -> str:
@@ -82,7 +165,8 @@ def html_page(body: str, title: str) -> str:
 
 
 def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
-    """One cell as plain text: floats at fixed precision, plots as a placeholder."""
+    """One cell as plain text: floats at fixed precision, plots as a placeholder, long text
+    truncated, a missing value as :data:`MISSING`."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, float):
@@ -95,7 +179,7 @@ def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
         return f"<{len(value)} bytes>"
     if is_displayable(value):
         return placeholder(getattr(value, "mimetype", ""))
-    return str(value)
+    return truncate(str(value))
 
 
 def parameter_text(value: Any) -> str:
@@ -103,29 +187,6 @@ def parameter_text(value: Any) -> str:
     if isinstance(value, float) and not math.isnan(value):
         return repr(value)
     return cell_text(value)
-
-
-def short_uuids(uuids: Iterable[str], minimum: int = UUID_PREFIX_LENGTH) -> dict[str, str]:
-    """Each uuid's shortest prefix of at least ``minimum`` characters that no other uuid of
-    ``uuids`` starts with: what views show, and what every command accepts back."""
-    ordered = sorted(set(uuids))
-    shortest = {}
-    for index, run_id in enumerate(ordered):
-        length = minimum
-        for neighbour in ordered[max(index - 1, 0) : index + 2]:
-            if neighbour != run_id:
-                length = max(length, _common_prefix(run_id, neighbour) + 1)
-        shortest[run_id] = run_id[:length]
-    return shortest
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def cell_html(value: Any, precision: int = DEFAULT_PRECISION, render_plots: bool = False) -> str:
@@ -196,48 +257,66 @@ def text_table(
                   pad_edge=False, collapse_padding=True)
     for name in columns:
         table.add_column(str(name), overflow="fold", no_wrap=name in no_wrap)
-    for row in rows:
+    cells = [[cell_text(v, precision) for v in row] for row in rows]
+    if "uuid" in columns:
+        at = list(columns).index("uuid")
+        for row, short in zip(cells, short_uuids([row[at] for row in cells]), strict=True):
+            row[at] = short
+    for row in cells:
         # Text, not str: a stored value such as "[red]" must show as is, not as rich markup.
-        table.add_row(*(Text(cell_text(v, precision)) for v in row))
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
 def runs_text_table(
     runs: Sequence[Run],
     title: str | None = None,
+    shorten_uuids: bool = True,
     precision: int = DEFAULT_PRECISION,
     short: Mapping[str, str] | None = None,
 ) -> Table:
-    """The runs for the terminal, one row each (``tracker ls``); ``short`` maps each uuid to the
-    prefix shown (see :func:`short_uuids`)."""
-    rows = [run_summary(run, precision, short) for run in runs]
-    return text_table(SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP)
+    """The runs for the terminal, one row each (``tracker ls``): each uuid as ``short`` maps it
+    (prefixes unique in the database, see :meth:`SQLiteTracker.uuid_prefixes`), as a prefix
+    unique among ``runs`` without it, or whole unless ``shorten_uuids``."""
+    if shorten_uuids and short is None:
+        short = unique_prefixes(run.uuid for run in runs)
+    rows = [run_summary(run, precision, (short or {}).get(run.uuid)) for run in runs]
+    # The uuid cells are final (a name and tags may follow the uuid): not shortened again.
+    return text_table(
+        SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP, shorten_uuids=False
+    )
 
 
 def runs_html(runs: Sequence[Run], short: Mapping[str, str] | None = None) -> str:
     """The runs as an HTML table, one row each."""
-    return table_html(SUMMARY_COLUMNS, [run_summary(run, short=short) for run in runs])
+    rows = [run_summary(run, label=(short or {}).get(run.uuid)) for run in runs]
+    return table_html(SUMMARY_COLUMNS, rows)
 
 
 def run_summary(
-    run: Run, precision: int = DEFAULT_PRECISION, short: Mapping[str, str] | None = None
+    run: Run, precision: int = DEFAULT_PRECISION, label: str | None = None
 ) -> list[str]:
-    """The cells of :data:`SUMMARY_COLUMNS` for one run: short uuid (then its name and tags),
-    parameters and scalar values each as ``key=value`` lines in one cell, so a narrow terminal
-    wraps between pairs. Parameters show as given, values at ``precision``."""
+    """The cells of :data:`SUMMARY_COLUMNS` for one run: its uuid (``label`` if given, then its
+    name and tags), parameters (as given) and scalar values (at ``precision``) each as
+    ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
     parameters = "\n".join(
-        f"{k}={parameter_text(v)}" for k, v in run.flat_parameters().items()
+        _pair(k, parameter_text(v)) for k, v in run.flat_parameters().items()
     )
     # A multi-line text (a pandas Series' repr) would fill the table: `show` has it.
     scalars = {k: v for k, v in run.scalar_values().items() if "\n" not in str(v)}
-    values = "\n".join(f"{k}={cell_text(v, precision)}" for k, v in scalars.items())
+    values = "\n".join(_pair(k, cell_text(v, precision)) for k, v in scalars.items())
     if run.error is not None:
         values = f"{values}\n{run.error.summary()}".strip()
     duration = "" if run.duration is None else f"{run.duration:.1f}s"
     created = (run.created or "")[:16]
-    label = (short or {}).get(run.uuid, run.uuid[:UUID_PREFIX_LENGTH])
-    label = "\n".join([label, *([run.name] if run.name else []), *(f"#{t}" for t in run.tags)])
-    return [label, created, run.status or "", duration, parameters, values]
+    uuid_cell = "\n".join(
+        [label or run.uuid, *([run.name] if run.name else []), *(f"#{t}" for t in run.tags)]
+    )
+    return [uuid_cell, created, run.status or "", duration, parameters, values]
+
+
+def _pair(key: str, text: str) -> str:
+    return truncate(f"{key}={text}", MAX_PAIR_CHARS)
 
 
 def print_record_summary(record: Record) -> None:

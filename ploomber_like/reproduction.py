@@ -123,7 +123,7 @@ def rerun(
 
     if not rtol >= 0:
         raise TrackerError(f"rtol must be a number >= 0, got {rtol!r}")
-    original = SQLiteTracker(database).get(uuid)
+    original = SQLiteTracker(database, create=False).get(uuid)
     stored = _stored_run(Path(database), original.uuid)
     cwd, notes = _working_directory(original.uuid, original.environment)
     script = Path(stored.source_path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import functools
 import json
 import math
 import os
@@ -17,14 +19,14 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ploomber_like.errors import DatabaseError
-from ploomber_like.record import Blob, Record, Status
+from ploomber_like.errors import DatabaseError, QueryError
+from ploomber_like.record import Blob, Environment, Record, RunError, Status, new_created, new_uuid
 
 #: Columns of ``experiments`` after the anchor's four, with their SQL types.
 EXTRA_COLUMNS: dict[str, str] = {
@@ -70,16 +72,49 @@ CREATE TABLE IF NOT EXISTS blobs (
 );
 """
 
+#: The anchor's columns: an ``experiments`` table without them is not a tracking database.
+ANCHOR_COLUMNS = ("uuid", "created", "parameters", "comment")
+
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT = 60.0
+
+#: What ``SQLiteTracker(":memory:")`` is given, as with ``sqlite3.connect``.
+MEMORY = ":memory:"
+# SQLite's memdb VFS: one database shared by every connection that names it in this process,
+# freed when the last one closes (a plain ":memory:" would be a new database per connection).
+_MEMORY_PREFIX = "file:/ploomber-like-memory-"
+
+
+def new_memory_database() -> str:
+    """The location of a new in-memory database, for :func:`connect`; it lives while at least
+    one connection to it is open."""
+    return f"{_MEMORY_PREFIX}{new_uuid()}?vfs=memdb"
+
+
+def is_memory(path: str | os.PathLike[str]) -> bool:
+    """True for a location made by :func:`new_memory_database`."""
+    return str(path).startswith(_MEMORY_PREFIX)
+
+
+def display_name(path: str | os.PathLike[str]) -> str:
+    """How messages name a database: its path, or ``:memory:``."""
+    return MEMORY if is_memory(path) else str(path)
+
+
+def exists(path: str | os.PathLike[str]) -> bool:
+    """True if the database at ``path`` exists (an in-memory one always does)."""
+    return is_memory(path) or Path(path).exists()
 
 
 def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
     """Open the database at ``path``, raising :class:`DatabaseError` with one line on failure.
 
     Read-only connections refuse every write at the SQLite level, so a mistyped ``DELETE`` in a
-    query cannot destroy results. A writable connection creates the file and schema if needed.
+    query cannot destroy results. A writable connection creates the file and schema if needed;
+    an ``experiments`` table of another schema is refused before anything is changed.
     """
+    if is_memory(path):
+        return _connect_memory(str(path), readonly)
     path = Path(path)
     if readonly and not path.exists():
         raise DatabaseError(f"database not found: {path}")
@@ -104,13 +139,137 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
     return conn
 
 
+@contextmanager
+def reading(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
+    """A read-only connection, closed after use; a SQLite error while reading (a row whose
+    ``parameters`` is not JSON...) becomes a one-line :class:`DatabaseError`."""
+    conn = connect(path, readonly=True)
+    try:
+        yield conn
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot read database {display_name(path)}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def run_query(path: str | os.PathLike[str], sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one SQL statement that may only read: the column names and the rows.
+
+    Besides the read-only connection, an authorizer refuses what would still change something
+    on disk (``ATTACH``, which also creates files, and ``VACUUM INTO``, which attaches its
+    target) and every statement that writes, with a one-line :class:`QueryError`.
+    """
+    with reading(path) as conn:
+        refused: list[str] = []
+        conn.set_authorizer(functools.partial(_authorize_read, refused))
+        try:
+            cursor = conn.execute(sql)
+            rows = cursor.fetchall()
+        # sqlite3.Warning is what "You can only execute one statement at a time" raises.
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            if refused:
+                message = f"{_refused_verb(sql, refused)} is refused: queries are read-only"
+                raise QueryError(message, sql) from None
+            raise QueryError(str(exc), sql) from None
+        return [d[0] for d in cursor.description or ()], rows
+
+
+#: Pragmas that take a table or index name and only describe it.
+_DESCRIBING_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list",
+})
+#: Authorizer actions a query may never take, by name (read from sqlite3 at first use).
+_REFUSED_ACTIONS = (
+    "ATTACH", "DETACH", "INSERT", "DELETE", "ALTER_TABLE", "REINDEX", "ANALYZE",
+    "TRANSACTION", "SAVEPOINT", "CREATE_INDEX", "CREATE_TABLE", "CREATE_TEMP_INDEX",
+    "CREATE_TEMP_TABLE", "CREATE_TEMP_TRIGGER", "CREATE_TEMP_VIEW", "CREATE_TRIGGER",
+    "CREATE_VIEW", "CREATE_VTABLE", "DROP_INDEX", "DROP_TABLE", "DROP_TEMP_INDEX",
+    "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER", "DROP_TEMP_VIEW", "DROP_TRIGGER", "DROP_VIEW",
+    "DROP_VTABLE",
+)
+
+
+def _refused_verb(sql: str, refused: list[str]) -> str:
+    """What to call a refused statement: its own first word when that is what writes
+    (``VACUUM INTO`` shows to the authorizer as an ``ATTACH``), else the refused action."""
+    words = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).split()
+    verb = words[0].upper() if words else ""
+    return verb if verb in _WRITING_VERBS else refused[0]
+
+
+_WRITING_VERBS = frozenset({
+    "VACUUM", "ATTACH", "DETACH", "CREATE", "DROP", "ALTER", "INSERT", "REPLACE", "UPDATE",
+    "DELETE", "REINDEX", "ANALYZE", "BEGIN", "SAVEPOINT",
+})
+
+
+def _authorize_read(
+    refused: list[str], action: int, arg1: str | None, arg2: str | None, *_: str | None
+) -> int:
+    name = _action_names().get(action)
+    denied = (
+        name in _REFUSED_ACTIONS
+        # SQLite reports reading the schema as an update of sqlite_master: that one is fine.
+        or (name == "UPDATE" and arg1 not in ("sqlite_master", "sqlite_temp_master"))
+        # PRAGMA x = value sets something; a describing pragma's argument is a table name.
+        or (name == "PRAGMA" and arg2 is not None and (arg1 or "").lower()
+            not in _DESCRIBING_PRAGMAS)
+    )
+    if not denied:
+        return sqlite3.SQLITE_OK
+    what = f"PRAGMA {arg1}" if name == "PRAGMA" else str(name).replace("_", " ")
+    refused.append(what)
+    return sqlite3.SQLITE_DENY
+
+
+@functools.cache
+def _action_names() -> dict[int, str]:
+    return {
+        getattr(sqlite3, f"SQLITE_{name}"): name
+        for name in (*_REFUSED_ACTIONS, "UPDATE", "PRAGMA")
+        if hasattr(sqlite3, f"SQLITE_{name}")
+    }
+
+
+def _connect_memory(location: str, readonly: bool) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(
+            location + ("&mode=ro" if readonly else ""), uri=True, timeout=BUSY_TIMEOUT,
+            isolation_level=None, check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open the in-memory database: {exc}") from None
+    if not readonly:
+        _prepare(conn, Path(MEMORY))
+    return conn
+
+
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     try:
+        # Checked first: even switching to WAL would change a file that is not ours.
+        check_schema(conn, path)
         _retry_busy(lambda: _enable_wal(conn))
         _retry_busy(lambda: _migrate(conn))
     except sqlite3.Error as exc:
         conn.close()
         raise DatabaseError(f"cannot prepare database {path}: {exc}") from None
+    except DatabaseError:
+        conn.close()
+        raise
+
+
+def check_schema(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> set[str]:
+    """The columns of ``experiments`` (empty if there is no such table yet), or a
+    :class:`DatabaseError` if the table lacks the anchor's columns."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    missing = [name for name in ANCHOR_COLUMNS if name not in columns]
+    if columns and missing:
+        raise DatabaseError(
+            f"not a tracking database: table experiments in {path} has no column "
+            f"{', '.join(missing)}"
+        )
+    return columns
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -194,10 +353,7 @@ class Store:
         def transaction() -> None:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO blobs (sha256, mimetype, data) VALUES (?, ?, ?)",
-                    [(sha, blob.mimetype, blob.data) for sha, blob in blobs.items()],
-                )
+                self._insert_blobs(blobs.values())
                 self.conn.execute(
                     f"INSERT INTO experiments ({columns}) VALUES ({marks}) "
                     f"ON CONFLICT (uuid) DO UPDATE SET {updates}",
@@ -212,6 +368,63 @@ class Store:
             _retry_busy(transaction)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
+
+    def _insert_blobs(self, blobs: Iterable[Blob]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO blobs (sha256, mimetype, data) VALUES (?, ?, ?)",
+            [(blob.sha256, blob.mimetype, blob.data) for blob in blobs],
+        )
+
+    # --- SQLiteTracker's writing API (manual logging): rows written value by value ----------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction around several calls below; a SQLite error is a one-line
+        :class:`DatabaseError` and leaves the database as it was."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
+
+    def stored_parameters(self, uuid: str) -> dict[str, Any] | None:
+        """The ``parameters`` of run ``uuid`` (``{}`` if empty), or None if there is no such run."""
+        row = self.conn.execute(
+            "SELECT parameters FROM experiments WHERE uuid = ?", (uuid,)
+        ).fetchone()
+        if row is None:
+            return None
+        stored = load_json(row[0])
+        return stored if isinstance(stored, dict) else {}
+
+    def insert_parameters(
+        self, uuid: str, values: Mapping[str, Any], blobs: Iterable[Blob] = ()
+    ) -> None:
+        """Add a run logged by hand (status ``ok``, no inputs) holding ``values``."""
+        self._insert_blobs(blobs)
+        self.conn.execute(
+            "INSERT INTO experiments (uuid, created, parameters, status, parameter_keys, driver) "
+            "VALUES (?, ?, ?, ?, '[]', ?)",
+            (uuid, new_created(), to_json(values), Status.OK, self.driver),
+        )
+
+    def replace_parameters(
+        self, uuid: str, values: Mapping[str, Any], blobs: Iterable[Blob] = ()
+    ) -> None:
+        """Store ``values`` as the whole ``parameters`` of run ``uuid``."""
+        self._insert_blobs(blobs)
+        self.conn.execute(
+            "UPDATE experiments SET parameters = ? WHERE uuid = ?", (to_json(values), uuid)
+        )
+
+    def set_comment(self, uuid: str, text: str | None) -> None:
+        """Set the ``comment`` column of run ``uuid``."""
+        self.conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, uuid))
 
     def ok_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
         """The subset of ``fingerprints`` already recorded with status ``ok``."""
@@ -492,6 +705,105 @@ def _row(record: Record) -> dict[str, Any]:
         "name": record.name,
         "reproduces": record.reproduces,
     }
+
+
+# --- reading rows back: the inverse of _row --------------------------------------------------
+
+#: Columns a stored run is read from; those an older schema lacks (databases made by
+#: sklearn-evaluation have only the anchor's four) are selected as NULL.
+RUN_COLUMNS = (
+    "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
+    "error_message", "traceback", "error_group", "error_source", "parameter_keys",
+    "environment", "source_path", "name", "tags",
+)
+
+
+@dataclass
+class StoredRun:
+    """A row of ``experiments`` decoded; rich values are still blob references."""
+
+    uuid: str
+    created: str | None
+    status: str | None
+    duration: float | None
+    #: Inputs: the keys the ``parameter_keys`` column lists.
+    parameters: dict[str, Any]
+    #: Everything else in ``parameters``: captured or logged values.
+    values: dict[str, Any]
+    error: RunError | None
+    environment: Environment | None
+    source_path: str | None
+    comment: str | None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def select_list(present: Iterable[str], columns: Sequence[str] = RUN_COLUMNS) -> str:
+    """``columns`` for a SELECT from a table with the ``present`` ones, NULL for the others."""
+    present = set(present)
+    return ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
+
+
+def decode_run(row: Sequence[Any]) -> StoredRun:
+    """A row selected with :func:`select_list` (default columns) as a :class:`StoredRun`."""
+    data = dict(zip(RUN_COLUMNS, row, strict=True))
+    merged = load_json(data["parameters"]) or {}
+    if not isinstance(merged, dict):
+        merged = {"parameters": merged}
+    parameter_keys = load_json(data["parameter_keys"]) or []
+    if not isinstance(parameter_keys, list):
+        parameter_keys = []
+    error = None
+    if data["error_type"] is not None:
+        error = RunError(
+            type=str(data["error_type"]),
+            message=str(data["error_message"] or ""),
+            traceback=str(data["traceback"] or ""),
+            group=data["error_group"] if isinstance(data["error_group"], int) else None,
+            group_source=data["error_source"],
+        )
+    duration = data["duration"]
+    return StoredRun(
+        # Rows written by other tools may hold numbers where we write text.
+        uuid=str(data["uuid"]),
+        created=None if data["created"] is None else str(data["created"]),
+        status=None if data["status"] is None else str(data["status"]),
+        duration=float(duration) if isinstance(duration, int | float) else None,
+        parameters={k: merged[k] for k in parameter_keys if k in merged},
+        values={k: v for k, v in merged.items() if k not in parameter_keys},
+        error=error,
+        environment=_decode_environment(load_json(data["environment"])),
+        source_path=data["source_path"],
+        comment=data["comment"],
+        name=None if data["name"] is None else str(data["name"]),
+        tags=_decode_tags(load_json(data["tags"])),
+    )
+
+
+def _decode_tags(data: Any) -> list[str]:
+    # Written by us as a JSON array of text; anything else (another tool's) means no tags.
+    return [str(tag) for tag in data] if isinstance(data, list) else []
+
+
+def _decode_environment(data: Any) -> Environment | None:
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in dataclasses.fields(Environment)}
+    try:
+        return Environment(**{k: v for k, v in data.items() if k in known})
+    except TypeError:
+        # Written by another version with required fields we lack: not worth failing a read.
+        return None
+
+
+def load_json(text: Any) -> Any:
+    """A JSON column decoded; text that is not JSON (or a number) comes back as it is."""
+    if not isinstance(text, str | bytes):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,70 +1,43 @@
-"""The query side: :class:`SQLiteTracker` reads a tracking database, :class:`Results` shows a
-query's rows in a notebook.
+"""The read API: :class:`SQLiteTracker` queries a tracking database, and takes
+sklearn-evaluation's writing calls too (see :mod:`ploomber_like.experiment`).
 
 The API follows sklearn-evaluation's ``SQLiteTracker`` so users switch by changing one import.
 Every read opens its own read-only connection, so a query cannot modify results and always sees
-the runs a sweep has committed so far. Rich outputs are stored out of line (``blobs`` table) and
-referenced from ``parameters``; they become :class:`RichOutput` objects, whose bytes load only
-when shown or exported.
+the runs a sweep has committed so far. Rows come back as the objects of
+:mod:`ploomber_like.results`; rich outputs stay in the ``blobs`` table until shown.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import json
 import os
 import re
 import sqlite3
-import uuid as uuid_module
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from functools import cached_property
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ploomber_like import render, store
+from ploomber_like import experiment, render, store
 from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
-from ploomber_like.record import (
-    BLOB_REF_KEY,
-    STATUSES,
-    Blob,
-    Environment,
-    Record,
-    RunError,
-    Status,
-    is_blob_reference,
-    new_created,
-)
+from ploomber_like.experiment import Experiment
+from ploomber_like.record import STATUSES
+from ploomber_like.results import Results, RichOutput, Run, flatten
 from ploomber_like.ui import DEFAULT_PORT
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
     from ploomber_like.comparing import Comparison, RunDiff
 
-#: Columns of ``experiments`` a :class:`Run` is built from (missing ones read as NULL, so
-#: databases made by sklearn-evaluation, with only the first four, work too).
-_RUN_COLUMNS = (
-    "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
-    "error_message", "traceback", "error_group", "error_source", "parameter_keys",
-    "environment", "source_path", "name", "tags",
-)
+__all__ = ["Experiment", "Results", "RichOutput", "Run", "SQLiteTracker"]
 
 #: Keys as :meth:`SQLiteTracker.get_parameters_keys` returns them: JSON path segments, plain
 #: names or double-quoted labels, joined by dots.
 _KEY_PATH = re.compile(r'(?:[A-Za-z_]\w*|"[^"]*")(?:\.(?:[A-Za-z_]\w*|"[^"]*"))*')
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
-#: File extensions for exported outputs.
-_EXTENSIONS = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/gif": ".gif",
-    "image/svg+xml": ".svg",
-    "text/html": ".html",
-}
+
+#: What an empty tracker's reprs say (sklearn-evaluation's words).
+_NO_RUNS = "(No experiments saved yet)"
 
 
 class SQLiteTracker:
@@ -73,8 +46,12 @@ class SQLiteTracker:
     Parameters
     ----------
     path
-        The SQLite file. Reading a file that does not exist raises
-        :class:`~ploomber_like.errors.DatabaseError`; logging creates it.
+        The SQLite file; a missing one is created, as ``sqlite3.connect`` does.
+        ``":memory:"`` keeps a private in-memory database for the life of this object.
+    create
+        With ``create=False`` a missing file is a :class:`~ploomber_like.errors.DatabaseError`
+        (``database not found``) instead: what the command line's read commands use, so a
+        mistyped name creates nothing.
 
     Examples
     --------
@@ -84,8 +61,18 @@ class SQLiteTracker:
     ... FROM experiments ORDER BY f1 DESC LIMIT 3''')  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        if str(path) == store.MEMORY:
+            location = store.new_memory_database()
+            # The database lives as long as one connection to it does: this one, held open.
+            self._memory = store.connect(location)
+            self.path = Path(location)
+        else:
+            self.path = Path(path)
+            if not self.path.exists():
+                if not create:
+                    raise DatabaseError(f"database not found: {self.path}")
+                store.connect(self.path).close()
 
     def query(
         self, sql: str, as_frame: bool = True, render_plots: bool = False
@@ -95,7 +82,8 @@ class SQLiteTracker:
         Parameters
         ----------
         sql
-            One SQL statement. Writes (``DELETE``, ``UPDATE``...) are refused by SQLite.
+            One SQL statement that reads. Writes (``DELETE``, ``UPDATE``...), ``ATTACH`` and
+            ``VACUUM INTO`` are refused.
         as_frame
             Return a :class:`pandas.DataFrame`, indexed by ``uuid`` when that column is
             selected; otherwise a :class:`Results` that renders plots in a notebook.
@@ -107,14 +95,7 @@ class SQLiteTracker:
         QueryError
             SQLite rejected the query; carries SQLite's message and the query.
         """
-        with _reading(self.path) as conn:
-            try:
-                cursor = conn.execute(sql)
-                rows = cursor.fetchall()
-            # sqlite3.Warning is what "You can only execute one statement at a time" raises.
-            except (sqlite3.Error, sqlite3.Warning) as exc:
-                raise QueryError(str(exc), sql) from None
-            columns = [d[0] for d in cursor.description or ()]
+        columns, rows = store.run_query(self.path, sql)
         if not as_frame:
             return Results(columns, rows, render_plots, database=self.path)
         import pandas as pd
@@ -122,23 +103,26 @@ class SQLiteTracker:
         frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
         return frame.set_index("uuid") if "uuid" in frame.columns else frame
 
-    def get(self, uuid: str, unserialize_plots: bool = True) -> Run:
+    def get(self, uuid: str, unserialize_plots: bool = True) -> Experiment:
         """The run with this uuid (or unique uuid prefix): parameters, values, status, error.
 
-        ``unserialize_plots`` is accepted for compatibility with sklearn-evaluation: plots are
-        always :class:`RichOutput` objects, which display themselves in a notebook.
+        It compares equal to the dict of its parameters and values, and takes more values with
+        ``log``/``log_dict`` and a comment with ``comment`` (see
+        :class:`~ploomber_like.experiment.Experiment`). ``unserialize_plots`` is accepted for
+        compatibility with sklearn-evaluation: plots are always
+        :class:`~ploomber_like.results.RichOutput` objects, which display themselves.
 
         Raises
         ------
         UnknownRunError
-            No run has this uuid, or the prefix matches several runs.
+            No run has this uuid, or the prefix matches several runs (also a ``ValueError``).
         """
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             full = _resolve_uuid(conn, uuid, self.path)
             row = conn.execute(
                 f"SELECT {_select_list(conn, self.path)} FROM experiments WHERE uuid = ?", (full,)
             ).fetchone()
-        return _run_from_row(row, self.path)
+        return Experiment.from_stored(store.decode_run(row), self.path)
 
     def runs(
         self,
@@ -178,7 +162,7 @@ class SQLiteTracker:
         if status is not None and status not in STATUSES:
             expected = ", ".join(STATUSES)
             raise ParameterError(f"unknown status {status!r}; expected one of {expected}")
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             columns = _table_columns(conn, self.path)
             if sort is None:
                 order_by = "created DESC, rowid DESC"
@@ -203,7 +187,7 @@ class SQLiteTracker:
                 rows = conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise QueryError(str(exc), sql) from None
-        runs = [_run_from_row(row, self.path) for row in rows]
+        runs = [Run.from_stored(store.decode_run(row), self.path) for row in rows]
         if full and sort is None:
             position = {uuid: i for i, uuid in enumerate(full)}
             runs = sorted(runs, key=lambda run: position[run.uuid])[:limit]
@@ -234,7 +218,7 @@ class SQLiteTracker:
 
         columns = ("uuid", "created", "status", "duration", "error_type", "error_message",
                    "parameters", "comment")
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             rows = conn.execute(
                 f"SELECT {_select_list(conn, self.path, columns)} FROM experiments "
                 "ORDER BY created DESC, rowid DESC LIMIT ?",
@@ -249,7 +233,7 @@ class SQLiteTracker:
         double-quoted as in a JSON path (``"f1-score"``). A plot counts as one key. ``limit``
         looks at the first ``limit`` runs only (sklearn-evaluation scans 100); default: all.
         """
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             _table_columns(conn, self.path)
             return self._keys(conn, limit)
 
@@ -263,7 +247,7 @@ class SQLiteTracker:
             and SQLite is 3.38 or newer, the shorter ``parameters ->> '$.key'``.
         """
         arrow = not compatibility_mode and sqlite3.sqlite_version_info >= (3, 38, 0)
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             _table_columns(conn, self.path)
             keys = self._keys(conn)
             selected = ["    uuid"]
@@ -278,24 +262,17 @@ class SQLiteTracker:
 
     def comment(self, uuid: str, text: str) -> None:
         """Set the comment of a run (given by uuid or unique uuid prefix)."""
-        # Resolve first on a read-only connection: a typo'd uuid must not create the database.
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             full = _resolve_uuid(conn, uuid, self.path)
-        conn = store.connect(self.path)
-        try:
-            conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, full))
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
-        finally:
-            conn.close()
+        experiment.set_comment(self.path, full, text)
 
     def uuid_prefixes(self) -> dict[str, str]:
         """Each run's shortest unique uuid prefix (at least 8 characters): how views show uuids,
         and what every call taking a uuid accepts."""
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             _table_columns(conn, self.path)
-            uuids = [row[0] for row in conn.execute("SELECT uuid FROM experiments")]
-        return render.short_uuids(uuids)
+            uuids = [str(row[0]) for row in conn.execute("SELECT uuid FROM experiments")]
+        return render.unique_prefixes(uuids)
 
     def compare(
         self,
@@ -392,118 +369,79 @@ class SQLiteTracker:
 
         serve(create_app(self.path), port)
 
-    def new_experiment(self) -> Experiment:
-        """Start a run logged by hand (status ``ok``); creates the database if needed."""
-        return Experiment(self.path)
+    # sklearn-evaluation's writing API, so code written for it runs unchanged: each call is one
+    # transaction (see ploomber_like.experiment).
 
-    # sklearn-evaluation's writing API, so code written for it runs unchanged. Each call is one
-    # transaction; values are stored as they are logged (NumPy values as plain numbers/lists).
+    def new_experiment(self) -> Experiment:
+        """Start a run logged by hand (status ``ok``), to ``log`` values to."""
+        return self.get(experiment.new_experiment(self.path))
 
     def new(self) -> str:
         """Insert an empty run (status ``ok``) and return its uuid."""
-        uuid = uuid_module.uuid4().hex
-        self.insert(uuid, {})
-        return uuid
+        return experiment.insert_many(self.path, [{}])[0]
 
     def insert(self, uuid: str, parameters: Mapping[str, Any]) -> None:
-        """Insert a run with these parameters; a uuid already stored is a ``DatabaseError``."""
-        values = _loggable(parameters)
-        with self._writing() as conn:
-            if _stored_parameters(conn, uuid) is not None:
-                raise DatabaseError(f"a run with uuid {uuid!r} already exists in {self.path}")
-            _insert_row(conn, uuid, values)
+        """Insert a run with these parameters; a uuid already stored is a ``DatabaseError``.
+        Values may be NumPy values or matplotlib figures (stored as PNG)."""
+        experiment.insert(self.path, uuid, parameters)
 
     def insert_many(self, parameters_all: Iterable[Mapping[str, Any]]) -> list[str]:
         """Insert one run per mapping, all in one transaction; returns their new uuids."""
-        rows = [(uuid_module.uuid4().hex, _loggable(p)) for p in parameters_all]
-        with self._writing() as conn:
-            for uuid, values in rows:
-                _insert_row(conn, uuid, values)
-        return [uuid for uuid, _ in rows]
+        return experiment.insert_many(self.path, parameters_all)
 
     def update(
         self, uuid: str, parameters: Mapping[str, Any], allow_overwrite: bool = False
     ) -> None:
         """Add keys to a stored run; replacing a key it has needs ``allow_overwrite=True``."""
-        values = _loggable(parameters)
-        with self._writing() as conn:
-            current = _stored_parameters(conn, uuid)
-            if current is None:
-                raise UnknownRunError(f"no run with uuid {uuid!r} in {self.path}")
-            clash = [key for key in values if key in current]
-            if clash and not allow_overwrite:
-                raise ParameterError(
-                    f"run {uuid} already has {', '.join(clash)}: pass allow_overwrite=True"
-                )
-            _update_row(conn, uuid, {**current, **values})
+        experiment.update(self.path, uuid, parameters, allow_overwrite)
 
     def upsert(self, uuid: str, parameters: Mapping[str, Any]) -> None:
         """Insert the run, or add these keys to it (replacing those it has)."""
-        values = _loggable(parameters)
-        with self._writing() as conn:
-            current = _stored_parameters(conn, uuid)
-            if current is None:
-                _insert_row(conn, uuid, values)
-            else:
-                _update_row(conn, uuid, {**current, **values})
+        experiment.upsert(self.path, uuid, parameters)
 
     def upsert_append(self, uuid: str, parameters: Mapping[str, Any]) -> None:
-        """Append each value to the list under its key (a single stored value becomes a list)."""
-        values = _loggable(parameters)
-        with self._writing() as conn:
-            current = _stored_parameters(conn, uuid)
-            merged = dict(current or {})
-            for key, value in values.items():
-                previous = merged.get(key, [])
-                merged[key] = [*(previous if isinstance(previous, list) else [previous]), value]
-            if current is None:
-                _insert_row(conn, uuid, merged)
-            else:
-                _update_row(conn, uuid, merged)
+        """Append each value to what the run has under its key (a list given is appended item
+        by item; a single stored value becomes a list); keys it lacks are stored as given."""
+        experiment.upsert_append(self.path, uuid, parameters)
 
-    @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        conn = store.connect(self.path)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
-        finally:
-            conn.close()
+    def __getitem__(self, uuid: str) -> pd.DataFrame:
+        """The run's row (every column, ``parameters`` as JSON text) as a one-row DataFrame
+        indexed by uuid, as sklearn-evaluation returns it; :meth:`get` gives the values."""
+        import pandas as pd
 
-    def __getitem__(self, uuid: str) -> Run:
-        return self.get(uuid)
+        with store.reading(self.path) as conn:
+            full = _resolve_uuid(conn, uuid, self.path)
+            cursor = conn.execute("SELECT * FROM experiments WHERE uuid = ?", (full,))
+            rows = cursor.fetchall()
+            columns = [d[0] for d in cursor.description]
+        return pd.DataFrame.from_records(rows, columns=columns).set_index("uuid")
 
     def __len__(self) -> int:
-        with _reading(self.path) as conn:
+        with store.reading(self.path) as conn:
             _table_columns(conn, self.path)
             return conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
 
     def __repr__(self) -> str:
-        if not self.path.exists():
-            return f"SQLiteTracker({str(self.path)!r}) (no database yet)"
-        from rich.console import Console
-
+        name = f"SQLiteTracker({store.display_name(self.path)!r})"
+        if not store.exists(self.path):
+            return f"{name}\n(database deleted)"
+        count = len(self)
+        if not count:
+            return f"{name}\n{_NO_RUNS}"
         table = render.runs_text_table(
-            self.runs(limit=5),
-            short=self.uuid_prefixes(),
-            title=f"SQLiteTracker({str(self.path)!r}): {len(self)} runs, most recent first",
+            self.runs(limit=5), title=f"{name}: {count} runs, most recent first"
         )
-        console = Console(file=io.StringIO(), width=100, color_system=None)
-        console.print(table)
-        return console.file.getvalue().rstrip()
+        return render.to_text(table)
 
     def _repr_html_(self) -> str:
-        if not self.path.exists():
-            return f"<h4>SQLiteTracker</h4><p>{self.path} (no database yet)</p>"
+        name = f"<h4>SQLiteTracker: {render.cell_html(store.display_name(self.path))}</h4>"
+        if not store.exists(self.path):
+            return f"{name}<p>(database deleted)</p>"
+        count = len(self)
+        if not count:
+            return f"{name}<p>{_NO_RUNS}</p>"
         return (
-            f"<h4>SQLiteTracker: {len(self)} runs</h4>"
+            f"{name}<p>{count} runs</p>"
             + render.runs_html(self.runs(limit=5), short=self.uuid_prefixes())
             + "<p>(most recent runs)</p>"
         )
@@ -537,360 +475,23 @@ class SQLiteTracker:
         ]
 
 
-@dataclasses.dataclass(eq=False)
-class RichOutput:
-    """A plot or HTML output of a run, stored once in the ``blobs`` table.
-
-    Displays itself in a notebook; :attr:`data` loads the bytes on first use.
-    """
-
-    mimetype: str
-    sha256: str
-    database: Path
-
-    @cached_property
-    def data(self) -> bytes:
-        with _reading(self.database) as conn:
-            blob = store.load_blob(conn, self.sha256)
-        if blob is None:
-            raise DatabaseError(f"output {self.sha256[:12]} is missing from {self.database}")
-        return blob.data
-
-    @property
-    def extension(self) -> str:
-        """File extension for :meth:`Run.export` (``.png``, ``.svg``, ``.html``...)."""
-        return _EXTENSIONS.get(self.mimetype, ".txt")
-
-    def _repr_html_(self) -> str:
-        return render.rich_output_html(self.mimetype, self.data)
-
-    def __repr__(self) -> str:
-        return f"<RichOutput {self.mimetype} {self.sha256[:12]}>"
-
-
-@dataclasses.dataclass(eq=False)
-class Run:
-    """One stored run. ``run[key]`` is a parameter or value (as with the anchor's
-    ``Experiment``); plots are :class:`RichOutput` objects, other values plain Python."""
-
-    uuid: str
-    created: str | None
-    status: str | None
-    duration: float | None
-    #: Inputs: the keys the ``parameter_keys`` column lists.
-    parameters: dict[str, Any]
-    #: Everything else in ``parameters``: captured or logged values.
-    values: dict[str, Any]
-    error: RunError | None
-    environment: Environment | None
-    source_path: str | None
-    comment: str | None
-    name: str | None = None
-    tags: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def error_type(self) -> str | None:
-        return self.error.type if self.error else None
-
-    @property
-    def error_message(self) -> str | None:
-        return self.error.message if self.error else None
-
-    def flat_parameters(self) -> dict[str, Any]:
-        """The parameters, nested keys flattened (``model.depth``)."""
-        return _flatten(self.parameters)
-
-    def flat_values(self) -> dict[str, Any]:
-        """The values, nested keys flattened (``a.b``), plots included."""
-        return _flatten(self.values)
-
-    def scalar_values(self) -> dict[str, Any]:
-        """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``)."""
-        return {
-            k: v
-            for k, v in _flatten(self.values).items()
-            if v is None or isinstance(v, bool | int | float | str)
-        }
-
-    def outputs(self) -> dict[str, RichOutput]:
-        """The plots and HTML outputs, by key."""
-        return {k: v for k, v in self.values.items() if isinstance(v, RichOutput)}
-
-    def export(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write each plot and HTML output to ``directory/<key><ext>``; returns the files."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for key, output in self.outputs().items():
-            target = directory / (re.sub(r"[^\w.-]", "_", key) + output.extension)
-            target.write_bytes(output.data)
-            written.append(target)
-        return written
-
-    def keys(self) -> list[str]:
-        """Parameter keys, then value keys (so ``dict(run)`` works)."""
-        return list({**self.parameters, **self.values})
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(key, self[key]) for key in self.keys()]
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self.values:
-            return self.values[key]
-        return self.parameters[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.values or key in self.parameters
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
-
-    def __repr__(self) -> str:
-        return f"Run({self.uuid!r}, status={self.status!r}, {dict(self.items())!r})"
-
-    def _repr_html_(self) -> str:
-        title = f"<h4>Run {self.uuid} ({self.status or 'status unknown'})</h4>"
-        error = f"<pre>{render.cell_html(self.error.summary())}</pre>" if self.error else ""
-        rows = [[key, value] for key, value in self.items()]
-        return title + error + render.table_html(["key", "value"], rows, render_plots=True)
-
-
-class Results:
-    """The rows of a query, shown as an HTML table in a notebook.
-
-    Parameters
-    ----------
-    columns, rows
-        The query's column names and rows.
-    render_plots
-        Show plots and HTML outputs themselves instead of ``[Plot]``.
-    database
-        Where blob references are resolved.
-    precision
-        Decimals shown for floats.
-    """
-
-    def __init__(
-        self,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        render_plots: bool = False,
-        *,
-        database: str | os.PathLike[str],
-        precision: int = render.DEFAULT_PRECISION,
-    ) -> None:
-        self.columns = list(columns)
-        self.rows = [tuple(row) for row in rows]
-        self.render_plots = render_plots
-        self.database = Path(database)
-        self.precision = precision
-
-    def __getitem__(self, column: str) -> Results:
-        """The results with only ``column``."""
-        idx = self._index(column)
-        rows = [(row[idx],) for row in self.rows]
-        return Results([column], rows, self.render_plots, database=self.database,
-                       precision=self.precision)
-
-    def get(self, column: str, index_by: str | None = None) -> Tabs:
-        """One tab per row showing ``column`` (plots rendered), to flip between runs.
-
-        Parameters
-        ----------
-        column
-            The column to show, e.g. a plot selected with ``json_extract``.
-        index_by
-            The column labelling the tabs; the first column by default.
-        """
-        idx = self._index(column)
-        label_idx = 0 if index_by is None else self._index(index_by)
-        labels = _unique([render.cell_text(row[label_idx], self.precision) for row in self.rows])
-        values = [_as_output(row[idx], self.database) for row in self.rows]
-        return Tabs(labels, values, self.precision)
-
-    def resolved_rows(self) -> list[list[Any]]:
-        """The rows as shown: plots as :class:`RichOutput`, images stored inline by the anchor as
-        :class:`~ploomber_like.render.HTML`, other values as SQLite returned them."""
-        return [[_as_output(v, self.database) for v in row] for row in self.rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __repr__(self) -> str:
-        from rich.console import Console
-
-        console = Console(file=io.StringIO(), width=100, color_system=None)
-        console.print(render.text_table(self.columns, self.resolved_rows(), self.precision))
-        return console.file.getvalue().rstrip()
-
-    def _repr_html_(self) -> str:
-        return render.table_html(
-            self.columns, self.resolved_rows(), self.precision, self.render_plots
-        )
-
-    def _index(self, column: str) -> int:
-        if column not in self.columns:
-            raise KeyError(f"{column!r} is not a column of the results: {', '.join(self.columns)}")
-        return self.columns.index(column)
-
-
-class Tabs(Mapping[str, Any]):
-    """Values shown as tabs in a notebook, one per label (see :meth:`Results.get`)."""
-
-    def __init__(
-        self,
-        labels: Sequence[str],
-        values: Sequence[Any],
-        precision: int = render.DEFAULT_PRECISION,
-    ) -> None:
-        self._values = dict(zip(labels, values, strict=True))
-        self._precision = precision
-
-    def __getitem__(self, label: str) -> Any:
-        return self._values[label]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"Tabs({list(self._values)!r})"
-
-    def _repr_html_(self) -> str:
-        panels = [render.cell_html(v, self._precision, render_plots=True) for v in self.values()]
-        return render.tabs_html(list(self._values), panels)
-
-
-class Experiment:
-    """A run logged by hand, as with sklearn-evaluation: ``exp.log("accuracy", 0.9)``.
-
-    The object owns its row: each call writes the whole run again (its own transaction), so a
-    comment set on the same run through :meth:`SQLiteTracker.comment` meanwhile is replaced.
-    """
-
-    def __init__(self, database: str | os.PathLike[str]) -> None:
-        self._store_path = Path(database)
-        self._record = Record(
-            uuid=uuid_module.uuid4().hex,
-            created=new_created(),
-            path="",
-            source="",
-            parameters={},
-            overrides={},
-            status=Status.OK,
-            # git_state looks at the folder of the given file: here, the working directory,
-            # whose commit is what makes hand-logged numbers reproducible.
-            environment=Environment.collect(Path.cwd() / "manual"),
-        )
-        self._write()
-
-    @property
-    def uuid(self) -> str:
-        return self._record.uuid
-
-    def log(self, key: str, value: Any) -> Any:
-        """Store a JSON-serializable value (NumPy scalars and arrays too); returns it."""
-        self._update({key: value})
-        return value
-
-    def log_dict(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Store several values at once; returns them."""
-        self._update(values)
-        return values
-
-    def log_figure(self, key: str, figure: Figure) -> None:
-        """Store a matplotlib figure as a PNG, out of line in the ``blobs`` table."""
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
-        blob = Blob("image/png", buffer.getvalue())
-        self._record.blobs[blob.sha256] = blob
-        self._update({key: blob.reference()})
-
-    def comment(self, text: str) -> None:
-        """Set the run's comment."""
-        self._record.comment = text
-        self._write()
-
-    def __repr__(self) -> str:
-        return f"Experiment({self.uuid!r}, {self._record.values!r})"
-
-    def _update(self, values: Mapping[str, Any]) -> None:
-        self._record.values.update(_loggable(values))
-        self._write()
-
-    def _write(self) -> None:
-        with store.Store(self._store_path) as writer:
-            writer.finish(self._record)
-
-
-def _loggable(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` ready to store as JSON, or a :class:`ParameterError` naming the problem."""
-    if not isinstance(values, Mapping):
-        raise ParameterError(f"expected a dict of values, got {type(values).__name__}")
-    # NumPy and pandas values have tolist(); json cannot encode most of them as they are.
-    converted = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in values.items()}
-    try:
-        store.to_json(converted)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"cannot log {', '.join(map(str, values))}: {exc}") from None
-    return converted
-
-
-def _stored_parameters(conn: sqlite3.Connection, uuid: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT parameters FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
-    if row is None:
-        return None
-    stored = _load_json(row[0])
-    return stored if isinstance(stored, dict) else {}
-
-
-def _insert_row(conn: sqlite3.Connection, uuid: str, values: dict[str, Any]) -> None:
-    conn.execute(
-        "INSERT INTO experiments (uuid, created, parameters, status, parameter_keys) "
-        "VALUES (?, ?, ?, ?, '[]')",
-        (uuid, new_created(), store.to_json(values), Status.OK),
-    )
-
-
-def _update_row(conn: sqlite3.Connection, uuid: str, values: dict[str, Any]) -> None:
-    conn.execute(
-        "UPDATE experiments SET parameters = ? WHERE uuid = ?", (store.to_json(values), uuid)
-    )
-
-
 # --- reading rows -------------------------------------------------------------------------
 
 
-@contextmanager
-def _reading(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = store.connect(path, readonly=True)
-    try:
-        yield conn
-    except sqlite3.Error as exc:
-        # e.g. a row whose parameters are not JSON: still a one-line error, not a traceback
-        raise DatabaseError(f"cannot read database {path}: {exc}") from None
-    finally:
-        conn.close()
-
-
 def _table_columns(conn: sqlite3.Connection, path: Path) -> set[str]:
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    columns = store.check_schema(conn, store.display_name(path))
     if not columns:
-        raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+        raise DatabaseError(
+            f"not a tracking database (no experiments table): {store.display_name(path)}"
+        )
     return columns
 
 
 def _select_list(
-    conn: sqlite3.Connection, path: Path, columns: Sequence[str] = _RUN_COLUMNS
+    conn: sqlite3.Connection, path: Path, columns: Sequence[str] = store.RUN_COLUMNS
 ) -> str:
     """``columns`` for a SELECT, with NULL for the ones an older schema lacks."""
-    present = _table_columns(conn, path)
-    return ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
+    return store.select_list(_table_columns(conn, path), columns)
 
 
 def _run_conditions(
@@ -931,6 +532,7 @@ def _run_conditions(
 def _resolve_uuid(conn: sqlite3.Connection, uuid: str, path: Path) -> str:
     """The full uuid of the run ``uuid`` names exactly or as a unique prefix."""
     _table_columns(conn, path)
+    uuid = str(uuid)  # sklearn-evaluation's users may have stored numbers as uuids
     if conn.execute("SELECT 1 FROM experiments WHERE uuid = ?", (uuid,)).fetchone():
         return uuid
     matches = [
@@ -944,85 +546,7 @@ def _resolve_uuid(conn: sqlite3.Connection, uuid: str, path: Path) -> str:
         return matches[0]
     if matches:
         raise UnknownRunError(f"uuid prefix {uuid!r} matches several runs: {', '.join(matches)}...")
-    raise UnknownRunError(f"no run with uuid {uuid!r} in {path}")
-
-
-def _run_from_row(row: Sequence[Any], database: Path) -> Run:
-    data = dict(zip(_RUN_COLUMNS, row, strict=True))
-    merged = _load_json(data["parameters"]) or {}
-    if not isinstance(merged, dict):
-        merged = {"parameters": merged}
-    merged = {k: _as_output(v, database) for k, v in merged.items()}
-    parameter_keys = _load_json(data["parameter_keys"]) or []
-    error = None
-    if data["error_type"] is not None:
-        error = RunError(
-            type=data["error_type"],
-            message=data["error_message"] or "",
-            traceback=data["traceback"] or "",
-            group=data["error_group"],
-            group_source=data["error_source"],
-        )
-    return Run(
-        uuid=data["uuid"],
-        created=data["created"],
-        status=data["status"],
-        duration=data["duration"],
-        parameters={k: merged[k] for k in parameter_keys if k in merged},
-        values={k: v for k, v in merged.items() if k not in parameter_keys},
-        error=error,
-        environment=_environment(_load_json(data["environment"])),
-        source_path=data["source_path"],
-        comment=data["comment"],
-        name=data["name"],
-        tags=_load_json(data["tags"]) or [],
-    )
-
-
-def _environment(data: Any) -> Environment | None:
-    if not isinstance(data, dict):
-        return None
-    known = {f.name for f in dataclasses.fields(Environment)}
-    try:
-        return Environment(**{k: v for k, v in data.items() if k in known})
-    except TypeError:
-        # Written by another version with required fields we lack: not worth failing a read.
-        return None
-
-
-def _load_json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _as_output(value: Any, database: Path) -> Any:
-    """A cell or value as shown: blob references become :class:`RichOutput`, images the anchor
-    stored inline become :class:`render.HTML`, anything else stays as it is."""
-    # A reference selected with json_extract arrives as JSON text, not as an object.
-    if isinstance(value, str) and value.startswith("{") and BLOB_REF_KEY in value:
-        value = _load_json(value)
-    if is_blob_reference(value):
-        return RichOutput(value["mimetype"], value[BLOB_REF_KEY], database)
-    image = store.inline_image(value)
-    if image is not None:
-        # Drawn again from the decoded bytes: the peers' tags (line breaks in the base64, a
-        # space after the comma) are not the strict data URI that renders.
-        return render.HTML(render.rich_output_html(image.mimetype, image.data))
-    return value
-
-
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    raise UnknownRunError(f"no run with uuid {uuid!r} in {store.display_name(path)}")
 
 
 def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
@@ -1030,7 +554,7 @@ def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
     import pandas as pd
 
     parameters = [run.flat_parameters() for run in runs]
-    values = [run.scalar_values() if scalars_only else _flatten(run.values) for run in runs]
+    values = [run.scalar_values() if scalars_only else flatten(run.values) for run in runs]
     parameter_columns = dict.fromkeys(k for p in parameters for k in p)
     value_columns = dict.fromkeys(k for v in values for k in v if k not in parameter_columns)
     records = [
@@ -1043,7 +567,7 @@ def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
             **run_values,
             "error_type": run.error_type,
             "error_message": run.error_message,
-            "comment": run.comment,
+            "comment": run.comment_text,
         }
         for run, run_parameters, run_values in zip(runs, parameters, values, strict=True)
     ]
@@ -1091,13 +615,3 @@ def _alias(conn: sqlite3.Connection, key: str) -> str:
 def _sql_text(text: str) -> str:
     """``text`` ready to sit between single quotes in SQL."""
     return text.replace("'", "''")
-
-
-def _unique(labels: list[str]) -> list[str]:
-    """Labels made distinct (``a``, ``a (2)``) so no tab hides another."""
-    counts: dict[str, int] = {}
-    unique = []
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-        unique.append(label if counts[label] == 1 else f"{label} ({counts[label]})")
-    return unique

@@ -27,7 +27,7 @@ class TrackingWarning(UserWarning):
 
 
 def track_execution(
-    path: str | os.PathLike[str],
+    filename: str | os.PathLike[str],
     parameters: Mapping[str, Any] | None = None,
     database: str | os.PathLike[str] = "experiments.db",
     *,
@@ -40,8 +40,9 @@ def track_execution(
 
     Parameters
     ----------
-    path : str or Path
-        A ``.py`` file (jupytext light or percent format) or an ``.ipynb`` notebook.
+    filename : str or Path
+        A ``.py`` file (jupytext light or percent format) or an ``.ipynb`` notebook (the name
+        ploomber-engine gives this argument, so ``filename=...`` calls work unchanged).
     parameters : dict, optional
         Values injected after the parameters cell; Python literals only.
     database : str or Path
@@ -65,7 +66,7 @@ def track_execution(
     TrackerError
         For bad input (missing file, bad parameters, unusable database), before any kernel starts.
     """
-    prepared = prepare_run(path, parameters)
+    prepared = prepare_run(filename, parameters)
     return track_prepared(
         prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name
     )

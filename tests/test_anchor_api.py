@@ -61,7 +61,7 @@ def test_insert_update_upsert_and_append(tmp_path):
     assert [stored(db, u) for u in uuids] == [{"x": 1}, {"x": 2}]
 
     # The anchor's reading calls, and its SQL, on the same rows.
-    assert tracker["run-a"]["accuracy"] == 0.8
+    assert tracker.get("run-a")["accuracy"] == 0.8
     assert tracker.get("run-a", unserialize_plots=False)["f1"] == 0.9
     assert tracker.get_parameters_keys(limit=2) == ["n_estimators", "f1", "accuracy"]
     frame = tracker.query(

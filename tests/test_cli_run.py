@@ -56,6 +56,7 @@ def test_parse_assignments(text, expected):
         ("1a=2", "not a Python identifier"),
         ("a=[1,2", "unbalanced"),
         ("a=two words", "not a Python literal"),
+        ("a=1,a=2", "'a' is given twice"),
     ],
 )
 def test_parse_assignments_errors(text, message):
@@ -113,6 +114,8 @@ def test_failed_run_prints_the_error_and_exits_1(tmp_path):
         (["script.py", "-p", "a=two words"], "not a Python literal"),
         (["script.py", "-p", "class=1"], "not a Python identifier"),
         (["script.txt"], "unsupported file type"),
+        (["script.py", "-p", "rate=1,rate=2"], "'rate' is given twice"),
+        (["script.py", "-p", "rate=1", "-p", "name='a',rate=2"], "'rate' is given twice"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message):

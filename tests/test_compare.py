@@ -19,7 +19,7 @@ from ploomber_like import SQLiteTracker
 from ploomber_like.cli import cli
 from ploomber_like.errors import ParameterError, QueryError, UnknownRunError
 from ploomber_like.record import Blob, Environment, Record, new_created
-from ploomber_like.render import MISSING, cell_text, parameter_text, short_uuids
+from ploomber_like.render import MISSING, cell_text, parameter_text, short_uuids, unique_prefixes
 from ploomber_like.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,7 +320,8 @@ def test_none_and_nan_are_spelled_the_same_everywhere():
 
 
 def test_uuids_show_as_their_shortest_unique_prefix_and_are_accepted_back(sweep):
-    assert short_uuids(["abcdef0123", "abcdef0199", "12345678xx"]) == {
+    assert short_uuids(["abcdef0123", None, "abcdef0199"]) == ["abcdef012", MISSING, "abcdef019"]
+    assert unique_prefixes(["abcdef0123", "abcdef0199", "12345678xx"]) == {
         "abcdef0123": "abcdef012",
         "abcdef0199": "abcdef019",
         "12345678xx": "12345678",

@@ -260,7 +260,7 @@ def check_querying(run: DocumentRun) -> None:
     # the 6-point sweep, a run logged by hand, one made with the anchor's new()
     assert run.rows("SELECT status, count(*) FROM experiments GROUP BY status") == [("ok", 8)]
     assert namespace["summary"].index.tolist() == [10, 25, 50]
-    assert namespace["tracker"][namespace["uuid"]]["loss"] == [0.9, 0.7]
+    assert namespace["tracker"].get(namespace["uuid"])["loss"] == [0.9, 0.7, 0.6]
     assert namespace["tracker"].get(namespace["best"].uuid)["reviewed_by"] == "ana"
     assert len(namespace["results"]) == 2 and len(list(namespace["tabs"])) == 2
     best = namespace["best"]
@@ -272,7 +272,24 @@ def check_querying(run: DocumentRun) -> None:
     assert (run.folder / "plots" / "confusion_matrix.png").exists()
     page = (run.folder / "top3.html").read_text()
     assert page.count('<img src="data:image/png;base64,') == 3  # the page of the top 3
-    assert run.commands[-1] == 'python -m tracker query "DELETE FROM experiments"'  # exit 2
+    assert run.commands[-2:] == [  # both exit 2
+        'python -m tracker query "DELETE FROM experiments"', "python -m tracker ls -d typo.db",
+    ]
+    assert not (run.folder / "typo.db").exists()
+
+
+def check_migrating(run: DocumentRun) -> None:
+    namespace = run.namespace
+    assert run.rows("SELECT status, count(*) FROM experiments GROUP BY status") == [("ok", 2)]
+    assert len(namespace["tracker"]) == 2
+    memory = namespace["memory"]
+    assert len(memory) == 2 and namespace["retrieved"].comment_text == "best so far"
+    assert memory.get(namespace["exp"].uuid)["confusion_matrix"].data.startswith(b"\x89PNG")
+    assert memory.get("my-run") == {"d": [4, 5]}
+    # ":memory:" left nothing on disk
+    assert {p.name for p in run.folder.iterdir()} <= {
+        "examples", "experiments.db", "experiments.db-wal", "experiments.db-shm",
+    }
 
 
 def check_sweeps(run: DocumentRun) -> None:
@@ -335,6 +352,7 @@ DOCUMENTS: dict[str, Callable[[DocumentRun], None]] = {
     "docs/sweeps.md": check_sweeps,
     "docs/comparing.md": check_comparing,
     "docs/ui.md": check_ui,
+    "docs/migrating.md": check_migrating,
     "docs/sharing.md": check_sharing,
 }
 # docs/cluster.md is left out: its examples need a Dask scheduler and workers; tests/test_cluster.py

@@ -122,7 +122,7 @@ def test_sklearn_evaluation_database_reads_renders_and_migrates(sklearn_evaluati
     assert rows(sklearn_evaluation_db) == before
     run = SQLiteTracker(sklearn_evaluation_db).get(uuid)
     assert run["scatter"].data.startswith(b"\x89PNG")
-    assert run["C"] == [1, 10] and run.comment == "accuracy 0.9"
+    assert run["C"] == [1, 10] and run.comment_text == "accuracy 0.9"
     assert json.loads(stored_plot(sklearn_evaluation_db, uuid, "scatter"))["$blob"]
     page = SQLiteTracker(sklearn_evaluation_db).query(
         "SELECT uuid, json_extract(parameters, '$.scatter') AS scatter FROM experiments",

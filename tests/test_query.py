@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import sqlite3
 
 import matplotlib
@@ -14,9 +16,9 @@ from tracking_databases import (
     build_sweep_database,
 )
 
-from ploomber_like import SQLiteTracker
+from ploomber_like import SQLiteTracker, track_execution
 from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
-from ploomber_like.tracker import Results, RichOutput
+from ploomber_like.results import Results, RichOutput
 
 matplotlib.use("Agg")
 
@@ -71,7 +73,7 @@ def test_results_show_placeholders_unless_plots_are_rendered(tracker):
     assert "[Plot]" not in rendered
 
 
-def test_results_render_svg_and_html_outputs_inline(tracker):
+def test_results_render_svg_as_an_image_and_html_outputs_in_a_sandbox(tracker):
     results = tracker.query(
         "SELECT uuid, json_extract(parameters, '$.tree') AS tree, "
         "json_extract(parameters, '$.importances') AS importances "
@@ -79,14 +81,19 @@ def test_results_render_svg_and_html_outputs_inline(tracker):
         as_frame=False,
         render_plots=True,
     )
-    html = results._repr_html_()
-    assert SVG.decode() in html
-    assert TABLE_HTML.decode() in html
+    page = results._repr_html_()
+    # an SVG can carry scripts: shown through <img>, where none runs, never inline
+    assert f'<img src="data:image/svg+xml;base64,{base64.b64encode(SVG).decode()}">' in page
+    assert "<svg" not in page
+    # a captured DataFrame table: shown in a sandboxed frame, escaped into its srcdoc
+    assert "<iframe sandbox srcdoc=" in page
+    assert html.escape(TABLE_HTML.decode(), quote=True) in page
+    assert TABLE_HTML.decode() not in page
 
 
 def test_results_repr_is_a_text_table(tracker, sweep):
     text = repr(tracker.query(TOP3, as_frame=False))
-    assert top3(sweep)[0] in text
+    assert top3(sweep)[0][:8] in text and top3(sweep)[0] not in text  # uuids shortened
     assert "1.050" in text and "[Plot]" in text
     assert "$blob" not in text
 
@@ -126,9 +133,32 @@ def test_results_get_labels_by_another_column_and_keeps_duplicates_apart(tracker
 
 
 def test_query_refuses_writes(tracker):
-    with pytest.raises(QueryError, match="readonly"):
+    with pytest.raises(QueryError, match="DELETE is refused: queries are read-only"):
         tracker.query("DELETE FROM experiments")
     assert len(tracker) == 7
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        ("VACUUM INTO '{dir}/copy.db'", "VACUUM"),
+        ("ATTACH DATABASE '{dir}/new.db' AS a", "ATTACH"),
+        ("ATTACH DATABASE 'file:{dir}/new.db?mode=rwc' AS a", "ATTACH"),
+        ("CREATE TEMP TABLE t (x)", "CREATE"),
+        ("PRAGMA user_version = 7", "PRAGMA user_version"),
+        ("UPDATE experiments SET comment = 'x'", "UPDATE"),
+    ],
+)
+def test_query_changes_nothing_on_disk(sweep, tmp_path, sql, refused):
+    before = sweep.path.read_bytes()
+    tracker = SQLiteTracker(sweep.path)
+    with pytest.raises(QueryError, match=f"^{refused} is refused: queries are read-only"):
+        tracker.query(sql.format(dir=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+    assert sweep.path.read_bytes() == before
+    # reading pragmas and table-valued functions still work
+    assert len(tracker.query("PRAGMA table_info(experiments)")) > 4
+    assert len(tracker.query("SELECT key FROM experiments, json_each(parameters)")) > 7
 
 
 def test_query_error_carries_sqlite_message_and_sql(tracker):
@@ -144,20 +174,63 @@ def test_query_rejects_several_statements(tracker):
         tracker.query("SELECT 1; SELECT 2")
 
 
-def test_missing_database_is_an_error_and_is_not_created(tmp_path):
-    tracker = SQLiteTracker(tmp_path / "typo.db")
-    with pytest.raises(DatabaseError, match="not found"):
-        tracker.query("SELECT 1")
-    with pytest.raises(DatabaseError):
-        len(tracker)
+def test_missing_database_is_created_as_sqlite_does(tmp_path):
+    tracker = SQLiteTracker(tmp_path / "new.db")
+    assert (tmp_path / "new.db").exists()
+    assert len(tracker) == 0
+    assert "(No experiments saved yet)" in repr(tracker)
+    assert "(No experiments saved yet)" in tracker._repr_html_()
+
+
+def test_missing_database_without_create_is_an_error_and_is_not_created(tmp_path):
+    with pytest.raises(DatabaseError, match="database not found"):
+        SQLiteTracker(tmp_path / "typo.db", create=False)
     assert not (tmp_path / "typo.db").exists()
-    assert "no database yet" in repr(tracker)
 
 
 def test_sqlite_file_without_experiments_table_is_an_error(tmp_path):
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(DatabaseError, match="no experiments table"):
         SQLiteTracker(tmp_path / "other.db").runs()
+
+
+def test_experiments_table_of_another_schema_is_refused_before_any_change(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE experiments (id INTEGER, name TEXT)")
+    conn.execute("INSERT INTO experiments VALUES (1, 'mine')")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    script = tmp_path / "s.py"
+    script.write_text("x = 1\nx\n")
+    tracker = SQLiteTracker(path)
+    for attempt in (
+        lambda: track_execution(script, database=path, quiet=True),
+        lambda: tracker.insert("run", {"a": 1}),
+        tracker.runs,
+        lambda: repr(tracker),
+    ):
+        with pytest.raises(DatabaseError, match="has no column uuid, created, parameters"):
+            attempt()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db", "s.py"]
+
+
+def test_rows_written_by_other_tools_with_numbers_still_list(tmp_path):
+    path = tmp_path / "anchor.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE experiments (uuid TEXT NOT NULL UNIQUE, created TIMESTAMP, "
+        "parameters TEXT, comment TEXT)"
+    )
+    conn.execute("INSERT INTO experiments VALUES ('abc', 1700000000, '{\"a\": 1}', 5)")
+    conn.commit()
+    conn.close()
+    tracker = SQLiteTracker(path)
+    (run,) = tracker.runs()
+    assert run.created == "1700000000" and run["a"] == 1
+    assert "1700000000" in repr(tracker)
 
 
 # --- keys and sample query -----------------------------------------------------------------
@@ -223,7 +296,7 @@ def test_get_returns_plain_values_and_displayable_plots(tracker, sweep):
     assert plot._repr_html_().startswith('<img src="data:image/png;base64,')
     assert run.status == "ok" and run.error is None
     html = run._repr_html_()
-    assert html.count("<img src=") == 2 and "1.050" in html
+    assert html.count("<img src=\"data:image/png;") == 2 and "1.050" in html
 
 
 def test_get_accepts_a_unique_prefix(tracker, sweep):
@@ -318,15 +391,17 @@ def test_comment_by_prefix(tmp_path):
     build_sweep_database(path)
     tracker = SQLiteTracker(path)
     tracker.comment("ff00", "too big for memory")
-    assert tracker.get("ff000000-failed").comment == "too big for memory"
+    assert tracker.get("ff000000-failed").comment_text == "too big for memory"
     with pytest.raises(UnknownRunError):
         tracker.comment("nope", "x")
 
 
-def test_comment_on_missing_database_does_not_create_it(tmp_path):
-    with pytest.raises(DatabaseError):
-        SQLiteTracker(tmp_path / "typo.db").comment("abc", "x")
-    assert not (tmp_path / "typo.db").exists()
+def test_comment_on_unknown_uuid_writes_nothing(tmp_path):
+    tracker = SQLiteTracker(tmp_path / "c.db")
+    before = (tmp_path / "c.db").read_bytes()
+    with pytest.raises(UnknownRunError):
+        tracker.comment("abc", "x")
+    assert (tmp_path / "c.db").read_bytes() == before
 
 
 # --- sklearn-evaluation's database ---------------------------------------------------------
@@ -372,7 +447,7 @@ def test_new_experiment_logs_values_figures_and_comment(tmp_path):
     experiment.comment("by hand")
 
     run = tracker.get(experiment.uuid)
-    assert run.status == "ok" and run.comment == "by hand"
+    assert run.status == "ok" and run.comment_text == "by hand"
     assert run["accuracy"] == 0.8 and run["n"] == 3 and run["weights"] == [1, 2]
     assert run["curve"].data.startswith(b"\x89PNG")
     # the figure lives in the blobs table; parameters holds only a small reference

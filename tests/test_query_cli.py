@@ -144,7 +144,7 @@ def test_default_database_is_experiments_db_in_the_working_directory(sweep, tmp_
         (["ls", "-d", "missing.db"], "error: database not found: missing.db"),
         (["show", "nope", "-d", "{db}"], "error: no run with uuid 'nope'"),
         (["query", "DELETE FROM experiments", "-d", "{db}"],
-         "error: attempt to write a readonly database (in query: DELETE FROM experiments)"),
+         "error: DELETE is refused: queries are read-only (in query: DELETE FROM experiments)"),
         (["query", "SELEC 1", "-d", "{db}"], 'error: near "SELEC": syntax error'),
         (["ls", "--sort", "f2", "-d", "{db}"], "error: unknown sort key 'f2'"),
         (["comment", "nope", "x", "-d", "{db}"], "error: no run with uuid 'nope'"),

@@ -40,7 +40,7 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
 
     from ploomber_like.tracker import SQLiteTracker
 
-    tracker = SQLiteTracker(database)
+    tracker = SQLiteTracker(database, create=False)
     len(tracker)  # fail now, with one line, if the file is not a tracking database
 
     async def runs(request: Request) -> Response:
@@ -117,11 +117,8 @@ def _blob(database: Path, sha256: str) -> Response:
 
     from ploomber_like import store
 
-    conn = store.connect(database, readonly=True)
-    try:
+    with store.reading(database) as conn:
         blob = store.load_blob(conn, sha256)
-    finally:
-        conn.close()
     if blob is None:
         return Response("not found", status_code=404, media_type="text/plain")
     return Response(

@@ -33,7 +33,9 @@ def write_report(
     from ploomber_like.tracker import SQLiteTracker
     from ploomber_like.ui import pages
 
-    text = pages.report_html(SQLiteTracker(database), where=where, compare=compare)
+    text = pages.report_html(
+        SQLiteTracker(database, create=False), where=where, compare=compare
+    )
     path = Path(output)
     try:
         path.write_text(text, encoding="utf-8")

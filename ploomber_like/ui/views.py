@@ -241,8 +241,7 @@ def _output(key: str, value: RichOutput, source: OutputSource) -> Output:
 
 def _extra_columns(tracker: SQLiteTracker, uuid: str) -> dict[str, str | None]:
     """stdout, stderr and the source text: columns a :class:`Run` does not carry."""
-    conn = store.connect(tracker.path, readonly=True)
-    try:
+    with store.reading(tracker.path) as conn:
         present = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
         wanted = [c for c in ("stdout", "stderr", "source_sha256") if c in present]
         if not wanted:
@@ -255,8 +254,6 @@ def _extra_columns(tracker: SQLiteTracker, uuid: str) -> dict[str, str | None]:
         blob = store.load_blob(conn, sha256) if sha256 else None
         extra["source"] = blob.data.decode("utf-8", errors="replace") if blob else None
         return extra
-    finally:
-        conn.close()
 
 
 def _tables(conn) -> set[str]:
@@ -265,8 +262,7 @@ def _tables(conn) -> set[str]:
 
 def _metrics(tracker: SQLiteTracker, uuid: str) -> dict[str, dict[str, list[Any]]]:
     """The run's metric series from a ``metrics`` table (uuid, key, step, value, time)."""
-    conn = store.connect(tracker.path, readonly=True)
-    try:
+    with store.reading(tracker.path) as conn:
         if "metrics" not in _tables(conn):
             return {}
         series: dict[str, dict[str, list[Any]]] = {}
@@ -279,14 +275,11 @@ def _metrics(tracker: SQLiteTracker, uuid: str) -> dict[str, dict[str, list[Any]
             points["step"].append(step)
             points["value"].append(_json_value(value))
         return series
-    finally:
-        conn.close()
 
 
 def _files(tracker: SQLiteTracker, uuid: str) -> list[dict[str, str]]:
     """The run's files from an ``artifacts`` table, whatever its other columns."""
-    conn = store.connect(tracker.path, readonly=True)
-    try:
+    with store.reading(tracker.path) as conn:
         if "artifacts" not in _tables(conn):
             return []
         cursor = conn.execute("SELECT * FROM artifacts WHERE uuid = ?", (uuid,))
@@ -296,8 +289,6 @@ def _files(tracker: SQLiteTracker, uuid: str) -> list[dict[str, str]]:
              if name != "uuid" and not isinstance(value, bytes)}
             for row in cursor
         ]
-    finally:
-        conn.close()
 
 
 def _is_number(value: Any) -> bool:

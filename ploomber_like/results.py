@@ -1,0 +1,378 @@
+"""What reading the database gives back: a :class:`Run`, its :class:`RichOutput` plots, and the
+:class:`Results` of a query with its :class:`Tabs`.
+
+These objects show themselves in a terminal (``repr``) and in a notebook (``_repr_html_``); the
+rendering itself is :mod:`ploomber_like.render`'s. They read plots on demand and never write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import reprlib
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ploomber_like import render, store
+from ploomber_like.errors import DatabaseError, ExportError
+from ploomber_like.record import BLOB_REF_KEY, Environment, RunError, is_blob_reference
+
+#: File extensions for exported outputs.
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/svg+xml": ".svg",
+    "text/html": ".html",
+}
+
+#: Longest exported file name, in bytes (file systems refuse past 255).
+_MAX_NAME_BYTES = 120
+
+
+@dataclasses.dataclass(frozen=True)
+class RichOutput:
+    """A plot or HTML output of a run, stored once in the ``blobs`` table.
+
+    Displays itself in a notebook; :attr:`data` loads the bytes on first use. Two outputs are
+    equal when they hold the same content.
+    """
+
+    mimetype: str
+    sha256: str
+    database: Path = dataclasses.field(compare=False)
+
+    @cached_property
+    def data(self) -> bytes:
+        with store.reading(self.database) as conn:
+            blob = store.load_blob(conn, self.sha256)
+        if blob is None:
+            raise DatabaseError(f"output {self.sha256[:12]} is missing from {self.database}")
+        return blob.data
+
+    @property
+    def extension(self) -> str:
+        """File extension for :meth:`Run.export` (``.png``, ``.svg``, ``.html``...)."""
+        return _EXTENSIONS.get(self.mimetype, ".txt")
+
+    def _repr_html_(self) -> str:
+        return render.rich_output_html(self.mimetype, self.data)
+
+    def __repr__(self) -> str:
+        return f"<RichOutput {self.mimetype} {self.sha256[:12]}>"
+
+
+@dataclasses.dataclass(eq=False)
+class Run:
+    """One stored run. ``run[key]`` is a parameter or value, and a run compares equal to the
+    dict of them (as sklearn-evaluation's ``Experiment``); plots are :class:`RichOutput`
+    objects, other values plain Python."""
+
+    uuid: str
+    created: str | None
+    status: str | None
+    duration: float | None
+    #: Inputs: the keys the ``parameter_keys`` column lists.
+    parameters: dict[str, Any]
+    #: Everything else in ``parameters``: captured or logged values.
+    values: dict[str, Any]
+    error: RunError | None
+    environment: Environment | None
+    source_path: str | None
+    #: The ``comment`` column (``comment`` itself is the method that sets it, as in the anchor).
+    comment_text: str | None
+    #: The database the run was read from, where its plots are loaded from.
+    database: Path
+    #: The run's (or its sweep's) ``--name``.
+    name: str | None = None
+    #: Its tags (``tracker tag``).
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_stored(cls, stored: store.StoredRun, database: Path) -> Run:
+        """The run of a decoded row, blob references turned into :class:`RichOutput`."""
+        return cls(
+            uuid=stored.uuid,
+            created=stored.created,
+            status=stored.status,
+            duration=stored.duration,
+            parameters={k: as_output(v, database) for k, v in stored.parameters.items()},
+            values={k: as_output(v, database) for k, v in stored.values.items()},
+            error=stored.error,
+            environment=stored.environment,
+            source_path=stored.source_path,
+            comment_text=stored.comment,
+            database=database,
+            name=stored.name,
+            tags=list(stored.tags),
+        )
+
+    @property
+    def error_type(self) -> str | None:
+        return self.error.type if self.error else None
+
+    @property
+    def error_message(self) -> str | None:
+        return self.error.message if self.error else None
+
+    def flat_parameters(self) -> dict[str, Any]:
+        """The parameters, nested keys flattened (``model.depth``)."""
+        return flatten(self.parameters)
+
+    def flat_values(self) -> dict[str, Any]:
+        """The values, nested keys flattened (``a.b``), plots included."""
+        return flatten(self.values)
+
+    def scalar_values(self) -> dict[str, Any]:
+        """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``)."""
+        return {
+            k: v
+            for k, v in flatten(self.values).items()
+            if v is None or isinstance(v, bool | int | float | str)
+        }
+
+    def outputs(self) -> dict[str, RichOutput]:
+        """The plots and HTML outputs, by key."""
+        return {k: v for k, v in self.values.items() if isinstance(v, RichOutput)}
+
+    def export(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write each plot and HTML output to ``directory/<key><ext>``; returns the files.
+
+        A key that is not a safe file name is made one (long keys are cut and end with a short
+        hash of the key, so names stay distinct and the same across exports). A file already
+        there is replaced, but never through a symbolic link: that raises :class:`ExportError`.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for key, output in self.outputs().items():
+            target = directory / (_file_stem(key, {p.stem for p in written}) + output.extension)
+            _write_no_follow(target, output.data)
+            written.append(target)
+        return written
+
+    def keys(self) -> list[str]:
+        """Parameter keys, then value keys (so ``dict(run)`` works)."""
+        return list({**self.parameters, **self.values})
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, self[key]) for key in self.keys()]
+
+    @property
+    def _data(self) -> dict[str, Any]:
+        # sklearn-evaluation's Experiment has no public way to get its dict; code written for
+        # it reads this attribute.
+        return dict(self.items())
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.values:
+            return self.values[key]
+        return self.parameters[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.values or key in self.parameters
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Run):
+            return self.uuid == other.uuid and self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a dict, so not hashable either
+
+    def __repr__(self) -> str:
+        shown = _bounded_repr.repr(self._data)
+        return f"{type(self).__name__}({self.uuid!r}, status={self.status!r}, {shown})"
+
+    def _repr_html_(self) -> str:
+        status = self.status or "status unknown"
+        title = f"<h4>Run {render.cell_html(self.uuid)} ({render.cell_html(status)})</h4>"
+        error = f"<pre>{render.cell_html(self.error.summary())}</pre>" if self.error else ""
+        rows = [[key, value] for key, value in self.items()]
+        return title + error + render.table_html(["key", "value"], rows, render_plots=True)
+
+
+class Results:
+    """The rows of a query, shown as an HTML table in a notebook.
+
+    Parameters
+    ----------
+    columns, rows
+        The query's column names and rows.
+    render_plots
+        Show plots and HTML outputs themselves instead of ``[Plot]``.
+    database
+        Where blob references are resolved.
+    precision
+        Decimals shown for floats.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        render_plots: bool = False,
+        *,
+        database: str | os.PathLike[str],
+        precision: int = render.DEFAULT_PRECISION,
+    ) -> None:
+        self.columns = list(columns)
+        self.rows = [tuple(row) for row in rows]
+        self.render_plots = render_plots
+        self.database = Path(database)
+        self.precision = precision
+
+    def __getitem__(self, column: str) -> Results:
+        """The results with only ``column``."""
+        idx = self._index(column)
+        rows = [(row[idx],) for row in self.rows]
+        return Results([column], rows, self.render_plots, database=self.database,
+                       precision=self.precision)
+
+    def get(self, column: str, index_by: str | None = None) -> Tabs:
+        """One tab per row showing ``column`` (plots rendered), to flip between runs.
+
+        Parameters
+        ----------
+        column
+            The column to show, e.g. a plot selected with ``json_extract``.
+        index_by
+            The column labelling the tabs; the first column by default.
+        """
+        idx = self._index(column)
+        label_idx = 0 if index_by is None else self._index(index_by)
+        labels = _unique([render.cell_text(row[label_idx], self.precision) for row in self.rows])
+        values = [as_output(row[idx], self.database) for row in self.rows]
+        return Tabs(labels, values, self.precision)
+
+    def resolved_rows(self) -> list[list[Any]]:
+        """The rows as shown: plots as :class:`RichOutput`, images stored inline by the anchor as
+        :class:`~ploomber_like.render.InlineImage`, other values as SQLite returned them."""
+        return [[as_output(v, self.database) for v in row] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return render.to_text(
+            render.text_table(self.columns, self.resolved_rows(), self.precision)
+        )
+
+    def _repr_html_(self) -> str:
+        return render.table_html(
+            self.columns, self.resolved_rows(), self.precision, self.render_plots
+        )
+
+    def _index(self, column: str) -> int:
+        if column not in self.columns:
+            raise KeyError(f"{column!r} is not a column of the results: {', '.join(self.columns)}")
+        return self.columns.index(column)
+
+
+class Tabs(Mapping[str, Any]):
+    """Values shown as tabs in a notebook, one per label (see :meth:`Results.get`)."""
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        values: Sequence[Any],
+        precision: int = render.DEFAULT_PRECISION,
+    ) -> None:
+        self._values = dict(zip(labels, values, strict=True))
+        self._precision = precision
+
+    def __getitem__(self, label: str) -> Any:
+        return self._values[label]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Tabs({list(self._values)!r})"
+
+    def _repr_html_(self) -> str:
+        panels = [render.cell_html(v, self._precision, render_plots=True) for v in self.values()]
+        return render.tabs_html(list(self._values), panels)
+
+
+def as_output(value: Any, database: Path) -> Any:
+    """A cell or value as shown: blob references become :class:`RichOutput`, images the anchor
+    stored inline become :class:`~ploomber_like.render.InlineImage`, anything else stays."""
+    # A reference selected with json_extract arrives as JSON text, not as an object.
+    if isinstance(value, str) and value.startswith("{") and BLOB_REF_KEY in value:
+        value = store.load_json(value)
+    if is_blob_reference(value):
+        return RichOutput(str(value["mimetype"]), str(value[BLOB_REF_KEY]), database)
+    image = store.inline_image(value)
+    if image is not None:
+        # Only that exact tag shape is an image, drawn again from the decoded bytes; any other
+        # text, HTML-looking or not, is escaped by every view.
+        return render.InlineImage(image.mimetype, image.data)
+    return value
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings flattened to dotted keys: ``{"model": {"depth": 3}}`` -> ``model.depth``."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# A run's repr lists its values: a huge one (a 50 MB string) must not make it unprintable.
+_bounded_repr = reprlib.Repr()
+_bounded_repr.maxstring = 200
+_bounded_repr.maxother = 200
+_bounded_repr.maxdict = 50
+_bounded_repr.maxlist = 20
+
+
+def _file_stem(key: str, taken: set[str]) -> str:
+    """A file name for ``key``: safe characters only, at most :data:`_MAX_NAME_BYTES` bytes,
+    distinct from the names in ``taken``; the same key always gets the same name."""
+    stem = re.sub(r"[^\w.-]", "_", key).lstrip(".") or "output"
+    if len(stem.encode()) > _MAX_NAME_BYTES or stem in taken:
+        cut = stem.encode()[: _MAX_NAME_BYTES - 11].decode(errors="ignore")
+        stem = f"{cut}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    return stem
+
+
+def _write_no_follow(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target``, refusing to follow a symbolic link at that name."""
+    if target.is_symlink():
+        raise ExportError(f"not writing through the symbolic link {target}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(target, flags, 0o644)
+    except OSError as exc:
+        # ELOOP: a link appeared between the check and the open.
+        raise ExportError(f"cannot write {target}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Labels made distinct (``a``, ``a (2)``) so no tab hides another."""
+    counts: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+        unique.append(label if counts[label] == 1 else f"{label} ({counts[label]})")
+    return unique
