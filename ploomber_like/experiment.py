@@ -141,6 +141,14 @@ def new_experiment(database: str | os.PathLike[str]) -> str:
     return record.uuid
 
 
+def new_empty(database: str | os.PathLike[str]) -> str:
+    """Add a run with no parameters yet (for :func:`update` to fill); its new uuid."""
+    uuid = new_uuid()
+    with store.Store(database) as writer, writer.transaction():
+        writer.insert_parameters(uuid, None)
+    return uuid
+
+
 def insert(database: str | os.PathLike[str], uuid: str, values: Mapping[str, Any]) -> None:
     """Add run ``uuid`` holding ``values``; a uuid already stored is a ``DatabaseError``."""
     insert_many(database, [values], [uuid])
@@ -170,16 +178,17 @@ def update(
     values: Mapping[str, Any],
     allow_overwrite: bool = False,
 ) -> None:
-    """Add keys to run ``uuid``; replacing a key it has needs ``allow_overwrite=True``."""
+    """Set the values of run ``uuid``, made empty by ``new()``; replacing what a run already
+    holds needs ``allow_overwrite=True`` (as with sklearn-evaluation; :func:`upsert` merges)."""
     values, blobs = loggable(values)
     with store.Store(database) as writer, writer.transaction():
-        current = _existing(writer, uuid, database)
-        clash = [key for key in values if key in current]
-        if clash and not allow_overwrite:
+        _existing(writer, uuid, database)
+        if not allow_overwrite and not writer.is_empty(uuid):
             raise ParameterError(
-                f"run {uuid} already has {', '.join(clash)}: pass allow_overwrite=True"
+                f"cannot update non-empty run {uuid!r}: pass allow_overwrite=True to replace "
+                "its values, or use upsert to add keys"
             )
-        writer.replace_parameters(uuid, {**current, **values}, blobs)
+        writer.replace_parameters(uuid, values, blobs)
 
 
 def upsert(

@@ -245,9 +245,11 @@ def text_table(
     precision: int = DEFAULT_PRECISION,
     title: str | None = None,
     no_wrap: Collection[str] = (),
+    shorten_uuids: bool = True,
 ) -> Table:
     """A rich table for the terminal; cells wrap so it stays readable in 80 columns, except in
-    the columns named in ``no_wrap``."""
+    the columns named in ``no_wrap``; a ``uuid`` column is shortened unless ``shorten_uuids``
+    is false."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -258,7 +260,7 @@ def text_table(
     for name in columns:
         table.add_column(str(name), overflow="fold", no_wrap=name in no_wrap)
     cells = [[cell_text(v, precision) for v in row] for row in rows]
-    if "uuid" in columns:
+    if "uuid" in columns and shorten_uuids:
         at = list(columns).index("uuid")
         for row, short in zip(cells, short_uuids([row[at] for row in cells]), strict=True):
             row[at] = short

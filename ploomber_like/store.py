@@ -403,15 +403,24 @@ class Store:
         return stored if isinstance(stored, dict) else {}
 
     def insert_parameters(
-        self, uuid: str, values: Mapping[str, Any], blobs: Iterable[Blob] = ()
+        self, uuid: str, values: Mapping[str, Any] | None, blobs: Iterable[Blob] = ()
     ) -> None:
-        """Add a run logged by hand (status ``ok``, no inputs) holding ``values``."""
+        """Add a run logged by hand (status ``ok``, no inputs) holding ``values``; ``None``
+        leaves ``parameters`` NULL: an empty run, as sklearn-evaluation's ``new()`` makes."""
         self._insert_blobs(blobs)
         self.conn.execute(
             "INSERT INTO experiments (uuid, created, parameters, status, parameter_keys, driver) "
             "VALUES (?, ?, ?, ?, '[]', ?)",
-            (uuid, new_created(), to_json(values), Status.OK, self.driver),
+            (uuid, new_created(), None if values is None else to_json(values), Status.OK,
+             self.driver),
         )
+
+    def is_empty(self, uuid: str) -> bool:
+        """True when run ``uuid`` has no ``parameters`` at all (NULL, not ``{}``)."""
+        row = self.conn.execute(
+            "SELECT parameters IS NULL FROM experiments WHERE uuid = ?", (uuid,)
+        ).fetchone()
+        return bool(row and row[0])
 
     def replace_parameters(
         self, uuid: str, values: Mapping[str, Any], blobs: Iterable[Blob] = ()

@@ -377,8 +377,8 @@ class SQLiteTracker:
         return self.get(experiment.new_experiment(self.path))
 
     def new(self) -> str:
-        """Insert an empty run (status ``ok``) and return its uuid."""
-        return experiment.insert_many(self.path, [{}])[0]
+        """Insert an empty run (status ``ok``, no parameters) and return its uuid."""
+        return experiment.new_empty(self.path)
 
     def insert(self, uuid: str, parameters: Mapping[str, Any]) -> None:
         """Insert a run with these parameters; a uuid already stored is a ``DatabaseError``.
@@ -392,7 +392,8 @@ class SQLiteTracker:
     def update(
         self, uuid: str, parameters: Mapping[str, Any], allow_overwrite: bool = False
     ) -> None:
-        """Add keys to a stored run; replacing a key it has needs ``allow_overwrite=True``."""
+        """Set the values of a run made by :meth:`new`; replacing the values of a run that has
+        some needs ``allow_overwrite=True`` (:meth:`upsert` adds keys instead)."""
         experiment.update(self.path, uuid, parameters, allow_overwrite)
 
     def upsert(self, uuid: str, parameters: Mapping[str, Any]) -> None:
@@ -428,10 +429,13 @@ class SQLiteTracker:
         count = len(self)
         if not count:
             return f"{name}\n{_NO_RUNS}"
+        # Full uuids, as sklearn-evaluation shows them: code and tests match them in the repr.
         table = render.runs_text_table(
-            self.runs(limit=5), title=f"{name}: {count} runs, most recent first"
+            self.runs(limit=5), title=f"{name}: {count} runs, most recent first",
+            shorten_uuids=False,
         )
-        return render.to_text(table)
+        # Wider than other reprs by what the whole uuids take.
+        return render.to_text(table, width=render.REPR_WIDTH + 24)
 
     def _repr_html_(self) -> str:
         name = f"<h4>SQLiteTracker: {render.cell_html(store.display_name(self.path))}</h4>"

@@ -25,25 +25,27 @@ def stored(db, uuid):
         ).fetchone()
     finally:
         conn.close()
-    return json.loads(text)
+    return None if text is None else json.loads(text)
 
 
 def test_insert_update_upsert_and_append(tmp_path):
     db = tmp_path / "anchor.db"
     tracker = SQLiteTracker(db)
     uuid = tracker.new()
-    assert stored(db, uuid) == {}
+    assert stored(db, uuid) is None  # NULL, as sklearn-evaluation's new() leaves it
+    assert tracker.get(uuid) == {}
 
     tracker.insert("run-a", {"n_estimators": 10, "f1": np.float64(0.75)})
     assert stored(db, "run-a") == {"n_estimators": 10, "f1": 0.75}
     with pytest.raises(DatabaseError, match="already exists"):
         tracker.insert("run-a", {"n_estimators": 11})
 
-    tracker.update("run-a", {"accuracy": 0.8})
-    with pytest.raises(ParameterError, match="already has f1"):
+    with pytest.raises(ParameterError, match="non-empty"):
         tracker.update("run-a", {"f1": 0.9})
-    tracker.update("run-a", {"f1": 0.9}, allow_overwrite=True)
-    assert stored(db, "run-a") == {"n_estimators": 10, "f1": 0.9, "accuracy": 0.8}
+    tracker.update("run-a", {"f1": 0.9}, allow_overwrite=True)  # replaces every value
+    assert stored(db, "run-a") == {"f1": 0.9}
+    tracker.update(uuid, {"accuracy": 0.8})
+    assert stored(db, uuid) == {"accuracy": 0.8}
     with pytest.raises(UnknownRunError):
         tracker.update("missing", {"f1": 1.0})
 
@@ -61,9 +63,9 @@ def test_insert_update_upsert_and_append(tmp_path):
     assert [stored(db, u) for u in uuids] == [{"x": 1}, {"x": 2}]
 
     # The anchor's reading calls, and its SQL, on the same rows.
-    assert tracker.get("run-a")["accuracy"] == 0.8
+    assert tracker.get(uuid)["accuracy"] == 0.8
     assert tracker.get("run-a", unserialize_plots=False)["f1"] == 0.9
-    assert tracker.get_parameters_keys(limit=2) == ["n_estimators", "f1", "accuracy"]
+    assert tracker.get_parameters_keys(limit=2) == ["accuracy", "f1"]
     frame = tracker.query(
         "SELECT uuid, json_extract(parameters, '$.f1') AS f1 FROM experiments "
         "WHERE uuid = 'run-a'"
@@ -90,7 +92,7 @@ def test_values_logged_by_hand_join_tracked_runs(tmp_path, monkeypatch):
     script.write_text("# parameters\nalpha = 1\n\nscore = alpha / 4\nscore\n")
     record = track_execution(script, {"alpha": 2}, database="runs.db", quiet=True)
     tracker = SQLiteTracker("runs.db")
-    tracker.update(record.uuid, {"reviewed": True})
+    tracker.upsert(record.uuid, {"reviewed": True})
     run = tracker.get(record.uuid)
     assert run.parameters == {"alpha": 2}
     assert run.values == {"score": 0.5, "reviewed": True}

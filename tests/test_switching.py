@@ -126,9 +126,9 @@ def test_unknown_uuids_are_value_errors(tmp_path):
         tracker.update("nope", {"a": 1})
     with pytest.raises(ValueError):
         tracker["nope"]
-    with pytest.raises(ValueError, match="already has a"):
-        tracker.insert("run", {"a": 1})
-        tracker.update("run", {"a": 2})
+    tracker.insert("run", {"a": 1})
+    with pytest.raises(ValueError, match="non-empty"):
+        tracker.update("run", {"a": 2})  # only a run made empty by new() takes update
     assert isinstance(ParameterError("x"), ValueError)
 
 
