@@ -289,10 +289,9 @@ def runs_text_table(
     )
 
 
-def runs_html(runs: Sequence[Run], short: Mapping[str, str] | None = None) -> str:
-    """The runs as an HTML table, one row each."""
-    rows = [run_summary(run, label=(short or {}).get(run.uuid)) for run in runs]
-    return table_html(SUMMARY_COLUMNS, rows)
+def runs_html(runs: Sequence[Run]) -> str:
+    """The runs as an HTML table, one row each (whole uuids: a page has the room)."""
+    return table_html(SUMMARY_COLUMNS, [run_summary(run) for run in runs])
 
 
 def run_summary(

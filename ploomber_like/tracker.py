@@ -446,7 +446,7 @@ class SQLiteTracker:
             return f"{name}<p>{_NO_RUNS}</p>"
         return (
             f"{name}<p>{count} runs</p>"
-            + render.runs_html(self.runs(limit=5), short=self.uuid_prefixes())
+            + render.runs_html(self.runs(limit=5))
             + "<p>(most recent runs)</p>"
         )
 
