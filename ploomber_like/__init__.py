@@ -16,6 +16,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "track_execution": "ploomber_like.tracking",
     "track_grid": "ploomber_like.sweep",
+    "track_search": "ploomber_like.search",
+    "SearchSummary": "ploomber_like.search",
+    "SweepSummary": "ploomber_like.sweep",
     "rerun": "ploomber_like.reproduction",
     "export_mlflow": "ploomber_like.mlflow_export",
     "SQLiteTracker": "ploomber_like.tracker",
@@ -46,11 +49,13 @@ __all__ = [
     "QueryError",
     "Record",
     "Results",
+    "SearchSummary",
     "RichOutput",
     "Run",
     "RunDiff",
     "RunError",
     "SQLiteTracker",
+    "SweepSummary",
     "TrackerError",
     "UnknownRunError",
     "__version__",
@@ -58,6 +63,7 @@ __all__ = [
     "rerun",
     "track_execution",
     "track_grid",
+    "track_search",
 ]
 
 if TYPE_CHECKING:
@@ -76,7 +82,8 @@ if TYPE_CHECKING:
     from ploomber_like.record import Record, RunError
     from ploomber_like.reproduction import rerun
     from ploomber_like.results import Results, RichOutput, Run
-    from ploomber_like.sweep import track_grid
+    from ploomber_like.search import SearchSummary, track_search
+    from ploomber_like.sweep import SweepSummary, track_grid
     from ploomber_like.tracker import SQLiteTracker
     from ploomber_like.tracking import track_execution
 

@@ -8,10 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ploomber_like.errors import ParameterError
+from ploomber_like.samplers.space import Choice, Dimension, FloatRange, IntRange, check_dimension
 
 # A word or dotted/path-like name left unquoted on the command line: kept as a string.
 _BARE_WORD = re.compile(r"[A-Za-z_][\w.\-/]*")
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
+# A range of a search: ``int:10:200``, ``float:1e-4:1e-1:log`` (an unquoted word, then a colon).
+_RANGE = re.compile(r"([A-Za-z_]\w*):(.*)", re.DOTALL)
+_RANGE_SYNTAX = "int:LOW:HIGH[:log|:STEP], float:LOW:HIGH[:log|:STEP] or V1,V2,..."
 
 
 def parse_assignments(text: str) -> dict[str, Any]:
@@ -39,6 +43,43 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     if not parsed:
         raise ParameterError(f"grid option {text!r} lists no values")
     return name, parsed
+
+
+def parse_search_option(text: str) -> tuple[str, Dimension]:
+    """``"lr=float:1e-4:1e-1:log"`` -> ``("lr", FloatRange(0.0001, 0.1, log=True))``.
+
+    One ``-s`` option of a search: an integer or float range, or a list of choices as for
+    ``-g`` (``max_depth=5,10,None``). Raises :class:`ParameterError` for an unknown kind, bad
+    bounds, or an empty range.
+    """
+    name, spec = _split_pair(text)
+    found = _RANGE.fullmatch(spec.strip())
+    if found is None:
+        values = [parse_value(value, name) for value in split_top_level(spec)]
+        if not values:
+            raise ParameterError(f"search option {text!r} lists no values")
+        return name, check_dimension(name, Choice(tuple(values)))
+    kind, rest = found.groups()
+    if kind not in ("int", "float"):
+        raise ParameterError(
+            f"parameter {name!r}: unknown distribution kind {kind!r} (use {_RANGE_SYNTAX})"
+        )
+    parts = rest.split(":")
+    if len(parts) not in (2, 3):
+        raise ParameterError(f"parameter {name!r}: {spec.strip()!r} is not {_RANGE_SYNTAX}")
+    number = int if kind == "int" else float
+    try:
+        low, high = number(parts[0]), number(parts[1])
+        log = len(parts) == 3 and parts[2] == "log"
+        step = number(parts[2]) if len(parts) == 3 and not log else None
+    except ValueError:
+        raise ParameterError(
+            f"parameter {name!r}: {spec.strip()!r} has a bound or step that is not "
+            f"{'an integer' if kind == 'int' else 'a number'}"
+        ) from None
+    if kind == "int":
+        return name, check_dimension(name, IntRange(low, high, log, step or 1))
+    return name, check_dimension(name, FloatRange(low, high, log, step))
 
 
 def parse_value(text: str, name: str = "value") -> Any:

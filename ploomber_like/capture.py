@@ -23,6 +23,7 @@ import numbers
 import os
 import re
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ HOOK_NAME = "__ploomber_like_capture__"
 MAX_JSON_ITEMS = 10_000
 #: Stdout and stderr are kept up to this many characters each (head and tail).
 MAX_STREAM_CHARS = 200_000
+#: A text value longer than this is stored out of line, with a preview of this length.
+MAX_INLINE_TEXT_CHARS = 10_000
+PREVIEW_CHARS = 200
 
 #: Environment variable naming the kernel's log file, where a crash leaves its traceback.
 KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
@@ -358,6 +362,44 @@ def _pandas_scalar_to_json(obj: Any) -> Any:
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+class StreamText:
+    """The head and tail of a stream, kept as it arrives: the middle is never held.
+
+    :meth:`text` equals :func:`cap_text` of the whole stream with ANSI codes removed, so a
+    script printing gigabytes costs the driver at most ``limit`` characters.
+    """
+
+    def __init__(self, limit: int = MAX_STREAM_CHARS) -> None:
+        self.half = limit // 2
+        self.head: list[str] = []
+        self.head_chars = 0
+        self.tail: deque[str] = deque()
+        self.tail_chars = 0
+        self.total = 0
+
+    def write(self, text: str) -> None:
+        text = strip_ansi(text)
+        self.total += len(text)
+        if self.head_chars < self.half:
+            taken = text[: self.half - self.head_chars]
+            self.head.append(taken)
+            self.head_chars += len(taken)
+            text = text[len(taken) :]
+        if text:
+            self.tail.append(text)
+            self.tail_chars += len(text)
+            while self.tail_chars - len(self.tail[0]) >= self.half:
+                self.tail_chars -= len(self.tail.popleft())
+
+    def text(self) -> str:
+        head, tail = "".join(self.head), "".join(self.tail)
+        if self.total <= 2 * self.half:
+            return head + tail
+        tail = tail[-self.half :]
+        cut = self.total - len(head) - len(tail)
+        return f"{head}\n[... {cut} characters cut by ploomber_like ...]\n{tail}"
+
+
 @dataclass
 class CapturedRun:
     """What a run's outputs hold, ready for a :class:`~ploomber_like.record.Record`."""
@@ -365,19 +407,20 @@ class CapturedRun:
     parameters: dict[str, Any] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     blobs: dict[str, Blob] = field(default_factory=dict)
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
+    stdout: StreamText = field(default_factory=StreamText)
+    stderr: StreamText = field(default_factory=StreamText)
     #: Top-level third-party modules the run imported.
     modules: list[str] = field(default_factory=list)
 
+    def add_stream(self, name: str, text: str) -> None:
+        """Take stream text as the kernel sends it (``name`` is ``stdout`` or ``stderr``)."""
+        (self.stdout if name == "stdout" else self.stderr).write(text)
+
     def add_outputs(self, outputs: list[dict[str, Any]]) -> None:
-        """Take the outputs of one executed cell, in order."""
+        """Take the display outputs of one executed cell, in order (streams come by
+        :meth:`add_stream` as they arrive)."""
         for output in outputs:
-            kind = output.get("output_type")
-            if kind == "stream":
-                target = self.stdout if output.get("name") == "stdout" else self.stderr
-                target.append(output.get("text", ""))
-            elif kind == "display_data":
+            if output.get("output_type") == "display_data":
                 tag = output.get("metadata", {}).get(METADATA_KEY)
                 if tag:
                     self._add_value(tag["key"], tag.get("kind"), output.get("data", {}))
@@ -393,17 +436,25 @@ class CapturedRun:
             if mimetype in data and JSON_MIMETYPE not in data:
                 content = data[mimetype]
                 raw = base64.b64decode(content) if mimetype == "image/png" else content.encode()
-                blob = Blob(mimetype, raw)
-                self.blobs[blob.sha256] = blob
-                self.values[key] = blob.reference()
+                self.values[key] = self.add_blob(Blob(mimetype, raw))
                 return
-        self.values[key] = _plain_value(data)
+        value = _plain_value(data)
+        if isinstance(value, str) and len(value) > MAX_INLINE_TEXT_CHARS:
+            # Out of line as plots are: `parameters` stays small, so json_extract stays fast.
+            reference = self.add_blob(Blob("text/plain", value.encode()))
+            value = {**reference, "preview": value[:PREVIEW_CHARS]}
+        self.values[key] = value
+
+    def add_blob(self, blob: Blob) -> dict[str, str]:
+        """Keep ``blob`` once; return the reference stored in its place."""
+        self.blobs[blob.sha256] = blob
+        return blob.reference()
 
     def stdout_text(self) -> str:
-        return cap_text(strip_ansi("".join(self.stdout)))
+        return self.stdout.text()
 
     def stderr_text(self) -> str:
-        return cap_text(strip_ansi("".join(self.stderr)))
+        return self.stderr.text()
 
 
 def _plain_value(data: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ import click
 
 from ploomber_like.comparing import FORMATS
 from ploomber_like.errors import TrackerError
-from ploomber_like.record import STATUSES
+from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, STATUSES
 from ploomber_like.ui import DEFAULT_PORT
 
 DEFAULT_DATABASE = "experiments.db"
@@ -66,6 +66,18 @@ def cli() -> None:
               help="A grid dimension; repeat for a cartesian product: -g n=10,50 -g depth=5,None.")
 @click.option("--grid-file", type=click.Path(dir_okay=False),
               help="A YAML or JSON grid: a mapping of lists, or a list of mappings.")
+@click.option("-s", "--search", "search", multiple=True, metavar="NAME=SPEC",
+              help="A searched parameter: int:LOW:HIGH[:log|:STEP], float:LOW:HIGH[:log|:STEP] "
+                   "or V1,V2,... (choices); with --maximize or --minimize.")
+@click.option("--maximize", metavar="NAME", help="Search for the highest value NAME shows.")
+@click.option("--minimize", metavar="NAME", help="Search for the lowest value NAME shows.")
+@click.option("--trials", type=int, default=20, show_default=True,
+              help="Trials of the search in total (a rerun continues it up to this).")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe",
+              show_default=True, help="tpe needs Optuna (the [search] extra); random does not.")
+@click.option("--seed", type=int, help="Seed of the search's sampler.")
+@click.option("--search-name", metavar="NAME",
+              help="Name of the search (default: derived from the file and the options).")
 @click.option("-d", "--database", default=DEFAULT_DATABASE, show_default=True,
               help="SQLite file to record the runs in.")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings, no progress bar.")
@@ -78,11 +90,27 @@ def cli() -> None:
               help="Run the sweep on the Dask scheduler at ADDRESS (tcp://host:8786).")
 @click.option("--comment", help="Text stored in the comment column.")
 @click.option("--name", help="A label stored with the run (every run of a sweep).")
+@click.option("--no-output-scalars", is_flag=True,
+              help="Do not record 'name: number' lines of stdout as series.")
+@click.option("--output-scalars", "scalars_pattern", metavar="REGEX",
+              help="Read series with this pattern instead: groups (?P<key>..) and (?P<value>..).")
+@click.option("--save-notebook", is_flag=True,
+              help="Store each run's executed notebook (show UUID --export DIR writes it).")
+@click.option("--max-artifact-bytes", type=click.IntRange(min=0), metavar="BYTES",
+              default=DEFAULT_MAX_ARTIFACT_BYTES, show_default=True,
+              help="Store files a run writes up to this size; larger ones by size and hash only.")
 def run_command(
     path: str,
     parameters: tuple[str, ...],
     grid: tuple[str, ...],
     grid_file: str | None,
+    search: tuple[str, ...],
+    maximize: str | None,
+    minimize: str | None,
+    trials: int,
+    sampler: str,
+    seed: int | None,
+    search_name: str | None,
     database: str,
     quiet: bool,
     timeout: float | None,
@@ -92,32 +120,97 @@ def run_command(
     dask_address: str | None,
     comment: str | None,
     name: str | None,
+    no_output_scalars: bool,
+    scalars_pattern: str | None,
+    save_notebook: bool,
+    max_artifact_bytes: int,
 ) -> None:
-    """Run PATH (.py or .ipynb) once, or over a grid, recording every run in the database."""
+    """Run PATH (.py or .ipynb) once, over a grid, or as a search, recording every run.
+
+    A single run echoes the script's output as it runs (unless -q); every run records it.
+
+    \b
+    python -m tracker fit.py -g n_estimators=10,50 -g max_depth=5,None
+    python -m tracker fit.py -s n_estimators=int:10:200 -s max_depth=5,10,None \\
+        --trials 30 --maximize f1
+    """
     from ploomber_like.arguments import parse_grid_option, parse_parameter_options
 
     fixed = parse_parameter_options(parameters)
+    if no_output_scalars and scalars_pattern:
+        raise click.UsageError("--no-output-scalars and --output-scalars exclude each other")
+    leaves = {
+        "output_scalars": False if no_output_scalars else scalars_pattern or True,
+        "save_notebook": save_notebook,
+        "max_artifact_bytes": max_artifact_bytes,
+    }
+    if search or maximize or minimize:
+        if grid or grid_file or force:
+            raise click.UsageError("-g, --grid-file and --force do not apply to a search (-s)")
+        _run_search(path, search, maximize, minimize, fixed, trials, sampler, seed,
+                    search_name, database, quiet, timeout, workers, not no_preload,
+                    dask_address, comment, leaves)
+        return
     if not (grid or grid_file):
         if workers or force or dask_address or no_preload:
-            raise click.UsageError("-w, --force, --dask and --no-preload apply to grids (-g)")
-        _run_single(path, fixed, database, quiet, timeout, comment, name)
+            raise click.UsageError(
+                "-w, --force, --dask and --no-preload apply to grids (-g) and searches (-s)"
+            )
+        _run_single(path, fixed, database, quiet, timeout, comment, name, leaves)
         return
 
-    from ploomber_like.sweep import expand_grid, load_grid_file, track_grid
+    from ploomber_like.samplers.grid import Grid, load_grid_file
+    from ploomber_like.sweep import track_grid
 
-    points = expand_grid(load_grid_file(grid_file)) if grid_file else [{}]
-    if grid:
-        dimensions = expand_grid(dict(parse_grid_option(text) for text in grid))
-        points = [{**point, **dimension} for point in points for dimension in dimensions]
+    # Crossed lazily: a grid is read point by point as the sweep goes, never expanded.
+    dimensions = Grid(dict(parse_grid_option(text) for text in grid)) if grid else None
+    points = Grid(load_grid_file(grid_file)) if grid_file else dimensions
+    if grid_file and dimensions is not None:
+        points = Grid.crossed(points, dimensions)
     summary = track_grid(
         path, points, database=database, fixed=fixed, workers=workers, timeout=timeout,
         force=force, preload=not no_preload, quiet=quiet, comment=comment,
-        executor=dask_address, name=name,
+        executor=dask_address, name=name, **leaves,
     )
     sys.exit(0 if summary.failed == 0 else 1)
 
 
-def _run_single(path, parameters, database, quiet, timeout, comment, name) -> None:
+def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, name,
+                database, quiet, timeout, workers, preload, dask_address, comment, leaves) -> None:
+    from ploomber_like.arguments import parse_search_option
+    from ploomber_like.search import track_search
+
+    if not specs:
+        raise click.UsageError("--maximize/--minimize need the parameters to search: -s NAME=SPEC")
+    if (maximize is None) == (minimize is None):
+        raise click.UsageError("a search needs one objective: --maximize NAME or --minimize NAME")
+    space = dict(parse_search_option(text) for text in specs)
+    if len(space) < len(specs):
+        raise click.UsageError("a parameter is searched twice (-s)")
+    summary = track_search(
+        path, space, objective=maximize or minimize,
+        direction="maximize" if maximize else "minimize", trials=trials, database=database,
+        sampler=sampler, seed=seed, workers=workers, fixed=fixed, timeout=timeout,
+        executor=dask_address, quiet=quiet, comment=comment, name=name, **leaves,
+    )
+    if not quiet:
+        if summary.best is None:
+            click.echo(f"search {summary.search}: no complete trial yet", err=True)
+        else:
+            best = summary.best
+            assert best.trial is not None
+            chosen = ", ".join(f"{k}={best.overrides[k]!r}" for k in space if k in best.overrides)
+            click.echo(
+                f"search {summary.search}: {summary.trials} trials; best {summary.objective} = "
+                f"{best.trial.objective:g} (trial {best.trial.number}, {chosen}, run {best.uuid})",
+                err=True,
+            )
+    sys.exit(0 if summary.failed == 0 else 1)
+
+
+def _run_single(
+    path, parameters, database, quiet, timeout, comment, name, leaves
+) -> None:
     import warnings
 
     from ploomber_like.render import print_record_summary
@@ -126,7 +219,8 @@ def _run_single(path, parameters, database, quiet, timeout, comment, name) -> No
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         record = track_execution(
-            path, parameters, database, quiet=quiet, timeout=timeout, comment=comment, name=name
+            path, parameters, database, quiet=quiet, timeout=timeout, comment=comment,
+            name=name, **leaves,
         )
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
@@ -345,15 +439,29 @@ def rm_command(uuids: tuple[str, ...], database: str, where: str | None, yes: bo
 @click.argument("uuid")
 @_database_option
 @click.option("--export", "export_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Write the run's plots and HTML outputs to DIR as files.")
-def show_command(uuid: str, database: str, export_dir: str | None) -> None:
-    """Show every value of run UUID (or a unique prefix), its error and environment."""
+              help="Write the run's plots and HTML outputs, the files it wrote (by their relative "
+                   "paths) and its saved notebook (<uuid>.ipynb) to DIR.")
+@click.option("--stdout", "all_output", is_flag=True,
+              help="Print all of the run's stdout and stderr, not only their last lines.")
+def show_command(uuid: str, database: str, export_dir: str | None, all_output: bool) -> None:
+    """Show every value of run UUID (or a unique prefix), its series, files, output, error and
+    environment."""
     from ploomber_like import render
 
-    run = _tracker(database).get(uuid)
+    tracker = _tracker(database)
+    run = tracker.get(uuid)
     exported = {}
+    files_written = []
     if export_dir is not None:
+        from ploomber_like.artifacts import export_run_files
+        from ploomber_like.store import connect
+
         exported = dict(zip(run.outputs(), run.export(export_dir), strict=True))
+        conn = connect(database, readonly=True)
+        try:
+            files_written = export_run_files(conn, run.uuid, export_dir)
+        finally:
+            conn.close()
     header = [
         ("uuid", run.uuid), ("created", run.created), ("status", run.status),
         ("duration", None if run.duration is None else f"{run.duration:.2f} s"),
@@ -370,10 +478,14 @@ def show_command(uuid: str, database: str, export_dir: str | None) -> None:
     ]
     if values:
         _print(render.text_table(["value", ""], values))
+    _show_leaves(tracker, run.uuid, database, all_output)
+    for path in files_written:
+        click.echo(f"exported {path}")
     if run.error is not None:
         click.echo(f"error: {run.error.summary()}")
         if run.error.group_source:
-            click.echo("in group:\n" + run.error.group_source.rstrip())
+            number = "" if run.error.group is None else f" {run.error.group + 1}"
+            click.echo(f"in group{number}:\n" + run.error.group_source.rstrip())
         if run.error.traceback:
             click.echo(run.error.traceback.rstrip())
     if run.environment is not None:
@@ -382,6 +494,47 @@ def show_command(uuid: str, database: str, export_dir: str | None) -> None:
         rows = [(k, v) for k, v in environment.items() if v is not None]
         rows += [(name, version) for name, version in packages.items()]
         _print(render.text_table(["environment", ""], rows))
+
+
+#: Lines of stdout and stderr ``show`` prints without --stdout.
+OUTPUT_TAIL_LINES = 20
+
+
+def _show_leaves(tracker, uuid: str, database: str, all_output: bool) -> None:
+    """The parts of ``show`` for what a run left: its series, its files, its output's tail."""
+    from ploomber_like import render
+    from ploomber_like.store import connect, load_output
+
+    metrics = tracker.metrics(uuid)
+    if len(metrics):
+        rows = [
+            (key, len(series), series["step"].iloc[-1], series["value"].iloc[-1],
+             series["value"].min(), series["value"].max())
+            for key, series in metrics.groupby("key", sort=False)
+        ]
+        _print(render.text_table(["series", "points", "last step", "last", "min", "max"], rows))
+    artifacts = tracker.artifacts(uuid)
+    if artifacts:
+        rows = [
+            (a.path, f"{a.size:,}", a.sha256[:12], "" if a.stored else "over the limit: not stored")
+            for a in artifacts
+        ]
+        _print(render.text_table(["file", "bytes", "sha256", ""], rows))
+    conn = connect(database, readonly=True)
+    try:
+        outputs = load_output(conn, uuid)
+    finally:
+        conn.close()
+    for name, text in zip(("stdout", "stderr"), outputs, strict=True):
+        if not text:
+            continue
+        lines = text.rstrip("\n").splitlines()
+        if all_output or len(lines) <= OUTPUT_TAIL_LINES:
+            click.echo(f"{name}:")
+        else:
+            lines = lines[-OUTPUT_TAIL_LINES:]
+            click.echo(f"{name} (last {OUTPUT_TAIL_LINES} lines; all with --stdout):")
+        click.echo("\n".join(lines))
 
 
 @cli.command("query")

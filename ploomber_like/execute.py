@@ -5,16 +5,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
+import re
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from ploomber_like.capture import HOOK_NAME, CapturedRun, cap_text, setup_code, strip_ansi
+from ploomber_like.artifacts import changed_files, run_directory, snapshot
+from ploomber_like.capture import (
+    HOOK_NAME,
+    MAX_STREAM_CHARS,
+    CapturedRun,
+    cap_text,
+    setup_code,
+    strip_ansi,
+)
+from ploomber_like.errors import ParameterError
 from ploomber_like.kernels import KernelPool, ReadyKernel
-from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Environment, Record, RunError, Status, new_created, new_uuid
+from ploomber_like.notebook import Group, PreparedRun
+from ploomber_like.output_notebook import executed_notebook
+from ploomber_like.record import (
+    DEFAULT_MAX_ARTIFACT_BYTES,
+    Environment,
+    MetricPoint,
+    Record,
+    RecordOptions,
+    RunError,
+    Status,
+    new_created,
+    new_uuid,
+)
+from ploomber_like.scalars import ScalarReader, scalar_pattern
 
 
 def new_record(prepared: PreparedRun, environment: Environment | None = None) -> Record:
@@ -27,6 +52,40 @@ def new_record(prepared: PreparedRun, environment: Environment | None = None) ->
         parameters=dict(prepared.overrides),
         overrides=dict(prepared.overrides),
         environment=environment or Environment.collect(prepared.path),
+        fingerprint=prepared.fingerprint,
+    )
+
+
+def recording_options(
+    database: str | os.PathLike[str],
+    *,
+    output_scalars: bool | str = True,
+    save_notebook: bool = False,
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+    own_directories: bool = False,
+    stream_output: bool = False,
+) -> RecordOptions:
+    """Check and bundle what runs writing to ``database`` record beyond their values.
+
+    ``own_directories``: each run works in ``<database without suffix>.runs/<uuid>/``, holding
+    links to the entries of the current directory (a sweep's parallel runs), instead of the
+    current directory itself. Raises :class:`ParameterError` for a bad pattern or limit.
+    """
+    scalar_pattern(output_scalars)
+    if isinstance(max_artifact_bytes, bool) or not isinstance(max_artifact_bytes, int):
+        raise ParameterError(f"max_artifact_bytes must be an int, got {max_artifact_bytes!r:.60}")
+    if max_artifact_bytes < 0:
+        raise ParameterError(f"max_artifact_bytes must be 0 or more, got {max_artifact_bytes}")
+    database = Path(database).absolute()
+    journals = [database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))]
+    return RecordOptions(
+        output_scalars=output_scalars,
+        save_notebook=save_notebook,
+        max_artifact_bytes=max_artifact_bytes,
+        run_directories=str(database.with_suffix(".runs")) if own_directories else None,
+        linked_directory=str(Path.cwd()) if own_directories else None,
+        ignored_paths=tuple(str(path) for path in journals),
+        stream_output=stream_output,
     )
 
 
@@ -65,34 +124,59 @@ async def execute_run(
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
 
-    ``on_group`` is called with a group's index as it starts (for progress).
+    ``on_group`` is called with a group's index as it starts (for progress). What else the run
+    records (output scalars, files, the executed notebook, echoing its output) is set by
+    ``prepared.options``.
 
     Failures are recorded, never raised: an exception, ``sys.exit``, a dead kernel or a timeout
     each end the run with their status and error, keeping every value captured before.
     """
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbformat.v4 import new_code_cell, new_notebook
 
     started = time.monotonic() if started is None else started
+    options = prepared.options
+    output = _RunOutput(options)
+    own_directory = run_directory(options, record.uuid)
+    # The kernel's working directory unless the run has its own (a sweep's parallel runs).
+    workdir = own_directory or Path(options.working_directory or Path.cwd())
+    record.workdir = str(workdir)
+    before = snapshot(workdir, options) if own_directory is None else {}
+    steps = _plan_steps(prepared, kernel, own_directory)
+    notebook = new_notebook(cells=[new_code_cell(step.source) for step in steps])
     # The timeout covers the user's code, not our kernel start-up: a busy machine that starts
     # kernels slowly must not turn runs into timeouts before their first line.
-    deadline = None if timeout is None else time.monotonic() + timeout
-    captured = CapturedRun()
-    steps = _plan_steps(prepared, kernel)
-    notebook = new_notebook(cells=[new_code_cell(source) for _, source in steps])
-    client = NotebookClient(
-        notebook, km=None, allow_errors=False, interrupt_on_timeout=False, record_timing=False
+    state = _ExecutionState(deadline=None if timeout is None else time.monotonic() + timeout)
+
+    def group_of(cell_index: int) -> int | None:
+        # Past the steps: our closing cell (the report of imported modules).
+        return steps[cell_index].group if cell_index < len(steps) else None
+
+    def cell_started(cell: Any, cell_index: int) -> None:
+        group = group_of(cell_index)
+        if group is not None and on_group is not None:
+            on_group(group)
+
+    def cell_executed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        group = group_of(cell_index)
+        count = execute_reply.get("content", {}).get("execution_count")
+        if group is not None and count is not None:
+            state.groups_by_count[count] = prepared.groups[group]
+
+    def cell_failed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        state.traceback = execute_reply.get("content", {}).get("traceback") or []
+
+    client = _client_class()(
+        notebook, km=None, allow_errors=False, interrupt_on_timeout=False, record_timing=False,
+        timeout_func=state.seconds_left, on_cell_start=cell_started,
+        on_cell_executed=cell_executed, on_cell_error=cell_failed,
     )
     client.kc = kernel.client
+    client.on_stream = output.stream
 
     try:
-        for cell_index, ((group, _), cell) in enumerate(zip(steps, notebook.cells, strict=True)):
-            if deadline is not None:
-                # nbclient's timeout is a whole number of seconds.
-                client.timeout = max(math.ceil(deadline - time.monotonic()), 1)
-            if group is not None and on_group is not None:
-                on_group(group)
+        for cell_index, (step, cell) in enumerate(zip(steps, notebook.cells, strict=True)):
+            group = step.group
             step_started = time.monotonic()
             stopped = True
             try:
@@ -103,6 +187,7 @@ async def execute_run(
                 record.error = RunError(
                     "Timeout", f"the run exceeded its timeout of {timeout:g} s",
                     group=group, group_source=_group_source(prepared, group),
+                    location=_group_location(prepared, group),
                 )
             except DeadKernelError:
                 if kernel.handle.is_alive():
@@ -112,19 +197,20 @@ async def execute_run(
                 record.error = RunError(
                     "KernelDied", kernel.handle.describe_exit(), traceback=kernel.handle.log_tail(),
                     group=group, group_source=_group_source(prepared, group),
+                    location=_group_location(prepared, group),
                 )
-            except CellExecutionError:
-                record.status, record.error = _error_from_outputs(cell.outputs, prepared, group)
+            except CellExecutionError as exc:
+                record.status, record.error = _error_from_cell(exc, state, prepared, group)
             finally:
                 if group is not None:
                     record.group_durations.append(time.monotonic() - step_started)
-                captured.add_outputs(cell.get("outputs", []))
+                output.captured.add_outputs(cell.get("outputs", []))
             if stopped:
                 break
     except asyncio.CancelledError:
         # Ctrl-C: keep what the run showed so far, then let the cancellation go on.
         record.interrupt("interrupted by the user")
-        _fill_record(record, captured, started)
+        _fill_record(record, output, started)
         raise
     if record.error is None:
         record.status = Status.OK  # also after sys.exit(0): it ends a script successfully
@@ -132,22 +218,116 @@ async def execute_run(
         # The kernel still runs: ask which modules the run imported, for package versions.
         modules_cell = new_code_cell(f"{HOOK_NAME}.report_modules()")
         notebook.cells.append(modules_cell)
-        client.timeout = 10
+        state.deadline = time.monotonic() + 10
         with contextlib.suppress(Exception):
             await client.async_execute_cell(modules_cell, len(steps), store_history=False)
-            captured.add_outputs(modules_cell.outputs)
+            output.captured.add_outputs(modules_cell.outputs)
 
-    _fill_record(record, captured, started)
+    if options.save_notebook:
+        record.notebook = _save_notebook(prepared, steps, notebook.cells, output.captured)
+    artifacts, blobs, notes = changed_files(workdir, before, options)
+    record.artifacts = artifacts
+    for blob in blobs:
+        output.captured.add_blob(blob)
+    for note in notes:
+        output.stream("stderr", note, [])
+    _fill_record(record, output, started)
     return record
 
 
-def _fill_record(record: Record, captured: CapturedRun, started: float) -> None:
+class _RunOutput:
+    """Where a run's stream output goes as it arrives: the kept head and tail, the output
+    scalars, this process's terminal, the executed notebook."""
+
+    def __init__(self, options: RecordOptions) -> None:
+        self.captured = CapturedRun()
+        pattern = scalar_pattern(options.output_scalars)
+        self.scalars = ScalarReader(pattern) if pattern is not None else None
+        self.echo = options.stream_output
+        self.keep_in_notebook = options.save_notebook
+        self.notebook_chars = 0
+
+    def stream(self, name: str, text: str, outputs: list[Any]) -> None:
+        """Take ``text`` the kernel printed on ``name``; ``outputs`` are its cell's outputs."""
+        self.captured.add_stream(name, text)
+        if self.scalars is not None and name == "stdout":
+            self.scalars.feed(text, time.time())
+        if self.echo:
+            terminal = sys.stdout if name == "stdout" else sys.stderr
+            terminal.write(text)
+            terminal.flush()
+        if self.keep_in_notebook:
+            self._add_to_cell(name, text, outputs)
+
+    def _add_to_cell(self, name: str, text: str, outputs: list[Any]) -> None:
+        from nbformat.v4 import new_output
+
+        # The notebook keeps at most as much stream text as the record does.
+        room = MAX_STREAM_CHARS - self.notebook_chars
+        if room <= 0:
+            return
+        if len(text) > room:
+            text = text[:room] + "\n[... output cut by ploomber_like ...]\n"
+        self.notebook_chars += len(text)
+        last = outputs[-1] if outputs else None
+        if last is not None and last.get("output_type") == "stream" and last.get("name") == name:
+            last["text"] += text
+        else:
+            outputs.append(new_output("stream", name=name, text=text))
+
+    def metrics(self) -> list[MetricPoint]:
+        return self.scalars.finish(time.time()) if self.scalars is not None else []
+
+
+@dataclass
+class _ExecutionState:
+    """What nbclient's hooks learn while a run executes."""
+
+    deadline: float | None
+    #: The failing cell's traceback, as the kernel sent it.
+    traceback: list[str] = field(default_factory=list)
+    #: Group of each execution count, to name the user's file in tracebacks.
+    groups_by_count: dict[int, Group] = field(default_factory=dict)
+
+    def seconds_left(self, cell: Any) -> int | None:
+        if self.deadline is None:
+            return None
+        # nbclient's timeout is a whole number of seconds.
+        return max(math.ceil(self.deadline - time.monotonic()), 1)
+
+
+@lru_cache(maxsize=1)
+def _client_class() -> type:
+    from nbclient import NotebookClient
+
+    class RunClient(NotebookClient):
+        """nbclient's client, handing stream output to the run as it arrives.
+
+        nbclient declares no hook per output, and would keep every printed character in the
+        cell: ``output`` is the method it documents for handling one.
+        """
+
+        on_stream: Callable[[str, str, list[Any]], None] | None = None
+
+        def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
+            if msg["msg_type"] == "stream" and self.on_stream is not None:
+                content = msg["content"]
+                self.on_stream(content.get("name", "stdout"), content.get("text", ""), outs)
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return RunClient
+
+
+def _fill_record(record: Record, output: _RunOutput, started: float) -> None:
+    captured = output.captured
     # The parameters cell's order first, then given values it does not define.
     record.parameters = {**captured.parameters, **record.parameters, **captured.parameters}
     record.values = captured.values
     record.blobs = captured.blobs
     record.stdout = captured.stdout_text()
     record.stderr = captured.stderr_text()
+    record.metrics = output.metrics()
     if record.environment is not None:
         record.environment = replace(
             record.environment, packages=package_versions(tuple(captured.modules))
@@ -155,45 +335,118 @@ def _fill_record(record: Record, captured: CapturedRun, started: float) -> None:
     record.duration = time.monotonic() - started
 
 
-def _plan_steps(prepared: PreparedRun, kernel: ReadyKernel) -> list[tuple[int | None, str]]:
-    """Cells to execute, each with its group index (None for our own cells)."""
-    steps: list[tuple[int | None, str]] = []
+@dataclass
+class _Step:
+    """A cell to execute: a group of the file, or one of ours (``group`` None)."""
+
+    source: str
+    group: int | None = None
+    #: The cell assigning the given parameters (kept in a saved notebook).
+    injected: bool = False
+
+
+def _plan_steps(
+    prepared: PreparedRun, kernel: ReadyKernel, directory: Path | None
+) -> list[_Step]:
+    """Cells to execute, in order."""
+    steps: list[_Step] = []
     if kernel.capture_installed_for != prepared.script_path:
-        steps.append((None, setup_code(prepared.script_path)))
+        steps.append(_Step(setup_code(prepared.script_path)))
+    if directory is not None:
+        steps.append(_Step(f"__import__('os').chdir({str(directory)!r})"))
     # The injected values and the report of the parameters' effective values: one cell.
     parameter_code = []
     if prepared.overrides:
         parameter_code.append(prepared.injected_source)
     if prepared.parameter_names:
         parameter_code.append(f"{HOOK_NAME}.report_parameters({prepared.parameter_names!r})")
-    parameter_steps = [(None, "\n".join(parameter_code))] if parameter_code else []
+    parameter_steps = []
+    if parameter_code:
+        parameter_steps.append(_Step("\n".join(parameter_code), injected=bool(prepared.overrides)))
     if prepared.inject_after < 0:
         steps += parameter_steps
     for group in prepared.groups:
-        steps.append((group.index, group.source))
+        steps.append(_Step(group.source, group.index))
         if group.index == prepared.inject_after:
             steps += parameter_steps
     return steps
+
+
+def _save_notebook(
+    prepared: PreparedRun, steps: list[_Step], cells: list[Any], captured: CapturedRun
+) -> str:
+    """Store the executed notebook as a blob; return its sha256."""
+    kept = []
+    for step, cell in zip(steps, cells, strict=False):
+        if step.group is not None:
+            kept.append((step.source, cell.get("outputs", []), cell.get("execution_count"), False))
+        elif step.injected:
+            kept.append((prepared.injected_source, [], None, True))
+    blob = executed_notebook(kept, captured.add_blob)
+    captured.add_blob(blob)
+    return blob.sha256
 
 
 def _group_source(prepared: PreparedRun, group: int | None) -> str | None:
     return prepared.groups[group].source if group is not None else None
 
 
-def _error_from_outputs(
-    outputs: list[dict[str, Any]], prepared: PreparedRun, group: int | None
+def _group_location(prepared: PreparedRun, group: int | None) -> str | None:
+    return prepared.groups[group].location(str(prepared.path), 1) if group is not None else None
+
+
+def _error_from_cell(
+    exc: Any, state: _ExecutionState, prepared: PreparedRun, group: int | None
 ) -> tuple[Status, RunError | None]:
-    error = next((o for o in outputs if o.get("output_type") == "error"), None)
-    name = error.get("ename", "Error") if error else "Error"
-    message = error.get("evalue", "") if error else ""
+    """The status and error of a cell that raised, from nbclient's CellExecutionError."""
+    name, message = exc.ename or "Error", exc.evalue or ""
     if name == "SystemExit" and message in ("", "0", "None"):
         return Status.OK, None  # stop here, successfully
-    traceback = strip_ansi("\n".join(error.get("traceback", []))) if error else ""
+    traceback, location = point_at_file(
+        strip_ansi("\n".join(state.traceback)), state.groups_by_count, str(prepared.path)
+    )
     status = Status.INTERRUPTED if name == "KeyboardInterrupt" else Status.FAILED
     return status, RunError(
         name, message, cap_text(traceback, 50_000),
         group=group, group_source=_group_source(prepared, group),
+        location=location or _group_location(prepared, group),
     )
+
+
+#: A traceback frame in a cell, as IPython prints it: ``Cell In[4], line 8, in f()``.
+_CELL_FRAME = re.compile(r"^Cell In\[(\d+)\], line (\d+)(.*)$")
+#: A source line of such a frame: ``      7 b = 0`` or ``----> 8 a / b``.
+_FRAME_LINE = re.compile(r"^(-*>?\s*)(\d+)(\s.*|)$")
+
+
+def point_at_file(
+    traceback: str, groups_by_count: dict[int, Group], path: str
+) -> tuple[str, str | None]:
+    """``traceback`` with frames of the user's cells naming ``path`` and its real line numbers,
+    and the location of the innermost such frame (``fit.py:42``), if any."""
+    lines: list[str] = []
+    location = None
+    offset = None  # while in a frame of a .py group: add this to its line numbers
+    for line in traceback.splitlines():
+        frame = _CELL_FRAME.match(line)
+        if frame:
+            group = groups_by_count.get(int(frame[1]))
+            offset = None
+            if group is not None and group.start is not None:
+                location = group.location(path, int(frame[2]))
+                lines.append(f"File {location}{frame[3]}")
+                if not path.endswith(".ipynb"):
+                    offset = group.start - 1
+                continue
+        elif offset is not None:
+            numbered = _FRAME_LINE.match(line)
+            if numbered:
+                lines.append(f"{numbered[1]}{int(numbered[2]) + offset}{numbered[3]}")
+                continue
+            if not line.strip():
+                offset = None
+        lines.append(line)
+    return "\n".join(lines), location
 
 
 @lru_cache(maxsize=64)

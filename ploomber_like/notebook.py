@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import InputFileError, ParameterError
-from ploomber_like.record import run_fingerprint
+from ploomber_like.record import RecordOptions, run_fingerprint
 
 SUPPORTED_SUFFIXES = (".py", ".ipynb")
 PARAMETERS_TAG = "parameters"
@@ -24,6 +24,15 @@ class Group:
 
     index: int
     source: str
+    #: Where the group starts in the file, for error locations: the 1-based line of its first
+    #: source line in a ``.py`` file, or the 1-based cell number in a notebook.
+    start: int | None = None
+
+    def location(self, path: str, line: int) -> str:
+        """``fit.py:42`` (or ``fit.ipynb:cell 3, line 2``) for ``line`` (1-based) of the group."""
+        if path.endswith(".ipynb"):
+            return f"{path}:cell {self.start}, line {line}" if self.start else f"{path}"
+        return f"{path}:{self.start + line - 1}" if self.start else f"{path}"
 
 
 @dataclass
@@ -40,6 +49,10 @@ class PreparedRun:
     parameter_names: list[str]
     overrides: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: What the run records beyond its shown values (set by the caller before executing).
+    options: RecordOptions = field(default_factory=RecordOptions)
+    #: Literal defaults of the parameters cell (see :func:`literal_defaults`).
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def script_path(self) -> str:
@@ -48,8 +61,12 @@ class PreparedRun:
 
     @property
     def fingerprint(self) -> str:
-        """Identity of the run for resuming sweeps: same file content, same given parameters."""
-        return run_fingerprint(self.text, self.overrides)
+        """Identity of the run for resuming sweeps: same file content, same effective parameters.
+
+        Effective: the cell's literal defaults with the given values on top, so passing a
+        parameter with its default value is the same run as not passing it.
+        """
+        return run_fingerprint(self.text, {**self.defaults, **self.overrides})
 
 
 def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
@@ -63,7 +80,8 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
     if not path.is_file():
         raise InputFileError(f"file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark is dropped, as `python` drops it.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read {path}: {exc}") from None
     groups, parameters_index = groups_from_text(text, path)
@@ -77,15 +95,26 @@ def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
 
     try:
         nb = jupytext.reads(text, fmt=path.suffix.lstrip("."))
+        if path.suffix == ".ipynb":
+            import nbformat
+
+            # jupytext accepts any JSON object (`{"cells": 5}`): check it is a notebook.
+            nbformat.validate(nb)
     except Exception as exc:  # jupytext/nbformat raise many types for broken files
         raise InputFileError(f"cannot read {path} as a notebook: {_first_line(exc)}") from None
 
     groups: list[Group] = []
     parameters_index = None
-    for cell in nb.cells:
+    lines = text.splitlines()
+    cursor = 0
+    for number, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
-        group = Group(len(groups), cell.source)
+        if path.suffix == ".ipynb":
+            start: int | None = number
+        else:
+            start, cursor = _find_source_line(lines, cell.source, cursor)
+        group = Group(len(groups), cell.source, start)
         _check_syntax(path, group)
         if parameters_index is None and _is_parameters_cell(cell):
             parameters_index = group.index
@@ -102,8 +131,26 @@ def prepare_runs(path: str | Path, points: list[Mapping[str, Any]]) -> list[Prep
     """Read ``path`` once and plan one run per set of parameters in ``points``."""
     checked = [validate_parameters(point) for point in points]
     path, text, groups, parameters_index = read_groups(path)
-    defined = [] if parameters_index is None else assigned_names(groups[parameters_index].source)
-    return [_plan(path, text, groups, parameters_index, defined, point) for point in checked]
+    return plan_runs(path, text, groups, parameters_index, checked)
+
+
+def plan_runs(
+    path: Path,
+    text: str,
+    groups: list[Group],
+    parameters_index: int | None,
+    points: list[dict[str, Any]],
+) -> list[PreparedRun]:
+    """Plan one run per set of validated parameters in ``points``, on a file already read.
+
+    A sweep reads its file once (:func:`read_groups`) and plans its points chunk by chunk.
+    """
+    cell = None if parameters_index is None else groups[parameters_index].source
+    defined = [] if cell is None else assigned_names(cell)
+    defaults = {} if cell is None else literal_defaults(cell)
+    return [
+        _plan(path, text, groups, parameters_index, defined, point, defaults) for point in points
+    ]
 
 
 def prepare_source(
@@ -118,8 +165,7 @@ def prepare_source(
     path = Path(path)
     _check_suffix(path)
     groups, parameters_index = groups_from_text(text, path)
-    defined = [] if parameters_index is None else assigned_names(groups[parameters_index].source)
-    return _plan(path, text, groups, parameters_index, defined, checked)
+    return plan_runs(path, text, groups, parameters_index, [checked])[0]
 
 
 def _plan(
@@ -129,6 +175,7 @@ def _plan(
     parameters_index: int | None,
     defined: list[str],
     overrides: dict[str, Any],
+    defaults: dict[str, Any],
 ) -> PreparedRun:
     warnings = []
     if parameters_index is None:
@@ -153,6 +200,7 @@ def _plan(
         parameter_names=list(dict.fromkeys([*defined, *overrides])),
         overrides=overrides,
         warnings=warnings,
+        defaults=defaults,
     )
 
 
@@ -236,6 +284,39 @@ def assigned_names(source: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def literal_defaults(source: str) -> dict[str, Any]:
+    """The values a parameters cell assigns that can be known without running it.
+
+    ``n = 10_000`` gives ``{"n": 10000}``; a name assigned anything but a Python literal
+    (``n = 2 ** 10``, ``a, b = f()``), or assigned more than once, is left out.
+    """
+    try:
+        tree = parse_cell(source)
+    except SyntaxError:
+        return {}
+    defaults: dict[str, Any] = {}
+    unknown: set[str] = set()
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        value = None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets, value = [node.target], getattr(node, "value", None)
+        for target in targets:
+            names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+            if isinstance(target, ast.Name) and value is not None and not (
+                isinstance(node, ast.AugAssign) or target.id in defaults
+            ):
+                try:
+                    defaults[target.id] = ast.literal_eval(value)
+                    continue
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    pass
+            unknown.update(names)
+    return {name: value for name, value in defaults.items() if name not in unknown}
+
+
 def _is_parameters_cell(cell: Any) -> bool:
     if PARAMETERS_TAG in cell.metadata.get("tags", []):
         return True
@@ -255,8 +336,8 @@ def _check_syntax(path: Path, group: Group) -> None:
         parse_cell(group.source)
     except SyntaxError as exc:
         raise InputFileError(
-            f"{path}: syntax error in group {group.index} (line {exc.lineno} of the group): "
-            f"{exc.msg}"
+            f"{group.location(str(path), exc.lineno or 1)}: syntax error in group "
+            f"{group.index + 1}: {exc.msg}"
         ) from None
 
 
@@ -269,6 +350,19 @@ def parse_cell(source: str) -> ast.Module:
         from IPython.core.inputtransformer2 import TransformerManager
 
         return ast.parse(TransformerManager().transform_cell(source))
+
+
+def _find_source_line(lines: list[str], source: str, cursor: int) -> tuple[int | None, int]:
+    """The 1-based line of ``source``'s first line in ``lines``, searched from ``cursor``.
+
+    jupytext drops cell markers and blank lines around cells but keeps code lines as written,
+    so a cell's first line is found verbatim; the cursor keeps repeated lines in order.
+    """
+    first = source.splitlines()[0].rstrip()
+    for index in range(cursor, len(lines)):
+        if lines[index].rstrip() == first:
+            return index + 1, index + len(source.splitlines())
+    return None, cursor
 
 
 def _first_line(exc: BaseException) -> str:

@@ -78,13 +78,73 @@ class RunError:
     type: str
     message: str
     traceback: str = ""
-    #: 0-based index of the failing group among the file's code groups (None: outside a group).
+    #: 0-based index of the failing group among the file's code groups (None: outside a group);
+    #: people read it counted from 1 (:meth:`summary`, ``show``).
     group: int | None = None
     group_source: str | None = None
+    #: Where in the user's file the failing statement is: ``fit.py:42``, or
+    #: ``fit.ipynb:cell 3, line 2`` for a notebook.
+    location: str | None = None
 
     def summary(self) -> str:
-        where = f" in group {self.group}" if self.group is not None else ""
+        """One line: ``ZeroDivisionError in group 3 (fit.py:42): division by zero``."""
+        where = ""
+        if self.group is not None:
+            where = f" in group {self.group + 1}"
+        if self.location:
+            where += f" ({self.location})" if where else f" at {self.location}"
         return f"{self.type}{where}: {self.message}" if self.message else f"{self.type}{where}"
+
+
+@dataclass
+class MetricPoint:
+    """One point of a series a run printed (``loss: 0.41``): see :mod:`ploomber_like.scalars`."""
+
+    key: str
+    step: int
+    value: float
+    #: Seconds since the epoch when the line was printed.
+    time: float
+
+
+@dataclass
+class Artifact:
+    """A file a run created or changed under its working directory."""
+
+    #: Relative to the run's working directory, with ``/`` separators.
+    path: str
+    size: int
+    sha256: str
+    #: False when the file was over the size limit: only path, size and hash are kept.
+    stored: bool = True
+
+
+#: Files larger than this are listed (path, size, sha256) but their content is not stored.
+DEFAULT_MAX_ARTIFACT_BYTES = 100 * 2**20
+
+
+@dataclass
+class RecordOptions:
+    """What a run records beyond the values it shows; travels with the run to its executor."""
+
+    #: Parse ``name: number`` lines of stdout into series: True for the default pattern, a
+    #: regular expression with named groups ``key`` and ``value`` (optionally ``step``) to
+    #: replace it, False for none.
+    output_scalars: bool | str = True
+    #: Store the executed notebook (outputs included) with the run.
+    save_notebook: bool = False
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
+    #: When set, each run works in ``<run_directories>/<uuid>``, holding links to the entries
+    #: of ``linked_directory``, instead of the kernel's working directory.
+    run_directories: str | None = None
+    linked_directory: str | None = None
+    #: The kernel's working directory, where a run without its own directory writes (None:
+    #: this process's).
+    working_directory: str | None = None
+    #: Absolute paths never recorded as artifacts (the database and its journal files).
+    ignored_paths: tuple[str, ...] = ()
+    #: Echo the script's stdout and stderr to this process's as they arrive.
+    stream_output: bool = False
 
 
 @dataclass
@@ -123,6 +183,21 @@ class Environment:
 
 
 @dataclass
+class SearchTrial:
+    """Where a run stands in a search (:func:`ploomber_like.track_search`)."""
+
+    #: The search's name: every trial of one search shares it.
+    search: str
+    #: 0-based, in the order the trials were asked.
+    number: int
+    #: The objective's value; None while running and for a failed trial.
+    objective: float | None = None
+    #: Why the trial failed (the run failed, or it showed no number for the objective); None
+    #: for a complete trial.
+    error: str | None = None
+
+
+@dataclass
 class Record:
     """Everything recorded about one run of a file."""
 
@@ -145,19 +220,27 @@ class Record:
     stderr: str = ""
     environment: Environment | None = None
     comment: str | None = None
+    #: Series of ``name: number`` lines printed to stdout.
+    metrics: list[MetricPoint] = field(default_factory=list)
+    #: Files created or changed under ``workdir``; their contents are in ``blobs``.
+    artifacts: list[Artifact] = field(default_factory=list)
+    #: The directory the run worked in.
+    workdir: str | None = None
+    #: sha256 of the executed notebook's blob, when it was saved.
+    notebook: str | None = None
     #: A label the user gave the run or its sweep (``--name``), shown next to the uuid.
     name: str | None = None
     #: uuid of the run this one reruns (see :func:`ploomber_like.reproduction.rerun`).
     reproduces: str | None = None
+    #: Identity of the run for resuming sweeps (see :attr:`PreparedRun.fingerprint
+    #: <ploomber_like.notebook.PreparedRun.fingerprint>`); None for runs logged by hand.
+    fingerprint: str | None = None
+    #: The search trial this run is, if it belongs to a search (see :class:`SearchTrial`).
+    trial: SearchTrial | None = None
 
     @property
     def source_sha256(self) -> str:
         return hashlib.sha256(self.source.encode()).hexdigest()
-
-    @property
-    def fingerprint(self) -> str:
-        """Identity of the run for resuming sweeps: same file content and same given parameters."""
-        return run_fingerprint(self.source, self.overrides)
 
     @property
     def ok(self) -> bool:
@@ -196,8 +279,9 @@ def new_created() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def run_fingerprint(source: str, overrides: dict[str, Any]) -> str:
-    payload = json.dumps(overrides, sort_keys=True, default=repr)
+def run_fingerprint(source: str, parameters: dict[str, Any]) -> str:
+    """Hash of a file's content and the parameters a run of it uses."""
+    payload = json.dumps(parameters, sort_keys=True, default=repr)
     return hashlib.sha256(f"{source}\0{payload}".encode()).hexdigest()
 
 

@@ -178,6 +178,9 @@ def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if is_displayable(value):
+        preview = getattr(value, "preview", None)
+        if preview is not None:
+            return f"{truncate(preview)}…"  # a long text stored out of line
         return placeholder(getattr(value, "mimetype", ""))
     return truncate(str(value))
 
@@ -333,7 +336,10 @@ def print_record_summary(record: Record) -> None:
     if rows:
         console.print(text_table(("key", "value", ""), rows))
     if record.error is not None:
-        console.print(f"[{style}]error:[/{style}] {record.error.summary()}", markup=True)
+        # Not wrapped: the location (fit.py:42) stays one piece to copy or click.
+        console.print(
+            f"[{style}]error:[/{style}] {record.error.summary()}", markup=True, soft_wrap=True
+        )
 
 
 def _record_cell(value: Any) -> Any:

@@ -36,15 +36,17 @@ _MAX_NAME_BYTES = 120
 
 @dataclasses.dataclass(frozen=True)
 class RichOutput:
-    """A plot or HTML output of a run, stored once in the ``blobs`` table.
+    """A plot, HTML output or long text of a run, stored once in the ``blobs`` table.
 
     Displays itself in a notebook; :attr:`data` loads the bytes on first use. Two outputs are
-    equal when they hold the same content.
+    equal when they hold the same content. A long text keeps a short :attr:`preview` in
+    ``parameters``, which is what views show; :attr:`text` loads the whole of it.
     """
 
     mimetype: str
     sha256: str
     database: Path = dataclasses.field(compare=False)
+    preview: str | None = dataclasses.field(default=None, compare=False)
 
     @cached_property
     def data(self) -> bytes:
@@ -55,6 +57,11 @@ class RichOutput:
         return blob.data
 
     @property
+    def text(self) -> str:
+        """The content as text (a long text value whole)."""
+        return self.data.decode("utf-8", errors="replace")
+
+    @property
     def extension(self) -> str:
         """File extension for :meth:`Run.export` (``.png``, ``.svg``, ``.html``...)."""
         return _EXTENSIONS.get(self.mimetype, ".txt")
@@ -63,7 +70,8 @@ class RichOutput:
         return render.rich_output_html(self.mimetype, self.data)
 
     def __repr__(self) -> str:
-        return f"<RichOutput {self.mimetype} {self.sha256[:12]}>"
+        shown = f": {self.preview!r}…" if self.preview is not None else ""
+        return f"<RichOutput {self.mimetype} {self.sha256[:12]}{shown}>"
 
 
 @dataclasses.dataclass(eq=False)
@@ -128,12 +136,15 @@ class Run:
         return flatten(self.values)
 
     def scalar_values(self) -> dict[str, Any]:
-        """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``)."""
-        return {
-            k: v
-            for k, v in flatten(self.values).items()
-            if v is None or isinstance(v, bool | int | float | str)
-        }
+        """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``); a
+        long text stored out of line as its preview followed by ``…``."""
+        scalars = {}
+        for key, value in flatten(self.values).items():
+            if value is None or isinstance(value, bool | int | float | str):
+                scalars[key] = value
+            elif isinstance(value, RichOutput) and value.preview is not None:
+                scalars[key] = f"{value.preview}…"
+        return scalars
 
     def outputs(self) -> dict[str, RichOutput]:
         """The plots and HTML outputs, by key."""
@@ -316,7 +327,11 @@ def as_output(value: Any, database: Path) -> Any:
     if isinstance(value, str) and value.startswith("{") and BLOB_REF_KEY in value:
         value = store.load_json(value)
     if is_blob_reference(value):
-        return RichOutput(str(value["mimetype"]), str(value[BLOB_REF_KEY]), database)
+        preview = value.get("preview")
+        return RichOutput(
+            str(value["mimetype"]), str(value[BLOB_REF_KEY]), database,
+            preview if isinstance(preview, str) else None,
+        )
     image = store.inline_image(value)
     if image is not None:
         # Only that exact tag shape is an image, drawn again from the decoded bytes; any other

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import DatabaseError, QueryError
-from ploomber_like.record import Blob, Environment, Record, RunError, Status, new_created, new_uuid
+from ploomber_like.record import (
+    Artifact,
+    Blob,
+    Environment,
+    Record,
+    RunError,
+    SearchTrial,
+    Status,
+    new_created,
+    new_uuid,
+)
 
 #: Columns of ``experiments`` after the anchor's four, with their SQL types.
 EXTRA_COLUMNS: dict[str, str] = {
@@ -50,12 +60,23 @@ EXTRA_COLUMNS: dict[str, str] = {
     "fingerprint": "TEXT",
     # host:pid of the process writing the row: a later sweep spots orphaned ``running`` rows.
     "driver": "TEXT",
+    # What a run leaves beyond its values (see the block "metrics and artifacts" below).
+    "error_location": "TEXT",
+    "workdir": "TEXT",
+    "notebook": "TEXT",
     # The run's (or its sweep's) ``--name``, and a JSON array of tags (``tracker tag``).
     "name": "TEXT",
     "tags": "TEXT",
 
     # uuid of the run a rerun reproduces (ploomber_like.reproduction).
     "reproduces": "TEXT",
+
+    # Searches (ploomber_like.search): the search a run is a trial of, its 0-based number, the
+    # objective's value, and why the trial failed (NULL for a complete trial).
+    "search": "TEXT",
+    "trial": "INTEGER",
+    "objective": "REAL",
+    "trial_error": "TEXT",
 }
 
 _SCHEMA = """
@@ -69,6 +90,22 @@ CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY,
     mimetype TEXT NOT NULL,
     data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    uuid TEXT NOT NULL,
+    key TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    time REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_uuid ON metrics (uuid, key, step);
+CREATE TABLE IF NOT EXISTS artifacts (
+    uuid TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    stored INTEGER NOT NULL,
+    PRIMARY KEY (uuid, path)
 );
 """
 
@@ -316,6 +353,18 @@ def _retry_busy(action) -> None:
             time.sleep(0.05)
 
 
+@dataclass
+class RecordedTrial:
+    """A search trial as stored: what a resumed search tells its sampler."""
+
+    number: int
+    status: Status
+    #: The parameters the run was given (the trial's point and the search's fixed values).
+    overrides: dict[str, Any]
+    objective: float | None
+    error: str | None
+
+
 class Store:
     """The writing side of a tracking database. One transaction per record."""
 
@@ -359,6 +408,7 @@ class Store:
                     f"ON CONFLICT (uuid) DO UPDATE SET {updates}",
                     list(row.values()),
                 )
+                _write_leaves(self.conn, record)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -450,6 +500,58 @@ class Store:
             found.update(row[0] for row in rows)
         return found
 
+    def search_trials(self, search: str) -> list[RecordedTrial]:
+        """The trials of ``search`` recorded so far, by trial number."""
+        rows = self.conn.execute(
+            "SELECT trial, status, overrides, objective, trial_error FROM experiments "
+            "WHERE search = ? ORDER BY trial",
+            (search,),
+        ).fetchall()
+        return [
+            RecordedTrial(number, Status(status), json.loads(overrides or "{}"), objective, error)
+            for number, status, overrides, objective, error in rows
+        ]
+
+    def best_trial(self, search: str, maximize: bool) -> Record | None:
+        """The record of the best complete trial of ``search`` (objective set, run ``ok``)."""
+        order = "DESC" if maximize else "ASC"
+        row = self.conn.execute(
+            f"SELECT uuid FROM experiments WHERE search = ? AND status = ? "
+            f"AND objective IS NOT NULL ORDER BY objective {order}, trial LIMIT 1",
+            (search, Status.OK),
+        ).fetchone()
+        return None if row is None else self.load_record(row[0])
+
+    def load_record(self, uuid: str) -> Record:
+        """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
+        ours = (
+            "overrides", "source_sha256", "group_durations", "stdout", "stderr", "reproduces",
+            "fingerprint", "search", "trial", "objective", "trial_error",
+        )
+        row = self.conn.execute(
+            f"SELECT {select_list(RUN_COLUMNS)}, {', '.join(ours)} FROM experiments "
+            "WHERE uuid = ?",
+            (uuid,),
+        ).fetchone()
+        run = decode_run(row[: len(RUN_COLUMNS)])
+        extra = dict(zip(ours, row[len(RUN_COLUMNS) :], strict=True))
+        source = load_blob(self.conn, extra["source_sha256"]) if extra["source_sha256"] else None
+        trial = None
+        if extra["search"] is not None:
+            trial = SearchTrial(
+                extra["search"], extra["trial"], extra["objective"], extra["trial_error"]
+            )
+        return Record(
+            uuid=run.uuid, created=run.created or "", path=run.source_path or "",
+            source=source.data.decode() if source else "",
+            parameters=run.parameters, overrides=load_json(extra["overrides"]) or {},
+            status=Status(run.status), values=run.values, error=run.error,
+            duration=run.duration, group_durations=load_json(extra["group_durations"]) or [],
+            stdout=extra["stdout"] or "", stderr=extra["stderr"] or "",
+            environment=run.environment, comment=run.comment, reproduces=extra["reproduces"],
+            fingerprint=extra["fingerprint"], trial=trial,
+        )
+
     def mark_orphans_interrupted(self) -> int:
         """Close ``running`` rows left by a driver on this host that no longer exists."""
         host = socket.gethostname()
@@ -526,13 +628,17 @@ class Deletion:
 #: reference: a table that stores blob hashes adds its query here, and the orphan sweep of
 #: :func:`delete_orphan_blobs` keeps its blobs. Tables missing from a database are skipped.
 BLOB_REFERENCES: dict[str, str] = {
+    # the source texts, the executed notebooks, and plots referenced from parameters
     "experiments": (
         "SELECT source_sha256 FROM experiments WHERE source_sha256 IS NOT NULL "
+        "UNION SELECT notebook FROM experiments WHERE notebook IS NOT NULL "
         "UNION SELECT json_extract(t.value, '$.\"$blob\"') "
         "FROM experiments AS e, json_tree(e.parameters) AS t "
         "WHERE json_valid(e.parameters) AND t.type = 'object' "
         "AND json_extract(t.value, '$.\"$blob\"') IS NOT NULL"
     ),
+    # files the runs wrote
+    "artifacts": "SELECT sha256 FROM artifacts",
 }
 
 
@@ -666,6 +772,65 @@ def _move_inline_images(conn: sqlite3.Connection) -> InlineMigration:
     return InlineMigration(len(rows), changed, moved)
 
 
+# --- metrics and artifacts: what a run leaves beyond its values ------------------------------
+
+
+def _write_leaves(conn: sqlite3.Connection, record: Record) -> None:
+    """Replace the run's series and file list, inside the transaction writing its row."""
+    conn.execute("DELETE FROM metrics WHERE uuid = ?", (record.uuid,))
+    conn.executemany(
+        "INSERT INTO metrics (uuid, key, step, value, time) VALUES (?, ?, ?, ?, ?)",
+        [
+            (record.uuid, p.key, p.step, p.value if math.isfinite(p.value) else None, p.time)
+            for p in record.metrics
+        ],
+    )
+    conn.execute("DELETE FROM artifacts WHERE uuid = ?", (record.uuid,))
+    conn.executemany(
+        "INSERT OR REPLACE INTO artifacts (uuid, path, size, sha256, stored) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(record.uuid, a.path, a.size, a.sha256, int(a.stored)) for a in record.artifacts],
+    )
+
+
+def load_metrics(conn: sqlite3.Connection, uuids: list[str]) -> list[tuple[Any, ...]]:
+    """Rows ``(uuid, key, step, value)`` of the series of ``uuids``, in order."""
+    rows: list[tuple[Any, ...]] = []
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
+        return rows  # a database made before series were kept
+    for start in range(0, len(uuids), 500):
+        chunk = uuids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows += conn.execute(
+            f"SELECT uuid, key, step, value FROM metrics WHERE uuid IN ({marks}) "
+            "ORDER BY uuid, key, step, rowid",
+            chunk,
+        ).fetchall()
+    return rows
+
+
+def load_output(conn: sqlite3.Connection, uuid: str) -> tuple[str, str]:
+    """The stdout and stderr kept for run ``uuid`` (empty for an anchor database)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    if not {"stdout", "stderr"} <= columns:
+        return "", ""
+    row = conn.execute("SELECT stdout, stderr FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
+    return (row[0] or "", row[1] or "") if row else ("", "")
+
+
+def load_artifacts(conn: sqlite3.Connection, uuid: str) -> list[Artifact]:
+    """The files run ``uuid`` left, by path (none for a database made before they were kept)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'artifacts'").fetchone():
+        return []
+    return [
+        Artifact(path, size, sha256, bool(stored))
+        for path, size, sha256, stored in conn.execute(
+            "SELECT path, size, sha256, stored FROM artifacts WHERE uuid = ? ORDER BY path",
+            (uuid,),
+        )
+    ]
+
+
 def load_blob(conn: sqlite3.Connection, sha256: str) -> Blob | None:
     """The blob stored under ``sha256``, or None."""
     row = conn.execute("SELECT mimetype, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
@@ -711,8 +876,15 @@ def _row(record: Record) -> dict[str, Any]:
         "stdout": record.stdout,
         "stderr": record.stderr,
         "fingerprint": record.fingerprint,
+        "error_location": error.location if error else None,
+        "workdir": record.workdir,
+        "notebook": record.notebook,
         "name": record.name,
         "reproduces": record.reproduces,
+        "search": record.trial.search if record.trial else None,
+        "trial": record.trial.number if record.trial else None,
+        "objective": record.trial.objective if record.trial else None,
+        "trial_error": record.trial.error if record.trial else None,
     }
 
 
@@ -723,7 +895,7 @@ def _row(record: Record) -> dict[str, Any]:
 RUN_COLUMNS = (
     "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
     "error_message", "traceback", "error_group", "error_source", "parameter_keys",
-    "environment", "source_path", "name", "tags",
+    "environment", "source_path", "error_location", "name", "tags",
 )
 
 
@@ -770,6 +942,7 @@ def decode_run(row: Sequence[Any]) -> StoredRun:
             traceback=str(data["traceback"] or ""),
             group=data["error_group"] if isinstance(data["error_group"], int) else None,
             group_source=data["error_source"],
+            location=data["error_location"],
         )
     duration = data["duration"]
     return StoredRun(

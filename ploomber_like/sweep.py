@@ -1,29 +1,42 @@
-"""Parameter-grid sweeps: expanding grids, running points on warm kernels or a cluster, resume.
+"""The sweep driver: one loop for every kind of sweep, on every executor.
 
-The driver alone writes the database: runs execute in kernel processes (locally) or on Dask
-workers, and their records come back to be written one transaction each, as they finish.
+It asks a *sampler* (:mod:`ploomber_like.samplers`: a grid, random or Optuna search) for up to
+``workers`` points, submits them to an *executor* (:mod:`ploomber_like.executors`: local warm
+kernels, a ``concurrent.futures`` pool, Dask), writes each record as it comes back, tells the
+sampler, and repeats. It alone writes the database: one transaction per record, as runs finish.
+It owns planning, resuming, the progress bar and Ctrl-C; it never knows which sampler or
+executor it has.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
-import json
+import collections
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import ParameterError
-from ploomber_like.execute import module_distributions, new_record, run_on_pool
-from ploomber_like.kernels import KernelPool, preloadable_modules
-from ploomber_like.notebook import PreparedRun, prepare_runs
-from ploomber_like.record import Environment, Record
+from ploomber_like.execute import new_record, recording_options
+from ploomber_like.executors import ExecutionOptions, Executor, executor_for
+from ploomber_like.executors.base import fail_record
+from ploomber_like.notebook import PreparedRun, plan_runs, read_groups, validate_parameters
+from ploomber_like.record import (
+    DEFAULT_MAX_ARTIFACT_BYTES,
+    Environment,
+    Record,
+    RecordOptions,
+    Status,
+)
+from ploomber_like.samplers.base import Point, Sampler
+from ploomber_like.samplers.grid import Grid, GridSampler, expand_grid
 from ploomber_like.store import Store
-from ploomber_like.tracking import run_sync
+
+__all__ = ["SweepSummary", "expand_grid", "run_sweep", "track_grid"]
+
+#: Points of a planned sweep (a grid) read, checked and looked up in the database at a time.
+PLAN_CHUNK = 1000
 
 
 @dataclass
@@ -54,6 +67,9 @@ def track_grid(
     quiet: bool = False,
     comment: str | None = None,
     executor: Any = None,
+    output_scalars: bool | str = True,
+    save_notebook: bool = False,
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     name: str | None = None,
 ) -> SweepSummary:
     """Run ``path`` once per point of ``grid``, recording each run in ``database``.
@@ -63,14 +79,14 @@ def track_grid(
     path : str or Path
         The script or notebook, as for :func:`~ploomber_like.track_execution`.
     grid : dict of lists, list of dicts, ParameterGrid, or iterable of dicts
-        A dict of lists is expanded to its cartesian product; any other iterable of dicts is
-        taken point by point.
+        A dict of lists is its cartesian product; any other iterable of dicts is taken point by
+        point. Points are read as the sweep goes, never all at once.
     database : str or Path
         SQLite file to write.
     fixed : dict, optional
         Parameters added to every point (a point's own value wins).
     workers : int, optional
-        Runs at once; default: the number of cores.
+        Runs at once; default: the number of cores (on a cluster: its threads).
     timeout : float, optional
         Seconds each run may take.
     force : bool
@@ -82,206 +98,260 @@ def track_grid(
         No progress bar, warnings or summary.
     comment : str, optional
         Stored in every run's ``comment`` column.
+    executor : None, str, distributed.Client or concurrent.futures.Executor, optional
+        Where the points run (see :mod:`ploomber_like.executors`): default, local kernels; a
+        string other than ``"local"`` is a Dask scheduler address.
+    output_scalars, save_notebook, max_artifact_bytes
+        As for :func:`~ploomber_like.track_execution`. With several workers, each run works in
+        a directory of its own, ``<database without suffix>.runs/<uuid>/``, with links to the
+        current directory's entries, so runs writing the same file name keep their own files;
+        with one worker (or one point), runs work in the current directory.
     name : str, optional
         Stored in every run's ``name`` column: a label for the sweep.
-    executor : distributed.Client, concurrent.futures.Executor or str, optional
-        Run the points there (a string is a Dask scheduler address); default: local kernels.
 
     Returns
     -------
     SweepSummary
     """
-    points = [{**(fixed or {}), **point} for point in expand_grid(grid)]
-    prepared = prepare_runs(path, points)
-    if workers is not None and workers < 1:
+    sampler = GridSampler(grid if isinstance(grid, Grid) else Grid(grid))
+    return run_sweep(
+        path, sampler, database, fixed=fixed, workers=workers, timeout=timeout, force=force,
+        preload=preload, quiet=quiet, comment=comment, executor=executor,
+        output_scalars=output_scalars, save_notebook=save_notebook,
+        max_artifact_bytes=max_artifact_bytes, name=name,
+    )
+
+
+def run_sweep(
+    path: str | os.PathLike[str],
+    sampler: Sampler,
+    database: str | os.PathLike[str],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    timeout: float | None = None,
+    force: bool = False,
+    preload: bool = True,
+    quiet: bool = False,
+    comment: str | None = None,
+    executor: Any = None,
+    output_scalars: bool | str = True,
+    save_notebook: bool = False,
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+    name: str | None = None,
+) -> SweepSummary:
+    """Run the points ``sampler`` proposes; the driver behind :func:`track_grid` and searches.
+
+    Bad input (the file, the first points, ``workers``, an unreachable executor) raises a
+    :class:`~ploomber_like.errors.TrackerError` before the database is opened.
+    Parameters as for :func:`track_grid`.
+    """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
         raise ParameterError(f"workers must be at least 1, got {workers}")
+    recording = {
+        "output_scalars": output_scalars, "save_notebook": save_notebook,
+        "max_artifact_bytes": max_artifact_bytes,
+    }
+    recording_options(database, **recording)  # checked before anything runs
+    fixed = validate_parameters(fixed or {})
+    file = read_groups(path)
     reporter = _Reporter(quiet)
-    if not quiet:
-        for message in dict.fromkeys(w for run in prepared for w in run.warnings):
-            reporter.warn(message)
-
-    with contextlib.ExitStack() as resources:
-        client = executor
-        if isinstance(executor, str):
-            # A client made here from an address is ours to close; one passed in is the caller's.
-            client = _dask_client(executor)
-            resources.callback(client.close)
-        workers = workers or _default_workers(client)
-        store = resources.enter_context(Store(database))
-        store.mark_orphans_interrupted()
-        todo = prepared
-        if not force:
-            done = store.ok_fingerprints(run.fingerprint for run in prepared)
-            todo = [run for run in prepared if run.fingerprint not in done]
-        skipped = len(prepared) - len(todo)
-        summary = SweepSummary(str(database), total=len(prepared), skipped=skipped)
-        if summary.skipped:
-            reporter.note(
-                f"skipping {summary.skipped} of {len(prepared)} points already recorded ok "
-                "(use force=True / --force to rerun them)"
-            )
-        environment = Environment.collect(Path(path))
-        started = time.monotonic()
-        try:
-            with reporter.progress(len(todo)) as progress:
-                sweep = _Sweep(store, environment, progress, summary, timeout, comment, name)
-                if not todo:
-                    pass  # every point was recorded ok before: nothing to start
-                elif client is None:
-                    run_sync(sweep.run_local(todo, workers, preload))
-                else:
-                    from ploomber_like.cluster import run_on_executor
-
-                    run_on_executor(sweep, todo, client, workers, preload)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            raise
-        finally:
-            summary.duration = time.monotonic() - started
-            reporter.summary(summary)
-    return summary
-
-
-def expand_grid(grid: Any) -> list[dict[str, Any]]:
-    """The points of ``grid`` as a list of dicts; raises :class:`ParameterError` if malformed."""
-    if isinstance(grid, Mapping):
-        for name, values in grid.items():
-            if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
-                raise ParameterError(
-                    f"grid values must be lists: {name!r} is {type(values).__name__}"
-                )
-        names = list(grid)
-        combos = itertools.product(*grid.values())
-        points = [dict(zip(names, combo, strict=True)) for combo in combos]
-    elif isinstance(grid, str | bytes) or not isinstance(grid, Iterable):
-        raise ParameterError(
-            f"a grid must be a dict of lists or an iterable of dicts, got {type(grid).__name__}"
-        )
-    else:
-        points = list(grid)
-        for point in points:
-            if not isinstance(point, Mapping):
-                raise ParameterError(
-                    f"every grid point must be a dict, got {type(point).__name__}: {point!r:.60}"
-                )
-        points = [dict(point) for point in points]
-    if not points:
-        raise ParameterError("the grid is empty: it has no points to run")
-    return points
-
-
-def load_grid_file(path: str | os.PathLike[str]) -> Any:
-    """A grid from a YAML or JSON file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ParameterError(f"grid file not found: {path}")
+    plan = _Plan(file, sampler, fixed, reporter)
+    if sampler.planned:
+        plan.read_ahead(1)  # the first points are checked before anything is written
+    options = ExecutionOptions(workers=workers, timeout=timeout, preload=preload)
+    runner = executor_for(executor, options)
+    # Runs that may execute at once get a directory each, so files they write by the same name
+    # stay apart; one at a time, they write where `python fit.py` would.
+    single = runner.workers == 1 or sampler.total == 1
+    record_options = recording_options(database, **recording, own_directories=not single)
     try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            return json.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ParameterError(f"cannot read grid file {path}: {str(exc).splitlines()[0]}") from None
-    except Exception as exc:  # yaml.YAMLError and its many subclasses
-        raise ParameterError(f"cannot read grid file {path}: {str(exc).splitlines()[0]}") from None
-    raise ParameterError(f"grid file {path} must end in .yaml, .yml or .json")
+        with Store(database) as store:
+            store.mark_orphans_interrupted()
+            sampler.resume(store)
+            plan.store, plan.force = store, force
+            driver = _Driver(
+                store, runner, sampler, plan, reporter, comment, record_options, name
+            )
+            return driver.run(database)
+    finally:
+        runner.close()
 
 
-def _default_workers(client: Any) -> int:
-    if client is not None and hasattr(client, "nthreads"):
-        return max(1, sum(client.nthreads().values()))
-    return os.cpu_count() or 1
+class _Plan:
+    """The points still to run, planned as runs of the file; skips those recorded ``ok``."""
+
+    def __init__(
+        self, file: tuple[Any, ...], sampler: Sampler, fixed: dict[str, Any], reporter: _Reporter
+    ) -> None:
+        self.file = file
+        self.sampler = sampler
+        self.fixed = fixed
+        self.reporter = reporter
+        #: Set once the database is open; points read before wait to be looked up there.
+        self.store: Store | None = None
+        self.force = False
+        self.ready: collections.deque[tuple[Point, PreparedRun]] = collections.deque()
+        self.exhausted = False
+        self.drawn = 0
+        self.skipped = 0
+        self._unchecked: list[tuple[Point, PreparedRun]] = []
+        self._warned: set[str] = set()
+
+    def take(self, n: int) -> list[tuple[Point, PreparedRun]]:
+        """Up to ``n`` points to submit now."""
+        self.read_ahead(n)
+        return [self.ready.popleft() for _ in range(min(n, len(self.ready)))]
+
+    def still_needed(self, in_flight: int) -> int:
+        """Points expected after those in flight (a hint for starting kernels ahead)."""
+        if self.sampler.planned:
+            return len(self.ready) + (0 if self.exhausted else PLAN_CHUNK)
+        return max(0, (self.sampler.total or 0) - in_flight)
+
+    def read_ahead(self, n: int) -> None:
+        """Have ``n`` points ready if the sampler has them.
+
+        A plan is read a chunk at a time (one database lookup per chunk); a search is asked for
+        exactly the points it will run now, since it learns from each result.
+        """
+        while len(self.ready) < n and (self._unchecked or not self.exhausted):
+            if not self._unchecked:
+                points = self.sampler.ask(PLAN_CHUNK if self.sampler.planned else n)
+                if not points:
+                    self.exhausted = True
+                    return
+                self.drawn += len(points)
+                self._unchecked = list(zip(points, self._planned(points), strict=True))
+            if self.store is None:
+                return
+            self._keep_unrecorded()
+
+    def _planned(self, points: list[Point]) -> list[PreparedRun]:
+        checked = [validate_parameters({**self.fixed, **p.parameters}) for p in points]
+        path, text, groups, parameters_index = self.file
+        runs = plan_runs(path, text, groups, parameters_index, checked)
+        for run in runs:
+            for message in run.warnings:
+                if message not in self._warned:
+                    self._warned.add(message)
+                    self.reporter.warn(message)
+        return runs
+
+    def _keep_unrecorded(self) -> None:
+        batch, self._unchecked = self._unchecked, []
+        if self.sampler.planned and not self.force and self.store is not None:
+            done = self.store.ok_fingerprints(run.fingerprint for _, run in batch)
+            kept = [(point, run) for point, run in batch if run.fingerprint not in done]
+            self.skipped += len(batch) - len(kept)
+            batch = kept
+        self.ready.extend(batch)
 
 
-def _dask_client(address: str) -> Any:
-    from ploomber_like.cluster import connect_dask
-
-    return connect_dask(address)
-
-
-class _Sweep:
-    """State shared by the runs of one sweep: the store, the progress, the counts."""
+class _Driver:
+    """One sweep: ask, submit, wait for some, write, tell; until the sampler has no more."""
 
     def __init__(
         self,
         store: Store,
-        environment: Environment,
-        progress: _Progress,
-        summary: SweepSummary,
-        timeout: float | None,
+        executor: Executor,
+        sampler: Sampler,
+        plan: _Plan,
+        reporter: _Reporter,
         comment: str | None,
+        record_options: RecordOptions,
         name: str | None = None,
     ) -> None:
         self.store = store
-        self.environment = environment
-        self.progress = progress
-        self.summary = summary
-        self.timeout = timeout
+        self.record_options = record_options
+        self.executor = executor
+        self.sampler = sampler
+        self.plan = plan
+        self.reporter = reporter
         self.comment = comment
         self.name = name
+        self.environment = Environment.collect(plan.file[0])
+        self.in_flight: dict[str, tuple[Point, Record, float]] = {}
 
-    def begin(self, run: PreparedRun) -> Record:
-        """The ``running`` record of a point, written before it executes."""
+    def run(self, database: str | os.PathLike[str]) -> SweepSummary:
+        summary = SweepSummary(str(database), total=0)
+        # Read until the first point to run, so the note below is exact for every grid that
+        # is entirely recorded (and for the first chunk of a larger one).
+        self.plan.read_ahead(1)
+        if self.plan.skipped:
+            seen = self.plan.drawn if self.plan.exhausted else self.sampler.total
+            self.reporter.note(
+                f"skipping {self.plan.skipped} of {seen} points already recorded ok "
+                "(use force=True / --force to rerun them)"
+            )
+        total = self.sampler.total
+        expected = None if total is None else total - self.plan.skipped
+        summary.total = total or 0
+        started = time.monotonic()
+        try:
+            with self.reporter.progress(expected) as progress:
+                self._loop(summary, progress)
+        except BaseException as exc:
+            summary.interrupted = isinstance(exc, KeyboardInterrupt)
+            self._stop(summary, exc)
+            raise
+        finally:
+            summary.duration = time.monotonic() - started
+            summary.skipped = self.plan.skipped
+            if total is None:
+                summary.total = self.plan.drawn
+            self.reporter.summary(summary)
+        return summary
+
+    def _loop(self, summary: SweepSummary, progress: _Progress) -> None:
+        workers = self.executor.workers
+        while True:
+            free = workers - self.executor.in_flight
+            skipped = self.plan.skipped
+            for point, run in self.plan.take(free) if free > 0 else []:
+                self._submit(point, run, progress)
+            progress.skip(self.plan.skipped - skipped)
+            if not self.executor.in_flight:
+                return
+            for record in self.executor.wait_some():
+                self._end(record, summary, progress)
+
+    def _submit(self, point: Point, run: PreparedRun, progress: _Progress) -> None:
+        run.options = self.record_options
         record = new_record(run, self.environment)
         record.comment = self.comment
         record.name = self.name
+        self.sampler.begin(point, record)
         self.store.start(record)
-        self.progress.started()
-        return record
+        self.in_flight[record.uuid] = (point, record, time.monotonic())
+        progress.started()
+        still_needed = self.plan.still_needed(len(self.in_flight))
+        self.executor.submit(run, record, still_needed=still_needed)
 
-    def end(self, record: Record) -> None:
-        """Write a finished record and count it."""
+    def _end(self, record: Record, summary: SweepSummary, progress: _Progress) -> None:
+        point, _, _ = self.in_flight.pop(record.uuid)
+        self.sampler.tell(point, record)
         self.store.finish(record)
         if record.ok:
-            self.summary.ok += 1
+            summary.ok += 1
         else:
-            self.summary.failed += 1
-        self.summary.runs.append((record.uuid, record.status))
-        self.progress.finished(record.ok)
+            summary.failed += 1
+        summary.runs.append((record.uuid, record.status))
+        progress.finished(record.ok)
 
-    def interrupted(self, record: Record, started: float) -> None:
-        """Write a run stopped by Ctrl-C, keeping what it captured if it got that far."""
-        record.interrupt("the sweep was interrupted", started)
-        self.end(record)
-
-    async def run_local(self, todo: list[PreparedRun], workers: int, preload: bool) -> None:
-        first = todo[0]  # every point runs the same file
-        modules = None
-        if preload:
-            modules = preloadable_modules(
-                [g.source for g in first.groups], Path(first.script_path).parent, Path.cwd()
-            )
-        pool = KernelPool(
-            Path.cwd(), modules, ahead=min(workers, 2), script_path=first.script_path,
-            threads=max(1, (os.cpu_count() or 1) // workers),
-        )
-        queue = list(reversed(todo))
-        # Index the installed packages while the template starts, not when the first run ends.
-        indexing = asyncio.ensure_future(asyncio.to_thread(module_distributions))
-        try:
-            await asyncio.gather(*(self._local_worker(queue, pool) for _ in range(workers)))
-        finally:
-            await pool.close()
-            await indexing
-
-    async def _local_worker(self, queue: list[PreparedRun], pool: KernelPool) -> None:
-        while queue:
-            run = queue.pop()
-            record = self.begin(run)
-            started = time.monotonic()
-            try:
-                await run_on_pool(
-                    run, record, pool, timeout=self.timeout, still_needed=len(queue)
-                )
-            except asyncio.CancelledError:
-                # Ctrl-C: asyncio cancels every worker; record the in-flight run, start no more.
-                queue.clear()
-                self.interrupted(record, started)
-                raise
-            self.end(record)
+    def _stop(self, summary: SweepSummary, exc: BaseException) -> None:
+        """Ctrl-C, or the executor lost: start nothing more, stop what runs, leave no row
+        ``running``."""
+        returned = {record.uuid: record for record in self.executor.cancel()}
+        for uuid, (_, record, started) in list(self.in_flight.items()):
+            record = returned.get(uuid, record)
+            if record.status == Status.RUNNING and not isinstance(exc, KeyboardInterrupt):
+                fail_record(record, Status.INTERRUPTED, exc, started)
+            elif record.status in (Status.RUNNING, Status.INTERRUPTED):
+                record.interrupt("the sweep was interrupted", started)
+            # A run that ended just before the stop keeps how it ended.
+            self._end(record, summary, _Progress(None, None))
 
 
 class _Reporter:
@@ -303,7 +373,7 @@ class _Reporter:
         if self._console:
             self._console.print(message)
 
-    def progress(self, total: int) -> _Progress:
+    def progress(self, total: int | None) -> _Progress:
         return _Progress(self._console, total)
 
     def summary(self, summary: SweepSummary) -> None:
@@ -330,7 +400,7 @@ class _Reporter:
 class _Progress:
     """A rich progress bar with done / failed / running counts and the ETA."""
 
-    def __init__(self, console: Any, total: int) -> None:
+    def __init__(self, console: Any, total: int | None) -> None:
         self.console = console
         self.total = total
         self.running = 0
@@ -339,7 +409,8 @@ class _Progress:
         self._task = None
 
     def __enter__(self) -> _Progress:
-        if self.console is not None and self.total:
+        # An unknown total (a grid read from a generator) shows a bar without an end.
+        if self.console is not None and self.total != 0:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -367,6 +438,13 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+    def skip(self, points: int) -> None:
+        """``points`` more were found recorded ok: fewer to run."""
+        if points and self.total is not None:
+            self.total -= points
+            if self._bar is not None:
+                self._bar.update(self._task, total=self.total)
 
     def started(self) -> None:
         self.running += 1

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ploomber_like import experiment, render, store
 from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
 from ploomber_like.experiment import Experiment
-from ploomber_like.record import STATUSES
+from ploomber_like.record import STATUSES, Artifact
 from ploomber_like.results import Results, RichOutput, Run, flatten
 from ploomber_like.ui import DEFAULT_PORT
 
@@ -259,6 +259,25 @@ class SQLiteTracker:
                     extract = f"json_extract(parameters, '{path}')"
                 selected.append(f"    {extract} AS {_alias(conn, key)}")
         return "SELECT\n" + ",\n".join(selected) + "\nFROM experiments\nLIMIT 10\n"
+
+    def metrics(self, uuids: str | Iterable[str]) -> pd.DataFrame:
+        """The series runs printed as ``name: number`` lines (their output scalars).
+
+        ``uuids`` is one uuid (or unique prefix) or several. Returns a DataFrame with columns
+        ``uuid, key, step, value``, one row per point, ordered by run, key and step.
+        """
+        import pandas as pd
+
+        wanted = [uuids] if isinstance(uuids, str) else list(uuids)
+        with store.reading(self.path) as conn:
+            full = [_resolve_uuid(conn, uuid, self.path) for uuid in wanted]
+            rows = store.load_metrics(conn, list(dict.fromkeys(full)))
+        return pd.DataFrame.from_records(rows, columns=["uuid", "key", "step", "value"])
+
+    def artifacts(self, uuid: str) -> list[Artifact]:
+        """The files run ``uuid`` (or unique prefix) created or changed, by path."""
+        with store.reading(self.path) as conn:
+            return store.load_artifacts(conn, _resolve_uuid(conn, uuid, self.path))
 
     def comment(self, uuid: str, text: str) -> None:
         """Set the comment of a run (given by uuid or unique uuid prefix)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -13,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ploomber_like.execute import new_record, run_on_pool
+from ploomber_like.execute import new_record, recording_options, run_on_pool
 from ploomber_like.kernels import KernelPool
 from ploomber_like.notebook import PreparedRun, prepare_run
-from ploomber_like.record import Environment, Record, Status
+from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Environment, Record, Status
 from ploomber_like.store import Store
 
 T = TypeVar("T")
@@ -34,6 +35,9 @@ def track_execution(
     quiet: bool = False,
     timeout: float | None = None,
     comment: str | None = None,
+    output_scalars: bool | str = True,
+    save_notebook: bool = False,
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     name: str | None = None,
 ) -> Record:
     """Run a script or notebook once with ``parameters`` and record it in ``database``.
@@ -48,11 +52,21 @@ def track_execution(
     database : str or Path
         SQLite file to write; created if missing.
     quiet : bool
-        Do not warn about a missing parameters cell or unknown parameters.
+        Do not warn about a missing parameters cell or unknown parameters, do not show the
+        running group, and do not echo the script's output (recorded either way).
     timeout : float, optional
         Seconds the whole run may take; past it the run is stopped and recorded as ``timeout``.
     comment : str, optional
         Stored in the ``comment`` column.
+    output_scalars : bool or str
+        Record ``name: number`` lines of stdout as series in the ``metrics`` table (default);
+        a regular expression with groups ``(?P<key>...)`` and ``(?P<value>...)`` replaces the
+        default pattern; ``False`` records none.
+    save_notebook : bool
+        Store the executed notebook, outputs included.
+    max_artifact_bytes : int
+        Files the run writes are stored up to this size (default 100 MB); larger ones are
+        listed with their size and sha256 only.
     name : str, optional
         Stored in the ``name`` column: a label to find the run by (``ls``, ``compare``, the UI).
 
@@ -67,6 +81,10 @@ def track_execution(
         For bad input (missing file, bad parameters, unusable database), before any kernel starts.
     """
     prepared = prepare_run(filename, parameters)
+    prepared.options = recording_options(
+        database, output_scalars=output_scalars, save_notebook=save_notebook,
+        max_artifact_bytes=max_artifact_bytes, stream_output=not quiet,
+    )
     return track_prepared(
         prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name
     )
@@ -93,11 +111,14 @@ def track_prepared(
         for message in prepared.warnings:
             warnings.warn(message, TrackingWarning, stacklevel=2)
     cwd = cwd or Path.cwd()
+    # The run writes where `python fit.py` would: its working directory, where its files are
+    # looked for afterwards.
+    prepared.options = dataclasses.replace(prepared.options, working_directory=str(cwd))
     with Store(database) as store:
         record = new_record(prepared, Environment.collect(prepared.path, cwd))
         record.comment = comment
-        record.name = name
         record.reproduces = reproduces
+        record.name = name
         store.start(record)
         started = time.monotonic()
         try:

@@ -103,7 +103,8 @@ def test_failed_run_prints_the_error_and_exits_1(tmp_path):
     )
     assert result.returncode == 1, result.stderr
     assert "failed" in result.stdout
-    assert "RuntimeError in group 2: bad model" in result.stdout
+    # Groups are counted from 1, and the failing line of the file is named.
+    assert "RuntimeError in group 3 (" in result.stdout and "bad model" in result.stdout
     assert "warning" not in result.stderr  # -q
 
 

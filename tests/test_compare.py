@@ -255,17 +255,29 @@ def test_remove_deletes_runs_and_only_the_blobs_nobody_else_uses(sweep):
     assert len(tracker) == 6
 
 
-def test_remove_deletes_the_runs_rows_in_other_tables(sweep):
+def test_remove_deletes_the_runs_rows_in_other_tables_and_their_files(sweep):
+    kept, dropped = sweep.ok[(10, 5)], sweep.failed
+    file = Blob("application/octet-stream", b"model weights")
+    shared = Blob("application/octet-stream", b"shared file")
     conn = sqlite3.connect(sweep.path)
-    conn.execute("CREATE TABLE metrics (uuid TEXT, key TEXT, step INTEGER, value REAL, time REAL)")
-    conn.executemany("INSERT INTO metrics VALUES (?, 'loss', 0, 1.0, 0)",
-                     [(sweep.failed,), (sweep.ok[(10, 5)],)])
+    conn.executemany("INSERT INTO metrics VALUES (?, 'loss', 0, 1.0, 0)", [(kept,), (dropped,)])
+    conn.executemany("INSERT INTO blobs VALUES (?, ?, ?)",
+                     [(b.sha256, b.mimetype, b.data) for b in (file, shared)])
+    conn.executemany(
+        "INSERT INTO artifacts VALUES (?, ?, ?, ?, 1)",
+        [(dropped, "model.pkl", 13, file.sha256), (dropped, "a.txt", 11, shared.sha256),
+         (kept, "a.txt", 11, shared.sha256)],
+    )
     conn.commit()
     conn.close()
-    SQLiteTracker(sweep.path).remove([sweep.failed])
+    before = blob_count(sweep.path)
+    removed = SQLiteTracker(sweep.path).remove([dropped])
+    assert removed.blobs == 1 and blob_count(sweep.path) == before - 1  # model.pkl only
     conn = sqlite3.connect(sweep.path)
     try:
-        assert conn.execute("SELECT uuid FROM metrics").fetchall() == [(sweep.ok[(10, 5)],)]
+        assert conn.execute("SELECT uuid FROM metrics").fetchall() == [(kept,)]
+        assert conn.execute("SELECT uuid, path FROM artifacts").fetchall() == [(kept, "a.txt")]
+        assert conn.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (file.sha256,)).fetchall() == []
     finally:
         conn.close()
 

@@ -247,7 +247,16 @@ def check_tracking(run: DocumentRun) -> None:
         ("ok", {"n": 200}, None),
         ("ok", {"n": 50, "noise": 0.5, "label": "a,b", "model": "sklearn.svm.SVC"}, None),
         ("ok", {"n": 50, "noise": 0.5}, "baseline"),
+        ("ok", {"epochs": 4}, None),
+        ("ok", {}, None),
     ]
+    # What the training loop left: its series, its file and notebook exported by `show`.
+    (uuid,) = run.rows("SELECT uuid FROM experiments WHERE overrides LIKE '%epochs%'")[0]
+    assert run.rows(
+        f"SELECT key, count(*), max(step) FROM metrics WHERE uuid = '{uuid}' GROUP BY key"
+    ) == [("loss", 4, 3), ("val_loss", 4, 3)]
+    assert (run.folder / "exported" / "model.txt").read_text().startswith("lr=0.1 loss=0.65")
+    assert (run.folder / "exported" / f"{uuid}.ipynb").is_file()
     record = run.namespace["record"]
     assert set(record.values) == {"slope", "intercept", "residuals"}  # `mse;` is hidden
     assert record.parameters == {"n": 50, "noise": 0.5}
@@ -345,6 +354,17 @@ def check_sharing(run: DocumentRun) -> None:
                     "old.db") == [("image/png",)]
 
 
+def check_search(run: DocumentRun) -> None:
+    rows = run.rows("SELECT search, trial, status, objective FROM experiments ORDER BY trial")
+    # 3 trials from Python, 1 more from the shell (the same search, continued), 1 more again
+    assert [trial for _, trial, _, _ in rows] == [0, 1, 2, 3, 4]
+    assert len({search for search, _, _, _ in rows}) == 1
+    assert all(status == "ok" and 0 < objective <= 1 for _, _, status, objective in rows)
+    again = run.namespace["again"]
+    assert (again.ok, again.trials) == (1, 5)
+    assert again.best.trial.objective == max(objective for *_, objective in rows)
+
+
 DOCUMENTS: dict[str, Callable[[DocumentRun], None]] = {
     "README.md": check_readme,
     "docs/tracking.md": check_tracking,
@@ -352,6 +372,7 @@ DOCUMENTS: dict[str, Callable[[DocumentRun], None]] = {
     "docs/sweeps.md": check_sweeps,
     "docs/comparing.md": check_comparing,
     "docs/ui.md": check_ui,
+    "docs/search.md": check_search,
     "docs/migrating.md": check_migrating,
     "docs/sharing.md": check_sharing,
 }

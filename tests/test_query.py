@@ -317,7 +317,7 @@ def test_failed_run_keeps_its_error_and_values(tracker, sweep):
     assert run.error.group == 2 and run.error.group_source == "model.fit(X, y)"
     assert "Traceback" in run.error.traceback
     assert run["accuracy"] == 0.25
-    assert "ValueError in group 2: bad input" in run._repr_html_()
+    assert "ValueError in group 3: bad input" in run._repr_html_()  # error_group 2, read from 1
 
 
 def test_runs_filter_sort_and_limit(tracker, sweep):
@@ -383,7 +383,7 @@ def test_len_and_reprs_list_recent_runs(tracker, sweep):
     assert "7 runs" in text and sweep.failed[:8] in text
     assert "model.criterion=gini" in text  # nested parameters flattened
     html = tracker._repr_html_()
-    assert "<table>" in html and "ValueError in group 2" in html
+    assert "<table>" in html and "ValueError in group 3" in html
 
 
 def test_comment_by_prefix(tmp_path):

@@ -63,7 +63,7 @@ def test_ls_sort_limit_status(sweep):
 def test_show_prints_values_error_and_exports_plots(sweep, tmp_path):
     output = invoke("show", sweep.failed[:4], "-d", str(sweep.path))
     assert sweep.failed in output
-    assert "error: ValueError in group 2: bad input" in output
+    assert "error: ValueError in group 3: bad input" in output  # counted from 1
     assert "model.fit(X, y)" in output and "Traceback (most recent call last):" in output
     assert "accuracy" in output and "0.250" in output
 

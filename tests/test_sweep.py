@@ -311,7 +311,8 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
         cwd=tmp_path, stderr=subprocess.PIPE, text=True,
     )
     # Interrupt once both in-flight runs are inside their long group.
-    wait_for(lambda: len(list(tmp_path.glob("started-*"))) == 2)
+    # Parallel runs write in their own directories (sweep.runs/<uuid>/): look there.
+    wait_for(lambda: len(list(tmp_path.rglob("started-*"))) == 2)
     driver.send_signal(signal.SIGINT)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 130, stderr

@@ -111,8 +111,9 @@ def test_numpy_scalars_are_injected_as_plain_numbers(tmp_path):
     [
         ("script.txt", "x = 1\n", "unsupported file type '.txt'"),
         ("missing.py", None, "file not found"),
-        ("broken.py", "x = 1\n\nif x\n    pass\n", "syntax error in group 1"),
+        ("broken.py", "x = 1\n\nif x\n    pass\n", "broken.py:3: syntax error in group 2"),
         ("broken.ipynb", "{not json", "cannot read"),
+        ("cells.ipynb", '{"cells": 5}', "cannot read"),
     ],
 )
 def test_bad_input_files_raise_one_line_errors(tmp_path, name, text, message):
@@ -120,6 +121,13 @@ def test_bad_input_files_raise_one_line_errors(tmp_path, name, text, message):
     with pytest.raises(InputFileError, match=re.escape(message)) as caught:
         track_execution(path, None, tmp_path / "runs.db")
     assert "\n" not in str(caught.value)
+
+
+def test_a_byte_order_mark_is_ignored_as_python_ignores_it(tmp_path):
+    path = tmp_path / "bom.py"
+    path.write_bytes(b"\xef\xbb\xbf# parameters\nx = 1\n\ny = x + 1\ny\n")
+    record = track_execution(path, {"x": 2}, tmp_path / "runs.db")
+    assert record.ok and record.values == {"y": 3}
 
 
 # --- execution context ----------------------------------------------------------------------

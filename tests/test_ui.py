@@ -235,14 +235,11 @@ def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
 
     path = tmp_path / "metrics.db"
     record = add_hostile_run(path)
-    # The tables another part of the tracker writes: metrics (uuid, key, step, value, time)
-    # and a run's files; the UI shows whatever they hold.
+    # The tables a run's printed series and files go to; the UI shows whatever they hold.
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE metrics (uuid TEXT, key TEXT, step INTEGER, value REAL, time REAL)")
     conn.executemany("INSERT INTO metrics VALUES (?, 'loss', ?, ?, 0)",
                      [(record.uuid, step, 1 / (step + 1)) for step in range(5)])
-    conn.execute("CREATE TABLE artifacts (uuid TEXT, path TEXT, sha256 TEXT, size INTEGER)")
-    conn.execute("INSERT INTO artifacts VALUES (?, 'model.pkl', 'abc', 10)", (record.uuid,))
+    conn.execute("INSERT INTO artifacts VALUES (?, 'model.pkl', 10, 'abc', 0)", (record.uuid,))
     conn.commit()
     conn.close()
     with serving(path) as url:

@@ -1,0 +1,190 @@
+"""Files a run leaves: its working directory, what changed in it, and writing files back.
+
+Before a run its working directory is listed (size and modification time of each file); after
+it, files that are new or whose size or time changed are hashed and recorded as
+:class:`~ploomber_like.record.Artifact` with their content as blobs. Listing is bounded
+(:data:`MAX_SCAN_ENTRIES`) and never follows symbolic links, so a home directory or the links
+of a per-run directory cost little.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import sqlite3
+import stat
+from pathlib import Path, PurePosixPath
+
+from ploomber_like.errors import TrackerError
+from ploomber_like.output_notebook import resolve_notebook
+from ploomber_like.record import Artifact, Blob, RecordOptions
+from ploomber_like.store import load_artifacts, load_blob
+
+#: Directories never looked into: caches, checkpoints, version control, environments.
+IGNORED_DIRECTORIES = frozenset({
+    "__pycache__", ".ipynb_checkpoints", ".git", ".hg", ".svn", ".venv", "venv",
+    "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox",
+})
+#: Files and folders looked at per listing, at most; past it the rest is not tracked.
+MAX_SCAN_ENTRIES = 20_000
+#: Longest file name written on export (bytes); longer ones are shortened with a hash.
+MAX_NAME_BYTES = 200
+
+Snapshot = dict[str, tuple[int, int]]
+
+
+def run_directory(options: RecordOptions, uuid: str) -> Path | None:
+    """Create the per-run working directory ``<run_directories>/<uuid>``, or None if unused.
+
+    It holds a symbolic link to each entry of ``options.linked_directory``, so a run reads its
+    inputs (``data.csv``) by the same relative path, while what it writes stays its own.
+    """
+    if options.run_directories is None:
+        return None
+    directory = Path(options.run_directories) / uuid
+    directory.mkdir(parents=True, exist_ok=False)
+    source = Path(options.linked_directory) if options.linked_directory else None
+    if source is not None and source.is_dir():
+        # Not linked: the database (a run must not write it) and the run directories themselves.
+        skipped = {os.path.abspath(p) for p in options.ignored_paths}
+        skipped.add(os.path.abspath(options.run_directories))
+        for entry in os.scandir(source):
+            target = os.path.abspath(entry.path)
+            if target not in skipped and entry.name not in IGNORED_DIRECTORIES:
+                (directory / entry.name).symlink_to(target)
+    return directory
+
+
+def snapshot(directory: Path, options: RecordOptions) -> Snapshot:
+    """Size and modification time of each regular file under ``directory`` (bounded)."""
+    ignored = {os.path.abspath(p) for p in options.ignored_paths}
+    if options.run_directories:
+        ignored.add(os.path.abspath(options.run_directories))
+    found: Snapshot = {}
+    pending = [str(directory)]
+    seen = 0
+    while pending and seen < MAX_SCAN_ENTRIES:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > MAX_SCAN_ENTRIES:
+                break
+            if entry.path in ignored or os.path.abspath(entry.path) in ignored:
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                if entry.name not in IGNORED_DIRECTORIES:
+                    pending.append(entry.path)
+            elif stat.S_ISREG(info.st_mode):
+                relative = os.path.relpath(entry.path, directory).replace(os.sep, "/")
+                found[relative] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def changed_files(
+    directory: Path, before: Snapshot, options: RecordOptions
+) -> tuple[list[Artifact], list[Blob], list[str]]:
+    """Files new or changed since ``before``: their artifacts, the blobs of those stored, and a
+    note for each file over the size limit."""
+    artifacts, blobs, notes = [], [], []
+    for relative, (size, mtime) in sorted(snapshot(directory, options).items()):
+        if before.get(relative) == (size, mtime):
+            continue
+        path = directory / relative
+        try:
+            if size <= options.max_artifact_bytes:
+                data = path.read_bytes()
+                blob = Blob(_mimetype(relative), data)
+                artifacts.append(Artifact(relative, len(data), blob.sha256, stored=True))
+                blobs.append(blob)
+            else:
+                artifacts.append(Artifact(relative, size, _file_sha256(path), stored=False))
+                notes.append(
+                    f"[ploomber_like] {relative} ({size:,} bytes) is over the artifact limit of "
+                    f"{options.max_artifact_bytes:,} bytes: only its path, size and sha256 are "
+                    "recorded\n"
+                )
+        except OSError:
+            continue  # removed or unreadable since it was listed
+    return artifacts, blobs, notes
+
+
+def export_run_files(
+    conn: sqlite3.Connection, uuid: str, directory: str | os.PathLike[str]
+) -> list[Path]:
+    """Write the stored files of run ``uuid`` under ``directory`` with their relative paths,
+    and its executed notebook, if saved, as ``<uuid>.ipynb``; return the paths written."""
+    written = []
+    for artifact in load_artifacts(conn, uuid):
+        blob = load_blob(conn, artifact.sha256) if artifact.stored else None
+        if blob is not None:
+            written.append(write_file(directory, artifact.path, blob.data))
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    if "notebook" in columns:
+        row = conn.execute("SELECT notebook FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
+        notebook = load_blob(conn, row[0]) if row and row[0] else None
+        if notebook is not None:
+            text = resolve_notebook(notebook.data, lambda sha: load_blob(conn, sha))
+            written.append(write_file(directory, f"{uuid}.ipynb", text.encode()))
+    return written
+
+
+def write_file(directory: str | os.PathLike[str], relative: str, data: bytes) -> Path:
+    """Write ``data`` at ``directory/relative``, never through a symbolic link or outside.
+
+    Each folder on the way is created or checked not to be a link; the file is opened with
+    ``O_NOFOLLOW``; a name too long for the file system is shortened with a hash of it.
+    """
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    if not parts or PurePosixPath(relative).is_absolute() or any(p in ("..", "") for p in parts):
+        raise TrackerError(f"refusing to write {relative!r}: not a relative path")
+    folder = Path(directory)
+    for part in [None, *parts[:-1]]:
+        if part is not None:
+            folder = folder / _short_name(part)
+        if folder.is_symlink():
+            raise TrackerError(f"refusing to write through the symbolic link {folder}")
+        try:
+            folder.mkdir(parents=part is None, exist_ok=True)
+        except OSError as exc:
+            raise TrackerError(f"cannot create {folder}: {exc.strerror}") from None
+    target = folder / _short_name(parts[-1])
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(target, flags, 0o644)
+    except OSError as exc:
+        raise TrackerError(f"cannot write {target}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    return target
+
+
+def _short_name(name: str) -> str:
+    encoded = name.encode()
+    if len(encoded) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    stem, dot, suffix = name.rpartition(".")
+    suffix = f".{suffix}" if dot and len(suffix) <= 16 else ""
+    keep = encoded[: MAX_NAME_BYTES - len(digest) - len(suffix) - 1].decode(errors="ignore")
+    return f"{keep}-{digest}{suffix}"
+
+
+def _mimetype(relative: str) -> str:
+    return mimetypes.guess_type(relative)[0] or "application/octet-stream"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,104 @@
+"""The interface between the sweep driver and the places runs execute.
+
+The driver writes every record; an executor only runs points and hands their records back.
+Four calls make the whole interface: :meth:`Executor.submit`, :meth:`Executor.wait_some`,
+:meth:`Executor.cancel`, :meth:`Executor.close`.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ploomber_like.notebook import PreparedRun
+from ploomber_like.record import Record, Status
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How the runs of one sweep execute, whatever the executor."""
+
+    #: Runs at once; None: the executor's own default (local cores, a cluster's threads).
+    workers: int | None = None
+    #: Seconds each run may take.
+    timeout: float | None = None
+    #: Fork kernels from a warm template that has imported the file's third-party modules.
+    preload: bool = True
+
+
+class Executor(ABC):
+    """Runs sweep points somewhere and hands their finished records back to the driver.
+
+    Subclasses set :attr:`name` and :meth:`accepts`, and are registered with
+    :func:`ploomber_like.executors.register_executor`.
+
+    Parameters
+    ----------
+    target : object
+        What the user passed as ``executor`` (None for the local pool, a client, an address...).
+    options : ExecutionOptions
+        Workers, timeout and preloading.
+    """
+
+    #: The registry key (``"local"``, ``"futures"``, ``"dask"``).
+    name: ClassVar[str]
+
+    def __init__(self, target: Any, options: ExecutionOptions) -> None:
+        self.target = target
+        self.options = options
+        #: Runs at once: the option, or this executor's default.
+        self.workers = options.workers or self.default_workers()
+
+    @classmethod
+    @abstractmethod
+    def accepts(cls, target: Any) -> bool:
+        """Whether this executor runs on ``target`` (the user's ``executor`` argument)."""
+
+    def default_workers(self) -> int:
+        """Runs at once when the user gives no ``workers``: the cores of this machine."""
+        return os.cpu_count() or 1
+
+    def threads_per_run(self) -> int:
+        """Threads each kernel's numerical libraries may use: a share of this machine's cores."""
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    @abstractmethod
+    def submit(self, run: PreparedRun, record: Record, *, still_needed: int = 0) -> None:
+        """Start running ``run``, whose ``running`` record the driver has written.
+
+        ``still_needed`` is how many more points the driver expects to submit after this one
+        (a hint: a pool may start kernels ahead for them).
+        """
+
+    @abstractmethod
+    def wait_some(self) -> list[Record]:
+        """Wait until at least one submitted run ends; the finished records (failures included).
+
+        Raises :class:`~ploomber_like.errors.TrackerError` if the executor itself is lost.
+        """
+
+    @abstractmethod
+    def cancel(self) -> list[Record]:
+        """Stop every run in flight; their records, as far as each got (values shown so far).
+
+        A record the executor could not get back stays ``running``: the driver decides how
+        it ends.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what :meth:`submit` started (kernels, templates, a client made here)."""
+
+    @property
+    @abstractmethod
+    def in_flight(self) -> int:
+        """Runs submitted and not yet handed back."""
+
+
+def fail_record(record: Record, status: Status, exc: BaseException, started: float) -> Record:
+    """``record`` ended with ``status`` by ``exc`` raised outside the user's code."""
+    record.fail(status, exc, started, "".join(traceback.format_exception(exc)).strip())
+    return record

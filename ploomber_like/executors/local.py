@@ -1,0 +1,131 @@
+"""The ``local`` executor: runs on this machine, each in a kernel forked from a warm template.
+
+The kernels are driven by an asyncio loop in a thread of its own, so the sweep driver stays a
+plain loop (it blocks on the runs' futures, woken as each ends: no polling) and Ctrl-C reaches
+it in the main thread, also inside Jupyter, whose own event loop is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ploomber_like.execute import module_distributions, run_on_pool
+from ploomber_like.executors.base import Executor, fail_record
+from ploomber_like.kernels import KernelPool, preloadable_modules
+from ploomber_like.notebook import PreparedRun
+from ploomber_like.record import Record, Status
+
+
+class LocalExecutor(Executor):
+    """Runs points in kernels on this machine (the default executor, ``executor=None``)."""
+
+    name = "local"
+
+    @classmethod
+    def accepts(cls, target: Any) -> bool:
+        return target is None or target == cls.name
+
+    def __init__(self, target: Any, options: Any) -> None:
+        super().__init__(target, options)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pool: KernelPool | None = None
+        self._indexing: concurrent.futures.Future[Any] | None = None
+        self._futures: dict[str, concurrent.futures.Future[Record]] = {}
+        # Touched only on the loop's thread.
+        self._tasks: dict[str, asyncio.Task[Record]] = {}
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def submit(self, run: PreparedRun, record: Record, *, still_needed: int = 0) -> None:
+        if self._loop is None:
+            self._start(run)
+        assert self._loop is not None
+        self._futures[record.uuid] = asyncio.run_coroutine_threadsafe(
+            self._run(run, record, still_needed), self._loop
+        )
+
+    def wait_some(self) -> list[Record]:
+        done, _ = concurrent.futures.wait(
+            list(self._futures.values()), return_when=concurrent.futures.FIRST_COMPLETED
+        )
+        finished = [uuid for uuid, future in self._futures.items() if future in done]
+        return [self._futures.pop(uuid).result() for uuid in finished]
+
+    def cancel(self) -> list[Record]:
+        if self._loop is None or not self._futures:
+            return []
+        self._loop.call_soon_threadsafe(self._stop_all)
+        concurrent.futures.wait(list(self._futures.values()))
+        records = [future.result() for future in self._futures.values()]
+        self._futures.clear()
+        return records
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            if self._pool is not None:
+                asyncio.run_coroutine_threadsafe(self._pool.close(), self._loop).result()
+            if self._indexing is not None:
+                self._indexing.result()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            assert self._thread is not None
+            self._thread.join()
+            self._loop.close()
+            self._loop = None
+
+    def _start(self, first: PreparedRun) -> None:
+        """Start the loop thread and the pool; every point of a sweep runs the same file."""
+        modules = None
+        if self.options.preload:
+            modules = preloadable_modules(
+                [g.source for g in first.groups], Path(first.script_path).parent, Path.cwd()
+            )
+        self._pool = KernelPool(
+            Path.cwd(), modules, ahead=min(self.workers, 2), script_path=first.script_path,
+            threads=self.threads_per_run(),
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="ploomber-like-kernels", daemon=True
+        )
+        self._thread.start()
+        # Index the installed packages while the template starts, not when the first run ends.
+        self._indexing = asyncio.run_coroutine_threadsafe(
+            asyncio.to_thread(module_distributions), self._loop
+        )
+
+    async def _run(self, run: PreparedRun, record: Record, still_needed: int) -> Record:
+        started = time.monotonic()
+        if self._stopping:  # submitted just before Ctrl-C: never started
+            record.interrupt("the sweep was interrupted", started)
+            return record
+        assert self._pool is not None
+        self._tasks[record.uuid] = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            return await run_on_pool(
+                run, record, self._pool, timeout=self.options.timeout, still_needed=still_needed
+            )
+        except asyncio.CancelledError:
+            # Ctrl-C: run_on_pool killed the kernel and kept what the run had shown.
+            record.interrupt("the sweep was interrupted", started)
+            return record
+        except Exception as exc:  # a fault of ours must not lose the run
+            return fail_record(record, Status.CRASHED, exc, started)
+        finally:
+            self._tasks.pop(record.uuid, None)
+
+    def _stop_all(self) -> None:
+        self._stopping = True
+        for task in self._tasks.values():
+            task.cancel()

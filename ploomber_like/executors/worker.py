@@ -1,0 +1,190 @@
+"""What runs in an executor's worker process (a Dask worker, a pool's thread or process).
+
+The driver keeps the database: it writes each point's ``running`` row, submits
+:func:`execute_remote` with the point (the file's source and parameters travel in the
+:class:`~ploomber_like.notebook.PreparedRun`), and writes the record that comes back. Workers
+never open the database. On a worker, each run gets its own kernel process, forked from a warm
+template that the worker process keeps for the runs of the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import platform
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from ploomber_like.execute import run_on_pool
+from ploomber_like.kernels import (
+    FreshKernels,
+    KernelPool,
+    KernelTemplate,
+    fork_available,
+    make_factory,
+    preloadable_modules,
+)
+from ploomber_like.notebook import PreparedRun
+from ploomber_like.record import Record, Status
+
+#: Seconds between a worker's checks whether the driver asked its runs to stop.
+STOP_POLL_INTERVAL = 0.2
+
+
+def execute_remote(
+    run: PreparedRun,
+    record: Record,
+    timeout: float | None,
+    preload: bool,
+    threads: int | None = None,
+) -> Record:
+    """Run one point in a kernel of this (worker) process; the function that gets submitted.
+
+    Parameters
+    ----------
+    run : PreparedRun
+        The point: the file's source, groups and parameters. The file itself is not read.
+    record : Record
+        Its ``running`` record, as written by the driver; filled in and returned.
+    timeout : float or None
+        Seconds the run may take.
+    preload : bool
+        Fork the kernel from this process's warm template for the file's imports.
+    threads : int, optional
+        Threads the kernel's numerical libraries may use; default: this machine's cores shared
+        among the runs this worker process executes at once (its Dask threads).
+
+    Returns
+    -------
+    Record
+        The finished record; a run that fails is returned with its status and error.
+    """
+    if record.environment is not None:
+        # The driver collected git state and command; the run happens here.
+        record.environment = replace(
+            record.environment, host=socket.gethostname(),
+            python=platform.python_version(), platform=platform.platform(),
+        )
+    stop = _register_stop(record.uuid)
+    started = time.monotonic()
+    try:
+        factory = _shared_factory(run, preload, threads or _threads_here())
+    except Exception as exc:  # a template that cannot start: the run is recorded, not lost
+        record.fail(Status.CRASHED, exc, started)
+        _forget_stop(record.uuid, stop)
+        return record
+    try:
+        return asyncio.run(_run_until_stopped(run, record, factory, timeout, stop))
+    finally:
+        _forget_stop(record.uuid, stop)
+
+
+def request_stop(uuids: Iterable[str]) -> None:
+    """Ask the runs of ``uuids`` executing in this process to stop and kill their kernels.
+
+    The driver calls it on every Dask worker after Ctrl-C (and in its own process, which covers
+    thread-pool executors). A run not started yet stops as soon as it starts.
+    """
+    with _STOPS_LOCK:
+        for uuid in uuids:
+            _STOPS.setdefault(uuid, threading.Event()).set()
+
+
+#: Kernel factories of this process, by (working directory, preloaded modules or None, threads).
+_FACTORIES: dict[
+    tuple[str, tuple[str, ...] | None, int], FreshKernels | KernelTemplate
+] = {}
+_FACTORIES_LOCK = threading.Lock()
+_RUNTIME_DIR: list[Path] = []
+
+#: Stop requests by run uuid (see :func:`request_stop`).
+_STOPS: dict[str, threading.Event] = {}
+_STOPS_LOCK = threading.Lock()
+
+
+def _threads_here() -> int:
+    """This machine's cores divided among the runs this process executes at once."""
+    at_once = 1
+    try:
+        from distributed import get_worker
+
+        at_once = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):  # not on a Dask worker
+        pass
+    return max(1, (os.cpu_count() or 1) // max(1, at_once))
+
+
+def _shared_factory(
+    run: PreparedRun, preload: bool, threads: int
+) -> FreshKernels | KernelTemplate:
+    """This process's kernel factory for ``run``: one warm template per set of preloads."""
+    cwd = Path.cwd()
+    modules = None
+    if preload and fork_available():
+        sources = [group.source for group in run.groups]
+        modules = tuple(preloadable_modules(sources, run.path.resolve().parent, cwd))
+    key = (str(cwd), modules, threads)
+    with _FACTORIES_LOCK:
+        factory = _FACTORIES.get(key)
+        # A template killed from outside (OOM killer...) is replaced rather than failing every run.
+        if factory is not None and not factory.is_alive():
+            factory.close()
+            factory = None
+        if factory is None:
+            if not _RUNTIME_DIR:
+                _RUNTIME_DIR.append(Path(tempfile.mkdtemp(prefix="ploomber-like-worker-")))
+                atexit.register(_close_factories)
+            factory = make_factory(
+                _RUNTIME_DIR[0], cwd, list(modules) if modules is not None else None, threads
+            )
+            _FACTORIES[key] = factory
+    return factory
+
+
+def _close_factories() -> None:
+    with _FACTORIES_LOCK:
+        for factory in _FACTORIES.values():
+            factory.close()
+        _FACTORIES.clear()
+        for folder in _RUNTIME_DIR:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _run_until_stopped(
+    run: PreparedRun,
+    record: Record,
+    factory: FreshKernels | KernelTemplate,
+    timeout: float | None,
+    stop: threading.Event,
+) -> Record:
+    pool = KernelPool(Path.cwd(), None, ahead=0, factory=factory)
+    task = asyncio.ensure_future(run_on_pool(run, record, pool, timeout=timeout))
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=STOP_POLL_INTERVAL)
+            if stop.is_set() and not task.done():
+                task.cancel()  # run_on_pool kills the kernel on its way out
+                await asyncio.gather(task, return_exceptions=True)
+                record.interrupt("the sweep was interrupted")
+                return record
+        return task.result()
+    finally:
+        await pool.close()
+
+
+def _register_stop(uuid: str) -> threading.Event:
+    with _STOPS_LOCK:
+        return _STOPS.setdefault(uuid, threading.Event())
+
+
+def _forget_stop(uuid: str, event: threading.Event) -> None:
+    with _STOPS_LOCK:
+        if _STOPS.get(uuid) is event:
+            del _STOPS[uuid]

@@ -1,0 +1,139 @@
+"""What every search sampler shares: numbered trials, reading the objective, resuming.
+
+A trial is *complete* when its run ends ``ok`` and shows the objective as a finite number;
+otherwise it is *failed*, and the row says why in ``trial_error``. A run that ends ``ok`` but
+shows no number for the objective keeps status ``ok`` (the run itself went well, its values
+are real) with ``objective`` NULL and ``trial_error`` set: it is a failed trial for the search.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ploomber_like.errors import ParameterError
+from ploomber_like.record import Record, SearchTrial, Status
+from ploomber_like.samplers.base import Point, Sampler
+from ploomber_like.samplers.space import Dimension
+from ploomber_like.store import RecordedTrial, Store
+
+Direction = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The value a search optimizes: a name the file shows, and which way is better."""
+
+    name: str
+    direction: Direction = "maximize"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ParameterError("a search needs an objective: the name of a value the file shows")
+        if self.direction not in ("maximize", "minimize"):
+            raise ParameterError(
+                f"direction must be 'maximize' or 'minimize', got {self.direction!r}"
+            )
+
+    def read(self, record: Record) -> tuple[float | None, str | None]:
+        """The objective's value in ``record``, or None and why the trial failed."""
+        if record.status != Status.OK:
+            return None, f"the run ended {record.status}"
+        if self.name in record.values:
+            value = record.values[self.name]
+        elif self.name in record.parameters:
+            value = record.parameters[self.name]
+        else:
+            return None, f"the run did not show {self.name!r}"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return None, f"{self.name!r} is {_short(value)}, not a number"
+        if not math.isfinite(value):
+            return None, f"{self.name!r} is {value}, not a finite number"
+        return float(value), None
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` beats ``b``."""
+        return a > b if self.direction == "maximize" else a < b
+
+
+class SearchSampler(Sampler):
+    """A sampler that numbers its trials, records the objective and resumes a named search.
+
+    Subclasses propose parameters (:meth:`propose`) and learn results (:meth:`learn`).
+
+    Parameters
+    ----------
+    space : dict of Dimension
+        What to search (see :func:`~ploomber_like.samplers.space.search_space`).
+    objective : Objective
+        The value to optimize.
+    search : str
+        The search's name, stored in every trial's row; trials already recorded under it count.
+    trials : int
+        Trials the search should have in total, counting those recorded before.
+    """
+
+    def __init__(
+        self, space: dict[str, Dimension], objective: Objective, search: str, trials: int
+    ) -> None:
+        if not isinstance(trials, int) or trials < 1:
+            raise ParameterError(f"trials must be at least 1, got {trials!r}")
+        self.space = space
+        self.objective = objective
+        self.search = search
+        self.trials = trials
+        #: Trials counted toward ``trials``: recorded before (complete or failed) and told since.
+        self.counted = 0
+        self._next_number = 0
+        self._asked = 0
+
+    def resume(self, store: Store) -> None:
+        """Count and learn the trials recorded before; interrupted ones are run again."""
+        recorded = store.search_trials(self.search)
+        self._next_number = max((t.number for t in recorded), default=-1) + 1
+        finished = [t for t in recorded if t.status not in (Status.RUNNING, Status.INTERRUPTED)]
+        self.counted = len(finished)
+        self.learn_history(finished)
+
+    @property
+    def total(self) -> int:
+        return max(0, self.trials - self.counted)
+
+    def ask(self, n: int) -> list[Point]:
+        n = min(n, self.trials - self.counted - self._asked)
+        points = [self.propose() for _ in range(max(0, n))]
+        self._asked += len(points)
+        return points
+
+    def begin(self, point: Point, record: Record) -> None:
+        record.trial = SearchTrial(self.search, self._next_number)
+        self._next_number += 1
+
+    def tell(self, point: Point, record: Record) -> None:
+        assert record.trial is not None
+        self._asked -= 1
+        if record.status == Status.INTERRUPTED:
+            record.trial.error = "the run was interrupted"
+            self.learn(point, None, record)
+            return  # not counted: a resumed search runs it again
+        record.trial.objective, record.trial.error = self.objective.read(record)
+        self.counted += 1
+        self.learn(point, record.trial.objective, record)
+
+    @abstractmethod
+    def propose(self) -> Point:
+        """The parameters of the next trial."""
+
+    def learn(self, point: Point, value: float | None, record: Record) -> None:
+        """A proposed trial ended with ``value`` (None: failed or interrupted)."""
+
+    def learn_history(self, trials: list[RecordedTrial]) -> None:
+        """Trials recorded by earlier runs of the same search, in trial order."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

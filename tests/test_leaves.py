@@ -1,0 +1,283 @@
+"""What a run leaves beyond its shown values: output scalars, files, live output, the executed
+notebook, bounded output, and failures that point at the user's file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from conftest import write_script
+
+from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
+from ploomber_like.artifacts import write_file
+from ploomber_like.errors import ParameterError
+from ploomber_like.scalars import ScalarReader, scalar_pattern
+
+TRAIN = """
+# parameters
+epochs = 3
+
+import sys
+for epoch in range(epochs):
+    print(f"epoch: {epoch} loss: {1 / (epoch + 1):.3f} - val_loss: {2 / (epoch + 1):.3f}")
+print("lr=0.01, momentum=0.9")
+print("done", file=sys.stderr)
+with open("model.txt", "w") as file:
+    file.write(f"epochs={epochs}")
+"""
+
+
+def cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+# --- output scalars -------------------------------------------------------------------------
+
+
+def test_keras_style_lines_give_series_with_steps():
+    reader = ScalarReader(scalar_pattern(True))
+    reader.feed("32/32 [====] - 1s 3ms/step - loss: 0.69 - accuracy: 0.52\n", 1.0)
+    reader.feed("step=7, loss=0.5 acc: 0.9\nloss: 0.4\ntook 2ms at 12:30\nAccuracy: 95%", 2.0)
+    points = [(p.key, p.step, p.value) for p in reader.finish(3.0)]
+    assert points == [
+        ("loss", 0, 0.69), ("accuracy", 0, 0.52),
+        ("loss", 7, 0.5), ("acc", 7, 0.9), ("loss", 8, 0.4),
+    ]
+
+
+def test_a_bad_scalar_pattern_is_a_one_line_error(tmp_path):
+    path = write_script(tmp_path, "x = 1\n")
+    with pytest.raises(ParameterError, match="named groups"):
+        track_execution(path, database=tmp_path / "runs.db", output_scalars=r"loss: (\d+)")
+    assert not (tmp_path / "runs.db").exists()
+
+
+def test_output_scalars_files_and_notebook_of_a_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input.txt").write_text("unchanged")
+    path = write_script(tmp_path, TRAIN, "train.py")
+    record = track_execution(path, {"epochs": 2}, "runs.db", quiet=True, save_notebook=True)
+    assert record.ok and record.workdir == str(tmp_path)
+
+    tracker = SQLiteTracker("runs.db")
+    metrics = tracker.metrics(record.uuid)
+    assert list(metrics.columns) == ["uuid", "key", "step", "value"]
+    loss = metrics[metrics.key == "loss"]
+    assert loss.step.tolist() == [0, 1] and loss.value.tolist() == [1.0, 0.5]
+    assert metrics[metrics.key == "lr"].value.tolist() == [0.01]
+    # The last value of each series, next to the shown values, in plain SQL (as documented).
+    conn = sqlite3.connect("runs.db")
+    last = conn.execute(
+        "SELECT e.uuid, json_extract(e.parameters, '$.epochs'), m.value FROM experiments e "
+        "JOIN metrics m ON m.uuid = e.uuid AND m.key = 'loss' "
+        "WHERE m.step = (SELECT max(step) FROM metrics WHERE uuid = e.uuid AND key = 'loss')"
+    ).fetchall()
+    assert last == [(record.uuid, 2, 0.5)]
+
+    # Only what the run wrote is an artifact: not its inputs, not the database.
+    artifacts = tracker.artifacts(record.uuid)
+    assert [(a.path, a.size, a.stored) for a in artifacts] == [("model.txt", 8, True)]
+
+    result = cli("show", record.uuid[:8], "-d", "runs.db", "--export", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "loss" in result.stdout and "val_loss" in result.stdout  # the series' summary
+    assert "model.txt" in result.stdout and "done" in result.stdout  # files, stderr tail
+    assert (tmp_path / "out" / "model.txt").read_text() == "epochs=2"
+    notebook = nbformat.read(tmp_path / "out" / f"{record.uuid}.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    assert "injected-parameters" in notebook.cells[1].metadata["tags"]
+    printed = "".join(
+        o.get("text", "") for c in notebook.cells for o in c.outputs if o.output_type == "stream"
+    )
+    assert "epoch: 1 loss: 0.500" in printed
+
+
+def test_no_output_scalars_and_a_user_pattern(tmp_path):
+    path = write_script(tmp_path, 'print("loss: 1")\nprint("score -> 7")\n')
+    off = track_execution(path, database=tmp_path / "runs.db", output_scalars=False, quiet=True)
+    mine = track_execution(
+        path, database=tmp_path / "runs.db", quiet=True,
+        output_scalars=r"(?P<key>\w+) -> (?P<value>\d+)",
+    )
+    assert off.metrics == []
+    assert [(p.key, p.value) for p in mine.metrics] == [("score", 7.0)]
+
+
+def test_plots_in_the_saved_notebook_are_references_to_the_plot_blob(tmp_path):
+    path = write_script(tmp_path, """
+        import matplotlib.pyplot as plt
+
+        def curve():
+            plt.plot([1, 2, 3])
+
+        curve()
+    """)
+    record = track_execution(path, database=tmp_path / "runs.db", save_notebook=True, quiet=True)
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    blob = "SELECT data FROM blobs WHERE sha256 = ?"
+    (stored,) = conn.execute(blob, (record.notebook,)).fetchone()
+    png = record.values["curve"]["$blob"]
+    assert f"ploomber-like-blob:{png}".encode() in stored and b"iVBOR" not in stored
+    pngs = conn.execute("SELECT count(*) FROM blobs WHERE mimetype = 'image/png'").fetchone()
+    assert pngs == (1,)
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def test_parallel_sweep_runs_keep_their_own_files_and_read_inputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("10\n")
+    write_script(tmp_path, """
+        # parameters
+        n = 1
+
+        base = int(open("data.csv").read())
+        with open("model.txt", "w") as file:
+            file.write(str(base + n))
+        print(f"score: {base + n}")
+    """, "fit.py")
+    summary = track_grid("fit.py", {"n": [1, 2, 3]}, "runs.db", workers=2, quiet=True)
+    assert summary.ok == 3
+    tracker = SQLiteTracker("runs.db")
+    contents = set()
+    for uuid, _ in summary.runs:
+        (artifact,) = tracker.artifacts(uuid)
+        run_dir = tmp_path / "runs.runs" / uuid
+        contents.add((run_dir / "model.txt").read_text())
+        assert artifact.path == "model.txt"
+        assert tracker.metrics(uuid).value.tolist() == [float((run_dir / "model.txt").read_text())]
+    assert contents == {"11", "12", "13"}
+    assert not (tmp_path / "model.txt").exists()  # nothing written in the shared folder
+
+
+def test_files_over_the_limit_are_listed_not_stored(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_script(tmp_path, 'open("big.bin", "wb").write(b"x" * 5000)\n')
+    record = track_execution(path, database="runs.db", max_artifact_bytes=1000, quiet=True)
+    (artifact,) = SQLiteTracker("runs.db").artifacts(record.uuid)
+    assert (artifact.path, artifact.size, artifact.stored) == ("big.bin", 5000, False)
+    assert "over the artifact limit" in record.stderr
+    conn = sqlite3.connect("runs.db")
+    stored = conn.execute("SELECT count(*) FROM blobs WHERE sha256 = ?", (artifact.sha256,))
+    assert stored.fetchone() == (0,)
+
+
+def test_export_never_writes_through_a_link_or_outside(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.txt").symlink_to(target)
+    with pytest.raises(TrackerError):
+        write_file(tmp_path / "out", "model.txt", b"new")
+    with pytest.raises(TrackerError):
+        write_file(tmp_path / "out", "../escape.txt", b"new")
+    assert target.read_text() == "keep" and not (tmp_path / "escape.txt").exists()
+    long_name = "k" * 300 + ".txt"
+    written = write_file(tmp_path / "out", long_name, b"ok")
+    assert written.read_bytes() == b"ok"
+    assert written == write_file(tmp_path / "out", long_name, b"ok")  # the same short name
+
+
+# --- live and bounded output ----------------------------------------------------------------
+
+
+def test_a_single_cli_run_streams_its_output_unless_quiet(tmp_path):
+    write_script(tmp_path, TRAIN, "train.py")
+    loud = cli("train.py", "-d", "runs.db", cwd=tmp_path)
+    quiet = cli("train.py", "-d", "runs.db", "-q", "--no-output-scalars", cwd=tmp_path)
+    assert "epoch: 2 loss: 0.333" in loud.stdout and "done" in loud.stderr
+    assert "epoch: 2" not in quiet.stdout and "done" not in quiet.stderr
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    rows = conn.execute("SELECT uuid, stdout FROM experiments ORDER BY created").fetchall()
+    assert all("epoch: 2 loss: 0.333" in stdout for _, stdout in rows)
+    counts = [conn.execute("SELECT count(*) FROM metrics WHERE uuid = ?", (u,)).fetchone()[0]
+              for u, _ in rows]
+    assert counts == [8, 0]
+
+
+def test_huge_output_is_kept_as_head_and_tail_only(tmp_path):
+    path = write_script(tmp_path, """
+        import sys
+        for i in range(400):
+            sys.stdout.write(str(i % 10) * 100_000 + "\\n")
+        print("the end")
+    """)
+    record = track_execution(path, database=tmp_path / "runs.db", quiet=True)
+    assert record.ok and len(record.stdout) < 201_000
+    assert record.stdout.startswith("0" * 1000) and record.stdout.endswith("the end\n")
+    assert "characters cut by ploomber_like" in record.stdout
+
+
+def test_a_large_text_value_is_stored_out_of_line(tmp_path):
+    path = write_script(tmp_path, 'big = "ab" * 1_000_000\nbig\n')
+    record = track_execution(path, database=tmp_path / "runs.db", quiet=True)
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    (parameters,) = conn.execute("SELECT parameters FROM experiments").fetchone()
+    assert len(parameters) < 2_000
+    reference = json.loads(parameters)["big"]
+    assert reference["mimetype"] == "text/plain" and reference["preview"].startswith("abab")
+    blob = "SELECT data FROM blobs WHERE sha256 = ?"
+    (data,) = conn.execute(blob, (reference["$blob"],)).fetchone()
+    assert len(data) == 2_000_000 and record.ok
+
+
+# --- failures point at the file -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["fit.py", "percent.py"])
+def test_a_failure_names_the_file_and_line(tmp_path, name):
+    header = "# %%\n" if name == "percent.py" else ""
+    cell = "# %%\n" if name == "percent.py" else "\n"
+    text = (
+        f"{header}# parameters\nx = 0\n{cell}"
+        f"def divide(a):\n    return 1 / a\n{cell}"
+        f"y = 1\ndivide(x)\n"
+    )
+    path = tmp_path / name
+    path.write_text(text)
+    record = track_execution(path, database=tmp_path / "runs.db", quiet=True)
+    lines = text.splitlines()
+    inner = lines.index("    return 1 / a") + 1
+    outer = lines.index("divide(x)") + 1
+    assert record.error.location == f"{path}:{inner}"
+    assert f"File {path}:{outer}" in record.error.traceback
+    assert f"File {path}:{inner}, in divide(a)" in record.error.traceback
+    assert f"----> {inner}     return 1 / a" in record.error.traceback
+    assert record.error.summary().startswith("ZeroDivisionError in group 3 (")
+    row = sqlite3.connect(tmp_path / "runs.db").execute(
+        "SELECT error_location FROM experiments"
+    ).fetchone()
+    assert row == (f"{path}:{inner}",)
+
+
+def test_a_notebook_failure_names_cell_and_line(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# title"),
+        nbformat.v4.new_code_cell("x = 0"),
+        nbformat.v4.new_code_cell("y = 1\n1 / x"),
+    ])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, path)
+    record = track_execution(path, database=tmp_path / "runs.db", quiet=True)
+    assert record.error.location == f"{path}:cell 3, line 2"
+    assert f"File {path}:cell 3, line 2" in record.error.traceback
+    assert "group 2" in record.error.summary()
+
+
+def test_show_prints_the_failing_group_counted_from_1(tmp_path):
+    write_script(tmp_path, "a = 1\n\nb = 0\n\na / b\n", "fail.py")
+    result = cli("fail.py", "-d", "runs.db", "-q", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "ZeroDivisionError in group 3 (fail.py:5)" in result.stdout
+    uuid = sqlite3.connect(tmp_path / "runs.db").execute("SELECT uuid FROM experiments").fetchone()
+    shown = cli("show", uuid[0], "-d", "runs.db", cwd=tmp_path)
+    assert "in group 3:" in shown.stdout and "File fail.py:5" in shown.stdout
+    assert os.path.exists(tmp_path / "runs.db")

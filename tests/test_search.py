@@ -1,0 +1,205 @@
+"""Searches: trials recorded with their search, number and objective; failed trials; resume."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ploomber_like import ParameterError, TrackerError, track_search
+
+PEAK = """\
+# parameters
+x = 0
+y = 1
+
+score = -(x - 3) ** 2 + y
+score
+"""
+
+
+def script(tmp_path: Path, text: str = PEAK, name: str = "job.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def rows(database: Path) -> list[dict]:
+    conn = sqlite3.connect(database)
+    conn.row_factory = sqlite3.Row
+    try:
+        found = conn.execute("SELECT * FROM experiments ORDER BY trial").fetchall()
+    finally:
+        conn.close()
+    return [dict(row) for row in found]
+
+
+def test_a_random_search_records_trials_and_continues_where_it_stopped(tmp_path):
+    path = script(tmp_path)
+    db = tmp_path / "s.db"
+    space = {"x": list(range(7))}
+    first = track_search(path, space, objective="score", trials=3, database=db,
+                         sampler="random", seed=3, workers=2, quiet=True)
+    assert (first.ok, first.trials) == (3, 3)
+    again = track_search(path, space, objective="score", trials=5, database=db,
+                         sampler="random", seed=3, workers=2, quiet=True)
+    assert (again.ok, again.trials, again.search) == (2, 5, first.search)
+    found = rows(db)
+    assert [r["trial"] for r in found] == [0, 1, 2, 3, 4]
+    assert {r["search"] for r in found} == {first.search}
+    for row in found:
+        x = json.loads(row["overrides"])["x"]
+        assert row["objective"] == -((x - 3) ** 2) + 1
+        assert row["trial_error"] is None
+    best = max(found, key=lambda r: r["objective"])
+    assert again.best is not None and again.best.uuid == best["uuid"]
+    assert again.best.values["score"] == best["objective"]
+    # Continued, not restarted: the resumed draws are those one uninterrupted search makes.
+    whole = track_search(path, space, objective="score", trials=5, database=tmp_path / "w.db",
+                         sampler="random", seed=3, workers=1, quiet=True)
+    assert whole.ok == 5
+    assert sorted(json.loads(r["overrides"])["x"] for r in rows(tmp_path / "w.db")) == sorted(
+        json.loads(r["overrides"])["x"] for r in found
+    )
+    # Reaching `trials` runs nothing more.
+    done = track_search(path, space, objective="score", trials=5, database=db,
+                        sampler="random", seed=3, quiet=True)
+    assert (done.ok, done.failed, done.trials) == (0, 0, 5)
+
+
+def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_path):
+    path = script(tmp_path, """\
+        import sys
+
+        # parameters
+        x = 0
+
+        if x == 1:
+            raise ValueError("no")
+        if x == 3:
+            sys.exit(0)  # ends ok, before showing the objective
+
+        score = "high" if x == 2 else x * 10
+        score
+        """)
+    db = tmp_path / "f.db"
+    summary = track_search(path, {"x": [0, 1, 2, 3]}, objective="score", trials=12,
+                           database=db, sampler="random", seed=0, workers=2, quiet=True)
+    assert summary.trials == 12
+    by_x = {}
+    for row in rows(db):
+        by_x.setdefault(json.loads(row["overrides"])["x"], row)
+    assert set(by_x) == {0, 1, 2, 3}
+    assert (by_x[0]["status"], by_x[0]["objective"], by_x[0]["trial_error"]) == ("ok", 0, None)
+    assert by_x[1]["status"] == "failed" and by_x[1]["objective"] is None
+    assert by_x[1]["trial_error"] == "the run ended failed"
+    assert by_x[2]["status"] == "ok" and by_x[2]["objective"] is None
+    assert by_x[2]["trial_error"] == "'score' is 'high', not a number"
+    assert by_x[3]["status"] == "ok" and by_x[3]["trial_error"] == "the run did not show 'score'"
+    assert summary.best is not None and summary.best.values["score"] == 0
+
+
+def test_tpe_with_a_seed_and_one_worker_proposes_the_same_points(tmp_path):
+    pytest.importorskip("optuna")
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    path = script(tmp_path)
+    space = {"x": IntDistribution(0, 6), "y": FloatDistribution(0.1, 10, log=True)}
+    sequences = []
+    for name in ("a.db", "b.db"):
+        summary = track_search(path, space, objective="score", direction="minimize", trials=4,
+                               database=tmp_path / name, seed=7, workers=1, quiet=True)
+        assert summary.ok == 4
+        sequences.append([json.loads(r["overrides"]) for r in rows(tmp_path / name)])
+    assert sequences[0] == sequences[1]
+    assert all(0.1 <= p["y"] <= 10 and isinstance(p["x"], int) for p in sequences[0])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        ({"space": {}}, "the search space is empty"),
+        ({"space": {"x": []}}, "the list of choices is empty"),
+        ({"space": {"x": 5}}, "int is not a search dimension"),
+        ({"objective": ""}, "a search needs an objective"),
+        ({"direction": "up"}, "direction must be 'maximize' or 'minimize'"),
+        ({"trials": 0}, "trials must be at least 1"),
+        ({"sampler": "grid"}, "unknown sampler 'grid'"),
+        ({"fixed": {"x": 1}}, "both searched and fixed: x"),
+    ],
+)
+def test_bad_searches_fail_before_anything_runs(tmp_path, call, message):
+    options = {"space": {"x": [1, 2]}, "objective": "score", "sampler": "random", **call}
+    db = tmp_path / "bad.db"
+    with pytest.raises(ParameterError, match=message):
+        track_search(script(tmp_path), options.pop("space"), database=db, quiet=True, **options)
+    assert not db.exists()
+
+
+def run_cli(*args: str, cwd: Path, hide_optuna: bool = False) -> subprocess.CompletedProcess:
+    prelude = "import sys; " + ("sys.modules['optuna'] = None; " if hide_optuna else "")
+    code = prelude + "from ploomber_like.cli import main; main(sys.argv[1:])"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_search_runs_continues_and_reports_the_best(tmp_path):
+    script(tmp_path)
+    args = ["job.py", "-s", "x=int:0:6", "-s", "y=1,2", "-p", "unused=0", "--trials", "3",
+            "--maximize", "score", "--sampler", "random", "--seed", "1", "-w", "2", "-d", "c.db"]
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3 trials; best score = " in done.stderr
+    found = rows(tmp_path / "c.db")
+    assert len(found) == 3 and all(json.loads(r["overrides"])["unused"] == 0 for r in found)
+    again = run_cli(*[a if a != "3" else "4" for a in args], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [r["trial"] for r in rows(tmp_path / "c.db")] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-s", "x=normal:0:1", "--maximize", "score"], "unknown distribution kind 'normal'"),
+        (["-s", "x=int:5:1", "--maximize", "score"], "low 5 is above high 1"),
+        (["-s", "x=float:0:1:log", "--minimize", "score"], "a log range must start above 0"),
+        (["-s", "x=int:0:6"], "a search needs one objective"),
+        (["-s", "x=int:0:6", "--maximize", "a", "--minimize", "b"], "one objective"),
+        (["--maximize", "score"], "need the parameters to search"),
+        (["-s", "x=int:0:6", "--maximize", "score", "-g", "y=1,2"], "do not apply to a search"),
+    ],
+)
+def test_cli_bad_searches_are_one_line_errors(tmp_path, args, message):
+    script(tmp_path)
+    done = run_cli("job.py", *args, "-d", "x.db", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_without_optuna_tpe_says_how_to_get_it_and_random_still_works(tmp_path):
+    script(tmp_path)
+    base = ["job.py", "-s", "x=int:0:6", "--maximize", "score", "--trials", "2", "-d", "o.db"]
+    done = run_cli(*base, cwd=tmp_path, hide_optuna=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: this search needs Optuna: pip install 'ploomber-like[search]' "
+        "(or use sampler='random', which does not)"
+    )
+    assert not (tmp_path / "o.db").exists()
+    done = run_cli(*base, "--sampler", "random", "-q", cwd=tmp_path, hide_optuna=True)
+    assert done.returncode == 0, done.stderr
+    assert len(rows(tmp_path / "o.db")) == 2
+
+
+def test_an_unknown_executor_is_a_one_line_error(tmp_path):
+    with pytest.raises(TrackerError, match="executor must be"):
+        track_search(script(tmp_path), {"x": [1]}, objective="score", sampler="random",
+                     database=tmp_path / "e.db", executor=object(), quiet=True)
+    assert not (tmp_path / "e.db").exists()
