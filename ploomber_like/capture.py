@@ -23,7 +23,9 @@ import numbers
 import os
 import re
 import sys
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +85,7 @@ def install(shell: Any, script_path: str) -> None:
     # What the kernel machinery imported is not the run's; what a warm template preloaded on
     # the script's behalf is, once the run imports it.
     hook.machinery_modules = hook.initial_modules.difference(*PRELOAD_CLOSURES.values())
+    hook.streams = [_BoundedStream.wrap(sys.stdout), _BoundedStream.wrap(sys.stderr)]
     builtins.__import__ = hook.recording_import(builtins.__import__)
     setattr(builtins, HOOK_NAME, hook)
     shell.ast_transformers.append(_ExpressionWrapper(hook))
@@ -105,14 +108,18 @@ class _KernelCapture:
         self.initial_modules: set[str] = set()
         self.machinery_modules: set[str] = set()
         self.imported_modules: set[str] = set()
+        self.streams: list[_BoundedStream] = []
 
     # events
 
     def pre_run_cell(self, info: Any) -> None:
+        # A thread may have written after the last cell ended: send its held tail first.
+        self.end_streams()
         self.cell_text = self.shell.transform_cell(info.raw_cell or "")
         self.attributed = set()
 
     def post_execute(self) -> None:
+        self.end_streams()
         pyplot = sys.modules.get("matplotlib.pyplot")
         pending, self.pending_figures = self.pending_figures, []
         if pyplot is None:
@@ -126,6 +133,10 @@ class _KernelCapture:
         # Jupyter's inline backend closes every figure when a cell ends; closing them here, after
         # rendering ours, keeps that behaviour and spares rendering figures nobody asked for.
         pyplot.close("all")
+
+    def end_streams(self) -> None:
+        for stream in self.streams:
+            stream.end_cell()
 
     # called by rewritten statements
 
@@ -206,6 +217,74 @@ class _KernelCapture:
                 self.attributed.add(id(fig))
                 found.append(fig)
         return found
+
+
+class _BoundedStream:
+    """Bounds what one cell sends on a kernel stream (``sys.stdout`` or ``sys.stderr``).
+
+    ipykernel sends all that is written between two flushes (0.2 s apart) as one message, so a
+    loop printing megabytes makes messages of tens of megabytes that the driver decodes only to
+    keep their head and tail. Per cell, the first half of ``MAX_STREAM_CHARS`` passes as written
+    (live output still streams); of the rest only the last half is held here, and sent after a
+    :func:`cut_marker` when the cell ends. A crash mid-cell loses that held tail.
+    """
+
+    def __init__(self, write: Callable[[str], Any], limit: int = MAX_STREAM_CHARS) -> None:
+        self.original_write = write
+        self.half = limit // 2
+        self.pid = os.getpid()
+        # Threads and ipykernel's watcher of file descriptor 1 and 2 write concurrently; and a
+        # signal handler that prints mid-write runs on the same thread, so the lock re-enters.
+        self.lock = threading.RLock()
+        self.passed = 0
+        self.tail: deque[str] = deque()
+        self.tail_chars = 0
+        self.dropped = 0
+
+    @classmethod
+    def wrap(cls, stream: Any) -> _BoundedStream:
+        """Route ``stream.write`` through a new bound; the object stays the kernel's own, so
+        ``isinstance`` checks, ``flush`` and ``fileno`` behave as before."""
+        current = getattr(stream.write, "__self__", None)
+        if isinstance(current, cls):  # capture installed again in this kernel
+            return current
+        bounded = cls(stream.write)
+        stream.write = bounded.write
+        return bounded
+
+    def write(self, text: str) -> int:
+        if os.getpid() != self.pid:
+            # A forked child (multiprocessing) never sees its cell end: hold nothing there.
+            return self.original_write(text)
+        written = len(text)
+        with self.lock:
+            if self.passed < self.half:
+                head = text[: self.half - self.passed]
+                self.passed += len(head)
+                text = text[len(head) :]
+                self.original_write(head)
+            if text:
+                if len(text) > self.half:
+                    self.dropped += len(text) - self.half
+                    text = text[-self.half :]
+                self.tail.append(text)
+                self.tail_chars += len(text)
+                while self.tail_chars - len(self.tail[0]) >= self.half:
+                    dropped = len(self.tail.popleft())
+                    self.tail_chars -= dropped
+                    self.dropped += dropped
+        return written
+
+    def end_cell(self) -> None:
+        """Send the held tail, after a marker if part of it was dropped; start a new cell."""
+        with self.lock:
+            tail = "".join(self.tail)
+            excess = max(len(tail) - self.half, 0)
+            cut = self.dropped + excess
+            self.passed, self.tail_chars, self.dropped = 0, 0, 0
+            self.tail.clear()
+            if tail:
+                self.original_write(cut_marker(cut) + tail[excess:] if cut else tail)
 
 
 def _top_level_modules() -> set[str]:
@@ -366,13 +445,15 @@ class StreamText:
     """The head and tail of a stream, kept as it arrives: the middle is never held.
 
     :meth:`text` equals :func:`cap_text` of the whole stream with ANSI codes removed, so a
-    script printing gigabytes costs the driver at most ``limit`` characters.
+    script printing gigabytes costs the driver at most ``limit`` characters. Where the kernel
+    already cut a cell's output (see :meth:`cut`), the text counts what it cut.
     """
 
     def __init__(self, limit: int = MAX_STREAM_CHARS) -> None:
         self.half = limit // 2
         self.head: list[str] = []
         self.head_chars = 0
+        self.head_open = True
         self.tail: deque[str] = deque()
         self.tail_chars = 0
         self.total = 0
@@ -380,7 +461,7 @@ class StreamText:
     def write(self, text: str) -> None:
         text = strip_ansi(text)
         self.total += len(text)
-        if self.head_chars < self.half:
+        if self.head_open and self.head_chars < self.half:
             taken = text[: self.half - self.head_chars]
             self.head.append(taken)
             self.head_chars += len(taken)
@@ -391,13 +472,20 @@ class StreamText:
             while self.tail_chars - len(self.tail[0]) >= self.half:
                 self.tail_chars -= len(self.tail.popleft())
 
+    def cut(self, count: int) -> None:
+        """Note that the kernel left out ``count`` characters here (a :func:`cut_marker`)."""
+        self.total += count
+        # What follows continues neither the head nor the tail held so far.
+        self.head_open = False
+        self.tail.clear()
+        self.tail_chars = 0
+
     def text(self) -> str:
         head, tail = "".join(self.head), "".join(self.tail)
-        if self.total <= 2 * self.half:
+        if self.total == len(head) + len(tail) <= 2 * self.half:
             return head + tail
         tail = tail[-self.half :]
-        cut = self.total - len(head) - len(tail)
-        return f"{head}\n[... {cut} characters cut by ploomber_like ...]\n{tail}"
+        return head + cut_marker(self.total - len(head) - len(tail)) + tail
 
 
 @dataclass
@@ -412,13 +500,9 @@ class CapturedRun:
     #: Top-level third-party modules the run imported.
     modules: list[str] = field(default_factory=list)
 
-    def add_stream(self, name: str, text: str) -> None:
-        """Take stream text as the kernel sends it (``name`` is ``stdout`` or ``stderr``)."""
-        (self.stdout if name == "stdout" else self.stderr).write(text)
-
     def add_outputs(self, outputs: list[dict[str, Any]]) -> None:
-        """Take the display outputs of one executed cell, in order (streams come by
-        :meth:`add_stream` as they arrive)."""
+        """Take the display outputs of one executed cell, in order (streams are written to
+        :attr:`stdout` and :attr:`stderr` as they arrive)."""
         for output in outputs:
             if output.get("output_type") == "display_data":
                 tag = output.get("metadata", {}).get(METADATA_KEY)
@@ -473,5 +557,22 @@ def cap_text(text: str, limit: int = MAX_STREAM_CHARS) -> str:
     if len(text) <= limit:
         return text
     half = limit // 2
-    cut = len(text) - 2 * half
-    return f"{text[:half]}\n[... {cut} characters cut by ploomber_like ...]\n{text[-half:]}"
+    return text[:half] + cut_marker(len(text) - 2 * half) + text[-half:]
+
+
+def cut_marker(count: int) -> str:
+    """The line standing for ``count`` characters left out between a head and a tail."""
+    return f"\n[... {count} characters cut by ploomber_like ...]\n"
+
+
+#: Finds :func:`cut_marker` lines (built from it, so the wording lives in one place).
+_CUT_MARKER = re.compile(re.escape(cut_marker(0)).replace("0", r"(\d+)"))
+
+
+def split_at_cuts(text: str) -> list[str | int]:
+    """``text`` in pieces, with the count of each :func:`cut_marker` in it between them."""
+    pieces: list[str | int] = []
+    for index, piece in enumerate(_CUT_MARKER.split(text)):
+        # re.split alternates the text around matches with the group each match captured.
+        pieces.append(int(piece) if index % 2 else piece)
+    return pieces

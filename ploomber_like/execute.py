@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import numbers
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ from ploomber_like.capture import (
     CapturedRun,
     cap_text,
     setup_code,
+    split_at_cuts,
     strip_ansi,
 )
 from ploomber_like.errors import ParameterError
@@ -132,7 +134,7 @@ async def execute_run(
     each end the run with their status and error, keeping every value captured before.
     """
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from nbformat.v4 import new_code_cell, new_notebook
+    from nbformat import NotebookNode
 
     started = time.monotonic() if started is None else started
     options = prepared.options
@@ -143,7 +145,7 @@ async def execute_run(
     record.workdir = str(workdir)
     before = snapshot(workdir, options) if own_directory is None else {}
     steps = _plan_steps(prepared, kernel, own_directory)
-    notebook = new_notebook(cells=[new_code_cell(step.source) for step in steps])
+    notebook = NotebookNode(metadata=NotebookNode(), cells=[_code_cell(s.source) for s in steps])
     # The timeout covers the user's code, not our kernel start-up: a busy machine that starts
     # kernels slowly must not turn runs into timeouts before their first line.
     state = _ExecutionState(deadline=None if timeout is None else time.monotonic() + timeout)
@@ -216,7 +218,7 @@ async def execute_run(
         record.status = Status.OK  # also after sys.exit(0): it ends a script successfully
     if record.status in (Status.OK, Status.FAILED):
         # The kernel still runs: ask which modules the run imported, for package versions.
-        modules_cell = new_code_cell(f"{HOOK_NAME}.report_modules()")
+        modules_cell = _code_cell(f"{HOOK_NAME}.report_modules()")
         notebook.cells.append(modules_cell)
         state.deadline = time.monotonic() + 10
         with contextlib.suppress(Exception):
@@ -235,6 +237,20 @@ async def execute_run(
     return record
 
 
+def _code_cell(source: str) -> Any:
+    """A code cell for nbclient to execute.
+
+    Not nbformat's ``new_code_cell`` / ``new_notebook``: they check every cell and then the
+    notebook against the JSON schema, ~14 ms of the driver's CPU for a run of a dozen cells,
+    to check cells we build from strings ourselves.
+    """
+    from nbformat import NotebookNode
+
+    return NotebookNode(
+        cell_type="code", metadata=NotebookNode(), execution_count=None, source=source, outputs=[]
+    )
+
+
 class _RunOutput:
     """Where a run's stream output goes as it arrives: the kept head and tail, the output
     scalars, this process's terminal, the executed notebook."""
@@ -249,9 +265,18 @@ class _RunOutput:
 
     def stream(self, name: str, text: str, outputs: list[Any]) -> None:
         """Take ``text`` the kernel printed on ``name``; ``outputs`` are its cell's outputs."""
-        self.captured.add_stream(name, text)
-        if self.scalars is not None and name == "stdout":
-            self.scalars.feed(text, time.time())
+        kept = self.captured.stdout if name == "stdout" else self.captured.stderr
+        scalars = self.scalars if name == "stdout" else None
+        now = time.time()
+        for piece in split_at_cuts(text):
+            if isinstance(piece, int):
+                kept.cut(piece)
+                if scalars is not None:
+                    scalars.cut()
+            else:
+                kept.write(piece)
+                if scalars is not None:
+                    scalars.feed(piece, now)
         if self.echo:
             terminal = sys.stdout if name == "stdout" else sys.stderr
             terminal.write(text)
@@ -471,3 +496,22 @@ def module_distributions() -> dict[str, list[str]]:
     from importlib import metadata
 
     return metadata.packages_distributions()
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``timeout`` in seconds as a float, or ``None`` for no timeout.
+
+    Raises
+    ------
+    ParameterError
+        Unless ``timeout`` is ``None`` or a finite number of seconds above zero (``nan``,
+        ``inf``, ``0`` and negative numbers are refused, before any run is recorded).
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise ParameterError(f"timeout must be a number of seconds, got {timeout!r:.60}")
+    seconds = float(timeout)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ParameterError(f"timeout must be a finite number of seconds above 0, got {seconds:g}")
+    return seconds

@@ -3,7 +3,8 @@
 A training loop that prints ``epoch: 3 loss: 0.41 - val_loss: 0.52`` leaves three numbers per
 line; each name becomes a series of :class:`~ploomber_like.record.MetricPoint`. A ``step`` or
 ``epoch`` pair on the line gives the step of the others; without one, a name's steps count
-0, 1, 2... Lines are read as they stream in, so nothing depends on how much stdout is kept.
+0, 1, 2... Lines are read as they stream in, so nothing depends on how much stdout is stored;
+but of a group printing more than ``MAX_STREAM_CHARS``, the kernel sends only the head and tail.
 """
 
 from __future__ import annotations
@@ -57,16 +58,27 @@ class ScalarReader:
         self.pattern = pattern
         self.points: list[MetricPoint] = []
         self._partial = ""
+        self._after_cut = False
         self._next_step: dict[str, int] = {}
 
     def feed(self, text: str, now: float) -> None:
         """Take a chunk of stdout printed at ``now`` (seconds since the epoch)."""
+        if self._after_cut:
+            end = text.find("\n")
+            if end < 0:
+                return
+            text, self._after_cut = text[end + 1 :], False
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         if len(self._partial) > MAX_LINE_CHARS:
             self._partial = ""
         for line in lines:
             self._read_line(line, now)
+
+    def cut(self) -> None:
+        """Note that the kernel cut the output here: the line it ends and the one it starts are
+        pieces, whose numbers may be cut too, so neither is read."""
+        self._partial, self._after_cut = "", True
 
     def finish(self, now: float) -> list[MetricPoint]:
         """Read the last line (printed without a newline) and return every point."""

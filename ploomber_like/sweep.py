@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ploomber_like.errors import ParameterError
-from ploomber_like.execute import new_record, recording_options
+from ploomber_like.execute import check_timeout, new_record, recording_options
 from ploomber_like.executors import ExecutionOptions, Executor, executor_for
 from ploomber_like.executors.base import fail_record
 from ploomber_like.notebook import PreparedRun, plan_runs, read_groups, validate_parameters
@@ -146,6 +146,7 @@ def run_sweep(
     :class:`~ploomber_like.errors.TrackerError` before the database is opened.
     Parameters as for :func:`track_grid`.
     """
+    timeout = check_timeout(timeout)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ParameterError(f"workers must be at least 1, got {workers}")

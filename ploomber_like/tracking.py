@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import sys
 import time
@@ -14,13 +15,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ploomber_like.execute import new_record, recording_options, run_on_pool
-from ploomber_like.kernels import KernelPool
+from ploomber_like.execute import check_timeout, new_record, recording_options, run_on_pool
+from ploomber_like.kernels import (
+    KernelPool,
+    KernelStartError,
+    KernelTemplate,
+    preloadable_modules,
+    shared_factory,
+)
 from ploomber_like.notebook import PreparedRun, prepare_run
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Environment, Record, Status
 from ploomber_like.store import Store
 
 T = TypeVar("T")
+
+#: Counts the runs started by this process: the first one is run differently (see _run_once).
+_CALLS = itertools.count()
 
 
 class TrackingWarning(UserWarning):
@@ -107,6 +117,7 @@ def track_prepared(
     ``cwd`` is the kernel's working directory (default: this process's); ``reproduces`` the
     uuid of the run this one reruns, stored in the ``reproduces`` column.
     """
+    timeout = check_timeout(timeout)
     if not quiet:
         for message in prepared.warnings:
             warnings.warn(message, TrackingWarning, stacklevel=2)
@@ -143,12 +154,40 @@ async def _run_once(
     on_group: Callable[[int], None] | None,
     cwd: Path,
 ) -> Record:
-    # One run gains nothing from a warm template (it would cost a process more): start fresh.
-    pool = KernelPool(cwd, preload=None, ahead=0)
+    factory = None
+    if next(_CALLS):
+        # A later call in this process: fork from the process-wide template (built now if it
+        # cannot serve this file), which has a kernel ready if an earlier call prepared one.
+        sources = [group.source for group in prepared.groups]
+        modules = preloadable_modules(sources, Path(prepared.script_path).parent, cwd)
+        factory = await asyncio.to_thread(shared_factory, cwd, modules)
+    # The first call starts a fresh kernel: a one-shot process (the CLI) gains nothing from a
+    # template, which would cost a process more.
+    pool = KernelPool(cwd, preload=None, ahead=0, factory=factory)
+    spare: list[asyncio.Future[None]] = []
+
+    def on_group_and_prepare_next(group: int) -> None:
+        # The kernel runs the user's code: fork the next call's kernel meanwhile.
+        if not spare and isinstance(factory, KernelTemplate):
+            loop = asyncio.get_running_loop()
+            spare.append(loop.run_in_executor(None, _prepare_spare, factory))
+        if on_group is not None:
+            on_group(group)
+
     try:
-        return await run_on_pool(prepared, record, pool, timeout=timeout, on_group=on_group)
+        return await run_on_pool(
+            prepared, record, pool, timeout=timeout, on_group=on_group_and_prepare_next
+        )
     finally:
         await pool.close()
+        if spare:
+            await spare[0]
+
+
+def _prepare_spare(template: KernelTemplate) -> None:
+    # A template that stopped meanwhile is rebuilt by the next call; this one has its kernel.
+    with contextlib.suppress(KernelStartError):
+        template.prepare_spare()
 
 
 @contextlib.contextmanager

@@ -7,7 +7,13 @@ import sqlite3
 import pytest
 from conftest import run
 
-from ploomber_like.capture import cap_text, expression_key
+from ploomber_like.capture import (
+    StreamText,
+    cap_text,
+    cut_marker,
+    expression_key,
+    split_at_cuts,
+)
 
 # One group per contract row, so each row is checked in the situation it describes.
 SCRIPT = '''
@@ -226,6 +232,18 @@ def test_cap_text_keeps_head_and_tail_with_a_marker():
     assert capped.startswith("a" * 10) and capped.endswith("b" * 10)
     assert "100 characters cut" in capped
     assert cap_text("short", limit=20) == "short"
+
+
+def test_stream_text_counts_what_the_kernel_cut():
+    pieces = split_at_cuts("a" * 10 + cut_marker(100) + "b" * 12)
+    assert pieces == ["a" * 10, 100, "b" * 12]
+    kept = StreamText(limit=20)
+    for piece in pieces:
+        if isinstance(piece, int):
+            kept.cut(piece)
+        else:
+            kept.write(piece)
+    assert kept.text() == "a" * 10 + cut_marker(102) + "b" * 10
 
 
 def test_more_values_keep_their_json_types(track):

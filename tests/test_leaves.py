@@ -15,6 +15,7 @@ from conftest import write_script
 
 from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
 from ploomber_like.artifacts import write_file
+from ploomber_like.capture import cap_text
 from ploomber_like.errors import ParameterError
 from ploomber_like.scalars import ScalarReader, scalar_pattern
 
@@ -203,17 +204,43 @@ def test_a_single_cli_run_streams_its_output_unless_quiet(tmp_path):
     assert counts == [8, 0]
 
 
-def test_huge_output_is_kept_as_head_and_tail_only(tmp_path):
-    path = write_script(tmp_path, """
-        import sys
-        for i in range(400):
-            sys.stdout.write(str(i % 10) * 100_000 + "\\n")
-        print("the end")
-    """)
+HUGE_OUTPUT = """
+import sys
+print("loss: 1.5")
+for i in range(300):
+    sys.stdout.write(("y" * 99 + "\\n") * 1000)
+    sys.stderr.write("e" * 10_000)
+print("loss: 0.25")
+
+print("the end")
+"""
+
+
+def test_huge_output_is_cut_in_the_kernel_to_the_stored_head_and_tail(tmp_path):
+    write_script(tmp_path, HUGE_OUTPUT, "huge.py")
+    run = cli("huge.py", "-d", "runs.db", cwd=tmp_path)  # not quiet: it echoes what it receives
+    assert run.returncode == 0, run.stderr
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    uuid, stdout, stderr, durations = conn.execute(
+        "SELECT uuid, stdout, stderr, group_durations FROM experiments").fetchone()
+    printed = "loss: 1.5\n" + ("y" * 99 + "\n") * 300_000 + "loss: 0.25\nthe end\n"
+    # Cut in the first group by the kernel, stored as if the driver had seen all 30 MB.
+    assert len(json.loads(durations)) >= 2
+    assert stdout == cap_text(printed) and stdout.endswith("loss: 0.25\nthe end\n")
+    assert stderr == cap_text("e" * 3_000_000)
+    # The driver received the head and tail only, not 30 MB: its live output shows that much.
+    assert len(run.stdout) < len(stdout) + 2_000 and "characters cut by" in run.stdout
+    # Scalars of the lines that passed: the first line and one in the kept tail.
+    points = conn.execute("SELECT step, value FROM metrics WHERE uuid = ? AND key = 'loss' "
+                          "ORDER BY step", (uuid,)).fetchall()
+    assert points == [(0, 1.5), (1, 0.25)]
+
+
+def test_an_output_under_the_limit_is_stored_whole(tmp_path):
+    # Past its first half the kernel holds a group's output until the group ends.
+    path = write_script(tmp_path, 'print("a\\tb", end="")\nprint(" c" * 75_000)\nprint(1)\n')
     record = track_execution(path, database=tmp_path / "runs.db", quiet=True)
-    assert record.ok and len(record.stdout) < 201_000
-    assert record.stdout.startswith("0" * 1000) and record.stdout.endswith("the end\n")
-    assert "characters cut by ploomber_like" in record.stdout
+    assert record.stdout == "a\tb" + " c" * 75_000 + "\n1\n"
 
 
 def test_a_large_text_value_is_stored_out_of_line(tmp_path):

@@ -1,0 +1,231 @@
+"""Kernels ready to run: a started kernel with a connected client, and a pool that prefetches.
+
+The pool takes kernels from a factory (:class:`~ploomber_like.kernels.FreshKernels` or a
+:class:`~ploomber_like.kernels.KernelTemplate`), connects a Jupyter client to each and waits for
+its answer, so a run that acquires one can execute its first cell at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ploomber_like.capture import setup_code
+from ploomber_like.kernels.handle import (
+    STARTUP_TIMEOUT,
+    FreshKernels,
+    KernelHandle,
+    KernelStartError,
+)
+from ploomber_like.kernels.processes import new_runtime_dir
+from ploomber_like.kernels.template import KernelTemplate, make_factory
+
+
+@dataclass
+class ReadyKernel:
+    """A started kernel with a connected client that has answered ``kernel_info``."""
+
+    handle: KernelHandle
+    client: Any
+    #: Path of the script whose capture hooks are installed, if the pool installed them.
+    capture_installed_for: str | None = None
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.handle.kill()
+
+
+class KernelPool:
+    """Starts kernels ahead of demand so the next run finds one ready.
+
+    Parameters
+    ----------
+    cwd : Path
+        Working directory of the kernels.
+    preload : list of str or None
+        Modules to import in a warm template; ``None`` starts fresh kernels instead.
+    ahead : int
+        How many kernels to keep starting or ready beyond those in use.
+    factory : FreshKernels or KernelTemplate, optional
+        A shared factory to take kernels from (it is not closed with the pool).
+    script_path : str, optional
+        Install the capture hooks for the script at this path while a kernel is prefetched,
+        off the critical path of the run that will use it.
+    threads : int, optional
+        Threads each kernel's numerical libraries may use.
+    """
+
+    def __init__(
+        self,
+        cwd: Path,
+        preload: list[str] | None,
+        ahead: int = 1,
+        factory: FreshKernels | KernelTemplate | None = None,
+        script_path: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.script_path = script_path
+        self.threads = threads
+        #: Folder of the kernels' files when the pool makes its own factory (made then).
+        self.runtime_dir: Path | None = None
+        self.ahead = ahead
+        #: A factory given by the caller is shared (a Dask worker's template): not closed here.
+        self._own_factory = factory is None
+        self._factory = factory
+        self._factory_lock = threading.Lock()
+        self._cwd = cwd
+        self._preload = preload
+        self._starting: deque[asyncio.Task[ReadyKernel]] = deque()
+
+    @property
+    def factory(self) -> FreshKernels | KernelTemplate:
+        # Kernels start in threads: without the lock each would build a template of its own.
+        with self._factory_lock:
+            if self._own_factory and self._factory is not None and not self._factory.is_alive():
+                # A template killed from outside is replaced rather than failing later runs.
+                self._factory.close()
+                self._factory = None
+            if self._factory is None:
+                self.runtime_dir = self.runtime_dir or new_runtime_dir()
+                self._factory = make_factory(
+                    self.runtime_dir, self._cwd, self._preload, self.threads
+                )
+            return self._factory
+
+    async def acquire(self, still_needed: int) -> ReadyKernel:
+        """A ready kernel; keeps up to ``ahead`` more starting if ``still_needed`` calls follow."""
+        if not self._starting:
+            self._starting.append(asyncio.ensure_future(self._start_one()))
+        try:
+            kernel = await self._starting.popleft()
+        except KernelStartError:
+            # A kernel prefetched from a template that has died since: no code of the run has
+            # executed yet, so start another (from a new template) instead of failing the run.
+            kernel = await self._start_one()
+        # Prefetch once this kernel is ready: started earlier, the next ones would compete
+        # with it for the cores while nothing runs yet.
+        while len(self._starting) < min(self.ahead, still_needed):
+            self._starting.append(asyncio.ensure_future(self._start_one()))
+        return kernel
+
+    async def _start_one(self) -> ReadyKernel:
+        # Building a template takes seconds: off the event loop, as does forking from it.
+        factory = await asyncio.to_thread(lambda: self.factory)
+        handle = await asyncio.to_thread(factory.start)
+        try:
+            client = await connect_client(handle)
+        except BaseException:
+            handle.kill()
+            raise
+        kernel = ReadyKernel(handle, client)
+        if self.script_path is not None:
+            try:
+                await _run_silently(kernel, setup_code(self.script_path))
+            except BaseException:
+                kernel.shutdown()
+                raise
+            kernel.capture_installed_for = self.script_path
+        return kernel
+
+    async def close(self) -> None:
+        # Kernels still starting are awaited, not cancelled: a cancelled start would leave a
+        # process nobody knows about.
+        while self._starting:
+            task = self._starting.popleft()
+            with contextlib.suppress(Exception):  # a kernel that failed to start needs no shutdown
+                (await task).shutdown()
+        if self._factory is not None and self._own_factory:
+            await asyncio.to_thread(self._factory.close)
+        if self.runtime_dir is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+
+async def _run_silently(kernel: ReadyKernel, code: str) -> None:
+    """Execute our own ``code`` in the kernel: no history, no events, no displayed output."""
+    from queue import Empty
+
+    msg_id = kernel.client.execute(code, silent=True, store_history=False)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        _check_starting(kernel.handle, deadline)
+        try:
+            reply = await kernel.client.shell_channel.get_msg(timeout=0.5)
+        except Empty:
+            continue
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    content = reply["content"]
+    if content.get("status") != "ok":
+        raise KernelStartError(
+            f"setting up the kernel failed: {content.get('ename')}: {content.get('evalue')}"
+        )
+
+
+async def connect_client(handle: KernelHandle, timeout: float = STARTUP_TIMEOUT) -> Any:
+    """A started client for ``handle`` once the kernel answers on shell *and* iopub."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class _Client(AsyncKernelClient):
+        # nbclient asks the client whether the kernel lives: answer from the process itself.
+        async def is_alive(self) -> bool:  # type: ignore[override]
+            return handle.is_alive()
+
+    deadline = time.monotonic() + timeout
+    info = None
+    while info is None:
+        _check_starting(handle, deadline)
+        try:
+            info = json.loads(handle.connection_file.read_text())
+        except (OSError, ValueError):
+            await asyncio.sleep(0.005)
+    client = _Client()
+    client.load_connection_info(info)
+    client.start_channels()
+    try:
+        await _handshake(client, handle, deadline)
+    except BaseException:
+        client.stop_channels()
+        raise
+    return client
+
+
+async def _handshake(client: Any, handle: KernelHandle, deadline: float) -> None:
+    # A reply on shell proves the kernel runs; a status message for the same request on iopub
+    # proves our subscription is live, so no output of the first cell can be missed.
+    from queue import Empty
+
+    while True:
+        msg_id = client.kernel_info()
+        got_reply = False
+        while not got_reply:
+            _check_starting(handle, deadline)
+            try:
+                reply = await client.shell_channel.get_msg(timeout=0.5)
+            except Empty:
+                continue
+            got_reply = reply["parent_header"].get("msg_id") == msg_id
+        try:
+            while True:
+                message = await client.iopub_channel.get_msg(timeout=0.2)
+                if message["parent_header"].get("msg_id") == msg_id:
+                    return
+        except Empty:
+            continue
+
+
+def _check_starting(handle: KernelHandle, deadline: float) -> None:
+    if not handle.is_alive():
+        tail = handle.log_tail()
+        raise KernelStartError(
+            f"{handle.describe_exit()} while starting" + (f":\n{tail}" if tail else "")
+        )
+    if time.monotonic() > deadline:
+        raise KernelStartError(f"the kernel did not start within {STARTUP_TIMEOUT:.0f} s")

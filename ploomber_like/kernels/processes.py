@@ -1,0 +1,161 @@
+"""Processes a run leaves behind: a kernel's descendants, and runtime folders of dead drivers.
+
+A kernel is made a *child subreaper* (Linux): a process its script starts that loses its parent
+(a double fork, a daemon) is re-parented to the kernel instead of to init, so it stays among the
+kernel's descendants, which :func:`kill_process_tree` finds in ``/proc`` and kills when the run
+ends, also those in a session of their own (``Popen(..., start_new_session=True)``).
+
+Each driver's runtime folder (connection files, kernel logs) is named for the driver's pid and
+holds an ``owner`` file; :func:`new_runtime_dir` removes the folders of drivers that are gone
+(killed with SIGKILL, they could not remove their own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+#: Prefix of every runtime folder in the temporary directory.
+RUNTIME_PREFIX = "ploomber-like-"
+#: File in a runtime folder naming its owner: ``<pid> <start time>``.
+OWNER_FILE = "owner"
+
+# prctl(2) option; from <linux/prctl.h>.
+_PR_SET_CHILD_SUBREAPER = 36
+_RUNTIME_NAME = re.compile(re.escape(RUNTIME_PREFIX) + r"(\d+)-")
+_orphans_removed = threading.Event()
+
+
+def become_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def signal_group(pid: int, signum: int) -> None:
+    """Send ``signum`` to the process group ``pid`` leads, or to ``pid`` alone if it leads none."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def kill_process_tree(pid: int) -> None:
+    """Kill ``pid``, its process group, and every descendant, also those in other sessions.
+
+    The process is stopped first so it starts nothing new; descendants are then killed until
+    none is left (a killed one's orphans move to the stopped subreaper, and are found next).
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGSTOP)
+    for _ in range(10):
+        living = descendants(pid)
+        if not living:
+            break
+        for child in living:
+            signal_group(child, signal.SIGKILL)
+        time.sleep(0.005)
+    signal_group(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """Living (not zombie) descendants of ``pid``, from ``/proc``; empty where there is none."""
+    children: dict[int, list[int]] = {}
+    zombies = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        child = int(entry)
+        children.setdefault(int(fields[1]), []).append(child)
+        if fields[0] in (b"Z", b"X"):
+            zombies.add(child)
+    found: list[int] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += children.get(child, [])
+    return [child for child in found if child not in zombies]
+
+
+def new_runtime_dir() -> Path:
+    """A new runtime folder owned by this process; first removes those of dead owners."""
+    if not _orphans_removed.is_set():
+        _orphans_removed.set()
+        remove_orphan_runtime_dirs()
+    folder = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-"))
+    (folder / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
+    return folder
+
+
+def remove_orphan_runtime_dirs(parent: Path | None = None) -> list[Path]:
+    """Remove this user's runtime folders in ``parent`` (default: the temporary directory)
+    whose owner process has ended; returns them."""
+    parent = Path(parent or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for folder in entries:
+        match = _RUNTIME_NAME.match(folder.name)
+        if match is None or not _is_orphan(folder, int(match.group(1))):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _is_orphan(folder: Path, pid: int) -> bool:
+    try:
+        if folder.stat().st_uid != os.getuid():
+            return False
+        owner = (folder / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):
+        return False  # not ours, or its owner is writing the file right now
+    if not _is_running(pid):
+        return True
+    # The pid may have been reused by another process since the owner died.
+    return len(owner) == 2 and owner[1] != str(_start_time(pid))
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (Linux); tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rpartition(b")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -1,0 +1,218 @@
+"""The driver side of a warm template: a process that forks one fresh kernel per request.
+
+A fresh kernel pays for interpreter start-up and the script's imports on every run. A *warm
+template* is a process that has imported ipykernel and the third-party modules the script
+imports, and nothing else: it has no thread and no ZeroMQ socket yet, so ``fork()`` gives a
+child that becomes a kernel with a fresh namespace in a fraction of the time. Only modules from
+the standard library and site-packages are preloaded: the user's own modules change between
+runs and are imported fresh by each kernel. The template's own code is in
+:mod:`ploomber_like.kernels.template_process`; the messages between the two in
+:mod:`ploomber_like.kernels.protocol`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+
+from ploomber_like.kernels import protocol
+from ploomber_like.kernels.environment import kernel_environment
+from ploomber_like.kernels.handle import (
+    CRASH_LOG_TAIL,
+    STARTUP_TIMEOUT,
+    STATUS_UNKNOWN,
+    FreshKernels,
+    KernelHandle,
+    KernelStartError,
+    kernel_files,
+)
+
+_TEMPLATE_CODE = (
+    "from ploomber_like.kernels.template_process import serve_template; serve_template()"
+)
+
+
+class KernelTemplate:
+    """A warm process that forks one fresh kernel per :meth:`start`.
+
+    Parameters
+    ----------
+    runtime_dir : Path
+        Folder for connection files and kernel logs.
+    cwd : Path
+        Working directory of the kernels.
+    preload : list of str
+        Modules the template imports before forking (see
+        :func:`~ploomber_like.kernels.preloadable_modules`).
+    threads : int, optional
+        Threads each kernel's numerical libraries may use (see
+        :func:`~ploomber_like.kernels.kernel_environment`).
+    """
+
+    def __init__(
+        self,
+        runtime_dir: Path,
+        cwd: Path,
+        preload: Iterable[str] = (),
+        threads: int | None = None,
+    ) -> None:
+        self.runtime_dir = runtime_dir
+        self.cwd = cwd
+        self.threads = threads
+        #: The modules asked for (those that failed to import count too: asking again is moot).
+        self.preload = frozenset(preload)
+        #: The environment the template started with, which every kernel it forks inherits.
+        self.environment = kernel_environment(threads=threads)
+        self._lock = threading.Lock()
+        self._forked: set[int] = set()
+        self._exits: dict[int, int] = {}
+        self._replies: deque[protocol.Message] = deque()
+        self._changed = threading.Condition()
+        self._spare: KernelHandle | None = None
+        self.log_file = runtime_dir / "template.log"
+        with open(self.log_file, "wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _TEMPLATE_CODE],
+                cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                env=self.environment, start_new_session=True,
+            )
+        self._reader = threading.Thread(target=self._read_replies, daemon=True)
+        self._reader.start()
+        self._send(protocol.Setup(preload=sorted(self.preload), cwd=str(cwd)))
+        self._wait_reply(protocol.Preloaded, STARTUP_TIMEOUT)
+
+    def start(self) -> KernelHandle:
+        """A new kernel: the one :meth:`prepare_spare` forked ahead if it lives, else a fork."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            if spare.is_alive():
+                return spare
+            spare.kill()
+        return self._fork()
+
+    def prepare_spare(self) -> None:
+        """Fork a kernel now for the next :meth:`start`, so it initializes meanwhile."""
+        with self._lock:
+            if self._spare is not None:
+                return
+        spare = self._fork()
+        with self._lock:
+            if self._spare is None:
+                self._spare = spare
+                return
+        spare.kill()  # another thread prepared one meanwhile
+
+    def running_kernels(self) -> int:
+        """How many kernels forked from this template are running (a spare not counted)."""
+        with self._changed:
+            running = len(self._forked) - len(self._exits)
+        return max(0, running - (self._spare is not None))
+
+    def _fork(self) -> KernelHandle:
+        connection_file, log_file = kernel_files(self.runtime_dir)
+        with self._lock:
+            self._send(protocol.Fork(connection_file=str(connection_file), log_file=str(log_file)))
+            pid = self._wait_reply(protocol.Forked, STARTUP_TIMEOUT).pid
+        with self._changed:
+            self._forked.add(pid)
+        return KernelHandle(pid, connection_file, log_file, lambda: self._exit_status(pid))
+
+    def _exit_status(self, pid: int) -> int | None:
+        if pid in self._exits:
+            return self._exits[pid]
+        if self._process.poll() is None:
+            return None
+        # The template is gone and cannot report: the kernel, no longer its child, is asked
+        # about directly (it ends by itself within a second once its parent is gone).
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return STATUS_UNKNOWN
+        return None
+
+    def is_alive(self) -> bool:
+        """False once the template process has ended (killed by the OOM killer...)."""
+        return self._process.poll() is None
+
+    def close(self) -> None:
+        """Stop the template; it kills the kernels it forked that are still running."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+        if self._process.poll() is None:
+            try:
+                self._process.stdin.close()
+                self._process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+                self._process.wait()
+        self._reader.join(timeout=5)
+        if not self._reader.is_alive():
+            self._process.stdout.close()
+
+    def _send(self, message: protocol.Message) -> None:
+        try:
+            self._process.stdin.write(protocol.encode(message))
+            self._process.stdin.flush()
+        except (OSError, ValueError) as exc:  # ValueError: stdin closed by close()
+            raise KernelStartError(f"the warm kernel template has stopped: {exc}") from None
+
+    def _wait_reply(self, kind: type, timeout: float) -> protocol.Message:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self._replies:
+                if self._process.poll() is not None or not self._reader.is_alive():
+                    raise KernelStartError(
+                        f"the warm kernel template has stopped: {self._log_tail()}"
+                    )
+                if not self._changed.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise KernelStartError("the warm kernel template did not answer in time")
+            reply = self._replies.popleft()
+        if not isinstance(reply, kind):
+            raise KernelStartError(f"the warm kernel template answered out of turn: {reply}")
+        return reply
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-CRASH_LOG_TAIL:].strip()
+        except OSError:
+            return ""
+
+    def _read_replies(self) -> None:
+        try:
+            for line in self._process.stdout:
+                message = protocol.decode(line)
+                with self._changed:
+                    if isinstance(message, protocol.Exited):
+                        self._exits[message.pid] = message.status
+                    else:
+                        self._replies.append(message)
+                    self._changed.notify_all()
+        except protocol.ProtocolError:
+            # Half a line from a template that died while writing: it is gone either way.
+            pass
+        finally:
+            with self._changed:
+                self._changed.notify_all()
+
+
+def make_factory(
+    runtime_dir: Path, cwd: Path, preload: list[str] | None, threads: int | None = None
+) -> FreshKernels | KernelTemplate:
+    """A warm template preloading ``preload`` where fork exists; else fresh kernels."""
+    if preload is not None and fork_available():
+        return KernelTemplate(runtime_dir, cwd, preload, threads)
+    return FreshKernels(runtime_dir, cwd, threads)
+
+
+def fork_available() -> bool:
+    """Whether kernels can be forked from a template (POSIX; not Windows)."""
+    return hasattr(os, "fork") and sys.platform != "win32"

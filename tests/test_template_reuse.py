@@ -1,0 +1,217 @@
+"""track_execution called again in one process: kernels forked from a kept warm template.
+
+Each test runs a driver in a python process of its own, so that its first call is really the
+process's first, and so that what it leaves behind when it exits can be checked: every process
+it started inherits the driver's unique ``TMPDIR``, which finds them in ``/proc``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_script
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+SHOW = """
+import os
+import random
+
+import mymod
+
+ppid = os.getppid()
+pid = os.getpid()
+seen_before = "leftover" in globals()
+leftover = 1
+draw = random.random()
+value = mymod.VALUE
+flag = os.environ.get("PL_TEST_FLAG")
+cwd = os.getcwd()
+
+ppid
+pid
+seen_before
+draw
+value
+flag
+cwd
+"""
+
+DRIVER_HEAD = """
+import json, os, sys
+from pathlib import Path
+from ploomber_like import track_execution
+
+work = Path(sys.argv[1])
+os.chdir(work)
+runs = []
+
+def run(name, cwd=None):
+    record = track_execution(work / name, None, work / "runs.db", quiet=True)
+    assert record.status == "ok", (record.status, record.error)
+    runs.append(record.values)
+    return record.values
+"""
+
+
+def run_driver(tmp_path: Path, body: str, **env: str) -> tuple[dict, Path]:
+    """Run a driver script; return what it printed as JSON and the TMPDIR its processes used."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir(exist_ok=True)
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER_HEAD + textwrap.dedent(body))
+    done = subprocess.run(
+        [sys.executable, str(driver), str(tmp_path / "work")],
+        capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmpdir), **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), tmpdir
+
+
+def processes_using(tmpdir: Path) -> list[int]:
+    """Living processes started with ``TMPDIR=tmpdir``."""
+    marker = f"TMPDIR={tmpdir}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_bytes().rpartition(b")")[2].split()[0]
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and state not in (b"Z", b"X"):
+            found.append(int(entry))
+    return found
+
+
+def wait_until_gone(tmpdir: Path) -> list[int]:
+    # Bounded wait for processes that were already told to end (not a timing assertion).
+    for _ in range(300):
+        left = processes_using(tmpdir)
+        if not left:
+            break
+        time.sleep(0.1)
+    return left
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    write_script(folder, SHOW, "show.py")
+    (folder / "mymod.py").write_text("VALUE = 1\n")
+    return folder
+
+
+def test_later_calls_fork_isolated_kernels_from_one_template_and_nothing_outlives_the_caller(
+    tmp_path, work
+):
+    out, tmpdir = run_driver(tmp_path, """
+        for _ in range(3):
+            run("show.py")
+        # A user module changed between calls is imported afresh (another size: no stale .pyc).
+        (work / "mymod.py").write_text("VALUE = 22\\n")
+        run("show.py")
+        print(json.dumps({"driver": os.getpid(), "runs": runs}))
+    """)
+    runs = out["runs"]
+    # The first call starts a fresh kernel (the driver is its parent); the later ones are forked
+    # by one template, kept across calls.
+    assert runs[0]["ppid"] == out["driver"]
+    templates = {run["ppid"] for run in runs[1:]}
+    assert len(templates) == 1 and out["driver"] not in templates
+    # Each run has its own process, namespace and random state, and the user's current module.
+    assert len({run["pid"] for run in runs}) == 4
+    assert [run["seen_before"] for run in runs] == [False] * 4
+    assert len({run["draw"] for run in runs}) == 4
+    assert [run["value"] for run in runs] == [1, 1, 1, 22]
+    # At exit the template, its kernels and the spare kernel prepared for a next call are gone,
+    # and so are the runtime folders.
+    assert wait_until_gone(tmpdir) == []
+    assert list(tmpdir.glob("ploomber-like-*")) == []
+
+
+def test_the_template_is_rebuilt_when_it_cannot_serve(tmp_path, work):
+    write_script(work, SHOW + "\nimport csv\ncsv.QUOTE_ALL\n", "uses_csv.py")
+    write_script(work, SHOW + "\nimport decimal\ndecimal.MAX_PREC\n", "uses_decimal.py")
+    write_script(work, SHOW + "\nimport userpkg\nuserpkg.VALUE\n", "uses_userpkg.py")
+    other = tmp_path / "other"
+    other.mkdir()
+    user_base = tmp_path / "userbase"
+    site_packages = Path(
+        subprocess.run(
+            [sys.executable, "-c", "import site; print(site.getusersitepackages())"],
+            env={**os.environ, "PYTHONUSERBASE": str(user_base)}, capture_output=True, text=True,
+        ).stdout.strip()
+    )
+    (site_packages / "userpkg").mkdir(parents=True)
+    (site_packages / "userpkg" / "__init__.py").write_text("VALUE = 1\n")
+
+    out, tmpdir = run_driver(tmp_path, f"""
+        import shutil, signal, time
+        run("show.py")                          # fresh kernel
+        t1 = run("uses_csv.py")["ppid"]         # builds a template
+        same = run("uses_csv.py")["ppid"]
+        t2 = run("uses_decimal.py")["ppid"]     # imports a module t1 has not preloaded
+        union = run("uses_csv.py")["ppid"]      # t2 preloaded both
+        os.environ["PL_TEST_FLAG"] = "on"
+        t3 = run("uses_csv.py")                 # the environment changed
+        os.kill(t3["ppid"], signal.SIGKILL)     # the template dies
+        t4 = run("uses_csv.py")["ppid"]
+        os.chdir({str(other)!r})
+        t5 = run("show.py")                     # another working directory
+        os.chdir(work)
+        t6 = run("uses_userpkg.py")
+        again = run("uses_userpkg.py")["ppid"]
+        # An upgrade, as pip does it: the package folder removed and written anew.
+        site_packages = Path({str(site_packages)!r})
+        shutil.rmtree(site_packages / "userpkg")
+        (site_packages / "userpkg").mkdir()
+        (site_packages / "userpkg" / "__init__.py").write_text("VALUE = 22\\n")
+        t7 = run("uses_userpkg.py")
+        print(json.dumps(dict(
+            t1=t1, same=same, t2=t2, union=union, t3=t3, t4=t4, t5=t5, t6=t6, again=again, t7=t7,
+            other={str(other)!r},
+        )))
+    """, PYTHONUSERBASE=str(user_base))
+    assert out["same"] == out["t1"]
+    assert out["t2"] != out["t1"]
+    assert out["union"] == out["t2"]
+    assert out["t3"]["ppid"] != out["t2"] and out["t3"]["flag"] == "on"
+    assert out["t4"] not in (out["t3"]["ppid"], out["t2"])
+    assert out["t5"]["ppid"] != out["t4"]
+    assert out["t5"]["cwd"] == out["other"]
+    assert out["t6"]["VALUE"] == 1
+    assert out["again"] == out["t6"]["ppid"]
+    assert out["t7"]["ppid"] != out["t6"]["ppid"]
+    assert out["t7"]["VALUE"] == 22
+    assert wait_until_gone(tmpdir) == []
+
+
+def test_calls_from_a_running_event_loop_and_from_threads(tmp_path, work):
+    out, tmpdir = run_driver(tmp_path, """
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        async def in_a_notebook():
+            # As in a Jupyter cell: synchronous calls while an event loop runs.
+            return [run("show.py"), run("show.py")]
+
+        asyncio.run(in_a_notebook())
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: run("show.py"), range(4)))
+        print(json.dumps({"runs": runs}))
+    """)
+    runs = out["runs"]
+    assert len(runs) == 6
+    assert len({run["pid"] for run in runs}) == 6
+    assert not any(run["seen_before"] for run in runs)
+    assert wait_until_gone(tmpdir) == []
