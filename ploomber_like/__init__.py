@@ -26,6 +26,8 @@ _EXPORTS = {
     "Run": "ploomber_like.results",
     "RichOutput": "ploomber_like.results",
     "Experiment": "ploomber_like.experiment",
+    "Comparison": "ploomber_like.comparing",
+    "RunDiff": "ploomber_like.comparing",
     "Record": "ploomber_like.record",
     "RunError": "ploomber_like.record",
     "TrackerError": "ploomber_like.errors",
@@ -38,6 +40,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Comparison",
     "DatabaseError",
     "Experiment",
     "ExportError",
@@ -49,6 +52,7 @@ __all__ = [
     "SearchSummary",
     "RichOutput",
     "Run",
+    "RunDiff",
     "RunError",
     "SQLiteTracker",
     "SweepSummary",
@@ -63,6 +67,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ploomber_like.comparing import Comparison, RunDiff
     from ploomber_like.errors import (
         DatabaseError,
         ExportError,

@@ -1,7 +1,8 @@
 """The command line: a thin layer over the Python API.
 
 ``python -m tracker FILE -p a=1`` runs a file (the default command); ``ls``, ``show``, ``query``,
-``keys``, ``sample-query`` and ``comment`` read the database.
+``keys``, ``sample-query``, ``compare``, ``diff``, ``ui`` and ``report`` read the database;
+``comment``, ``tag``, ``untag`` and ``rm`` change it.
 """
 
 from __future__ import annotations
@@ -10,23 +11,38 @@ import base64
 import csv
 import dataclasses
 import json
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import click
 
+from ploomber_like.comparing import FORMATS
 from ploomber_like.errors import TrackerError
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, STATUSES
+from ploomber_like.ui import DEFAULT_PORT
 
 DEFAULT_DATABASE = "experiments.db"
 
 
 class _DefaultToRun(click.Group):
-    """A group whose unknown first word is a file: ``tracker fit.py`` is ``tracker run fit.py``."""
+    """A group whose first word, when it names a file, runs it: ``tracker fit.py`` is
+    ``tracker run fit.py``. Any other unknown word is a mistyped command (``lss``), which click
+    reports with the close command it suggests."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if args and args[0] not in self.commands and _looks_like_file(args[0]):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+def _looks_like_file(word: str) -> bool:
+    if word in ("--help", "-h"):
+        return False
+    path = Path(word)
+    return word.startswith("-") or bool(path.suffix) or os.sep in word or "/" in word \
+        or path.exists()
 
 
 @click.group(cls=_DefaultToRun, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,6 +89,7 @@ def cli() -> None:
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the sweep on the Dask scheduler at ADDRESS (tcp://host:8786).")
 @click.option("--comment", help="Text stored in the comment column.")
+@click.option("--name", help="A label stored with the run (every run of a sweep).")
 @click.option("--no-output-scalars", is_flag=True,
               help="Do not record 'name: number' lines of stdout as series.")
 @click.option("--output-scalars", "scalars_pattern", metavar="REGEX",
@@ -102,6 +119,7 @@ def run_command(
     no_preload: bool,
     dask_address: str | None,
     comment: str | None,
+    name: str | None,
     no_output_scalars: bool,
     scalars_pattern: str | None,
     save_notebook: bool,
@@ -138,7 +156,7 @@ def run_command(
             raise click.UsageError(
                 "-w, --force, --dask and --no-preload apply to grids (-g) and searches (-s)"
             )
-        _run_single(path, fixed, database, quiet, timeout, comment, leaves)
+        _run_single(path, fixed, database, quiet, timeout, comment, name, leaves)
         return
 
     from ploomber_like.samplers.grid import Grid, load_grid_file
@@ -152,7 +170,7 @@ def run_command(
     summary = track_grid(
         path, points, database=database, fixed=fixed, workers=workers, timeout=timeout,
         force=force, preload=not no_preload, quiet=quiet, comment=comment,
-        executor=dask_address, **leaves,
+        executor=dask_address, name=name, **leaves,
     )
     sys.exit(0 if summary.failed == 0 else 1)
 
@@ -190,7 +208,9 @@ def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, n
     sys.exit(0 if summary.failed == 0 else 1)
 
 
-def _run_single(path, parameters, database, quiet, timeout, comment, leaves) -> None:
+def _run_single(
+    path, parameters, database, quiet, timeout, comment, name, leaves
+) -> None:
     import warnings
 
     from ploomber_like.render import print_record_summary
@@ -199,7 +219,8 @@ def _run_single(path, parameters, database, quiet, timeout, comment, leaves) -> 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         record = track_execution(
-            path, parameters, database, quiet=quiet, timeout=timeout, comment=comment, **leaves
+            path, parameters, database, quiet=quiet, timeout=timeout, comment=comment,
+            name=name, **leaves,
         )
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
@@ -230,28 +251,188 @@ def _print(renderable: object) -> None:
     Console(highlight=False).print(renderable)
 
 
+def _filter_options(command):
+    """--status, --tag, --script and --where: the run filters of ``ls``, ``compare``, ``ui``."""
+    for option in reversed((
+        click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status."),
+        click.option("--tag", help="Only runs with this tag."),
+        click.option("--script", metavar="PATH",
+                     help="Only runs of this file (its recorded path, or its name: fit.py)."),
+        click.option("--where", metavar="SQL_CONDITION",
+                     help="Only runs matching a SQL condition on experiments: "
+                          "\"json_extract(parameters, '$.f1') > 0.8\"."),
+    )):
+        command = option(command)
+    return command
+
+
+def _precision_option(command):
+    from ploomber_like.render import DEFAULT_PRECISION
+
+    return click.option(
+        "--precision", type=click.IntRange(0, 17), default=DEFAULT_PRECISION, show_default=True,
+        help="Decimals shown for floats the runs computed (parameters show as given).",
+    )(command)
+
+
 @cli.command("ls")
 @_database_option
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(min=1),
               help="At most this many runs.")
-@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@_filter_options
 @click.option("--sort", metavar="KEY",
               help="Sort by a key (f1) or column (duration), highest first.")
 @click.option("--asc", is_flag=True, help="With --sort: lowest first.")
-def ls_command(database: str, limit: int, status: str | None, sort: str | None, asc: bool) -> None:
+@_precision_option
+def ls_command(
+    database: str, limit: int, status: str | None, tag: str | None, script: str | None,
+    where: str | None, sort: str | None, asc: bool, precision: int,
+) -> None:
     """List runs, most recent first: parameters, values, status, duration.
 
     \b
     python -m tracker ls --sort f1 --limit 3
-    python -m tracker ls --status failed
+    python -m tracker ls --status failed --tag baseline --script fit.py
     """
     from ploomber_like import render
 
-    runs = _tracker(database).runs(status=status, sort=sort, ascending=asc, limit=limit)
+    tracker = _tracker(database)
+    runs = tracker.runs(status=status, sort=sort, ascending=asc, limit=limit, tag=tag,
+                        script=script, where=where)
     if not runs:
         click.echo("no runs")
         return
-    _print(render.runs_text_table(runs))
+    _print(render.runs_text_table(runs, precision=precision, short=tracker.uuid_prefixes()))
+
+
+@cli.command("compare")
+@click.argument("uuids", nargs=-1)
+@_database_option
+@_filter_options
+@click.option("--sort", metavar="KEY", help="Sort by a key (f1) or column, highest first.")
+@click.option("--asc", is_flag=True, help="With --sort: lowest first.")
+@click.option("--only-changed", is_flag=True,
+              help="Leave out parameters and values equal in every run.")
+@click.option("--columns", metavar="K1,K2,...", help="Only these columns, in this order.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many runs.")
+@click.option("-f", "--format", "output_format", type=click.Choice(FORMATS), default="table",
+              show_default=True,
+              help="table fits the terminal; csv and json hold every value in full.")
+@_precision_option
+def compare_command(
+    uuids: tuple[str, ...], database: str, status: str | None, tag: str | None,
+    script: str | None, where: str | None, sort: str | None, asc: bool, only_changed: bool,
+    columns: str | None, limit: int | None, output_format: str, precision: int,
+) -> None:
+    """Compare runs side by side: one row per run, a column per parameter and value.
+
+    UUIDS (or unique prefixes) pick runs; without them, every run the filters keep.
+
+    \b
+    python -m tracker compare --only-changed --sort f1
+    python -m tracker compare 09e7b217 d12c1c39 --columns n_estimators,f1 -f csv
+    """
+    comparison = _tracker(database).compare(
+        list(uuids) or None, where=where, sort=sort, ascending=asc, only_changed=only_changed,
+        columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
+        status=status, tag=tag, script=script, limit=limit, precision=precision,
+    )
+    if not len(comparison):
+        click.echo("no runs")
+        return
+    width = shutil.get_terminal_size().columns if output_format == "table" else None
+    click.echo(comparison.format(output_format, width=width), nl=False)
+
+
+@cli.command("diff")
+@click.argument("a")
+@click.argument("b")
+@_database_option
+@_precision_option
+def diff_command(a: str, b: str, database: str, precision: int) -> None:
+    """Show what differs between runs A and B: parameters, values, source, environment.
+
+    \b
+    python -m tracker diff 09e7b217 d12c1c39
+    """
+    diff = _tracker(database).diff(a, b, precision=precision)
+    click.echo(diff.to_text(width=shutil.get_terminal_size().columns), nl=False)
+
+
+@cli.command("tag")
+@click.argument("uuid")
+@click.argument("tags", nargs=-1, required=True)
+@_database_option
+def tag_command(uuid: str, tags: tuple[str, ...], database: str) -> None:
+    """Add TAGS to run UUID (or a unique prefix).
+
+    \b
+    python -m tracker tag 09e7b217 baseline best
+    python -m tracker ls --tag best
+    """
+    tracker = _tracker(database)
+    now = tracker.tag(uuid, *tags)
+    click.echo(f"{tracker.get(uuid).uuid}: {', '.join(now)}")
+
+
+@cli.command("untag")
+@click.argument("uuid")
+@click.argument("tags", nargs=-1)
+@_database_option
+def untag_command(uuid: str, tags: tuple[str, ...], database: str) -> None:
+    """Remove TAGS from run UUID (every tag when none is given).
+
+    \b
+    python -m tracker untag 09e7b217 best
+    """
+    tracker = _tracker(database)
+    now = tracker.untag(uuid, *tags)
+    click.echo(f"{tracker.get(uuid).uuid}: {', '.join(now) or '(no tags)'}")
+
+
+@cli.command("rm")
+@click.argument("uuids", nargs=-1)
+@_database_option
+@click.option("--where", metavar="SQL_CONDITION",
+              help="Remove the runs matching a SQL condition: \"status = 'failed'\".")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before deleting.")
+def rm_command(uuids: tuple[str, ...], database: str, where: str | None, yes: bool) -> None:
+    """Delete runs, and the plots and sources no remaining run uses.
+
+    Lists the runs and asks before deleting, unless --yes.
+
+    \b
+    python -m tracker rm 09e7b217 d12c1c39
+    python -m tracker rm --where "status = 'failed'" --yes
+    """
+    from ploomber_like import render
+    from ploomber_like.errors import ParameterError
+
+    if not uuids and not where:
+        raise ParameterError("nothing to remove: give uuids or --where")
+    tracker = _tracker(database)
+    runs = tracker.runs(list(uuids) or None, where=where)
+    if not runs:
+        click.echo("no runs match: nothing removed")
+        return
+    short = tracker.uuid_prefixes()
+    if not yes:
+        _print(render.runs_text_table(runs, short=short))
+        try:
+            confirmed = click.confirm(
+                f"Delete {len(runs)} run{'s' if len(runs) != 1 else ''}?", default=False
+            )
+        except click.Abort:  # no answer (stdin closed): the safe choice
+            confirmed = False
+        if not confirmed:
+            click.echo("nothing removed")
+            sys.exit(1)
+    removed = tracker.remove([run.uuid for run in runs])
+    click.echo(
+        f"removed {len(removed.runs)} run{'s' if len(removed.runs) != 1 else ''} "
+        f"({', '.join(short[u] for u in removed.runs)}) and {removed.blobs} "
+        f"unused blob{'s' if removed.blobs != 1 else ''}"
+    )
 
 
 @cli.command("show")
@@ -284,12 +465,12 @@ def show_command(uuid: str, database: str, export_dir: str | None, all_output: b
     header = [
         ("uuid", run.uuid), ("created", run.created), ("status", run.status),
         ("duration", None if run.duration is None else f"{run.duration:.2f} s"),
-        ("source", run.source_path), ("comment", run.comment_text),
+        ("source", run.source_path), ("name", run.name),
+        ("tags", ", ".join(run.tags) or None), ("comment", run.comment_text),
     ]
     _print(render.text_table(["run", ""], [row for row in header if row[1] is not None]))
     if run.parameters:
-        # "None" spelled out: an empty cell would read as a missing parameter.
-        parameters = [(k, "None" if v is None else v) for k, v in run.parameters.items()]
+        parameters = [(k, render.parameter_text(v)) for k, v in run.flat_parameters().items()]
         _print(render.text_table(["parameter", "value"], parameters))
     values = [
         (key, str(exported[key]) if key in exported else value)
@@ -419,6 +600,55 @@ def comment_command(uuid: str, text: str, database: str) -> None:
     tracker = _tracker(database)
     tracker.comment(uuid, text)
     click.echo(f"{tracker.get(uuid).uuid}: {text}")
+
+
+@cli.command("ui")
+@_database_option
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
+              help="Port on 127.0.0.1 to serve on.")
+def ui_command(database: str, port: int) -> None:
+    """Serve a web UI of the runs on 127.0.0.1 (read-only): table, charts, run pages.
+
+    \b
+    python -m tracker ui -d experiments.db --port 8500
+    """
+    _require_ui_extra(("starlette", "uvicorn", "plotly"))
+    from ploomber_like.ui.app import HOST, create_app, serve
+
+    app = create_app(database)  # a database that cannot be read fails here, in one line
+    click.echo(f"serving {database} on http://{HOST}:{port} (Ctrl-C stops)")
+    serve(app, port)
+
+
+@cli.command("report")
+@_database_option
+@click.option("-o", "--output", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("--where", metavar="SQL_CONDITION", help="Only the runs matching a SQL condition.")
+@click.option("--compare", "compare", multiple=True, metavar="UUID",
+              help="Include the compare page of these 2 to 4 runs (repeat the option).")
+def report_command(database: str, output: str, where: str | None, compare: tuple[str, ...]) -> None:
+    """Write the UI's pages as one self-contained HTML file, no server needed.
+
+    \b
+    python -m tracker report -o report.html
+    python -m tracker report -o best.html --where "status = 'ok'" --compare 09e7 --compare d12c
+    """
+    _require_ui_extra(("plotly",))
+    from ploomber_like.ui.report import write_report
+
+    path = write_report(database, output, where=where, compare=compare)
+    click.echo(f"wrote {path}")
+
+
+def _require_ui_extra(modules: tuple[str, ...]) -> None:
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TrackerError(
+            f"this command needs {', '.join(missing)}: pip install 'ploomber-like[ui]'"
+        )
 
 
 # --- reproducing and sharing runs: see ploomber_like.reproduction and .mlflow_export -----

@@ -228,6 +228,8 @@ class Record:
     workdir: str | None = None
     #: sha256 of the executed notebook's blob, when it was saved.
     notebook: str | None = None
+    #: A label the user gave the run or its sweep (``--name``), shown next to the uuid.
+    name: str | None = None
     #: uuid of the run this one reruns (see :func:`ploomber_like.reproduction.rerun`).
     reproduces: str | None = None
     #: Identity of the run for resuming sweeps (see :attr:`PreparedRun.fingerprint

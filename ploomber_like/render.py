@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +33,20 @@ if TYPE_CHECKING:
 PLOT_PLACEHOLDER = "[Plot]"
 HTML_PLACEHOLDER = "[HTML]"
 
-#: Decimals shown for floats in tables.
+#: Decimals shown for computed floats in tables (parameters are shown as given).
 DEFAULT_PRECISION = 3
+
+#: How a missing value (None, SQL NULL, NaN) reads in every human view; machine formats keep
+#: their own null (JSON ``null``, an empty CSV field).
+MISSING = "None"
 
 #: Characters of a value shown in a table cell; the rest is cut with a note of how much.
 MAX_CELL_CHARS = 1000
 #: ... and in a ``key=value`` line of the run summary.
 MAX_PAIR_CHARS = 120
 
-#: Hex digits of a uuid shown in text views (every command takes such a prefix).
+#: Hex digits of a uuid shown in text views at least (every command takes such a prefix);
+#: more where runs share the first ones (see :func:`unique_prefixes`).
 UUID_CHARS = 8
 
 #: Width of text reprs (``repr(tracker)``, ``repr(results)``).
@@ -101,8 +107,33 @@ def truncate(text: str, limit: int = MAX_CELL_CHARS) -> str:
 
 
 def short_uuids(uuids: Sequence[object]) -> list[str]:
-    """The uuids as text views show them: a prefix every command accepts."""
-    return [str(u)[:UUID_CHARS] if u is not None else "" for u in uuids]
+    """The uuids as text views show them: a prefix every command accepts, unique among them."""
+    prefixes = unique_prefixes(str(u) for u in uuids if u is not None)
+    return [prefixes[str(u)] if u is not None else MISSING for u in uuids]
+
+
+def unique_prefixes(uuids: Iterable[str], minimum: int = UUID_CHARS) -> dict[str, str]:
+    """Each uuid's shortest prefix of at least ``minimum`` characters that no other uuid of
+    ``uuids`` starts with: what views show, and what every command accepts back."""
+    ordered = sorted(set(uuids))
+    shortest = {}
+    for index, run_id in enumerate(ordered):
+        length = minimum
+        # In sorted order, the uuids sharing the longest prefix with one are its neighbours.
+        for neighbour in ordered[max(index - 1, 0) : index + 2]:
+            if neighbour != run_id:
+                length = max(length, _common_prefix(run_id, neighbour) + 1)
+        shortest[run_id] = run_id[:length]
+    return shortest
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def to_text(renderable: object, width: int = REPR_WIDTH) -> str:
@@ -135,12 +166,14 @@ def html_page(body: str, title: str) -> str:
 
 def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
     """One cell as plain text: floats at fixed precision, plots as a placeholder, long text
-    truncated."""
-    if value is None:
-        return ""
+    truncated, a missing value as :data:`MISSING`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
     if isinstance(value, float):
         if value and abs(value) < 0.5 * 10**-precision:
             return f"{value:.{precision}g}"  # a learning rate of 1e-4 must not show as 0.000
+        if abs(value) >= 1e15:
+            return f"{value:.{precision}g}"  # 1e300 must not print 300 digits
         return f"{value:.{precision}f}"
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
@@ -150,6 +183,13 @@ def cell_text(value: Any, precision: int = DEFAULT_PRECISION) -> str:
             return f"{truncate(preview)}…"  # a long text stored out of line
         return placeholder(getattr(value, "mimetype", ""))
     return truncate(str(value))
+
+
+def parameter_text(value: Any) -> str:
+    """A parameter as the user gave it: floats in full (``0.12345``, not ``0.123``)."""
+    if isinstance(value, float) and not math.isnan(value):
+        return repr(value)
+    return cell_text(value)
 
 
 def cell_html(value: Any, precision: int = DEFAULT_PRECISION, render_plots: bool = False) -> str:
@@ -234,38 +274,53 @@ def text_table(
 
 
 def runs_text_table(
-    runs: Sequence[Run], title: str | None = None, shorten_uuids: bool = True
+    runs: Sequence[Run],
+    title: str | None = None,
+    shorten_uuids: bool = True,
+    precision: int = DEFAULT_PRECISION,
+    short: Mapping[str, str] | None = None,
 ) -> Table:
-    """The runs for the terminal, one row each (``tracker ls``)."""
-    rows = [run_summary(run) for run in runs]
+    """The runs for the terminal, one row each (``tracker ls``): each uuid as ``short`` maps it
+    (prefixes unique in the database, see :meth:`SQLiteTracker.uuid_prefixes`), as a prefix
+    unique among ``runs`` without it, or whole unless ``shorten_uuids``."""
+    if shorten_uuids and short is None:
+        short = unique_prefixes(run.uuid for run in runs)
+    rows = [run_summary(run, precision, (short or {}).get(run.uuid)) for run in runs]
+    # The uuid cells are final (a name and tags may follow the uuid): not shortened again.
     return text_table(
-        SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP, shorten_uuids=shorten_uuids
+        SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP, shorten_uuids=False
     )
 
 
 def runs_html(runs: Sequence[Run]) -> str:
-    """The runs as an HTML table, one row each."""
+    """The runs as an HTML table, one row each (whole uuids: a page has the room)."""
     return table_html(SUMMARY_COLUMNS, [run_summary(run) for run in runs])
 
 
-def run_summary(run: Run, precision: int = DEFAULT_PRECISION) -> list[str]:
-    """The cells of :data:`SUMMARY_COLUMNS` for one run: parameters and scalar values each as
+def run_summary(
+    run: Run, precision: int = DEFAULT_PRECISION, label: str | None = None
+) -> list[str]:
+    """The cells of :data:`SUMMARY_COLUMNS` for one run: its uuid (``label`` if given, then its
+    name and tags), parameters (as given) and scalar values (at ``precision``) each as
     ``key=value`` lines in one cell, so a narrow terminal wraps between pairs."""
-    parameters = "\n".join(_pair(k, v, precision) for k, v in run.flat_parameters().items())
+    parameters = "\n".join(
+        _pair(k, parameter_text(v)) for k, v in run.flat_parameters().items()
+    )
     # A multi-line text (a pandas Series' repr) would fill the table: `show` has it.
     scalars = {k: v for k, v in run.scalar_values().items() if "\n" not in str(v)}
-    values = "\n".join(_pair(k, v, precision) for k, v in scalars.items())
+    values = "\n".join(_pair(k, cell_text(v, precision)) for k, v in scalars.items())
     if run.error is not None:
         values = f"{values}\n{run.error.summary()}".strip()
     duration = "" if run.duration is None else f"{run.duration:.1f}s"
     created = (run.created or "")[:16]
-    return [run.uuid, created, run.status or "", duration, parameters, values]
+    uuid_cell = "\n".join(
+        [label or run.uuid, *([run.name] if run.name else []), *(f"#{t}" for t in run.tags)]
+    )
+    return [uuid_cell, created, run.status or "", duration, parameters, values]
 
 
-def _pair(key: str, value: Any, precision: int) -> str:
-    # An empty cell is clear in a column of its own, but "max_depth=" would look truncated.
-    text = f"{key}={'None' if value is None else cell_text(value, precision)}"
-    return truncate(text, MAX_PAIR_CHARS)
+def _pair(key: str, text: str) -> str:
+    return truncate(f"{key}={text}", MAX_PAIR_CHARS)
 
 
 def print_record_summary(record: Record) -> None:
@@ -276,7 +331,7 @@ def print_record_summary(record: Record) -> None:
     style = "green" if record.ok else "red"
     duration = f" in {record.duration:.2f} s" if record.duration is not None else ""
     console.print(f"{record.uuid}  [{style}]{record.status}[/{style}]{duration}")
-    rows = [(k, _record_cell(v), "parameter") for k, v in record.parameters.items()]
+    rows = [(k, parameter_text(v), "parameter") for k, v in record.parameters.items()]
     rows += [(k, _record_cell(v), "") for k, v in record.values.items()]
     if rows:
         console.print(text_table(("key", "value", ""), rows))

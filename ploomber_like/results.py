@@ -95,6 +95,10 @@ class Run:
     comment_text: str | None
     #: The database the run was read from, where its plots are loaded from.
     database: Path
+    #: The run's (or its sweep's) ``--name``.
+    name: str | None = None
+    #: Its tags (``tracker tag``).
+    tags: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_stored(cls, stored: store.StoredRun, database: Path) -> Run:
@@ -111,6 +115,8 @@ class Run:
             source_path=stored.source_path,
             comment_text=stored.comment,
             database=database,
+            name=stored.name,
+            tags=list(stored.tags),
         )
 
     @property
@@ -124,6 +130,10 @@ class Run:
     def flat_parameters(self) -> dict[str, Any]:
         """The parameters, nested keys flattened (``model.depth``)."""
         return flatten(self.parameters)
+
+    def flat_values(self) -> dict[str, Any]:
+        """The values, nested keys flattened (``a.b``), plots included."""
+        return flatten(self.values)
 
     def scalar_values(self) -> dict[str, Any]:
         """Values that are numbers, text, booleans or null, nested keys flattened (``a.b``); a

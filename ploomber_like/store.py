@@ -19,9 +19,9 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,9 @@ EXTRA_COLUMNS: dict[str, str] = {
     "error_location": "TEXT",
     "workdir": "TEXT",
     "notebook": "TEXT",
+    # The run's (or its sweep's) ``--name``, and a JSON array of tags (``tracker tag``).
+    "name": "TEXT",
+    "tags": "TEXT",
 
     # uuid of the run a rerun reproduces (ploomber_like.reproduction).
     "reproduces": "TEXT",
@@ -569,6 +572,108 @@ class Store:
         return len(orphans)
 
 
+    def set_tags(self, tags_by_uuid: dict[str, list[str]]) -> None:
+        """Replace the tags of each run (one transaction); an empty list clears them."""
+
+        def transaction() -> None:
+            with _transaction(self.conn):
+                self.conn.executemany(
+                    "UPDATE experiments SET tags = ? WHERE uuid = ?",
+                    [(to_json(tags) if tags else None, uuid)
+                     for uuid, tags in tags_by_uuid.items()],
+                )
+
+        self._retrying(transaction)
+
+    def delete_runs(self, uuids: Iterable[str]) -> Deletion:
+        """Delete these runs, every row keyed by their uuid in other tables (metrics, artifacts...)
+        and the blobs no remaining row references, in one transaction."""
+        wanted = list(dict.fromkeys(uuids))
+        deletion = Deletion(runs=[], blobs=0)
+
+        def transaction() -> None:
+            with _transaction(self.conn):
+                deletion.runs = []
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ", ".join("?" for _ in chunk)
+                    deletion.runs += [
+                        row[0] for row in self.conn.execute(
+                            f"SELECT uuid FROM experiments WHERE uuid IN ({marks})", chunk
+                        )
+                    ]
+                    for table in _tables_keyed_by_run(self.conn):
+                        self.conn.execute(f'DELETE FROM "{table}" WHERE uuid IN ({marks})', chunk)
+                deletion.blobs = delete_orphan_blobs(self.conn)
+
+        self._retrying(transaction)
+        return deletion
+
+    def _retrying(self, transaction: Callable[[], None]) -> None:
+        try:
+            _retry_busy(transaction)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
+
+
+@dataclass
+class Deletion:
+    """What :meth:`Store.delete_runs` removed: the runs' uuids and how many blobs."""
+
+    runs: list[str]
+    blobs: int
+
+
+#: Queries selecting the sha256 of every blob some row still needs, by the table holding the
+#: reference: a table that stores blob hashes adds its query here, and the orphan sweep of
+#: :func:`delete_orphan_blobs` keeps its blobs. Tables missing from a database are skipped.
+BLOB_REFERENCES: dict[str, str] = {
+    # the source texts, the executed notebooks, and plots referenced from parameters
+    "experiments": (
+        "SELECT source_sha256 FROM experiments WHERE source_sha256 IS NOT NULL "
+        "UNION SELECT notebook FROM experiments WHERE notebook IS NOT NULL "
+        "UNION SELECT json_extract(t.value, '$.\"$blob\"') "
+        "FROM experiments AS e, json_tree(e.parameters) AS t "
+        "WHERE json_valid(e.parameters) AND t.type = 'object' "
+        "AND json_extract(t.value, '$.\"$blob\"') IS NOT NULL"
+    ),
+    # files the runs wrote
+    "artifacts": "SELECT sha256 FROM artifacts",
+}
+
+
+def delete_orphan_blobs(conn: sqlite3.Connection) -> int:
+    """Delete the blobs no row references (see :data:`BLOB_REFERENCES`); returns how many.
+
+    Runs inside the caller's transaction.
+    """
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    kept = " UNION ".join(sql for table, sql in BLOB_REFERENCES.items() if table in tables)
+    cursor = conn.execute(f"DELETE FROM blobs WHERE sha256 NOT IN ({kept})")
+    return cursor.rowcount
+
+
+def _tables_keyed_by_run(conn: sqlite3.Connection) -> list[str]:
+    """``experiments`` and every other table with a ``uuid`` column (a run's metrics, artifacts,
+    notebook): deleting a run deletes its rows there too."""
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return [
+        name for name in names
+        if any(column[1] == "uuid" for column in conn.execute(f'PRAGMA table_info("{name}")'))
+    ]
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 #: An image stored inline as HTML, as sklearn-evaluation (``<img src="data:image/png;base64,..."
 #: ></img>``, base64 with line breaks) and ploomber-engine (``...;base64, ..."/>``) store plots.
 _INLINE_IMAGE = re.compile(
@@ -774,6 +879,7 @@ def _row(record: Record) -> dict[str, Any]:
         "error_location": error.location if error else None,
         "workdir": record.workdir,
         "notebook": record.notebook,
+        "name": record.name,
         "reproduces": record.reproduces,
         "search": record.trial.search if record.trial else None,
         "trial": record.trial.number if record.trial else None,
@@ -789,7 +895,7 @@ def _row(record: Record) -> dict[str, Any]:
 RUN_COLUMNS = (
     "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
     "error_message", "traceback", "error_group", "error_source", "parameter_keys",
-    "environment", "source_path", "error_location",
+    "environment", "source_path", "error_location", "name", "tags",
 )
 
 
@@ -809,6 +915,8 @@ class StoredRun:
     environment: Environment | None
     source_path: str | None
     comment: str | None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 def select_list(present: Iterable[str], columns: Sequence[str] = RUN_COLUMNS) -> str:
@@ -849,7 +957,14 @@ def decode_run(row: Sequence[Any]) -> StoredRun:
         environment=_decode_environment(load_json(data["environment"])),
         source_path=data["source_path"],
         comment=data["comment"],
+        name=None if data["name"] is None else str(data["name"]),
+        tags=_decode_tags(load_json(data["tags"])),
     )
+
+
+def _decode_tags(data: Any) -> list[str]:
+    # Written by us as a JSON array of text; anything else (another tool's) means no tags.
+    return [str(tag) for tag in data] if isinstance(data, list) else []
 
 
 def _decode_environment(data: Any) -> Environment | None:

@@ -70,6 +70,7 @@ def track_grid(
     output_scalars: bool | str = True,
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+    name: str | None = None,
 ) -> SweepSummary:
     """Run ``path`` once per point of ``grid``, recording each run in ``database``.
 
@@ -105,6 +106,8 @@ def track_grid(
         a directory of its own, ``<database without suffix>.runs/<uuid>/``, with links to the
         current directory's entries, so runs writing the same file name keep their own files;
         with one worker (or one point), runs work in the current directory.
+    name : str, optional
+        Stored in every run's ``name`` column: a label for the sweep.
 
     Returns
     -------
@@ -115,7 +118,7 @@ def track_grid(
         path, sampler, database, fixed=fixed, workers=workers, timeout=timeout, force=force,
         preload=preload, quiet=quiet, comment=comment, executor=executor,
         output_scalars=output_scalars, save_notebook=save_notebook,
-        max_artifact_bytes=max_artifact_bytes,
+        max_artifact_bytes=max_artifact_bytes, name=name,
     )
 
 
@@ -135,6 +138,7 @@ def run_sweep(
     output_scalars: bool | str = True,
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+    name: str | None = None,
 ) -> SweepSummary:
     """Run the points ``sampler`` proposes; the driver behind :func:`track_grid` and searches.
 
@@ -168,7 +172,9 @@ def run_sweep(
             store.mark_orphans_interrupted()
             sampler.resume(store)
             plan.store, plan.force = store, force
-            driver = _Driver(store, runner, sampler, plan, reporter, comment, record_options)
+            driver = _Driver(
+                store, runner, sampler, plan, reporter, comment, record_options, name
+            )
             return driver.run(database)
     finally:
         runner.close()
@@ -256,6 +262,7 @@ class _Driver:
         reporter: _Reporter,
         comment: str | None,
         record_options: RecordOptions,
+        name: str | None = None,
     ) -> None:
         self.store = store
         self.record_options = record_options
@@ -264,6 +271,7 @@ class _Driver:
         self.plan = plan
         self.reporter = reporter
         self.comment = comment
+        self.name = name
         self.environment = Environment.collect(plan.file[0])
         self.in_flight: dict[str, tuple[Point, Record, float]] = {}
 
@@ -314,6 +322,7 @@ class _Driver:
         run.options = self.record_options
         record = new_record(run, self.environment)
         record.comment = self.comment
+        record.name = self.name
         self.sampler.begin(point, record)
         self.store.start(record)
         self.in_flight[record.uuid] = (point, record, time.monotonic())

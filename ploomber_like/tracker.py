@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import experiment, render, store
-from ploomber_like.errors import DatabaseError, ParameterError, UnknownRunError
+from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
 from ploomber_like.experiment import Experiment
 from ploomber_like.record import STATUSES, Artifact
 from ploomber_like.results import Results, RichOutput, Run, flatten
+from ploomber_like.ui import DEFAULT_PORT
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ploomber_like.comparing import Comparison, RunDiff
 
 __all__ = ["Experiment", "Results", "RichOutput", "Run", "SQLiteTracker"]
 
@@ -123,16 +126,22 @@ class SQLiteTracker:
 
     def runs(
         self,
+        uuids: Sequence[str] | None = None,
         *,
         status: str | None = None,
         sort: str | None = None,
         ascending: bool = False,
         limit: int | None = None,
+        tag: str | None = None,
+        script: str | None = None,
+        where: str | None = None,
     ) -> list[Run]:
         """Stored runs, most recent first unless ``sort`` is given.
 
         Parameters
         ----------
+        uuids
+            Only these runs (full uuids or unique prefixes), in this order unless ``sort``.
         status
             Keep only runs with this status (``ok``, ``failed``, ``timeout``...).
         sort
@@ -142,6 +151,13 @@ class SQLiteTracker:
             Sort in ascending order (default: descending, best ``f1`` first).
         limit
             At most this many runs.
+        tag
+            Keep only runs with this tag (see :meth:`tag`).
+        script
+            Keep only runs of this file: its path as recorded, or its name (``fit.py``).
+        where
+            A SQL condition on ``experiments``, as after ``WHERE``:
+            ``"json_extract(parameters, '$.f1') > 0.8"``.
         """
         if status is not None and status not in STATUSES:
             expected = ", ".join(STATUSES)
@@ -159,14 +175,23 @@ class SQLiteTracker:
                     raise ParameterError(f"unknown sort key {sort!r}: no such column or key")
                 direction = "ASC" if ascending else "DESC"
                 order_by = f"{sort_sql} IS NULL, {sort_sql} {direction}, created DESC"
-            where = "WHERE status = ?" if status is not None else ""
+            full = None if uuids is None else [_resolve_uuid(conn, u, self.path) for u in uuids]
+            conditions, params = _run_conditions(columns, full, status, tag, script, where)
+            where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             sql = (
-                f"SELECT {_select_list(conn, self.path)} FROM experiments {where} "
+                f"SELECT {_select_list(conn, self.path)} FROM experiments {where_sql} "
                 f"ORDER BY {order_by} LIMIT ?"
             )
-            params = ([status] if status is not None else []) + [-1 if limit is None else limit]
-            rows = conn.execute(sql, params).fetchall()
-        return [Run.from_stored(store.decode_run(row), self.path) for row in rows]
+            params.append(-1 if limit is None or (full and sort is None) else limit)
+            try:
+                rows = conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise QueryError(str(exc), sql) from None
+        runs = [Run.from_stored(store.decode_run(row), self.path) for row in rows]
+        if full and sort is None:
+            position = {uuid: i for i, uuid in enumerate(full)}
+            runs = sorted(runs, key=lambda run: position[run.uuid])[:limit]
+        return runs
 
     def to_frame(self, **filters: Any) -> pd.DataFrame:
         """A tidy DataFrame of runs: one column per parameter, then per scalar value.
@@ -259,6 +284,109 @@ class SQLiteTracker:
         with store.reading(self.path) as conn:
             full = _resolve_uuid(conn, uuid, self.path)
         experiment.set_comment(self.path, full, text)
+
+    def uuid_prefixes(self) -> dict[str, str]:
+        """Each run's shortest unique uuid prefix (at least 8 characters): how views show uuids,
+        and what every call taking a uuid accepts."""
+        with store.reading(self.path) as conn:
+            _table_columns(conn, self.path)
+            uuids = [str(row[0]) for row in conn.execute("SELECT uuid FROM experiments")]
+        return render.unique_prefixes(uuids)
+
+    def compare(
+        self,
+        uuids: Sequence[str] | None = None,
+        *,
+        where: str | None = None,
+        sort: str | None = None,
+        ascending: bool = False,
+        only_changed: bool = False,
+        columns: Sequence[str] | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        script: str | None = None,
+        limit: int | None = None,
+        precision: int = render.DEFAULT_PRECISION,
+    ) -> Comparison:
+        """Runs side by side: one row per run, one column per parameter and value.
+
+        Takes the filters of :meth:`runs`. ``only_changed`` leaves out the parameters and values
+        equal in every run; ``columns`` picks columns (``["n_estimators", "f1"]``); floats
+        computed by the runs show ``precision`` decimals, parameters as given. The result prints
+        as a table, renders in a notebook (plots included), and converts with ``to_frame()`` or
+        ``format("csv" | "json" | "markdown")``.
+        """
+        from ploomber_like.comparing import compare_runs
+
+        runs = self.runs(uuids, status=status, sort=sort, ascending=ascending, limit=limit,
+                         tag=tag, script=script, where=where)
+        return compare_runs(runs, self.uuid_prefixes(), only_changed=only_changed,
+                            columns=columns, precision=precision)
+
+    def diff(self, a: str, b: str, precision: int = render.DEFAULT_PRECISION) -> RunDiff:
+        """What differs between runs ``a`` and ``b`` (uuids or unique prefixes): parameters,
+        values, a unified diff of their source texts, and their environments."""
+        from ploomber_like.comparing import diff_runs
+
+        first, second = self.get(a), self.get(b)
+        return diff_runs(first, second, self.path, self.uuid_prefixes(), precision)
+
+    def tag(self, uuid: str, *tags: str) -> list[str]:
+        """Add tags to a run (uuid or unique prefix); returns its tags."""
+        run = self.get(uuid)
+        for tag in tags:
+            if not tag.strip() or tag != tag.strip():
+                raise ParameterError(f"invalid tag {tag!r}: empty or surrounded by spaces")
+        new = list(dict.fromkeys([*run.tags, *tags]))
+        with store.Store(self.path) as writer:
+            writer.set_tags({run.uuid: new})
+        return new
+
+    def untag(self, uuid: str, *tags: str) -> list[str]:
+        """Remove tags from a run (all of them when none is given); returns its tags."""
+        run = self.get(uuid)
+        new = [t for t in run.tags if tags and t not in tags]
+        with store.Store(self.path) as writer:
+            writer.set_tags({run.uuid: new})
+        return new
+
+    def remove(
+        self, uuids: Sequence[str] | None = None, *, where: str | None = None
+    ) -> store.Deletion:
+        """Delete runs, with their rows in other tables and the blobs (plots, sources) no
+        remaining run references. Returns what was removed.
+
+        Parameters
+        ----------
+        uuids
+            The runs (uuids or unique prefixes).
+        where
+            A SQL condition selecting runs, as in :meth:`runs` (with ``uuids``: both must hold).
+        """
+        if not uuids and not (where and where.strip()):
+            raise ParameterError("nothing to remove: give uuids or a where condition")
+        runs = self.runs(uuids or None, where=where)
+        with store.Store(self.path) as writer:
+            return writer.delete_runs(run.uuid for run in runs)
+
+    def report(
+        self,
+        output: str | os.PathLike[str] = "report.html",
+        *,
+        where: str | None = None,
+        compare: Sequence[str] = (),
+    ) -> Path:
+        """Write the web UI's pages as one self-contained HTML file (needs the ``ui`` extra's
+        plotly); see :func:`ploomber_like.ui.report.write_report`."""
+        from ploomber_like.ui.report import write_report
+
+        return write_report(self.path, output, where=where, compare=compare)
+
+    def serve(self, port: int = DEFAULT_PORT) -> None:
+        """Serve the web UI on 127.0.0.1:``port`` until interrupted (needs the ``ui`` extra)."""
+        from ploomber_like.ui.app import create_app, serve
+
+        serve(create_app(self.path), port)
 
     # sklearn-evaluation's writing API, so code written for it runs unchanged: each call is one
     # transaction (see ploomber_like.experiment).
@@ -387,6 +515,41 @@ def _select_list(
 ) -> str:
     """``columns`` for a SELECT, with NULL for the ones an older schema lacks."""
     return store.select_list(_table_columns(conn, path), columns)
+
+
+def _run_conditions(
+    columns: set[str],
+    uuids: Sequence[str] | None,
+    status: str | None,
+    tag: str | None,
+    script: str | None,
+    where: str | None,
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) selecting runs for :meth:`SQLiteTracker.runs`."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if uuids is not None:
+        conditions.append(f"uuid IN ({', '.join('?' for _ in uuids) or 'NULL'})")
+        params += uuids
+    if status is not None:
+        conditions.append("status = ?")
+        params.append(status)
+    if tag is not None:
+        if "tags" not in columns:
+            return ["0"], []  # a database nobody has tagged: no run has the tag
+        conditions.append(
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(tags) THEN tags END) "
+            "WHERE value = ?)"
+        )
+        params.append(tag)
+    if script is not None:
+        # "fit.py" finds runs of "examples/fit.py" too.
+        conditions.append("(source_path = ? OR source_path LIKE ? ESCAPE '\\')")
+        escaped = script.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [script, f"%/{escaped}"]
+    if where is not None and where.strip():
+        conditions.append(f"({where})")
+    return conditions, params
 
 
 def _resolve_uuid(conn: sqlite3.Connection, uuid: str, path: Path) -> str:

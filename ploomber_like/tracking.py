@@ -48,6 +48,7 @@ def track_execution(
     output_scalars: bool | str = True,
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+    name: str | None = None,
 ) -> Record:
     """Run a script or notebook once with ``parameters`` and record it in ``database``.
 
@@ -76,6 +77,8 @@ def track_execution(
     max_artifact_bytes : int
         Files the run writes are stored up to this size (default 100 MB); larger ones are
         listed with their size and sha256 only.
+    name : str, optional
+        Stored in the ``name`` column: a label to find the run by (``ls``, ``compare``, the UI).
 
     Returns
     -------
@@ -92,7 +95,9 @@ def track_execution(
         database, output_scalars=output_scalars, save_notebook=save_notebook,
         max_artifact_bytes=max_artifact_bytes, stream_output=not quiet,
     )
-    return track_prepared(prepared, database, quiet=quiet, timeout=timeout, comment=comment)
+    return track_prepared(
+        prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name
+    )
 
 
 def track_prepared(
@@ -104,6 +109,7 @@ def track_prepared(
     comment: str | None = None,
     cwd: Path | None = None,
     reproduces: str | None = None,
+    name: str | None = None,
 ) -> Record:
     """:func:`track_execution` for a run already prepared (e.g. from a stored source text by
     :func:`ploomber_like.notebook.prepare_source`).
@@ -123,6 +129,7 @@ def track_prepared(
         record = new_record(prepared, Environment.collect(prepared.path, cwd))
         record.comment = comment
         record.reproduces = reproduces
+        record.name = name
         store.start(record)
         started = time.monotonic()
         try:

@@ -312,6 +312,28 @@ def check_sweeps(run: DocumentRun) -> None:
     }
 
 
+def check_comparing(run: DocumentRun) -> None:
+    # the 4-point sweep, then `rm` of the two degree-3 runs
+    rows = run.rows("SELECT name, json_extract(parameters, '$.degree'), tags FROM experiments")
+    assert sorted(rows) == [("first-sweep", 1, None), ("first-sweep", 1, None)]
+    namespace = run.namespace
+    assert len(namespace["comparison"]) == 4 and namespace["frame"].shape[0] == 4
+    assert "n" not in namespace["comparison"].keys  # --only-changed: every run has n=100
+    assert namespace["csv_text"].startswith("uuid,name,status,noise,degree,mse,residuals")
+    header = (run.folder / "runs.csv").read_text().splitlines()[0]
+    assert header == "uuid,noise,degree,mse"
+    assert namespace["best"].parameters["noise"] == 0.05
+
+
+def check_ui(run: DocumentRun) -> None:
+    assert run.rows("SELECT count(*), min(name) FROM experiments") == [(6, "noise-sweep")]
+    for name, runs in (("report.html", 6), ("low-noise.html", 4)):
+        page = (run.folder / name).read_text()
+        assert page.count('class="page" id="run-') == runs and "Plotly" in page
+        assert '<script src="http' not in page  # everything inline
+    assert run.namespace["path"].name == "report.html"
+
+
 def check_sharing(run: DocumentRun) -> None:
     from mlflow import MlflowClient
 
@@ -348,6 +370,8 @@ DOCUMENTS: dict[str, Callable[[DocumentRun], None]] = {
     "docs/tracking.md": check_tracking,
     "docs/querying.md": check_querying,
     "docs/sweeps.md": check_sweeps,
+    "docs/comparing.md": check_comparing,
+    "docs/ui.md": check_ui,
     "docs/search.md": check_search,
     "docs/migrating.md": check_migrating,
     "docs/sharing.md": check_sharing,

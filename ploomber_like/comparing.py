@@ -1,0 +1,413 @@
+"""Runs side by side: :class:`Comparison` (one row per run, one column per parameter and value,
+``tracker compare``) and :class:`RunDiff` (what differs between two runs, ``tracker diff``).
+
+Both are built from :class:`~ploomber_like.tracker.Run` objects the tracker has read; this module
+only reads the database for the source texts a diff shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ploomber_like import render, store
+from ploomber_like.errors import ParameterError
+from ploomber_like.record import BLOB_REF_KEY
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
+
+    from ploomber_like.tracker import Run
+
+#: Formats of :meth:`Comparison.format` (and ``tracker compare --format``).
+FORMATS = ("table", "csv", "json", "markdown")
+
+#: Columns describing the run itself, before its parameters and values.
+RUN_COLUMNS = ("uuid", "name", "status", "tags", "created", "duration")
+#: Of those, the ones a comparison shows by default (name and tags when some run has them).
+DEFAULT_RUN_COLUMNS = ("uuid", "name", "status", "tags")
+
+#: A text column is cut to this many characters when the terminal is narrow.
+NARROW_COLUMN = 12
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a comparison: ``kind`` is ``run``, ``parameter`` or ``value``."""
+
+    key: str
+    kind: str
+
+
+@dataclass
+class Comparison:
+    """Runs side by side: one row per run, one column per parameter and value.
+
+    Parameters show as given, computed floats at ``precision`` decimals, plots as ``[Plot]``
+    in text (rendered in a notebook), uuids as their shortest unique prefix.
+    """
+
+    runs: list[Run]
+    columns: list[Column]
+    #: The prefix shown for each uuid (at least 8 characters, unique in the database).
+    short: dict[str, str]
+    precision: int = render.DEFAULT_PRECISION
+
+    @property
+    def keys(self) -> list[str]:
+        """The column names, in order."""
+        return [column.key for column in self.columns]
+
+    def value(self, run: Run, column: Column) -> Any:
+        """The raw value of one cell (a :class:`RichOutput` for a plot, None when missing)."""
+        if column.kind == "run":
+            return getattr(run, column.key) if column.key != "tags" else ", ".join(run.tags)
+        source = run.flat_parameters() if column.kind == "parameter" else run.flat_values()
+        return source.get(column.key)
+
+    def text(self, run: Run, column: Column) -> str:
+        """One cell as people read it: uuid prefixes, parameters as given, values rounded."""
+        value = self.value(run, column)
+        if column.key == "uuid":
+            return self.short.get(run.uuid, run.uuid)
+        if column.key == "duration" and value is not None:
+            return f"{value:.1f}s"
+        if column.key == "created" and value is not None:
+            return str(value)[:19]  # to the second: microseconds only keep the order
+        if column.kind == "parameter":
+            return render.parameter_text(value)
+        return render.cell_text(value, self.precision)
+
+    def rows_text(self) -> list[list[str]]:
+        return [[self.text(run, column) for column in self.columns] for run in self.runs]
+
+    def to_frame(self) -> pd.DataFrame:
+        """A DataFrame indexed by the full uuid, values as stored (plots as RichOutput)."""
+        import pandas as pd
+
+        records = [[self.value(run, c) for c in self.columns] for run in self.runs]
+        return pd.DataFrame.from_records(records, columns=self.keys).set_index("uuid")
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Every cell in full, as JSON would hold it: full uuids, floats unrounded, plots as
+        their ``{"$blob": sha256, "mimetype": ...}`` reference."""
+        return [
+            {c.key: _plain(self.value(run, c)) for c in self.columns} for run in self.runs
+        ]
+
+    def format(self, output_format: str = "table", width: int | None = None) -> str:
+        """The comparison as ``table`` (fitted to ``width`` columns), ``csv``, ``json`` or
+        ``markdown``."""
+        if output_format == "table":
+            return _console_text(self.to_table(width), width)
+        if output_format == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(self.keys)
+            for record in self.to_records():
+                writer.writerow(_csv_cell(v) for v in record.values())
+            return buffer.getvalue()
+        if output_format == "json":
+            return json.dumps(self.to_records(), indent=2, ensure_ascii=False) + "\n"
+        if output_format == "markdown":
+            return _markdown(self.keys, self.rows_text())
+        raise ParameterError(f"unknown format {output_format!r}; expected one of "
+                             + ", ".join(FORMATS))
+
+    def to_table(self, width: int | None = None) -> Table:
+        """A rich table fitting ``width`` columns: cells cut with an ellipsis, never wrapped;
+        the columns that do not fit at all are left out and named in the caption."""
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        rows = self.rows_text()
+        widths = _column_widths(self.columns, rows, width)
+        shown = list(widths)
+        hidden = len(self.columns) - len(shown)
+        caption = f"+{hidden} columns: see --columns, -f csv" if hidden else None
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False,
+                      collapse_padding=True, caption=caption, caption_justify="left")
+        for i in shown:
+            column = self.columns[i]
+            is_uuid = column.key == "uuid"
+            table.add_column(
+                column.key, no_wrap=True, overflow="ellipsis", max_width=widths[i],
+                min_width=widths[i] if is_uuid else None,
+                justify="right" if _numeric(self.runs, self, column) else "left",
+            )
+        for row in rows:
+            table.add_row(*(Text(row[i]) for i in shown))
+        return table
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __repr__(self) -> str:
+        return self.format("table", width=100).rstrip()
+
+    def _repr_html_(self) -> str:
+        html_rows = []
+        for run in self.runs:
+            cells = []
+            for column in self.columns:
+                value = self.value(run, column)
+                # A plot renders itself; every other cell is its text, escaped by table_html.
+                cells.append(value if render.is_displayable(value) else self.text(run, column))
+            html_rows.append(cells)
+        return render.table_html(self.keys, html_rows, self.precision, render_plots=True)
+
+
+def compare_runs(
+    runs: Sequence[Run],
+    short: Mapping[str, str],
+    *,
+    only_changed: bool = False,
+    columns: Sequence[str] | None = None,
+    precision: int = render.DEFAULT_PRECISION,
+    run_columns: Sequence[str] = DEFAULT_RUN_COLUMNS,
+) -> Comparison:
+    """The :class:`Comparison` of ``runs``.
+
+    Parameters
+    ----------
+    runs
+        The runs, one row each, in this order.
+    short
+        The uuid prefix to show for each run.
+    only_changed
+        Leave out the parameters and values equal in every run.
+    columns
+        Only these columns (parameter or value keys, or ``uuid``, ``name``, ``status``, ``tags``,
+        ``created``, ``duration``), in this order; ``uuid`` is always first.
+    precision
+        Decimals of computed floats.
+    run_columns
+        Without ``columns``: the columns about the run shown (among :data:`RUN_COLUMNS`);
+        ``name`` and ``tags`` only when some run has them.
+    """
+    runs = list(runs)
+    parameters = dict.fromkeys(k for run in runs for k in run.flat_parameters())
+    values = dict.fromkeys(
+        k for run in runs for k in run.flat_values() if k not in parameters
+    )
+    available = {
+        **{key: Column(key, "run") for key in RUN_COLUMNS},
+        **{key: Column(key, "parameter") for key in parameters},
+        **{key: Column(key, "value") for key in values},
+    }
+    if columns:
+        unknown = [key for key in columns if key not in available]
+        if unknown:
+            raise ParameterError(
+                f"unknown column {', '.join(map(repr, unknown))}: not a parameter or value of "
+                "the selected runs"
+            )
+        chosen = [available["uuid"]] + [available[k] for k in dict.fromkeys(columns) if
+                                         k != "uuid"]
+    else:
+        defaults = [
+            key for key in run_columns
+            if key not in ("name", "tags") or any(getattr(run, key) for run in runs)
+        ]
+        chosen = [available[key] for key in [*defaults, *parameters, *values]]
+    comparison = Comparison(runs, chosen, dict(short), precision)
+    if only_changed and len(runs) > 1:
+        comparison.columns = [
+            column for column in chosen
+            if column.kind == "run"
+            or len({_identity(comparison.value(run, column)) for run in runs}) > 1
+        ]
+    return comparison
+
+
+@dataclass
+class Change:
+    """A key whose value differs between two runs (``None`` where a run lacks it)."""
+
+    key: str
+    a: Any
+    b: Any
+
+
+@dataclass
+class RunDiff:
+    """What differs between runs ``a`` and ``b``: parameters, values, source text, environment.
+
+    ``str(diff)`` is what ``tracker diff`` prints.
+    """
+
+    a: Run
+    b: Run
+    short: dict[str, str]
+    parameters: list[Change] = field(default_factory=list)
+    values: list[Change] = field(default_factory=list)
+    #: A unified diff of the two source texts; empty when they are the same.
+    source: str = ""
+    environment: list[Change] = field(default_factory=list)
+    precision: int = render.DEFAULT_PRECISION
+
+    @property
+    def identical(self) -> bool:
+        return not (self.parameters or self.values or self.source or self.environment)
+
+    def to_text(self, width: int | None = 100) -> str:
+        a, b = self.short.get(self.a.uuid, self.a.uuid), self.short.get(self.b.uuid, self.b.uuid)
+        parts = []
+        sections = (
+            ("parameter", self.parameters, render.parameter_text),
+            ("value", self.values, lambda v: render.cell_text(v, self.precision)),
+            ("environment", self.environment, render.parameter_text),
+        )
+        for title, changes, show in sections:
+            if changes:
+                rows = [(c.key, show(c.a), show(c.b)) for c in changes]
+                parts.append(_console_text(render.text_table((title, a, b), rows), width))
+        if self.source:
+            parts.append(self.source)
+        if not parts:
+            return f"{a} and {b}: same parameters, values, source and environment\n"
+        return "\n".join(part.rstrip("\n") + "\n" for part in parts)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return self.to_text().rstrip()
+
+
+def diff_runs(
+    a: Run,
+    b: Run,
+    database: str | os.PathLike[str],
+    short: Mapping[str, str],
+    precision: int = render.DEFAULT_PRECISION,
+) -> RunDiff:
+    """The :class:`RunDiff` of two runs read from ``database``."""
+    sources = _source_texts(Path(database), [a.uuid, b.uuid])
+    labels = [short.get(run.uuid, run.uuid) for run in (a, b)]
+    source = "".join(
+        difflib.unified_diff(
+            sources[a.uuid].splitlines(keepends=True),
+            sources[b.uuid].splitlines(keepends=True),
+            fromfile=f"{labels[0]}/{a.source_path or 'source'}",
+            tofile=f"{labels[1]}/{b.source_path or 'source'}",
+        )
+    )
+    return RunDiff(
+        a, b, dict(short),
+        parameters=_changes(a.flat_parameters(), b.flat_parameters()),
+        values=_changes(a.flat_values(), b.flat_values()),
+        source=source,
+        environment=_changes(_environment(a), _environment(b)),
+        precision=precision,
+    )
+
+
+def _changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
+    keys = dict.fromkeys([*a, *b])
+    return [
+        Change(key, a.get(key), b.get(key))
+        for key in keys
+        if _identity(a.get(key)) != _identity(b.get(key))
+    ]
+
+
+def _environment(run: Run) -> dict[str, Any]:
+    """The environment as flat keys: ``python``, ``git_commit``, ``packages.numpy``..."""
+    if run.environment is None:
+        return {}
+    environment = dataclasses.asdict(run.environment)
+    packages = environment.pop("packages") or {}
+    return {**environment, **{f"packages.{k}": v for k, v in packages.items()}}
+
+
+def _source_texts(database: Path, uuids: Sequence[str]) -> dict[str, str]:
+    with store.reading(database) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        texts = {}
+        for uuid in uuids:
+            blob = None
+            if "source_sha256" in columns:
+                row = conn.execute(
+                    "SELECT source_sha256 FROM experiments WHERE uuid = ?", (uuid,)
+                ).fetchone()
+                blob = store.load_blob(conn, row[0]) if row and row[0] else None
+            texts[uuid] = blob.data.decode("utf-8", errors="replace") if blob else ""
+        return texts
+
+
+def _identity(value: Any) -> str:
+    """What makes two cells equal: a plot's content hash, any other value's JSON."""
+    sha256 = getattr(value, "sha256", None)
+    if sha256 is not None:
+        return f"blob:{sha256}"
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _plain(value: Any) -> Any:
+    sha256 = getattr(value, "sha256", None)
+    if sha256 is not None:
+        return {BLOB_REF_KEY: sha256, "mimetype": value.mimetype}
+    return value
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _numeric(runs: Sequence[Run], comparison: Comparison, column: Column) -> bool:
+    values = [comparison.value(run, column) for run in runs]
+    return any(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _column_widths(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None
+) -> dict[int, int]:
+    """The width of each column shown, by index: every column at its natural width when they
+    all fit ``width``; otherwise each cut to :data:`NARROW_COLUMN` (uuids never cut), the first
+    columns winning and those beyond the edge left out."""
+    natural = [max([len(c.key), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+    # The table's edges take a character each, and columns are two apart.
+    if width is None or sum(natural) + 2 * len(natural) <= width:
+        return dict(enumerate(natural))
+    widths, used = {}, 0
+    for i, column in enumerate(columns):
+        need = natural[i] if column.key in ("uuid", "status") else min(natural[i], NARROW_COLUMN)
+        if widths and used + need + 2 > width:
+            break
+        widths[i] = need
+        used += need + 2
+    return widths
+
+
+def _console_text(renderable: Any, width: int | None) -> str:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=width or 10_000, color_system=None,
+                      highlight=False)
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+
+
+def _markdown(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |",
+             "| " + " | ".join("---" for _ in columns) + " |"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,133 @@
+"""The web server of ``tracker ui``: a read-only Starlette app on 127.0.0.1.
+
+Pages are jinja2 templates (autoescaped: captured text always shows as text); the runs page
+polls ``/api/runs`` so it fills in while a sweep writes. Every script and style, plotly.js
+included, is served by the package: the UI works offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ploomber_like.errors import TrackerError
+from ploomber_like.ui import pages, views
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+#: Where the UI listens: this machine only.
+HOST = "127.0.0.1"
+
+#: Scripts only from the page's own origin, never inline; outputs (user HTML) are sandboxed
+#: frames. 'unsafe-eval': the WebGL library under plotly's parcoords compiles its shaders'
+#: drivers with new Function().
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-eval'; frame-src 'self'; object-src 'none'; base-uri 'none'"
+)
+
+
+def create_app(database: str | os.PathLike[str]) -> Starlette:
+    """The app serving ``database`` read-only (raises ``DatabaseError`` if it cannot be read)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.routing import Route
+
+    from ploomber_like.tracker import SQLiteTracker
+
+    tracker = SQLiteTracker(database, create=False)
+    len(tracker)  # fail now, with one line, if the file is not a tracking database
+
+    async def runs(request: Request) -> Response:
+        return _html(pages.runs_html(tracker, live=True))
+
+    async def runs_api(request: Request) -> Response:
+        from starlette.responses import JSONResponse
+
+        where = request.query_params.get("where") or None
+        try:
+            payload = views.runs_payload(tracker, where=where, run_href="/run/{uuid}")
+        except TrackerError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(payload)
+
+    async def run(request: Request) -> Response:
+        try:
+            return _html(pages.run_html(tracker, request.path_params["uuid"], live=True))
+        except TrackerError as exc:
+            return _html(pages.error_html(str(exc)), status_code=404)
+
+    async def compare(request: Request) -> Response:
+        uuids = [u for value in request.query_params.getlist("uuid") for u in value.split(",") if u]
+        try:
+            return _html(pages.compare_html(tracker, uuids, live=True))
+        except TrackerError as exc:
+            return _html(pages.error_html(str(exc)), status_code=400)
+
+    async def blob(request: Request) -> Response:
+        return _blob(tracker.path, request.path_params["sha256"])
+
+    async def static(request: Request) -> Response:
+        from starlette.responses import Response
+
+        name = request.path_params["name"]
+        asset = pages.asset(name)
+        if asset is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        media_type, data = asset
+        return Response(data, media_type=media_type,
+                        headers={"Cache-Control": "max-age=3600"})
+
+    routes = [
+        Route("/", runs),
+        Route("/api/runs", runs_api),
+        Route("/run/{uuid}", run),
+        Route("/compare", compare),
+        Route("/blob/{sha256}", blob),
+        Route("/static/{name}", static),
+    ]
+    # A page on another site cannot reach the UI through a DNS name pointing at 127.0.0.1.
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=[HOST, "localhost"])]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def serve(app: Starlette, port: int) -> None:
+    """Serve ``app`` (see :func:`create_app`) on 127.0.0.1:``port`` until interrupted."""
+    import uvicorn
+
+    uvicorn.run(app, host=HOST, port=port, log_level="warning")
+
+
+def _html(text: str, status_code: int = 200) -> Response:
+    from starlette.responses import HTMLResponse
+
+    return HTMLResponse(
+        text, status_code=status_code,
+        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
+    )
+
+
+def _blob(database: Path, sha256: str) -> Response:
+    from starlette.responses import Response
+
+    from ploomber_like import store
+
+    with store.reading(database) as conn:
+        blob = store.load_blob(conn, sha256)
+    if blob is None:
+        return Response("not found", status_code=404, media_type="text/plain")
+    return Response(
+        blob.data,
+        media_type=blob.mimetype,
+        headers={
+            # Stored HTML or SVG opened on its own must not run scripts with the UI's origin.
+            "Content-Security-Policy": "sandbox",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "max-age=86400, immutable",  # content-addressed: never changes
+        },
+    )

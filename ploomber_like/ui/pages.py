@@ -1,0 +1,134 @@
+"""The pages of the UI and the report as HTML text: jinja2 templates (autoescaped) filled from
+:mod:`ploomber_like.ui.views`, and the static files (our script and style, plotly.js).
+
+The server links its scripts and images (``/static/...``, ``/blob/...``); the report inlines
+them, so one file holds everything.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ploomber_like import render
+from ploomber_like.ui import views
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from ploomber_like.tracker import SQLiteTracker
+
+#: Static files and their media types; plotly.min.js comes from the plotly package.
+ASSETS = {
+    "app.js": "text/javascript",
+    "app.css": "text/css",
+    "plotly.min.js": "text/javascript",
+}
+
+#: The report inlines each run's page up to this many runs (beyond: the table links nowhere).
+REPORT_RUN_PAGES = 500
+
+
+def runs_html(tracker: SQLiteTracker, live: bool) -> str:
+    """The runs page: table, parallel coordinates, scatter. Live: it loads and polls
+    ``/api/runs``."""
+    return _render(
+        "runs.html", live=live, title=f"runs · {tracker.path.name}", database=str(tracker.path),
+        config={"mode": "live", "api": "/api/runs", "blob": "/blob/", "compare": "/compare"},
+    )
+
+
+def run_html(tracker: SQLiteTracker, uuid: str, live: bool) -> str:
+    """The page of one run."""
+    page = views.run_page(tracker, uuid, views.url_source if live else views.inline_source)
+    return _render(
+        "run.html", live=live, title=f"run {page.short} · {tracker.path.name}",
+        database=str(tracker.path), page=page, run_href=_href(live),
+    )
+
+
+def compare_html(tracker: SQLiteTracker, uuids: Sequence[str], live: bool) -> str:
+    """The page comparing 2 to 4 runs."""
+    page = views.compare_page(tracker, uuids, views.url_source if live else views.inline_source)
+    return _render(
+        "compare.html", live=live, title=f"compare {len(page.runs)} runs",
+        database=str(tracker.path), compare=page, run_href=_href(live),
+    )
+
+
+def report_html(
+    tracker: SQLiteTracker, where: str | None = None, compare: Sequence[str] = ()
+) -> str:
+    """The report: the runs page with its data inlined, each run's page, and the compare page
+    of ``compare`` (2 to 4 runs) if given; plotly.js, styles and images inline."""
+    payload = views.runs_payload(tracker, where=where, run_href="#run-{uuid}")
+    runs = tracker.runs(where=where)[:REPORT_RUN_PAGES]
+    pages = [views.run_page(tracker, run.uuid, views.inline_source) for run in runs]
+    compared = views.compare_page(tracker, compare, views.inline_source) if compare else None
+    return _render(
+        "report.html", live=False, title=f"report · {tracker.path.name}",
+        database=str(tracker.path), pages=pages, compare=compared, run_href=_href(False),
+        config={"mode": "report", "data": payload, "compare": "#compare" if compared else ""},
+        assets={name: _inline_script(name) for name in ASSETS},
+    )
+
+
+def error_html(message: str) -> str:
+    """A page saying what went wrong (an unknown uuid...)."""
+    return _render("error.html", live=True, title="error", message=message, database="")
+
+
+def asset(name: str) -> tuple[str, bytes] | None:
+    """A static file's media type and bytes, or None for a name we do not serve."""
+    if name not in ASSETS:
+        return None
+    return ASSETS[name], _asset_bytes(name)
+
+
+@functools.cache
+def _asset_bytes(name: str) -> bytes:
+    if name == "plotly.min.js":
+        try:
+            path = importlib.resources.files("plotly") / "package_data" / "plotly.min.js"
+        except ModuleNotFoundError:
+            from ploomber_like.errors import TrackerError
+
+            raise TrackerError(
+                "the UI and report need plotly: pip install 'ploomber-like[ui]'"
+            ) from None
+        return path.read_bytes()
+    return (importlib.resources.files("ploomber_like.ui") / "static" / name).read_bytes()
+
+
+def _inline_script(name: str) -> str:
+    # Inside <script>, "</script" would end the element: "<\/" means the same to JavaScript.
+    return _asset_bytes(name).decode("utf-8").replace("</script", "<\\/script")
+
+
+def _href(live: bool):
+    return (lambda uuid: f"/run/{uuid}") if live else (lambda uuid: f"#run-{uuid}")
+
+
+def _render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(
+        status_class=_status_class, missing=render.MISSING, json=views.script_json, **context
+    )
+
+
+def _status_class(status: str | None) -> str:
+    return f"status status-{status or 'unknown'}"
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("ploomber_like.ui", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )

@@ -1,0 +1,408 @@
+// ploomber_like UI: the runs page (table, parallel coordinates, scatter) and the metric charts
+// of run pages. Every text from the database goes in with textContent: never parsed as HTML.
+(function () {
+  "use strict";
+
+  var configElement = document.getElementById("tracker-config");
+  var config = configElement ? JSON.parse(configElement.textContent) : {};
+  var POLL_MS = 2000;
+  var STATUS_COLOURS = {
+    ok: "#2f9e44", failed: "#e03131", timeout: "#e8590c", crashed: "#9c36b5",
+    interrupted: "#868e96", running: "#1c7ed6"
+  };
+  var PLOT_FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11 };
+
+  var state = {
+    payload: null,
+    sortKey: null,
+    sortAsc: false,
+    hidden: null,          // column keys hidden in the table
+    brush: {},             // parcoords constraint ranges by column key
+    selected: new Set(),   // uuids ticked for compare
+    textFilter: "",        // the report's filter (no SQL without a server)
+    colorKey: null,
+    xKey: null,
+    yKey: null
+  };
+
+  function el(tag, attributes, text) {
+    var node = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (name) { node.setAttribute(name, attributes[name]); });
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  // --- data ----------------------------------------------------------------------------------
+
+  function columnsOf(kind) {
+    return state.payload.columns.filter(function (c) { return c.kind === kind; });
+  }
+
+  function numericColumns() {
+    return state.payload.columns.filter(function (c) { return c.numeric && c.kind !== "run"; });
+  }
+
+  function cell(run, key) { return run.cells[key] || { v: null, t: "" }; }
+
+  function chartColumns() {
+    // Numbers, and text parameters with a few distinct values (as categorical axes); an axis
+    // where every run has the same value says nothing and cannot be brushed.
+    var single = state.payload.runs.length < 2;
+    return state.payload.columns.filter(function (c) {
+      if (c.kind === "run" || c.plot) return false;
+      if (!c.numeric && c.kind !== "parameter") return false;
+      var distinct = new Set(state.payload.runs.map(function (r) { return cell(r, c.key).t; }));
+      if (c.numeric) return single || distinct.size > 1;
+      return distinct.size > 1 && distinct.size <= 20;
+    });
+  }
+
+  function axisValues(column) {
+    if (column.numeric) {
+      return {
+        values: state.payload.runs.map(function (r) {
+          var v = cell(r, column.key).v;
+          return typeof v === "number" ? v : NaN;
+        })
+      };
+    }
+    var labels = Array.from(new Set(state.payload.runs.map(function (r) { return cell(r, column.key).t; }))).sort();
+    return {
+      values: state.payload.runs.map(function (r) { return labels.indexOf(cell(r, column.key).t); }),
+      tickvals: labels.map(function (_, i) { return i; }),
+      ticktext: labels
+    };
+  }
+
+  function passesBrush(run) {
+    return Object.keys(state.brush).every(function (key) {
+      var ranges = state.brush[key];
+      if (!ranges || !ranges.length) return true;
+      if (!Array.isArray(ranges[0])) ranges = [ranges];
+      var column = state.payload.columns.find(function (c) { return c.key === key; });
+      if (!column) return true;
+      var value;
+      if (column.numeric) value = cell(run, key).v;
+      else value = axisValues(column).ticktext.indexOf(cell(run, key).t);
+      if (typeof value !== "number") return false;
+      return ranges.some(function (r) { return value >= r[0] && value <= r[1]; });
+    });
+  }
+
+  function passesText(run) {
+    if (!state.textFilter) return true;
+    var needle = state.textFilter.toLowerCase();
+    return Object.keys(run.cells).some(function (key) {
+      return String(run.cells[key].t).toLowerCase().indexOf(needle) !== -1;
+    });
+  }
+
+  function visibleRuns() {
+    var runs = state.payload.runs.filter(function (r) { return passesBrush(r) && passesText(r); });
+    if (state.sortKey) {
+      var key = state.sortKey, sign = state.sortAsc ? 1 : -1;
+      runs = runs.slice().sort(function (a, b) {
+        var x = cell(a, key).v, y = cell(b, key).v;
+        if (x === null || x === undefined) return (y === null || y === undefined) ? 0 : 1;
+        if (y === null || y === undefined) return -1;
+        if (typeof x === "number" && typeof y === "number") return sign * (x - y);
+        return sign * String(x).localeCompare(String(y), undefined, { numeric: true });
+      });
+    }
+    return runs;
+  }
+
+  // --- table ---------------------------------------------------------------------------------
+
+  function defaultHidden() {
+    var hidden = new Set();
+    state.payload.columns.forEach(function (c) { if (c.plot) hidden.add(c.key); });
+    return hidden;
+  }
+
+  function renderColumnsMenu() {
+    var panel = document.getElementById("columns-panel");
+    panel.textContent = "";
+    [["run", "run"], ["parameter", "parameters"], ["value", "values"]].forEach(function (group) {
+      var columns = columnsOf(group[0]);
+      if (!columns.length) return;
+      panel.appendChild(el("div", { "class": "group" }, group[1]));
+      columns.forEach(function (column) {
+        if (column.key === "uuid") return;
+        var label = el("label");
+        var box = el("input", { type: "checkbox", "data-key": column.key });
+        box.checked = !state.hidden.has(column.key);
+        box.addEventListener("change", function () {
+          if (box.checked) state.hidden.delete(column.key); else state.hidden.add(column.key);
+          renderTable();
+        });
+        label.appendChild(box);
+        label.appendChild(document.createTextNode(column.key));
+        panel.appendChild(label);
+      });
+    });
+  }
+
+  function renderTable() {
+    var table = document.getElementById("runs-table");
+    var columns = state.payload.columns.filter(function (c) { return !state.hidden.has(c.key); });
+    var head = table.tHead, body = table.tBodies[0];
+    head.textContent = "";
+    body.textContent = "";
+    var row = el("tr");
+    row.appendChild(el("th", { "class": "select" }, ""));
+    columns.forEach(function (column) {
+      var th = el("th", { "class": "kind-" + column.kind, "data-key": column.key, title: column.kind }, column.key);
+      if (state.sortKey === column.key) th.classList.add(state.sortAsc ? "sorted-asc" : "sorted-desc");
+      th.addEventListener("click", function () {
+        if (state.sortKey === column.key) state.sortAsc = !state.sortAsc;
+        else { state.sortKey = column.key; state.sortAsc = !column.numeric; }
+        renderTable();
+      });
+      row.appendChild(th);
+    });
+    head.appendChild(row);
+
+    var runs = visibleRuns();
+    runs.forEach(function (run) {
+      var tr = el("tr", { "data-uuid": run.uuid });
+      if (state.selected.has(run.uuid)) tr.classList.add("selected");
+      var tick = el("td");
+      var box = el("input", { type: "checkbox", title: "select to compare" });
+      box.checked = state.selected.has(run.uuid);
+      box.addEventListener("change", function () {
+        if (box.checked) state.selected.add(run.uuid); else state.selected.delete(run.uuid);
+        tr.classList.toggle("selected", box.checked);
+        updateCompareButton();
+      });
+      tick.appendChild(box);
+      tr.appendChild(tick);
+      columns.forEach(function (column) {
+        var c = cell(run, column.key);
+        var td = el("td");
+        if (column.key === "uuid") {
+          var link = el("a", { href: run.href, "class": "uuid", title: run.uuid }, run.short);
+          td.appendChild(link);
+        } else if (column.key === "status") {
+          td.appendChild(el("span", { "class": "status status-" + (run.status || "unknown") }, c.t));
+        } else if (column.key === "tags") {
+          (c.t ? c.t.split(", ") : []).forEach(function (tag) { td.appendChild(el("span", { "class": "tag" }, tag)); });
+        } else if (column.plot && c.s && config.mode === "live") {
+          td.appendChild(el("img", { "class": "thumb", src: config.blob + c.s, alt: column.key, loading: "lazy" }));
+        } else {
+          td.textContent = c.t;
+          if (column.numeric) td.classList.add("num");
+          if (c.v === null && c.t === state.payload.missing) td.classList.add("missing");
+        }
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+    document.getElementById("runs-empty").hidden = runs.length > 0;
+    var total = state.payload.runs.length;
+    document.getElementById("run-count").textContent =
+      runs.length === total ? total + " runs" : runs.length + " of " + total + " runs";
+  }
+
+  function updateCompareButton() {
+    var button = document.getElementById("compare-button");
+    var n = state.selected.size;
+    var enabled = n >= 2 && n <= 4 && config.mode === "live";
+    button.classList.toggle("disabled", !enabled);
+    button.textContent = n ? "Compare " + n + " selected" : "Compare selected";
+    if (enabled) {
+      var query = Array.from(state.selected).map(function (u) { return "uuid=" + encodeURIComponent(u); });
+      button.setAttribute("href", config.compare + "?" + query.join("&"));
+    } else {
+      button.setAttribute("href", config.mode === "report" && config.compare ? config.compare : "#");
+      if (config.mode === "report" && config.compare) button.classList.remove("disabled");
+    }
+  }
+
+  // --- charts --------------------------------------------------------------------------------
+
+  function fillSelect(select, columns, chosen) {
+    select.textContent = "";
+    columns.forEach(function (column) {
+      var option = el("option", { value: column.key }, column.key);
+      if (column.key === chosen) option.selected = true;
+      select.appendChild(option);
+    });
+  }
+
+  function chooseDefaults() {
+    var numeric = numericColumns();
+    var values = numeric.filter(function (c) { return c.kind === "value"; });
+    var parameters = numeric.filter(function (c) { return c.kind === "parameter"; });
+    var has = function (key) { return key && numeric.some(function (c) { return c.key === key; }); };
+    if (!has(state.colorKey)) state.colorKey = (values[values.length - 1] || numeric[0] || {}).key || null;
+    if (!has(state.yKey)) state.yKey = state.colorKey;
+    if (!has(state.xKey)) state.xKey = (parameters[0] || numeric[0] || {}).key || null;
+  }
+
+  function renderParcoords() {
+    var host = document.getElementById("parcoords");
+    var columns = chartColumns();
+    if (!window.Plotly || !columns.length || !state.payload.runs.length) {
+      host.textContent = "";
+      host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
+      return;
+    }
+    var dimensions = columns.map(function (column) {
+      var axis = axisValues(column);
+      var dimension = { label: column.key, values: axis.values };
+      if (axis.tickvals) { dimension.tickvals = axis.tickvals; dimension.ticktext = axis.ticktext; }
+      if (state.brush[column.key]) dimension.constraintrange = state.brush[column.key];
+      return dimension;
+    });
+    var colorColumn = state.payload.columns.find(function (c) { return c.key === state.colorKey; });
+    var line = { color: "#3b5bdb" };
+    if (colorColumn) {
+      line = {
+        color: axisValues(colorColumn).values, colorscale: "Viridis", showscale: true,
+        colorbar: { title: { text: colorColumn.key, side: "right" }, thickness: 10 }
+      };
+    }
+    var trace = { type: "parcoords", dimensions: dimensions, line: line,
+                  labelfont: { size: 11 }, tickfont: { size: 10 }, rangefont: { size: 9 } };
+    var layout = { margin: { l: 50, r: 70, t: 40, b: 20 }, font: PLOT_FONT, paper_bgcolor: "rgba(0,0,0,0)" };
+    Plotly.react(host, [trace], layout, { displaylogo: false, responsive: true });
+    if (!host.dataset.listening) {
+      host.dataset.listening = "1";
+      host.on("plotly_restyle", function () {
+        var next = {};
+        (host.data[0].dimensions || []).forEach(function (d) {
+          if (d.constraintrange && d.constraintrange.length) next[d.label] = d.constraintrange;
+        });
+        state.brush = next;
+        renderTable();
+        renderScatter();
+      });
+    }
+  }
+
+  function renderScatter() {
+    var host = document.getElementById("scatter");
+    var numeric = numericColumns();
+    if (!window.Plotly || !numeric.length || !state.xKey || !state.yKey) {
+      host.textContent = "";
+      host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
+      return;
+    }
+    var runs = state.payload.runs.filter(function (r) { return passesBrush(r) && passesText(r); });
+    var byStatus = {};
+    runs.forEach(function (run) {
+      var x = cell(run, state.xKey).v, y = cell(run, state.yKey).v;
+      if (typeof x !== "number" || typeof y !== "number") return;
+      var group = byStatus[run.status] = byStatus[run.status] || { x: [], y: [], text: [], customdata: [] };
+      group.x.push(x); group.y.push(y); group.text.push(run.short); group.customdata.push(run.href);
+    });
+    var traces = Object.keys(byStatus).map(function (status) {
+      var group = byStatus[status];
+      return {
+        type: "scatter", mode: "markers", name: status, x: group.x, y: group.y, text: group.text,
+        customdata: group.customdata,
+        hovertemplate: "%{text}<br>" + state.xKey + "=%{x}<br>" + state.yKey + "=%{y}<extra>" + status + "</extra>",
+        marker: { size: 10, color: STATUS_COLOURS[status] || "#495057", opacity: .85,
+                  line: { width: 1, color: "#fff" } }
+      };
+    });
+    var layout = {
+      margin: { l: 55, r: 10, t: 10, b: 45 }, font: PLOT_FONT, paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "#fafbfc", xaxis: { title: { text: state.xKey }, zeroline: false },
+      yaxis: { title: { text: state.yKey }, zeroline: false }, legend: { orientation: "h", y: 1.08 },
+      hovermode: "closest"
+    };
+    Plotly.react(host, traces, layout, { displaylogo: false, responsive: true });
+    if (!host.dataset.listening) {
+      host.dataset.listening = "1";
+      host.on("plotly_click", function (event) {
+        var point = event.points && event.points[0];
+        if (point && point.customdata) window.location.href = point.customdata;
+      });
+    }
+  }
+
+  function renderAll() {
+    if (state.hidden === null) state.hidden = defaultHidden();
+    chooseDefaults();
+    var numeric = numericColumns();
+    fillSelect(document.getElementById("color-by"), numeric, state.colorKey);
+    fillSelect(document.getElementById("scatter-x"), numeric, state.xKey);
+    fillSelect(document.getElementById("scatter-y"), numeric, state.yKey);
+    renderColumnsMenu();
+    renderTable();
+    renderParcoords();
+    renderScatter();
+    updateCompareButton();
+  }
+
+  // --- loading and polling -------------------------------------------------------------------
+
+  function showError(message) { document.getElementById("filter-error").textContent = message || ""; }
+
+  function load(where, force) {
+    var url = config.api + (where ? "?where=" + encodeURIComponent(where) : "");
+    return fetch(url, { headers: { Accept: "application/json" } }).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+    }).then(function (result) {
+      var live = document.getElementById("live");
+      if (!result.ok) { showError(result.body.error); return; }
+      showError("");
+      if (live) { live.classList.remove("stale"); live.title = "updated " + new Date().toLocaleTimeString(); }
+      if (force || !state.payload || state.payload.signature !== result.body.signature) {
+        state.payload = result.body;
+        renderAll();
+      }
+    }).catch(function () {
+      var live = document.getElementById("live");
+      if (live) live.classList.add("stale");
+    });
+  }
+
+  function startRunsPage() {
+    var form = document.getElementById("filter-form");
+    var input = document.getElementById("where");
+    document.getElementById("color-by").addEventListener("change", function (e) { state.colorKey = e.target.value; renderParcoords(); });
+    document.getElementById("scatter-x").addEventListener("change", function (e) { state.xKey = e.target.value; renderScatter(); });
+    document.getElementById("scatter-y").addEventListener("change", function (e) { state.yKey = e.target.value; renderScatter(); });
+    if (config.mode === "report") {
+      state.payload = config.data;
+      form.addEventListener("submit", function (e) { e.preventDefault(); state.textFilter = input.value; renderTable(); renderScatter(); });
+      document.getElementById("clear-filter").addEventListener("click", function () { input.value = ""; state.textFilter = ""; renderTable(); renderScatter(); });
+      renderAll();
+      return;
+    }
+    var params = new URLSearchParams(window.location.search);
+    input.value = params.get("where") || "";
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var url = new URL(window.location.href);
+      if (input.value) url.searchParams.set("where", input.value); else url.searchParams.delete("where");
+      window.history.replaceState(null, "", url);
+      load(input.value, true);
+    });
+    document.getElementById("clear-filter").addEventListener("click", function () {
+      input.value = "";
+      form.requestSubmit();
+    });
+    load(input.value, true);
+    window.setInterval(function () { if (!document.hidden) load(input.value, false); }, POLL_MS);
+  }
+
+  function renderMetricCharts() {
+    if (!window.Plotly) return;
+    document.querySelectorAll("script.metric-data").forEach(function (script) {
+      var data = JSON.parse(script.textContent);
+      var host = script.parentNode.querySelector(".metric-chart");
+      Plotly.newPlot(host, [{ type: "scatter", mode: "lines+markers", x: data.step, y: data.value,
+                               line: { color: "#3b5bdb", width: 2 }, marker: { size: 4 }, name: data.key }],
+        { margin: { l: 50, r: 10, t: 10, b: 35 }, font: PLOT_FONT, paper_bgcolor: "rgba(0,0,0,0)",
+          plot_bgcolor: "#fafbfc", xaxis: { title: { text: "step" } } },
+        { displaylogo: false, responsive: true });
+    });
+  }
+
+  if (document.getElementById("runs-table")) startRunsPage();
+  renderMetricCharts();
+})();

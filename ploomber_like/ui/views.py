@@ -1,0 +1,313 @@
+"""What the pages of the web UI and the report show, as plain data for the templates and the
+JSON the runs page polls. Reads only, through :class:`~ploomber_like.tracker.SQLiteTracker` and
+read-only connections; nothing here knows whether it feeds a server or a file.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+
+from ploomber_like import render, store
+from ploomber_like.comparing import Comparison, compare_runs
+from ploomber_like.errors import ParameterError
+
+if TYPE_CHECKING:
+    from ploomber_like.tracker import RichOutput, Run, SQLiteTracker
+
+    #: How a page refers to a stored output: a URL (the server) or a data URI (the report).
+    OutputSource = Callable[[RichOutput], str]
+
+#: Columns about the run in the runs table, before its parameters and values.
+TABLE_RUN_COLUMNS = ("uuid", "name", "status", "created", "duration", "tags")
+
+#: The compare page takes this many runs at most: plots side by side stop being readable.
+MAX_COMPARED = 4
+
+@dataclass
+class Output:
+    """A plot or HTML output placed on a page."""
+
+    key: str
+    mimetype: str
+    sha256: str
+    #: For images: the ``src`` of the ``<img>``.
+    src: str = ""
+    #: For HTML outputs: the document shown in a sandboxed ``<iframe srcdoc>`` (no scripts).
+    document: str = ""
+
+
+@dataclass
+class RunPage:
+    """Everything the run page shows."""
+
+    run: Run
+    short: str
+    parameters: list[tuple[str, str]]
+    values: list[tuple[str, str]]
+    outputs: list[Output]
+    #: Metric series by key: ``{"step": [...], "value": [...]}`` (empty without a metrics table).
+    metrics: dict[str, dict[str, list[Any]]]
+    stdout: str
+    stderr: str
+    source: str
+    environment: list[tuple[str, str]]
+    packages: list[tuple[str, str]]
+    #: Rows of the run's files (an ``artifacts`` table), each a mapping of column to text.
+    files: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ComparePage:
+    """Everything the compare page shows for 2 to 4 runs."""
+
+    runs: list[Run]
+    short: dict[str, str]
+    #: Parameters that differ: key, then one text per run.
+    parameters: list[list[str]]
+    #: Every scalar value: key, then one text per run, and the index of the best (highest) run.
+    values: list[tuple[list[str], int | None]]
+    #: Plots by key, one output (or None) per run.
+    outputs: list[tuple[str, list[Output | None]]]
+
+
+def url_source(output: RichOutput) -> str:
+    """Outputs served by the UI's ``/blob/<sha256>`` route."""
+    return f"/blob/{output.sha256}"
+
+
+def inline_source(output: RichOutput) -> str:
+    """Outputs inlined as data URIs (the report: one file, no server)."""
+    return f"data:{output.mimetype};base64,{base64.b64encode(output.data).decode('ascii')}"
+
+
+def runs_payload(
+    tracker: SQLiteTracker,
+    *,
+    where: str | None = None,
+    precision: int = render.DEFAULT_PRECISION,
+    run_href: str = "run/{uuid}",
+) -> dict[str, Any]:
+    """The runs table, parallel coordinates and scatter data as JSON-able data.
+
+    ``columns``: key, kind (``run``, ``parameter``, ``value``) and whether numeric; ``runs``:
+    one object per run with its full and short uuid, status, link, and per column the value
+    (``v``, numbers and text only) and the text shown (``t``).
+    """
+    comparison = _table(tracker, where, precision)
+    columns = []
+    numeric = {}
+    for column in comparison.columns:
+        cells = [comparison.value(run, column) for run in comparison.runs]
+        numeric[column.key] = column.kind != "run" and _numeric(cells)
+        columns.append({
+            "key": column.key,
+            "kind": column.kind,
+            "numeric": numeric[column.key] or column.key == "duration",
+            "plot": any(render.is_displayable(v) for v in cells),
+        })
+    runs = []
+    for run in comparison.runs:
+        cells = {}
+        for column in comparison.columns:
+            value = comparison.value(run, column)
+            cells[column.key] = {"v": _json_value(value), "t": comparison.text(run, column)}
+            if render.is_displayable(value):
+                cells[column.key]["s"] = value.sha256  # the table shows it as a thumbnail
+        runs.append({
+            "uuid": run.uuid,
+            "short": comparison.short.get(run.uuid, run.uuid),
+            "status": run.status,
+            "href": run_href.format(uuid=run.uuid),
+            "cells": cells,
+        })
+    signature = json.dumps([[r["uuid"], r["status"], r["cells"].get("duration")] for r in runs])
+    return {
+        "columns": columns,
+        "runs": runs,
+        "where": where or "",
+        "missing": render.MISSING,
+        # The page polls and redraws only when this changes (a run added, finished, removed).
+        "signature": hashlib.sha256(signature.encode()).hexdigest()[:16],
+    }
+
+
+def run_page(
+    tracker: SQLiteTracker,
+    uuid: str,
+    source: OutputSource,
+    precision: int = render.DEFAULT_PRECISION,
+) -> RunPage:
+    """The run page of ``uuid`` (a full uuid or unique prefix)."""
+    run = tracker.get(uuid)
+    extra = _extra_columns(tracker, run.uuid)
+    environment, packages = [], []
+    if run.environment is not None:
+        data = dataclasses.asdict(run.environment)
+        packages = sorted((name, str(version)) for name, version in data.pop("packages").items())
+        environment = [(key, render.parameter_text(value)) for key, value in data.items()]
+    return RunPage(
+        run=run,
+        short=tracker.uuid_prefixes().get(run.uuid, run.uuid),
+        parameters=[(k, render.parameter_text(v)) for k, v in run.flat_parameters().items()],
+        values=[
+            (k, render.cell_text(v, precision))
+            for k, v in run.flat_values().items()
+            if not render.is_displayable(v)
+        ],
+        outputs=[_output(key, value, source) for key, value in run.outputs().items()],
+        metrics=_metrics(tracker, run.uuid),
+        stdout=extra.get("stdout") or "",
+        stderr=extra.get("stderr") or "",
+        source=extra.get("source") or "",
+        environment=environment,
+        packages=packages,
+        files=_files(tracker, run.uuid),
+    )
+
+
+def compare_page(
+    tracker: SQLiteTracker,
+    uuids: Sequence[str],
+    source: OutputSource,
+    precision: int = render.DEFAULT_PRECISION,
+) -> ComparePage:
+    """The compare page of 2 to 4 runs (uuids or unique prefixes)."""
+    if not 2 <= len(uuids) <= MAX_COMPARED:
+        raise ParameterError(f"compare takes 2 to {MAX_COMPARED} runs, got {len(uuids)}")
+    changed = tracker.compare(list(uuids), only_changed=True, precision=precision)
+    everything = tracker.compare(list(uuids), precision=precision)
+    runs = everything.runs
+    parameters = [
+        [column.key, *(changed.text(run, column) for run in runs)]
+        for column in changed.columns
+        if column.kind == "parameter"
+    ]
+    values = []
+    outputs = []
+    for column in everything.columns:
+        if column.kind != "value":
+            continue
+        cells = [everything.value(run, column) for run in runs]
+        if any(render.is_displayable(v) for v in cells):
+            outputs.append((
+                column.key,
+                [_output(column.key, v, source) if render.is_displayable(v) else None
+                 for v in cells],
+            ))
+            continue
+        numbers = [v if _is_number(v) else None for v in cells]
+        best = None
+        if sum(n is not None for n in numbers) > 1 and len(set(numbers) - {None}) > 1:
+            best = max((i for i, n in enumerate(numbers) if n is not None),
+                       key=lambda i: numbers[i])
+        values.append(([column.key, *(everything.text(run, column) for run in runs)], best))
+    return ComparePage(runs, everything.short, parameters, values, outputs)
+
+
+def script_json(value: Any) -> Markup:
+    """``value`` as JSON safe inside ``<script type="application/json">``: no ``</script>``
+    or ``<!--`` can end the element early."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return Markup(
+        text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    )
+
+
+def _table(tracker: SQLiteTracker, where: str | None, precision: int) -> Comparison:
+    runs = tracker.runs(where=where)
+    return compare_runs(
+        runs, tracker.uuid_prefixes(), precision=precision, run_columns=TABLE_RUN_COLUMNS
+    )
+
+
+def _output(key: str, value: RichOutput, source: OutputSource) -> Output:
+    if value.mimetype.startswith("image/"):
+        return Output(key, value.mimetype, value.sha256, src=source(value))
+    # HTML (a DataFrame) and anything else: a document in a sandboxed frame, text escaped.
+    text = value.data.decode("utf-8", errors="replace")
+    if value.mimetype != "text/html":
+        text = f"<pre>{Markup.escape(text)}</pre>"
+    return Output(key, value.mimetype, value.sha256, document=text)
+
+
+def _extra_columns(tracker: SQLiteTracker, uuid: str) -> dict[str, str | None]:
+    """stdout, stderr and the source text: columns a :class:`Run` does not carry."""
+    with store.reading(tracker.path) as conn:
+        present = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        wanted = [c for c in ("stdout", "stderr", "source_sha256") if c in present]
+        if not wanted:
+            return {}
+        row = conn.execute(
+            f"SELECT {', '.join(wanted)} FROM experiments WHERE uuid = ?", (uuid,)
+        ).fetchone()
+        extra = dict(zip(wanted, row, strict=True))
+        sha256 = extra.pop("source_sha256", None)
+        blob = store.load_blob(conn, sha256) if sha256 else None
+        extra["source"] = blob.data.decode("utf-8", errors="replace") if blob else None
+        return extra
+
+
+def _tables(conn) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _metrics(tracker: SQLiteTracker, uuid: str) -> dict[str, dict[str, list[Any]]]:
+    """The run's metric series from a ``metrics`` table (uuid, key, step, value, time)."""
+    with store.reading(tracker.path) as conn:
+        if "metrics" not in _tables(conn):
+            return {}
+        series: dict[str, dict[str, list[Any]]] = {}
+        rows = conn.execute(
+            "SELECT key, step, value FROM metrics WHERE uuid = ? ORDER BY key, step, rowid",
+            (uuid,),
+        )
+        for key, step, value in rows:
+            points = series.setdefault(key, {"step": [], "value": []})
+            points["step"].append(step)
+            points["value"].append(_json_value(value))
+        return series
+
+
+def _files(tracker: SQLiteTracker, uuid: str) -> list[dict[str, str]]:
+    """The run's files from an ``artifacts`` table, whatever its other columns."""
+    with store.reading(tracker.path) as conn:
+        if "artifacts" not in _tables(conn):
+            return []
+        cursor = conn.execute("SELECT * FROM artifacts WHERE uuid = ?", (uuid,))
+        names = [d[0] for d in cursor.description]
+        return [
+            {name: render.cell_text(value) for name, value in zip(names, row, strict=True)
+             if name != "uuid" and not isinstance(value, bytes)}
+            for row in cursor
+        ]
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+    )
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    """True when every present value is a number (and there is one)."""
+    present = [v for v in values if v is not None]
+    return bool(present) and all(_is_number(v) for v in present)
+
+
+def _json_value(value: Any) -> Any:
+    """A cell's value for the browser: numbers, text and booleans; anything else null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bool | int | float | str):
+        return value
+    return None

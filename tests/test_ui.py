@@ -1,0 +1,403 @@
+"""The web UI and the report, driven in a real headless Chromium against a real server on
+127.0.0.1; plus the server's guarantees (read-only, local, offline) over plain HTTP.
+
+Browser tests skip, with the reason, where Playwright or Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tracking_databases import SweepDatabase, build_sweep_database, png
+
+from ploomber_like import SQLiteTracker
+from ploomber_like.cli import cli
+from ploomber_like.record import Blob, Record, RunError, new_created
+from ploomber_like.store import Store
+
+pytest.importorskip("starlette", reason="the UI needs the [ui] extra (starlette)")
+pytest.importorskip("uvicorn", reason="the UI needs the [ui] extra (uvicorn)")
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = "<script>window.pwned = 1</script>"
+HOSTILE_HTML = b"<b>bold</b><script>parent.pwned = 2</script>"
+
+
+def chromium_path() -> str | None:
+    candidates = ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def add_hostile_run(path: Path) -> Record:
+    """A run whose captured text, output, stdout and error all hold markup."""
+    plot = Blob("image/png", png("hostile"))
+    page = Blob("text/html", HOSTILE_HTML)
+    record = Record(
+        uuid="5c5c5c5c-hostile", created=new_created(), path="evil.py", source=f"x = '{HOSTILE}'\n",
+        parameters={"n_estimators": 75, "max_depth": 3, "model": {"criterion": "gini"}},
+        overrides={"n_estimators": 75}, status="failed",
+        values={"note": HOSTILE, "f1": 0.7, "accuracy": 0.71, "confusion_matrix": plot.reference(),
+                "frame": page.reference()},
+        blobs={plot.sha256: plot, page.sha256: page},
+        stdout=f"printed {HOSTILE}\n",
+        error=RunError("ValueError", f"bad <img src=x onerror=\"window.pwned=3\"> {HOSTILE}",
+                       traceback=f"Traceback\nValueError: {HOSTILE}"),
+        name="<b>named</b>",
+    )
+    with Store(path) as store:
+        store.finish(record)
+    return record
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> SweepDatabase:
+    sweep = build_sweep_database(tmp_path_factory.mktemp("ui") / "experiments.db")
+    add_hostile_run(sweep.path)
+    SQLiteTracker(sweep.path).tag(sweep.ok[(50, None)], "best")
+    return sweep
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(path: Path) -> Iterator[str]:
+    """The UI of ``path`` served by uvicorn in a thread; yields its base URL."""
+    import uvicorn
+
+    from ploomber_like.ui.app import HOST, create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(path), host=HOST, port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the UI server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://{HOST}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(database: SweepDatabase) -> Iterator[str]:
+    with serving(database.path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
+    )
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("browser tests need Chromium (apt-get install chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], errors  # no script error on any page
+
+
+def table_uuids(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#runs-table tbody tr", "rows => rows.map(r => r.dataset.uuid)"
+    )
+
+
+def open_runs(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#runs-table tbody tr")
+
+
+# --- the live UI in a browser ------------------------------------------------------------------
+
+
+def test_table_lists_every_run_with_status_colours(page, server, database):
+    open_runs(page, server + "/")
+    uuids = table_uuids(page)
+    assert sorted(uuids) == sorted([*database.ok.values(), database.failed, "5c5c5c5c-hostile"])
+    assert page.locator("#run-count").inner_text() == "8 runs"
+    failed = page.locator(f'tr[data-uuid="{database.failed}"] .status')
+    assert failed.inner_text() == "failed" and "status-failed" in failed.get_attribute("class")
+    ok_colour = page.locator(f'tr[data-uuid="{database.ok[(10, 5)]}"] .status').evaluate(
+        "node => getComputedStyle(node).color"
+    )
+    assert ok_colour != failed.evaluate("node => getComputedStyle(node).color")
+    assert page.locator(f'tr[data-uuid="{database.ok[(50, None)]}"] .tag').inner_text() == "best"
+
+
+def test_sorting_by_a_column_header(page, server, database):
+    open_runs(page, server + "/")
+    best = max(database.f1, key=database.f1.__getitem__)
+    worst = min(database.f1, key=database.f1.__getitem__)
+    page.click('#runs-table thead th[data-key="f1"]')
+    assert table_uuids(page)[0] == best
+    page.click('#runs-table thead th[data-key="f1"]')
+    uuids = table_uuids(page)
+    assert uuids[0] == worst and uuids[-1] == database.failed  # no f1: last either way
+
+
+def test_filtering_with_a_sql_condition_and_choosing_columns(page, server, database):
+    open_runs(page, server + "/")
+    page.fill("#where", "json_extract(parameters, '$.f1') >= 1.0")
+    page.click("#filter-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
+    assert sorted(table_uuids(page)) == sorted(u for u, f in database.f1.items() if f >= 1.0)
+    page.fill("#where", "no_such_column > 1")
+    page.click("#filter-form button[type=submit]")
+    page.wait_for_function("document.getElementById('filter-error').textContent !== ''")
+    assert "no such column: no_such_column" in page.locator("#filter-error").inner_text()
+
+    assert page.locator('#runs-table thead th[data-key="accuracy"]').count() == 1
+    page.click("#columns-menu summary")
+    page.uncheck('#columns-panel input[data-key="accuracy"]')
+    assert page.locator('#runs-table thead th[data-key="accuracy"]').count() == 0
+
+
+def test_parallel_coordinates_render_and_brushing_filters_the_table(page, server, database):
+    open_runs(page, server + "/")
+    page.wait_for_selector("#parcoords .parcoords")
+    labels = page.eval_on_selector_all(
+        "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
+    )
+    assert {"n_estimators", "max_depth", "f1", "accuracy"} <= set(labels)
+    # Drag along the top of the f1 axis, as a user brushes it.
+    axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(labels.index("f1"))
+    box = axis.bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + 3)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
+    page.mouse.up()
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length < 8")
+    shown = table_uuids(page)
+    assert shown and database.failed not in shown
+    assert all(database.f1.get(u, 0) >= 0.8 for u in shown)
+
+
+def test_scatter_plots_a_parameter_against_a_value(page, server):
+    open_runs(page, server + "/")
+    page.select_option("#scatter-x", "n_estimators")
+    page.select_option("#scatter-y", "accuracy")
+    page.wait_for_selector("#scatter .scatterlayer .point")
+    assert page.locator("#scatter .scatterlayer .point").count() == 8
+    assert page.locator("#scatter .xtitle").text_content() == "n_estimators"
+
+
+def test_run_page_shows_plots_values_and_environment(page, server, database):
+    open_runs(page, server + "/")
+    uuid = database.ok[(25, None)]
+    page.click(f'tr[data-uuid="{uuid}"] a.uuid')
+    page.wait_for_url(f"**/run/{uuid}")
+    image = page.locator('figure img[alt="confusion_matrix"]')
+    image.wait_for()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert image.get_attribute("src").startswith("/blob/")
+    assert "n_estimators" in page.locator("table.kv").first.inner_text()
+    assert page.locator("text=0.800").count() >= 1  # f1 of this run, at 3 decimals
+
+
+def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "metrics.db"
+    record = add_hostile_run(path)
+    # The tables a run's printed series and files go to; the UI shows whatever they hold.
+    conn = sqlite3.connect(path)
+    conn.executemany("INSERT INTO metrics VALUES (?, 'loss', ?, ?, 0)",
+                     [(record.uuid, step, 1 / (step + 1)) for step in range(5)])
+    conn.execute("INSERT INTO artifacts VALUES (?, 'model.pkl', 10, 'abc', 0)", (record.uuid,))
+    conn.commit()
+    conn.close()
+    with serving(path) as url:
+        page.goto(f"{url}/run/{record.uuid}")
+        chart = page.locator("figure:has(figcaption:text-is('loss')) .metric-chart")
+        chart.locator(".main-svg").first.wait_for()
+        assert chart.evaluate("node => node.data[0].y.length") == 5
+        assert "model.pkl" in page.locator("section:has(h2:text-is('Files'))").inner_text()
+
+
+def test_markup_in_the_data_shows_as_text(page, server):
+    open_runs(page, server + "/")
+    row = page.locator('tr[data-uuid="5c5c5c5c-hostile"]')
+    assert HOSTILE in row.inner_text() and "<b>named</b>" in row.inner_text()
+    page.goto(server + "/run/5c5c5c5c")
+    body = page.locator("body").inner_text()
+    assert HOSTILE in body and 'onerror="window.pwned=3"' in body and f"printed {HOSTILE}" in body
+    frame = page.locator('iframe[title="frame"]')
+    assert frame.get_attribute("sandbox") == ""  # user HTML: no scripts, no same origin
+    assert page.evaluate("window.pwned") is None
+    assert page.frame_locator('iframe[title="frame"]').locator("b").inner_text() == "bold"
+
+
+def test_compare_page_shows_plots_side_by_side_and_only_differing_parameters(
+    page, server, database
+):
+    open_runs(page, server + "/")
+    a, b = database.ok[(10, 5)], database.ok[(10, None)]
+    page.check(f'tr[data-uuid="{a}"] input[type=checkbox]')
+    page.check(f'tr[data-uuid="{b}"] input[type=checkbox]')
+    page.click("#compare-button")
+    page.wait_for_url("**/compare?**")
+    differing = page.locator("section:has(h2:text('Parameters that differ')) tr").all_inner_texts()
+    assert len(differing) == 1 and differing[0].startswith("max_depth")
+    images = page.locator("section:has(h2:text-is('confusion_matrix')) img")
+    assert images.count() == 2
+    assert all(images.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(2))
+
+
+def test_the_table_fills_in_while_a_sweep_writes(page, tmp_path):
+    path = tmp_path / "live.db"
+    add_hostile_run(path)
+    with serving(path) as url:
+        open_runs(page, url + "/")
+        assert len(table_uuids(page)) == 1
+        with Store(path) as store:
+            store.finish(Record(uuid="12121212-new", created=new_created(), path="fit.py",
+                                source="", parameters={"n": 1}, overrides={}, status="ok",
+                                values={"f1": 0.5}))
+        page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
+        assert "12121212" in page.locator("#runs-table").inner_text()
+
+
+# --- the report in a browser -------------------------------------------------------------------
+
+
+def test_report_is_one_file_that_works_offline(page, database, tmp_path):
+    output = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        cli, ["report", "-d", str(database.path), "-o", str(output),
+              "--compare", database.ok[(10, 5)], "--compare", database.ok[(50, 5)]],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {output}\n"
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    open_runs(page, output.as_uri())
+    assert len(table_uuids(page)) == 8
+    page.wait_for_selector("#parcoords .parcoords")
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+    uuid = database.ok[(25, 5)]
+    page.click(f'tr[data-uuid="{uuid}"] a.uuid')
+    section = page.locator(f'[id="run-{uuid}"]')
+    assert section.is_visible() and not page.locator("#runs-page").is_visible()
+    image = section.locator('figure img[alt="confusion_matrix"]')
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+
+    page.goto(output.as_uri() + "#run-5c5c5c5c-hostile")
+    assert HOSTILE in page.locator('[id="run-5c5c5c5c-hostile"]').inner_text()
+    assert page.evaluate("window.pwned") is None
+    page.goto(output.as_uri() + "#compare")
+    assert page.locator("#compare img").count() >= 2
+
+
+# --- the server over plain HTTP ----------------------------------------------------------------
+
+
+def test_server_is_read_only_local_and_offline(server, database):
+    import httpx
+
+    before = database.path.read_bytes()
+    with httpx.Client(base_url=server) as client:
+        assert client.post("/api/runs").status_code == 405
+        answer = client.get("/api/runs", params={"where": "1); DELETE FROM experiments; --"})
+        assert answer.status_code == 400 and "error" in answer.json()
+        assert len(client.get("/api/runs").json()["runs"]) == 8
+        assert client.get("/", headers={"Host": "attacker.example"}).status_code == 400
+        page = client.get("/").text
+        assert "http://" not in page.replace(server, "") and "https://" not in page
+        assert client.get("/static/plotly.min.js").status_code == 200
+        assert client.get("/static/../store.py").status_code == 404
+        blob = client.get(f"/run/{database.ok[(10, 5)]}")
+        assert blob.status_code == 200 and "script-src 'self'" in blob.headers[
+            "content-security-policy"
+        ]
+        sha = SQLiteTracker(database.path).get("5c5c5c5c")["frame"].sha256
+        stored_html = client.get(f"/blob/{sha}")
+        assert stored_html.headers["content-security-policy"] == "sandbox"
+        assert client.get("/run/zzzz").status_code == 404
+        assert client.get("/compare", params={"uuid": database.failed}).status_code == 400
+    assert database.path.read_bytes() == before
+
+
+def test_ui_command_serves_until_stopped(database):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "ui", "-d", str(database.path), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line == f"serving {database.path} on http://127.0.0.1:{port} (Ctrl-C stops)\n"
+        import httpx
+
+        for _ in range(200):
+            with contextlib.suppress(httpx.ConnectError):
+                assert httpx.get(f"http://127.0.0.1:{port}/api/runs").status_code == 200
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("tracker ui did not answer")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_ui_command_errors_in_one_line(tmp_path, monkeypatch, capsys):
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "ui", "-d", str(tmp_path / "missing.db")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"error: database not found: {tmp_path / 'missing.db'}\n"
+
+    import importlib.util
+
+    real = importlib.util.find_spec
+    # Only the extra's absence is simulated: uninstalling it here would break other tests.
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    from ploomber_like.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["ui", "-d", str(tmp_path / "missing.db")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: this command needs uvicorn: pip install 'ploomber-like[ui]'\n"
+    )
+    assert not (tmp_path / "missing.db").exists()
