@@ -25,8 +25,11 @@ import sys
 sleeper = [sys.executable, "-c", "import time; time.sleep(300)"]
 # A child in a session of its own, and a daemon whose parent exits at once (double fork).
 child = subprocess.Popen(sleeper, start_new_session=True).pid
+# The daemon must not hold the launcher's stdout pipe, or reading its pid would wait for it.
 launcher = [sys.executable, "-c", "import subprocess, sys; "
-            f"print(subprocess.Popen({sleeper!r}, start_new_session=True).pid)"]
+            f"print(subprocess.Popen({sleeper!r}, start_new_session=True, "
+            "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, "
+            "stderr=subprocess.DEVNULL).pid)"]
 daemon = int(subprocess.run(launcher, capture_output=True, text=True).stdout)
 
 child
