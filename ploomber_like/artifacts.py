@@ -16,7 +16,7 @@ import sqlite3
 import stat
 from pathlib import Path, PurePosixPath
 
-from ploomber_like.errors import TrackerError
+from ploomber_like.errors import ExportError
 from ploomber_like.output_notebook import resolve_notebook
 from ploomber_like.record import Artifact, Blob, RecordOptions
 from ploomber_like.store import load_artifacts, load_blob
@@ -145,23 +145,26 @@ def write_file(directory: str | os.PathLike[str], relative: str, data: bytes) ->
     """
     parts = PurePosixPath(relative.replace("\\", "/")).parts
     if not parts or PurePosixPath(relative).is_absolute() or any(p in ("..", "") for p in parts):
-        raise TrackerError(f"refusing to write {relative!r}: not a relative path")
+        raise ExportError(f"refusing to write {relative!r}: not a relative path")
     folder = Path(directory)
     for part in [None, *parts[:-1]]:
         if part is not None:
             folder = folder / _short_name(part)
         if folder.is_symlink():
-            raise TrackerError(f"refusing to write through the symbolic link {folder}")
+            raise ExportError(f"refusing to write through the symbolic link {folder}")
         try:
             folder.mkdir(parents=part is None, exist_ok=True)
         except OSError as exc:
-            raise TrackerError(f"cannot create {folder}: {exc.strerror}") from None
+            raise ExportError(f"cannot create {folder}: {exc.strerror}") from None
     target = folder / _short_name(parts[-1])
+    if target.is_symlink():
+        raise ExportError(f"refusing to write through the symbolic link {target}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     try:
         descriptor = os.open(target, flags, 0o644)
     except OSError as exc:
-        raise TrackerError(f"cannot write {target}: {exc.strerror}") from None
+        # ELOOP: a link appeared between the check and the open.
+        raise ExportError(f"cannot write {target}: {exc.strerror}") from None
     with os.fdopen(descriptor, "wb") as file:
         file.write(data)
     return target

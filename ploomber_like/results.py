@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like import render, store
-from ploomber_like.errors import DatabaseError, ExportError
+from ploomber_like.artifacts import write_file
+from ploomber_like.errors import DatabaseError
 from ploomber_like.record import BLOB_REF_KEY, Environment, RunError, is_blob_reference
 
 #: File extensions for exported outputs.
@@ -161,9 +162,8 @@ class Run:
         directory.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         for key, output in self.outputs().items():
-            target = directory / (_file_stem(key, {p.stem for p in written}) + output.extension)
-            _write_no_follow(target, output.data)
-            written.append(target)
+            name = _file_stem(key, {p.stem for p in written}) + output.extension
+            written.append(write_file(directory, name, output.data))
         return written
 
     def keys(self) -> list[str]:
@@ -367,20 +367,6 @@ def _file_stem(key: str, taken: set[str]) -> str:
         cut = stem.encode()[: _MAX_NAME_BYTES - 11].decode(errors="ignore")
         stem = f"{cut}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
     return stem
-
-
-def _write_no_follow(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target``, refusing to follow a symbolic link at that name."""
-    if target.is_symlink():
-        raise ExportError(f"not writing through the symbolic link {target}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(target, flags, 0o644)
-    except OSError as exc:
-        # ELOOP: a link appeared between the check and the open.
-        raise ExportError(f"cannot write {target}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
 
 
 def _unique(labels: list[str]) -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import DatabaseError, QueryError
+from ploomber_like.kernels.processes import pid_alive
 from ploomber_like.record import (
     Artifact,
     Blob,
@@ -559,7 +560,7 @@ class Store:
             "SELECT uuid, driver FROM experiments WHERE status = ? AND driver LIKE ?",
             (Status.RUNNING, f"{host}:%"),
         ).fetchall()
-        orphans = [uuid for uuid, driver in rows if not _pid_alive(int(driver.rsplit(":", 1)[1]))]
+        orphans = [uuid for uuid, driver in rows if not pid_alive(int(driver.rsplit(":", 1)[1]))]
         if orphans:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany(
@@ -986,13 +987,3 @@ def load_json(text: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -136,13 +136,14 @@ def _is_orphan(folder: Path, pid: int) -> bool:
         owner = (folder / OWNER_FILE).read_text().split()
     except (OSError, ValueError):
         return False  # not ours, or its owner is writing the file right now
-    if not _is_running(pid):
+    if not pid_alive(pid):
         return True
     # The pid may have been reused by another process since the owner died.
     return len(owner) == 2 and owner[1] != str(_start_time(pid))
 
 
-def _is_running(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (also when it is another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
