@@ -151,14 +151,14 @@ def write_file(directory: str | os.PathLike[str], relative: str, data: bytes) ->
         if part is not None:
             folder = folder / _short_name(part)
         if folder.is_symlink():
-            raise ExportError(f"refusing to write through the symbolic link {folder}")
+            raise ExportError(f"not writing through the symbolic link {folder}")
         try:
             folder.mkdir(parents=part is None, exist_ok=True)
         except OSError as exc:
             raise ExportError(f"cannot create {folder}: {exc.strerror}") from None
     target = folder / _short_name(parts[-1])
     if target.is_symlink():
-        raise ExportError(f"refusing to write through the symbolic link {target}")
+        raise ExportError(f"not writing through the symbolic link {target}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     try:
         descriptor = os.open(target, flags, 0o644)
