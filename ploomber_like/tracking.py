@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import os
 import sys
@@ -154,23 +155,24 @@ async def _run_once(
     on_group: Callable[[int], None] | None,
     cwd: Path,
 ) -> Record:
-    factory = None
+    shared = None
     if next(_CALLS):
-        # A later call in this process: fork from the process-wide template (built now if it
-        # cannot serve this file), which has a kernel ready if an earlier call prepared one.
+        # A later call in this process: fork from the process-wide template (built when it
+        # cannot serve this file, or rebuilt when it has died), which has a kernel ready if an
+        # earlier call prepared one.
         sources = [group.source for group in prepared.groups]
         modules = preloadable_modules(sources, Path(prepared.script_path).parent, cwd)
-        factory = await asyncio.to_thread(shared_factory, cwd, modules)
+        shared = functools.partial(shared_factory, cwd, modules)
     # The first call starts a fresh kernel: a one-shot process (the CLI) gains nothing from a
     # template, which would cost a process more.
-    pool = KernelPool(cwd, preload=None, ahead=0, factory=factory)
+    pool = KernelPool(cwd, preload=None, ahead=0, shared=shared)
     spare: list[asyncio.Future[None]] = []
 
     def on_group_and_prepare_next(group: int) -> None:
         # The kernel runs the user's code: fork the next call's kernel meanwhile.
-        if not spare and isinstance(factory, KernelTemplate):
+        if not spare and shared is not None:
             loop = asyncio.get_running_loop()
-            spare.append(loop.run_in_executor(None, _prepare_spare, factory))
+            spare.append(loop.run_in_executor(None, _prepare_spare, pool))
         if on_group is not None:
             on_group(group)
 
@@ -184,10 +186,12 @@ async def _run_once(
             await spare[0]
 
 
-def _prepare_spare(template: KernelTemplate) -> None:
+def _prepare_spare(pool: KernelPool) -> None:
     # A template that stopped meanwhile is rebuilt by the next call; this one has its kernel.
-    with contextlib.suppress(KernelStartError):
-        template.prepare_spare()
+    template = pool.factory
+    if isinstance(template, KernelTemplate):
+        with contextlib.suppress(KernelStartError):
+            template.prepare_spare()
 
 
 @contextlib.contextmanager

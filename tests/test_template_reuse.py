@@ -45,7 +45,7 @@ cwd
 """
 
 DRIVER_HEAD = """
-import json, os, sys
+import json, os, sys, time
 from pathlib import Path
 from ploomber_like import track_execution
 
@@ -58,6 +58,18 @@ def run(name, cwd=None):
     assert record.status == "ok", (record.status, record.error)
     runs.append(record.values)
     return record.values
+
+def wait_until_dead(pid):
+    # A killed process is torn down for a while before its parent can reap it.
+    for _ in range(300):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not die")
 """
 
 
@@ -100,6 +112,17 @@ def wait_until_gone(tmpdir: Path) -> list[int]:
             break
         time.sleep(0.1)
     return left
+
+
+def user_site_packages(user_base: Path) -> Path:
+    """The site-packages folder Python uses with ``PYTHONUSERBASE=user_base``: a package put
+    there counts as installed (third-party), so templates preload it."""
+    return Path(
+        subprocess.run(
+            [sys.executable, "-c", "import site; print(site.getusersitepackages())"],
+            env={**os.environ, "PYTHONUSERBASE": str(user_base)}, capture_output=True, text=True,
+        ).stdout.strip()
+    )
 
 
 @pytest.fixture
@@ -146,12 +169,7 @@ def test_the_template_is_rebuilt_when_it_cannot_serve(tmp_path, work):
     other = tmp_path / "other"
     other.mkdir()
     user_base = tmp_path / "userbase"
-    site_packages = Path(
-        subprocess.run(
-            [sys.executable, "-c", "import site; print(site.getusersitepackages())"],
-            env={**os.environ, "PYTHONUSERBASE": str(user_base)}, capture_output=True, text=True,
-        ).stdout.strip()
-    )
+    site_packages = user_site_packages(user_base)
     (site_packages / "userpkg").mkdir(parents=True)
     (site_packages / "userpkg" / "__init__.py").write_text("VALUE = 1\n")
 
@@ -164,7 +182,8 @@ def test_the_template_is_rebuilt_when_it_cannot_serve(tmp_path, work):
         union = run("uses_csv.py")["ppid"]      # t2 preloaded both
         os.environ["PL_TEST_FLAG"] = "on"
         t3 = run("uses_csv.py")                 # the environment changed
-        os.kill(t3["ppid"], signal.SIGKILL)     # the template dies
+        os.kill(t3["ppid"], signal.SIGKILL)     # the template dies ...
+        wait_until_dead(t3["ppid"])             # ... before the next call (see the next test)
         t4 = run("uses_csv.py")["ppid"]
         os.chdir({str(other)!r})
         t5 = run("show.py")                     # another working directory
@@ -193,6 +212,37 @@ def test_the_template_is_rebuilt_when_it_cannot_serve(tmp_path, work):
     assert out["again"] == out["t6"]["ppid"]
     assert out["t7"]["ppid"] != out["t6"]["ppid"]
     assert out["t7"]["VALUE"] == 22
+    assert wait_until_gone(tmpdir) == []
+
+
+def test_a_template_that_dies_as_a_call_forks_from_it_is_replaced_and_the_run_goes_on(
+    tmp_path, work
+):
+    # A package whose import makes the first template that preloads it exit on its first fork
+    # request: the template looks alive when the call asks for a kernel, and dies answering.
+    user_base = tmp_path / "userbase"
+    package = user_site_packages(user_base) / "forkbomb_once"
+    package.mkdir(parents=True)
+    marker = tmp_path / "first-template-pid"
+    (package / "__init__.py").write_text(textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+
+        marker = Path({str(marker)!r})
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.fork = lambda: os._exit(3)
+        VALUE = 1
+    """))
+    write_script(work, SHOW + "\nimport forkbomb_once\nforkbomb_once.VALUE\n", "dies.py")
+    out, tmpdir = run_driver(tmp_path, """
+        run("show.py")                  # fresh kernel
+        record = run("dies.py")         # asserts the run is ok
+        print(json.dumps(record))
+    """, PYTHONUSERBASE=str(user_base))
+    first_template = int(marker.read_text())
+    assert out["VALUE"] == 1
+    assert out["ppid"] != first_template
     assert wait_until_gone(tmpdir) == []
 
 

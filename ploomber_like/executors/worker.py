@@ -10,12 +10,12 @@ template that the worker process keeps for the runs of the same file.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import platform
 import socket
 import threading
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from ploomber_like.kernels import (
     shared_factory,
 )
 from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Record, Status
+from ploomber_like.record import Record
 
 #: Seconds between a worker's checks whether the driver asked its runs to stop.
 STOP_POLL_INTERVAL = 0.2
@@ -70,15 +70,10 @@ def execute_remote(
             python=platform.python_version(), platform=platform.platform(),
         )
     stop = _register_stop(record.uuid)
-    started = time.monotonic()
+    # A template that cannot start fails the run's kernel start, which records the run.
+    shared = functools.partial(_shared_factory, run, preload, threads or _threads_here())
     try:
-        factory = _shared_factory(run, preload, threads or _threads_here())
-    except Exception as exc:  # a template that cannot start: the run is recorded, not lost
-        record.fail(Status.CRASHED, exc, started)
-        _forget_stop(record.uuid, stop)
-        return record
-    try:
-        return asyncio.run(_run_until_stopped(run, record, factory, timeout, stop))
+        return asyncio.run(_run_until_stopped(run, record, shared, timeout, stop))
     finally:
         _forget_stop(record.uuid, stop)
 
@@ -127,11 +122,11 @@ def _shared_factory(
 async def _run_until_stopped(
     run: PreparedRun,
     record: Record,
-    factory: FreshKernels | KernelTemplate,
+    shared: Callable[[], FreshKernels | KernelTemplate],
     timeout: float | None,
     stop: threading.Event,
 ) -> Record:
-    pool = KernelPool(Path.cwd(), None, ahead=0, factory=factory)
+    pool = KernelPool(Path.cwd(), None, ahead=0, shared=shared)
     task = asyncio.ensure_future(run_on_pool(run, record, pool, timeout=timeout))
     try:
         while not task.done():

@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,10 @@ class KernelPool:
         Modules to import in a warm template; ``None`` starts fresh kernels instead.
     ahead : int
         How many kernels to keep starting or ready beyond those in use.
-    factory : FreshKernels or KernelTemplate, optional
-        A shared factory to take kernels from (it is not closed with the pool).
+    shared : callable, optional
+        Gives a shared factory to take kernels from, such as the process-wide template of
+        :func:`~ploomber_like.kernels.shared_factory`; it is not closed with the pool, and is
+        asked again when the factory it gave has died.
     script_path : str, optional
         Install the capture hooks for the script at this path while a kernel is prefetched,
         off the critical path of the run that will use it.
@@ -68,7 +71,7 @@ class KernelPool:
         cwd: Path,
         preload: list[str] | None,
         ahead: int = 1,
-        factory: FreshKernels | KernelTemplate | None = None,
+        shared: Callable[[], FreshKernels | KernelTemplate] | None = None,
         script_path: str | None = None,
         threads: int | None = None,
     ) -> None:
@@ -77,9 +80,8 @@ class KernelPool:
         #: Folder of the kernels' files when the pool makes its own factory (made then).
         self.runtime_dir: Path | None = None
         self.ahead = ahead
-        #: A factory given by the caller is shared (a Dask worker's template): not closed here.
-        self._own_factory = factory is None
-        self._factory = factory
+        self._shared = shared
+        self._factory: FreshKernels | KernelTemplate | None = None
         self._factory_lock = threading.Lock()
         self._cwd = cwd
         self._preload = preload
@@ -89,11 +91,14 @@ class KernelPool:
     def factory(self) -> FreshKernels | KernelTemplate:
         # Kernels start in threads: without the lock each would build a template of its own.
         with self._factory_lock:
-            if self._own_factory and self._factory is not None and not self._factory.is_alive():
+            if self._factory is not None and not self._factory.is_alive():
                 # A template killed from outside is replaced rather than failing later runs.
-                self._factory.close()
+                if self._shared is None:
+                    self._factory.close()
                 self._factory = None
-            if self._factory is None:
+            if self._factory is None and self._shared is not None:
+                self._factory = self._shared()  # a dead shared template is rebuilt by its owner
+            elif self._factory is None:
                 self.runtime_dir = self.runtime_dir or new_runtime_dir()
                 self._factory = make_factory(
                     self.runtime_dir, self._cwd, self._preload, self.threads
@@ -142,7 +147,7 @@ class KernelPool:
             task = self._starting.popleft()
             with contextlib.suppress(Exception):  # a kernel that failed to start needs no shutdown
                 (await task).shutdown()
-        if self._factory is not None and self._own_factory:
+        if self._factory is not None and self._shared is None:
             await asyncio.to_thread(self._factory.close)
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)

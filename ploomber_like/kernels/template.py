@@ -75,6 +75,9 @@ class KernelTemplate:
         self._replies: deque[protocol.Message] = deque()
         self._changed = threading.Condition()
         self._spare: KernelHandle | None = None
+        #: Set once a request found the template gone: it serves no more, even while the
+        #: process is still being torn down (``poll()`` does not tell that yet).
+        self._stopped = False
         self.log_file = runtime_dir / "template.log"
         with open(self.log_file, "wb") as log:
             self._process = subprocess.Popen(
@@ -92,7 +95,9 @@ class KernelTemplate:
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is not None:
-            if spare.is_alive():
+            # The spare of a dead template ends within a second (its parent poller notices):
+            # it must not be handed to a run.
+            if spare.is_alive() and self.is_alive():
                 return spare
             spare.kill()
         return self._fork()
@@ -138,8 +143,9 @@ class KernelTemplate:
         return None
 
     def is_alive(self) -> bool:
-        """False once the template process has ended (killed by the OOM killer...)."""
-        return self._process.poll() is None
+        """False once the template process has ended (killed by the OOM killer...) or failed a
+        request."""
+        return not self._stopped and self._process.poll() is None
 
     def close(self) -> None:
         """Stop the template; it kills the kernels it forked that are still running."""
@@ -163,6 +169,7 @@ class KernelTemplate:
             self._process.stdin.write(protocol.encode(message))
             self._process.stdin.flush()
         except (OSError, ValueError) as exc:  # ValueError: stdin closed by close()
+            self._stopped = True
             raise KernelStartError(f"the warm kernel template has stopped: {exc}") from None
 
     def _wait_reply(self, kind: type, timeout: float) -> protocol.Message:
@@ -170,13 +177,16 @@ class KernelTemplate:
         with self._changed:
             while not self._replies:
                 if self._process.poll() is not None or not self._reader.is_alive():
+                    self._stopped = True
                     raise KernelStartError(
                         f"the warm kernel template has stopped: {self._log_tail()}"
                     )
                 if not self._changed.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    self._stopped = True
                     raise KernelStartError("the warm kernel template did not answer in time")
             reply = self._replies.popleft()
         if not isinstance(reply, kind):
+            self._stopped = True  # out of step with its replies: nothing it says can be trusted
             raise KernelStartError(f"the warm kernel template answered out of turn: {reply}")
         return reply
 
