@@ -10,6 +10,19 @@ Two halves live here because they speak one protocol:
 * **driver side** (:func:`collect_outputs`): turns a run's cell outputs into parameters, values,
   out-of-line blobs, stdout and stderr.
 
+Stdout and stderr are bounded in the kernel (:class:`_BoundedStream`): of each cell's output the
+driver receives the head, then a :func:`cut_marker` line and the tail. So that output scalars
+printed in the cut middle still count, the driver tells the kernel its scalar pattern
+(:func:`scalar_lines_code`, a statement of the run's first cell), and the kernel sends the
+complete lines of the dropped text that match it, on stdout itself, each batch wrapped as
+``SCALAR_LINES_START + "line\nline\n" + SCALAR_LINES_END`` (:func:`scalar_lines_block`), before
+the cut marker. :func:`split_stream` takes these blocks out of the received text: the driver
+reads their lines as scalar input only, never as stdout (not stored, echoed or kept in the
+notebook). The kernel sends at most ``MAX_POINTS`` lines per run, and none longer than
+``MAX_LINE_CHARS``; the line the head ends in and the one the tail starts in, which the driver
+reads only in pieces, are sent whole. Matching runs in the script's time, and only on text the
+cut drops (the default pattern only on lines holding ``:`` or ``=``).
+
 The kernel side imports only the standard library at module level: every run pays for it.
 """
 
@@ -24,12 +37,14 @@ import os
 import re
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ploomber_like.record import Blob
+from ploomber_like.scalars import DEFAULT_PATTERN, MAX_LINE_CHARS, MAX_POINTS
 
 #: Private mimetype carrying a value converted to JSON text in the kernel.
 JSON_MIMETYPE = "application/x.ploomber-like+json"
@@ -44,6 +59,11 @@ MAX_STREAM_CHARS = 200_000
 #: A text value longer than this is stored out of line, with a preview of this length.
 MAX_INLINE_TEXT_CHARS = 10_000
 PREVIEW_CHARS = 200
+
+#: Around the scalar lines of a cut middle sent on stdout (see the module's docstring). Control
+#: characters, so that no printed text is taken for them in practice.
+SCALAR_LINES_START = "\x02ploomber_like scalar lines\x1e"
+SCALAR_LINES_END = "\x03"
 
 #: Environment variable naming the kernel's log file, where a crash leaves its traceback.
 KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
@@ -62,6 +82,12 @@ PRELOAD_CLOSURES: dict[str, frozenset[str]] = {}
 def setup_code(script_path: str) -> str:
     """Code that runs :func:`install` in a kernel, for the script at ``script_path``."""
     return f"__import__('ploomber_like.capture').capture.install(get_ipython(), {script_path!r})"
+
+
+def scalar_lines_code(pattern: str | None) -> str:
+    """Code that makes an installed capture send the cut middle's lines matching ``pattern``
+    (a regular expression's source; None: none) for the run about to start."""
+    return f"{HOOK_NAME}.read_scalars({pattern!r})"
 
 
 def install(shell: Any, script_path: str) -> None:
@@ -137,6 +163,10 @@ class _KernelCapture:
     def end_streams(self) -> None:
         for stream in self.streams:
             stream.end_cell()
+
+    def read_scalars(self, pattern: str | None) -> None:
+        """Send the stdout lines matching ``pattern`` that a cut leaves out (see the module)."""
+        self.streams[0].read_scalars(pattern)
 
     # called by rewritten statements
 
@@ -227,6 +257,10 @@ class _BoundedStream:
     keep their head and tail. Per cell, the first half of ``MAX_STREAM_CHARS`` passes as written
     (live output still streams); of the rest only the last half is held here, and sent after a
     :func:`cut_marker` when the cell ends. A crash mid-cell loses that held tail.
+
+    Output scalars of the cut middle still reach the driver (see :meth:`read_scalars`): the
+    complete lines of the dropped text that match the run's pattern are sent, in order, in
+    :func:`scalar_lines_block` s the driver reads as scalar input only, never as stdout.
     """
 
     def __init__(self, write: Callable[[str], Any], limit: int = MAX_STREAM_CHARS) -> None:
@@ -240,6 +274,18 @@ class _BoundedStream:
         self.tail: deque[str] = deque()
         self.tail_chars = 0
         self.dropped = 0
+        # Scalar lines of the dropped text: the pattern's source (None: none are read), the
+        # pattern compiled when first needed, lines sent this run, lines waiting to be sent.
+        self.scalar_source: str | None = None
+        self.scalar_pattern: re.Pattern[str] | None = None
+        self.scalar_lines_sent = 0
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.last_sent = 0.0
+        # The line the passed head ends in, from its last MAX_LINE_CHARS (None: longer, so not
+        # read), then the incomplete line of the dropped text.
+        self.head_line: str | None = ""
+        self.line: str | None = ""
 
     @classmethod
     def wrap(cls, stream: Any) -> _BoundedStream:
@@ -252,6 +298,13 @@ class _BoundedStream:
         stream.write = bounded.write
         return bounded
 
+    def read_scalars(self, pattern: str | None) -> None:
+        """Send the dropped lines matching ``pattern`` (a regular expression) from now on, up to
+        ``MAX_POINTS`` lines; ``None``: send none. Called once per run."""
+        with self.lock:
+            self.scalar_source, self.scalar_pattern = pattern, None
+            self.scalar_lines_sent = 0
+
     def write(self, text: str) -> int:
         if os.getpid() != self.pid:
             # A forked child (multiprocessing) never sees its cell end: hold nothing there.
@@ -260,19 +313,34 @@ class _BoundedStream:
         with self.lock:
             if self.passed < self.half:
                 head = text[: self.half - self.passed]
-                self.passed += len(head)
+                before, self.passed = self.passed, self.passed + len(head)
+                if self.passed >= self.half - MAX_LINE_CHARS:
+                    # Near the cut: follow the line the head ends in, for the scalar lines.
+                    self._follow_head_line(head, before)
                 text = text[len(head) :]
                 self.original_write(head)
+                if self.passed == self.half:  # what is dropped continues the head's last line
+                    self.line = self.head_line
             if text:
                 if len(text) > self.half:
-                    self.dropped += len(text) - self.half
+                    # The text alone fills the tail: all held before it is dropped, then its start.
+                    for chunk in self.tail:
+                        self._drop(chunk)
+                    self.tail.clear()
+                    self.tail_chars = 0
+                    self._drop(text[: -self.half])
                     text = text[-self.half :]
                 self.tail.append(text)
                 self.tail_chars += len(text)
                 while self.tail_chars - len(self.tail[0]) >= self.half:
-                    dropped = len(self.tail.popleft())
-                    self.tail_chars -= dropped
-                    self.dropped += dropped
+                    chunk = self.tail.popleft()
+                    self.tail_chars -= len(chunk)
+                    self._drop(chunk)
+                if self.pending and (
+                    self.pending_chars >= MAX_STREAM_CHARS // 20
+                    or time.monotonic() - self.last_sent >= 0.2
+                ):
+                    self._send_scalar_lines()
         return written
 
     def end_cell(self) -> None:
@@ -280,11 +348,68 @@ class _BoundedStream:
         with self.lock:
             tail = "".join(self.tail)
             excess = max(len(tail) - self.half, 0)
-            cut = self.dropped + excess
+            if excess:
+                self._drop(tail[:excess])
+                tail = tail[excess:]
+            cut = self.dropped
+            if cut and self.line is not None and self.scalar_source is not None:
+                # The line the kept tail starts in: the driver reads no piece of a cut line.
+                end = tail.find("\n")
+                self._check_line(self.line + (tail[:end] if end >= 0 else tail))
+            self._send_scalar_lines()
             self.passed, self.tail_chars, self.dropped = 0, 0, 0
             self.tail.clear()
+            self.head_line, self.line = "", ""
             if tail:
-                self.original_write(cut_marker(cut) + tail[excess:] if cut else tail)
+                self.original_write(cut_marker(cut) + tail if cut else tail)
+
+    def _follow_head_line(self, head: str, before: int) -> None:
+        newline = head.rfind("\n")
+        if newline >= 0:
+            self.head_line = head[newline + 1 :]
+        elif self.head_line is not None and (before == 0 or before >= self.half - MAX_LINE_CHARS):
+            self.head_line += head
+        else:  # the line started before the followed stretch: longer than a line read
+            self.head_line = None
+
+    def _drop(self, text: str) -> None:
+        """Leave out ``text``, the next of the cut middle; keep its scalar lines."""
+        self.dropped += len(text)
+        if self.scalar_source is None or self.scalar_lines_sent >= MAX_POINTS:
+            return
+        lines = text.split("\n")
+        last = lines.pop()
+        if lines:
+            if self.line is not None:
+                self._check_line(self.line + lines[0])
+            for line in lines[1:]:
+                self._check_line(line)
+            self.line = last
+        elif self.line is not None:
+            self.line += last
+        if self.line is not None and len(self.line) > MAX_LINE_CHARS:
+            self.line = None
+
+    def _check_line(self, line: str) -> None:
+        # As the driver reads a line: what shows after the last \r, up to MAX_LINE_CHARS.
+        line = line.rpartition("\r")[2]
+        if len(line) > MAX_LINE_CHARS or self.scalar_lines_sent >= MAX_POINTS:
+            return
+        if self.scalar_pattern is None:
+            self.scalar_pattern = re.compile(self.scalar_source or "")
+        if self.scalar_source == DEFAULT_PATTERN and ":" not in line and "=" not in line:
+            return  # cheaper than the pattern on the filler lines of a chatty loop
+        if self.scalar_pattern.search(line) and SCALAR_LINES_END not in line:
+            self.pending.append(line)
+            self.pending_chars += len(line) + 1
+            self.scalar_lines_sent += 1
+
+    def _send_scalar_lines(self) -> None:
+        if self.pending:
+            self.original_write(scalar_lines_block(self.pending))
+            self.pending.clear()
+            self.pending_chars = 0
+        self.last_sent = time.monotonic()
 
 
 def _top_level_modules() -> set[str]:
@@ -565,14 +690,37 @@ def cut_marker(count: int) -> str:
     return f"\n[... {count} characters cut by ploomber_like ...]\n"
 
 
-#: Finds :func:`cut_marker` lines (built from it, so the wording lives in one place).
-_CUT_MARKER = re.compile(re.escape(cut_marker(0)).replace("0", r"(\d+)"))
+def scalar_lines_block(lines: list[str]) -> str:
+    """Complete stdout ``lines`` the kernel left out, wrapped to be read as scalars only."""
+    return SCALAR_LINES_START + "".join(line + "\n" for line in lines) + SCALAR_LINES_END
 
 
-def split_at_cuts(text: str) -> list[str | int]:
-    """``text`` in pieces, with the count of each :func:`cut_marker` in it between them."""
-    pieces: list[str | int] = []
-    for index, piece in enumerate(_CUT_MARKER.split(text)):
-        # re.split alternates the text around matches with the group each match captured.
-        pieces.append(int(piece) if index % 2 else piece)
-    return pieces
+@dataclass(frozen=True)
+class ScalarLines:
+    """Lines of a :func:`scalar_lines_block`: scalar input, not stdout."""
+
+    text: str
+
+
+#: Finds :func:`cut_marker` lines (built from it, so the wording lives in one place) and
+#: :func:`scalar_lines_block` s.
+_PRIVATE = re.compile(
+    re.escape(cut_marker(0)).replace("0", r"(\d+)")
+    + f"|{re.escape(SCALAR_LINES_START)}(.*?){re.escape(SCALAR_LINES_END)}",
+    re.DOTALL,
+)
+
+
+def split_stream(text: str) -> list[str | int | ScalarLines]:
+    """Received stream ``text`` in pieces: printed text, the count of each :func:`cut_marker`
+    and the lines of each :func:`scalar_lines_block`, in order."""
+    if "ploomber_like" not in text:  # the usual case: nothing of ours
+        return [text]
+    pieces: list[str | int | ScalarLines] = []
+    # re.split alternates the text around matches with the groups each match captured.
+    parts = _PRIVATE.split(text)
+    for index in range(0, len(parts) - 1, 3):
+        count, lines = parts[index + 1], parts[index + 2]
+        pieces += [parts[index], int(count) if count is not None else ScalarLines(lines)]
+    pieces.append(parts[-1])
+    return [piece for piece in pieces if piece != ""]

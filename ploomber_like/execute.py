@@ -21,9 +21,12 @@ from ploomber_like.capture import (
     HOOK_NAME,
     MAX_STREAM_CHARS,
     CapturedRun,
+    ScalarLines,
     cap_text,
+    cut_marker,
+    scalar_lines_code,
     setup_code,
-    split_at_cuts,
+    split_stream,
     strip_ansi,
 )
 from ploomber_like.errors import ParameterError
@@ -268,15 +271,27 @@ class _RunOutput:
         kept = self.captured.stdout if name == "stdout" else self.captured.stderr
         scalars = self.scalars if name == "stdout" else None
         now = time.time()
-        for piece in split_at_cuts(text):
-            if isinstance(piece, int):
+        pieces = split_stream(text)
+        shown = []
+        for piece in pieces:
+            if isinstance(piece, ScalarLines):
+                # Lines the kernel cut from stdout, sent for their scalars only.
+                if scalars is not None:
+                    scalars.read_lines(piece.text, now)
+            elif isinstance(piece, int):
                 kept.cut(piece)
                 if scalars is not None:
                     scalars.cut()
+                shown.append(cut_marker(piece))
             else:
                 kept.write(piece)
                 if scalars is not None:
                     scalars.feed(piece, now)
+                shown.append(piece)
+        if len(pieces) > 1:
+            text = "".join(shown)
+        if not text:
+            return
         if self.echo:
             terminal = sys.stdout if name == "stdout" else sys.stderr
             terminal.write(text)
@@ -375,10 +390,18 @@ def _plan_steps(
 ) -> list[_Step]:
     """Cells to execute, in order."""
     steps: list[_Step] = []
+    # Our set-up in one cell: capture (unless the pool installed it), the run's directory, the
+    # scalar pattern the kernel reads in the output it cuts (a kernel serves a single run).
+    ours = []
     if kernel.capture_installed_for != prepared.script_path:
-        steps.append(_Step(setup_code(prepared.script_path)))
+        ours.append(setup_code(prepared.script_path))
     if directory is not None:
-        steps.append(_Step(f"__import__('os').chdir({str(directory)!r})"))
+        ours.append(f"__import__('os').chdir({str(directory)!r})")
+    pattern = scalar_pattern(prepared.options.output_scalars)
+    if pattern is not None:
+        ours.append(scalar_lines_code(pattern.pattern))
+    if ours:
+        steps.append(_Step("\n".join(ours)))
     # The injected values and the report of the parameters' effective values: one cell.
     parameter_code = []
     if prepared.overrides:

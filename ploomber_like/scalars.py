@@ -3,8 +3,9 @@
 A training loop that prints ``epoch: 3 loss: 0.41 - val_loss: 0.52`` leaves three numbers per
 line; each name becomes a series of :class:`~ploomber_like.record.MetricPoint`. A ``step`` or
 ``epoch`` pair on the line gives the step of the others; without one, a name's steps count
-0, 1, 2... Lines are read as they stream in, so nothing depends on how much stdout is stored;
-but of a group printing more than ``MAX_STREAM_CHARS``, the kernel sends only the head and tail.
+0, 1, 2... Lines are read as they stream in, so nothing depends on how much stdout is stored:
+of a group printing more than ``MAX_STREAM_CHARS`` the kernel sends only the head and tail, but
+also, apart, the lines of the cut middle that match the pattern (see ``ploomber_like.capture``).
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ class ScalarReader:
         if len(self._partial) > MAX_LINE_CHARS:
             self._partial = ""
         for line in lines:
+            self._read_line(line, now)
+
+    def read_lines(self, text: str, now: float) -> None:
+        """Take complete lines (each ending in a newline) the kernel cut from stdout and sent
+        for their scalars, in their place in the output: the line being fed stays open."""
+        for line in text.split("\n")[:-1]:
             self._read_line(line, now)
 
     def cut(self) -> None:

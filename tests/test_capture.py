@@ -12,7 +12,7 @@ from ploomber_like.capture import (
     cap_text,
     cut_marker,
     expression_key,
-    split_at_cuts,
+    split_stream,
 )
 
 # One group per contract row, so each row is checked in the situation it describes.
@@ -235,7 +235,7 @@ def test_cap_text_keeps_head_and_tail_with_a_marker():
 
 
 def test_stream_text_counts_what_the_kernel_cut():
-    pieces = split_at_cuts("a" * 10 + cut_marker(100) + "b" * 12)
+    pieces = split_stream("a" * 10 + cut_marker(100) + "b" * 12)
     assert pieces == ["a" * 10, 100, "b" * 12]
     kept = StreamText(limit=20)
     for piece in pieces:

@@ -13,11 +13,11 @@ import nbformat
 import pytest
 from conftest import write_script
 
-from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
+from ploomber_like import SQLiteTracker, TrackerError, capture, track_execution, track_grid
 from ploomber_like.artifacts import write_file
-from ploomber_like.capture import cap_text
+from ploomber_like.capture import ScalarLines, cap_text, split_stream
 from ploomber_like.errors import ParameterError
-from ploomber_like.scalars import ScalarReader, scalar_pattern
+from ploomber_like.scalars import DEFAULT_PATTERN, ScalarReader, scalar_pattern
 
 TRAIN = """
 # parameters
@@ -234,6 +234,77 @@ def test_huge_output_is_cut_in_the_kernel_to_the_stored_head_and_tail(tmp_path):
     points = conn.execute("SELECT step, value FROM metrics WHERE uuid = ? AND key = 'loss' "
                           "ORDER BY step", (uuid,)).fetchall()
     assert points == [(0, 1.5), (1, 0.25)]
+
+
+CHATTY_LOOP = """
+import sys
+for i in range(3_000):
+    print("y" * 99)
+    if i % 10 == 0:
+        print(f"loss: {i}")
+        sys.stdout.write(f"epoch: {i} - val_lo")  # a line written in pieces
+        sys.stdout.write(f"ss: {i / 2} - acc: 0.{i}\\n")
+print("the end")
+"""
+
+
+def test_scalars_of_the_cut_middle_are_all_recorded(tmp_path):
+    write_script(tmp_path, CHATTY_LOOP, "chatty.py")
+    run = cli("chatty.py", "-d", "runs.db", cwd=tmp_path)  # not quiet: it echoes what it receives
+    assert run.returncode == 0, run.stderr
+    lines = []
+    for i in range(3_000):
+        lines.append("y" * 99)
+        if i % 10 == 0:
+            lines += [f"loss: {i}", f"epoch: {i} - val_loss: {i / 2} - acc: 0.{i}"]
+    printed = "\n".join([*lines, "the end"]) + "\n"
+    assert len(printed) > 300_000
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    uuid, stdout = conn.execute("SELECT uuid, stdout FROM experiments").fetchone()
+    # Stored stdout is still the head, the marker and the tail; the lines sent for their
+    # scalars show neither there nor in the live output.
+    assert stdout == cap_text(printed)
+    assert "scalar lines" not in run.stdout and "\x02" not in run.stdout
+    assert "characters cut by" in run.stdout and len(run.stdout) < len(stdout) + 2_000
+    points = conn.execute("SELECT key, step, value FROM metrics WHERE uuid = ? "
+                          "ORDER BY key, step", (uuid,)).fetchall()
+    # Every point of every line, middle included: `loss: i` steps count 0, 1, 2...; on the
+    # Keras-style lines (one written in two pieces) the epoch is the step.
+    series = {key: [(s, v) for k, s, v in points if k == key]
+              for key in ("loss", "val_loss", "acc")}
+    assert series["loss"] == [(n, float(i)) for n, i in enumerate(range(0, 3_000, 10))]
+    assert series["val_loss"] == [(i, i / 2) for i in range(0, 3_000, 10)]
+    assert series["acc"] == [(i, float(f"0.{i}")) for i in range(0, 3_000, 10)]
+    assert len(points) == 900
+
+
+def test_scalars_of_the_cut_middle_follow_the_run_pattern(tmp_path):
+    path = write_script(tmp_path, """
+    for i in range(3_000):
+        print("y" * 99)
+        print(f"loss: {i}; score -> {i}")
+    """)
+    off = track_execution(path, database=tmp_path / "runs.db", output_scalars=False, quiet=True)
+    mine = track_execution(
+        path, database=tmp_path / "runs.db", quiet=True,
+        output_scalars=r"(?P<key>\w+) -> (?P<value>\d+)",
+    )
+    assert off.metrics == [] and "characters cut by" in off.stdout
+    assert [(p.key, p.step, p.value) for p in mine.metrics] == [
+        ("score", i, float(i)) for i in range(3_000)
+    ]
+
+
+def test_the_kernel_sends_cut_scalar_lines_up_to_the_point_limit(monkeypatch):
+    monkeypatch.setattr(capture, "MAX_POINTS", 5)
+    written: list[str] = []
+    stream = capture._BoundedStream(written.append, limit=100)
+    stream.read_scalars(DEFAULT_PATTERN)
+    for i in range(100):
+        stream.write(f"loss: {i}\n" + "y" * 30 + "\n")
+    stream.end_cell()
+    blocks = [p.text for p in split_stream("".join(written)) if isinstance(p, ScalarLines)]
+    assert "".join(blocks).splitlines() == [f"loss: {i}" for i in range(2, 7)]
 
 
 def test_an_output_under_the_limit_is_stored_whole(tmp_path):
