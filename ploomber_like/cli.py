@@ -220,7 +220,7 @@ def _run_single(
         warnings.simplefilter("always")
         record = track_execution(
             path, parameters, database, quiet=quiet, timeout=timeout, comment=comment,
-            name=name, **leaves,
+            name=name, keep_warm=False, **leaves,
         )
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)

@@ -20,7 +20,7 @@ from typing import Any
 from ploomber_like import render, store
 from ploomber_like.artifacts import write_file
 from ploomber_like.errors import DatabaseError
-from ploomber_like.record import BLOB_REF_KEY, Environment, RunError, is_blob_reference
+from ploomber_like.record import BLOB_REF_KEY, is_blob_reference
 
 #: File extensions for exported outputs.
 _EXTENSIONS = {
@@ -76,49 +76,26 @@ class RichOutput:
 
 
 @dataclasses.dataclass(eq=False)
-class Run:
+class Run(store.StoredRun):
     """One stored run. ``run[key]`` is a parameter or value, and a run compares equal to the
     dict of them (as sklearn-evaluation's ``Experiment``); plots are :class:`RichOutput`
-    objects, other values plain Python."""
+    objects, other values plain Python. Its fields are those of the decoded row
+    (:class:`~ploomber_like.store.StoredRun`), blob references turned into outputs."""
 
-    uuid: str
-    created: str | None
-    status: str | None
-    duration: float | None
-    #: Inputs: the keys the ``parameter_keys`` column lists.
-    parameters: dict[str, Any]
-    #: Everything else in ``parameters``: captured or logged values.
-    values: dict[str, Any]
-    error: RunError | None
-    environment: Environment | None
-    source_path: str | None
-    #: The ``comment`` column (``comment`` itself is the method that sets it, as in the anchor).
-    comment_text: str | None
     #: The database the run was read from, where its plots are loaded from.
-    database: Path
-    #: The run's (or its sweep's) ``--name``.
-    name: str | None = None
-    #: Its tags (``tracker tag``).
-    tags: list[str] = dataclasses.field(default_factory=list)
+    database: Path = dataclasses.field(kw_only=True)
 
     @classmethod
     def from_stored(cls, stored: store.StoredRun, database: Path) -> Run:
         """The run of a decoded row, blob references turned into :class:`RichOutput`."""
-        return cls(
-            uuid=stored.uuid,
-            created=stored.created,
-            status=stored.status,
-            duration=stored.duration,
-            parameters={k: as_output(v, database) for k, v in stored.parameters.items()},
-            values={k: as_output(v, database) for k, v in stored.values.items()},
-            error=stored.error,
-            environment=stored.environment,
-            source_path=stored.source_path,
-            comment_text=stored.comment,
-            database=database,
-            name=stored.name,
-            tags=list(stored.tags),
-        )
+        fields = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
+        return cls(**{
+            **fields,
+            "parameters": {k: as_output(v, database) for k, v in stored.parameters.items()},
+            "values": {k: as_output(v, database) for k, v in stored.values.items()},
+            "tags": list(stored.tags),
+            "database": database,
+        })
 
     @property
     def error_type(self) -> str | None:

@@ -549,7 +549,7 @@ class Store:
             status=Status(run.status), values=run.values, error=run.error,
             duration=run.duration, group_durations=load_json(extra["group_durations"]) or [],
             stdout=extra["stdout"] or "", stderr=extra["stderr"] or "",
-            environment=run.environment, comment=run.comment, reproduces=extra["reproduces"],
+            environment=run.environment, comment=run.comment_text, reproduces=extra["reproduces"],
             fingerprint=extra["fingerprint"], trial=trial,
         )
 
@@ -915,7 +915,9 @@ class StoredRun:
     error: RunError | None
     environment: Environment | None
     source_path: str | None
-    comment: str | None
+    #: The ``comment`` column (``comment`` itself is the method of a run view that sets it, as
+    #: in sklearn-evaluation).
+    comment_text: str | None
     name: str | None = None
     tags: list[str] = field(default_factory=list)
 
@@ -957,7 +959,7 @@ def decode_run(row: Sequence[Any]) -> StoredRun:
         error=error,
         environment=_decode_environment(load_json(data["environment"])),
         source_path=data["source_path"],
-        comment=data["comment"],
+        comment_text=data["comment"],
         name=None if data["name"] is None else str(data["name"]),
         tags=_decode_tags(load_json(data["tags"])),
     )

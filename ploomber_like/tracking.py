@@ -9,6 +9,7 @@ import functools
 import itertools
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -18,8 +19,8 @@ from typing import Any, TypeVar
 
 from ploomber_like.execute import check_timeout, new_record, recording_options, run_on_pool
 from ploomber_like.kernels import (
+    FreshKernels,
     KernelPool,
-    KernelStartError,
     KernelTemplate,
     preloadable_modules,
     shared_factory,
@@ -50,6 +51,7 @@ def track_execution(
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     name: str | None = None,
+    keep_warm: bool = True,
 ) -> Record:
     """Run a script or notebook once with ``parameters`` and record it in ``database``.
 
@@ -80,6 +82,12 @@ def track_execution(
         listed with their size and sha256 only.
     name : str, optional
         Stored in the ``name`` column: a label to find the run by (``ls``, ``compare``, the UI).
+    keep_warm : bool
+        Keep a warm kernel template in this process for later calls (default): the first call
+        runs in a fresh kernel and builds the template meanwhile, on the core its run leaves
+        free; later calls fork theirs from it, each still a process of its own. ``False``
+        starts a fresh kernel and builds nothing: for a process that makes a single call,
+        such as the CLI.
 
     Returns
     -------
@@ -97,7 +105,8 @@ def track_execution(
         max_artifact_bytes=max_artifact_bytes, stream_output=not quiet,
     )
     return track_prepared(
-        prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name
+        prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name,
+        keep_warm=keep_warm,
     )
 
 
@@ -111,12 +120,14 @@ def track_prepared(
     cwd: Path | None = None,
     reproduces: str | None = None,
     name: str | None = None,
+    keep_warm: bool = True,
 ) -> Record:
     """:func:`track_execution` for a run already prepared (e.g. from a stored source text by
     :func:`ploomber_like.notebook.prepare_source`).
 
     ``cwd`` is the kernel's working directory (default: this process's); ``reproduces`` the
-    uuid of the run this one reruns, stored in the ``reproduces`` column.
+    uuid of the run this one reruns, stored in the ``reproduces`` column; ``keep_warm`` as for
+    :func:`track_execution`.
     """
     timeout = check_timeout(timeout)
     if not quiet:
@@ -135,7 +146,7 @@ def track_prepared(
         started = time.monotonic()
         try:
             with _group_progress(prepared, quiet) as on_group:
-                run_sync(_run_once(prepared, record, timeout, on_group, cwd))
+                run_sync(_run_once(prepared, record, timeout, on_group, cwd, keep_warm))
         except BaseException as exc:
             # Whatever stops the driver (Ctrl-C, a bug of ours), the row must not stay `running`.
             if isinstance(exc, KeyboardInterrupt):
@@ -154,25 +165,29 @@ async def _run_once(
     timeout: float | None,
     on_group: Callable[[int], None] | None,
     cwd: Path,
+    keep_warm: bool,
 ) -> Record:
-    shared = None
-    if next(_CALLS):
-        # A later call in this process: fork from the process-wide template (built when it
-        # cannot serve this file, or rebuilt when it has died), which has a kernel ready if an
-        # earlier call prepared one.
+    warm = None
+    if keep_warm:
         sources = [group.source for group in prepared.groups]
         modules = preloadable_modules(sources, Path(prepared.script_path).parent, cwd)
-        shared = functools.partial(shared_factory, cwd, modules)
-    # The first call starts a fresh kernel: a one-shot process (the CLI) gains nothing from a
-    # template, which would cost a process more.
-    pool = KernelPool(cwd, preload=None, ahead=0, shared=shared)
-    spare: list[asyncio.Future[None]] = []
+        # The process-wide template for this file (built when it cannot serve it, rebuilt when
+        # it has died), with a kernel forked ahead if an earlier call prepared one.
+        warm = functools.partial(shared_factory, cwd, modules)
+    # The first call starts a fresh kernel rather than wait seconds for a template to build;
+    # later calls fork theirs from the template.
+    first = next(_CALLS) == 0
+    pool = KernelPool(cwd, preload=None, ahead=0, shared=None if first else warm)
+    preparing = False
 
     def on_group_and_prepare_next(group: int) -> None:
-        # The kernel runs the user's code: fork the next call's kernel meanwhile.
-        if not spare and shared is not None:
-            loop = asyncio.get_running_loop()
-            spare.append(loop.run_in_executor(None, _prepare_spare, pool))
+        nonlocal preparing
+        if warm is not None and not preparing:
+            preparing = True
+            # The kernel runs the user's code, on one core: build the template (first call)
+            # and fork the next call's kernel meanwhile. Not awaited: the call returns as soon
+            # as its run is recorded, and a later call waits for the template if it must.
+            threading.Thread(target=_prepare_next_kernel, args=(warm,), daemon=True).start()
         if on_group is not None:
             on_group(group)
 
@@ -182,15 +197,14 @@ async def _run_once(
         )
     finally:
         await pool.close()
-        if spare:
-            await spare[0]
 
 
-def _prepare_spare(pool: KernelPool) -> None:
-    # A template that stopped meanwhile is rebuilt by the next call; this one has its kernel.
-    template = pool.factory
-    if isinstance(template, KernelTemplate):
-        with contextlib.suppress(KernelStartError):
+def _prepare_next_kernel(warm: Callable[[], FreshKernels | KernelTemplate]) -> None:
+    # Failures are left to the next call, which builds the template again and records its
+    # run as crashed if it still cannot start a kernel; this call has its kernel already.
+    with contextlib.suppress(Exception):
+        template = warm()
+        if isinstance(template, KernelTemplate):
             template.prepare_spare()
 
 

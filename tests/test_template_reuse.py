@@ -246,6 +246,32 @@ def test_a_template_that_dies_as_a_call_forks_from_it_is_replaced_and_the_run_go
     assert wait_until_gone(tmpdir) == []
 
 
+def test_keep_warm_false_runs_fresh_kernels_and_leaves_no_template(tmp_path, work):
+    out, _ = run_driver(tmp_path, """
+        ppids = []
+        for _ in range(2):
+            record = track_execution(work / "show.py", None, work / "runs.db", quiet=True,
+                                     keep_warm=False)
+            ppids.append(record.values["ppid"])
+
+        def living_children():
+            found = []
+            for entry in Path("/proc").iterdir():
+                try:
+                    stat = (entry / "stat").read_text().rpartition(")")[2].split()
+                except (OSError, ValueError):
+                    continue
+                if stat[0] not in ("Z", "X") and int(stat[1]) == os.getpid():
+                    found.append(int(entry.name))
+            return found
+
+        print(json.dumps({"driver": os.getpid(), "ppids": ppids, "children": living_children()}))
+    """)
+    # Both runs in kernels the driver started itself, and no template waiting for a next call.
+    assert out["ppids"] == [out["driver"]] * 2
+    assert out["children"] == []
+
+
 def test_calls_from_a_running_event_loop_and_from_threads(tmp_path, work):
     out, tmpdir = run_driver(tmp_path, """
         import asyncio
