@@ -319,8 +319,7 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Create the schema, or add our columns to an anchor (sklearn-evaluation) database."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -332,10 +331,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
             "CREATE INDEX IF NOT EXISTS experiments_fingerprint "
             "ON experiments (fingerprint, status)"
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _retry_busy(action) -> None:
@@ -401,8 +396,7 @@ class Store:
         blobs[record.source_sha256] = Blob("text/x-python", record.source.encode())
 
         def transaction() -> None:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(self.conn):
                 self._insert_blobs(blobs.values())
                 self.conn.execute(
                     f"INSERT INTO experiments ({columns}) VALUES ({marks}) "
@@ -410,10 +404,6 @@ class Store:
                     list(row.values()),
                 )
                 _write_leaves(self.conn, record)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
 
         try:
             _retry_busy(transaction)
@@ -433,13 +423,8 @@ class Store:
         """One write transaction around several calls below; a SQLite error is a one-line
         :class:`DatabaseError` and leaves the database as it was."""
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(self.conn):
                 yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot write to database {self.path}: {exc}") from None
 
@@ -562,14 +547,13 @@ class Store:
         ).fetchall()
         orphans = [uuid for uuid, driver in rows if not pid_alive(int(driver.rsplit(":", 1)[1]))]
         if orphans:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(
-                "UPDATE experiments SET status = ?, error_type = 'Interrupted', "
-                "error_message = 'the tracking process ended before the run finished' "
-                "WHERE uuid = ? AND status = ?",
-                [(Status.INTERRUPTED, uuid, Status.RUNNING) for uuid in orphans],
-            )
-            self.conn.execute("COMMIT")
+            with _transaction(self.conn):
+                self.conn.executemany(
+                    "UPDATE experiments SET status = ?, error_type = 'Interrupted', "
+                    "error_message = 'the tracking process ended before the run finished' "
+                    "WHERE uuid = ? AND status = ?",
+                    [(Status.INTERRUPTED, uuid, Status.RUNNING) for uuid in orphans],
+                )
         return len(orphans)
 
 
@@ -666,6 +650,8 @@ def _tables_keyed_by_run(conn: sqlite3.Connection) -> list[str]:
 
 @contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # BEGIN IMMEDIATE takes the write lock at once, so a busy database fails here, before any
+    # work, rather than at the first write of a transaction that has read meanwhile.
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -725,14 +711,8 @@ def move_inline_images(path: str | os.PathLike[str]) -> InlineMigration:
     conn = connect(path)
     try:
         def transaction() -> InlineMigration:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = _move_inline_images(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return result
+            with _transaction(conn):
+                return _move_inline_images(conn)
 
         outcome: list[InlineMigration] = []
         _retry_busy(lambda: outcome.append(transaction()))
