@@ -174,23 +174,30 @@ async def _run_once(
         # The process-wide template for this file (built when it cannot serve it, rebuilt when
         # it has died), with a kernel forked ahead if an earlier call prepared one.
         warm = functools.partial(shared_factory, cwd, modules)
-    # The first call starts a fresh kernel rather than wait seconds for a template to build;
-    # later calls fork theirs from the template.
+    # The first call starts a fresh kernel rather than wait seconds for a template to build,
+    # and builds the template meanwhile, from the start: the fresh kernel's start-up and the
+    # file's imports keep one core busy, the build takes the other. Later calls fork their
+    # kernel from the template, then fork the next call's once theirs runs the user's code
+    # (earlier, it could take the spare this call is about to use).
     first = next(_CALLS) == 0
     pool = KernelPool(cwd, preload=None, ahead=0, shared=None if first else warm)
     preparing = False
 
-    def on_group_and_prepare_next(group: int) -> None:
+    def prepare_next() -> None:
         nonlocal preparing
         if warm is not None and not preparing:
             preparing = True
-            # The kernel runs the user's code, on one core: build the template (first call)
-            # and fork the next call's kernel meanwhile. Not awaited: the call returns as soon
-            # as its run is recorded, and a later call waits for the template if it must.
+            # Not awaited: the call returns as soon as its run is recorded, and a later call
+            # waits for the template if it must.
             threading.Thread(target=_prepare_next_kernel, args=(warm,), daemon=True).start()
+
+    def on_group_and_prepare_next(group: int) -> None:
+        prepare_next()
         if on_group is not None:
             on_group(group)
 
+    if first:
+        prepare_next()
     try:
         return await run_on_pool(
             prepared, record, pool, timeout=timeout, on_group=on_group_and_prepare_next
