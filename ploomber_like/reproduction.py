@@ -8,7 +8,6 @@ column names the original, and compares every parameter and value of the two row
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like import store
-from ploomber_like.errors import DatabaseError, TrackerError
+from ploomber_like.errors import TrackerError
 from ploomber_like.record import BLOB_REF_KEY, Environment, Record, is_blob_reference
 
 #: Default relative tolerance for numbers: tight enough that only float noise passes.
@@ -124,7 +123,7 @@ def rerun(
     if not rtol >= 0:
         raise TrackerError(f"rtol must be a number >= 0, got {rtol!r}")
     original = SQLiteTracker(database, create=False).get(uuid)
-    stored = _stored_run(Path(database), original.uuid)
+    stored = store.read_source(database, original.uuid)
     cwd, notes = _working_directory(original.uuid, original.environment)
     script = Path(stored.source_path)
     prepared = prepare_source(stored.source, script if script.is_absolute() else cwd / script,
@@ -132,7 +131,7 @@ def rerun(
     record = track_prepared(prepared, database, quiet=True, timeout=timeout, cwd=cwd,
                             reproduces=original.uuid)
     notes += _version_changes(original.environment, record.environment)
-    again = _stored_run(Path(database), record.uuid)
+    again = store.read_source(database, record.uuid)
     differences, outputs = compare_values(stored.values, again.values, rtol)
     if (original.status or "") != record.status:
         differences.insert(0, Difference("(status)", original.status, str(record.status)))
@@ -178,46 +177,6 @@ def _same(a: Any, b: Any, rtol: float) -> bool:
 
 def _blob_hash(value: Any) -> str | None:
     return value[BLOB_REF_KEY] if is_blob_reference(value) else None
-
-
-@dataclass
-class _StoredRun:
-    source: str
-    source_path: str
-    overrides: dict[str, Any]
-    #: The ``parameters`` column: parameters and values, outputs as blob references.
-    values: dict[str, Any]
-
-
-def _stored_run(database: Path, uuid: str) -> _StoredRun:
-    """The columns of run ``uuid`` a rerun needs, with its source text from ``blobs``."""
-    conn = store.connect(database, readonly=True)
-    try:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
-        if not {"source_sha256", "source_path", "overrides"} <= columns:
-            raise TrackerError(
-                f"run {uuid} has no stored source (the database was not written by a tracked "
-                "run): nothing to rerun"
-            )
-        source_sha256, source_path, overrides, parameters = conn.execute(
-            "SELECT source_sha256, source_path, overrides, parameters FROM experiments "
-            "WHERE uuid = ?", (uuid,),
-        ).fetchone()
-        blob = store.load_blob(conn, source_sha256) if source_sha256 else None
-    finally:
-        conn.close()
-    if not source_path or blob is None or not blob.data:
-        raise TrackerError(
-            f"run {uuid} has no stored source (logged by hand or by another tracker): "
-            "nothing to rerun"
-        )
-    try:
-        return _StoredRun(
-            blob.data.decode("utf-8"), source_path, json.loads(overrides or "{}"),
-            json.loads(parameters or "{}"),
-        )
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DatabaseError(f"run {uuid} has an unreadable stored source: {exc}") from None
 
 
 def _working_directory(uuid: str, environment: Environment | None) -> tuple[Path, list[str]]:

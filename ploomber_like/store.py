@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ploomber_like.errors import DatabaseError, QueryError
+from ploomber_like.errors import DatabaseError, QueryError, TrackerError
 from ploomber_like.kernels.processes import pid_alive
 from ploomber_like.record import (
     Artifact,
@@ -959,6 +959,50 @@ def _decode_environment(data: Any) -> Environment | None:
     except TypeError:
         # Written by another version with required fields we lack: not worth failing a read.
         return None
+
+
+@dataclass
+class StoredSource:
+    """What rerunning a run needs: its source text, path and overrides, and what it recorded."""
+
+    source: str
+    source_path: str
+    overrides: dict[str, Any]
+    #: The ``parameters`` column: parameters and values, outputs as blob references.
+    values: dict[str, Any]
+
+
+def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
+    """The stored source of run ``uuid`` with its overrides and values.
+
+    Raises a :class:`~ploomber_like.errors.TrackerError` for a run without a stored source (a
+    database not written by a tracked run, or a run logged by hand) and a
+    :class:`DatabaseError` for one that cannot be decoded.
+    """
+    with reading(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        if not {"source_sha256", "source_path", "overrides"} <= columns:
+            raise TrackerError(
+                f"run {uuid} has no stored source (the database was not written by a tracked "
+                "run): nothing to rerun"
+            )
+        source_sha256, source_path, overrides, parameters = conn.execute(
+            "SELECT source_sha256, source_path, overrides, parameters FROM experiments "
+            "WHERE uuid = ?", (uuid,),
+        ).fetchone()
+        blob = load_blob(conn, source_sha256) if source_sha256 else None
+    if not source_path or blob is None or not blob.data:
+        raise TrackerError(
+            f"run {uuid} has no stored source (logged by hand or by another tracker): "
+            "nothing to rerun"
+        )
+    try:
+        return StoredSource(
+            blob.data.decode("utf-8"), source_path, json.loads(overrides or "{}"),
+            json.loads(parameters or "{}"),
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DatabaseError(f"run {uuid} has an unreadable stored source: {exc}") from None
 
 
 def load_json(text: Any) -> Any:
