@@ -169,26 +169,26 @@ class KernelTemplate:
             self._process.stdin.write(protocol.encode(message))
             self._process.stdin.flush()
         except (OSError, ValueError) as exc:  # ValueError: stdin closed by close()
-            self._stopped = True
-            raise KernelStartError(f"the warm kernel template has stopped: {exc}") from None
+            raise self._stop(f"the warm kernel template has stopped: {exc}") from None
 
     def _wait_reply(self, kind: type, timeout: float) -> protocol.Message:
         deadline = time.monotonic() + timeout
         with self._changed:
             while not self._replies:
                 if self._process.poll() is not None or not self._reader.is_alive():
-                    self._stopped = True
-                    raise KernelStartError(
-                        f"the warm kernel template has stopped: {self._log_tail()}"
-                    )
+                    raise self._stop(f"the warm kernel template has stopped: {self._log_tail()}")
                 if not self._changed.wait(timeout=max(0.0, deadline - time.monotonic())):
-                    self._stopped = True
-                    raise KernelStartError("the warm kernel template did not answer in time")
+                    raise self._stop("the warm kernel template did not answer in time")
             reply = self._replies.popleft()
         if not isinstance(reply, kind):
-            self._stopped = True  # out of step with its replies: nothing it says can be trusted
-            raise KernelStartError(f"the warm kernel template answered out of turn: {reply}")
+            # Out of step with its replies: nothing it says can be trusted any more.
+            raise self._stop(f"the warm kernel template answered out of turn: {reply}")
         return reply
+
+    def _stop(self, message: str) -> KernelStartError:
+        """Mark the template as serving no more; the error to raise for the request."""
+        self._stopped = True
+        return KernelStartError(message)
 
     def _log_tail(self) -> str:
         try:
