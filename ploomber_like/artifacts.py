@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from ploomber_like.errors import ExportError
 from ploomber_like.output_notebook import resolve_notebook
 from ploomber_like.record import Artifact, Blob, RecordOptions
-from ploomber_like.store import load_artifacts, load_blob
+from ploomber_like.store import experiment_columns, load_artifacts, load_blob
 
 #: Directories never looked into: caches, checkpoints, version control, environments.
 IGNORED_DIRECTORIES = frozenset({
@@ -127,7 +127,7 @@ def export_run_files(
         blob = load_blob(conn, artifact.sha256) if artifact.stored else None
         if blob is not None:
             written.append(write_file(directory, artifact.path, blob.data))
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    columns = experiment_columns(conn)
     if "notebook" in columns:
         row = conn.execute("SELECT notebook FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
         notebook = load_blob(conn, row[0]) if row and row[0] else None

@@ -333,7 +333,7 @@ def _environment(run: Run) -> dict[str, Any]:
 
 def _source_texts(database: Path, uuids: Sequence[str]) -> dict[str, str]:
     with store.reading(database) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        columns = store.experiment_columns(conn)
         texts = {}
         for uuid in uuids:
             blob = None

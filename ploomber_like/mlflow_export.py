@@ -237,7 +237,7 @@ class _Extras:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        self.columns = store.experiment_columns(conn)
         self.tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }

@@ -297,10 +297,15 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
+def experiment_columns(conn: sqlite3.Connection) -> set[str]:
+    """The column names of table ``experiments`` (empty if there is no such table)."""
+    return {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+
+
 def check_schema(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> set[str]:
     """The columns of ``experiments`` (empty if there is no such table yet), or a
     :class:`DatabaseError` if the table lacks the anchor's columns."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    columns = experiment_columns(conn)
     missing = [name for name in ANCHOR_COLUMNS if name not in columns]
     if columns and missing:
         raise DatabaseError(
@@ -323,7 +328,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
-        present = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        present = experiment_columns(conn)
         for name, sql_type in EXTRA_COLUMNS.items():
             if name not in present:
                 conn.execute(f"ALTER TABLE experiments ADD COLUMN {name} {sql_type}")
@@ -792,7 +797,7 @@ def load_metrics(conn: sqlite3.Connection, uuids: list[str]) -> list[tuple[Any, 
 
 def load_output(conn: sqlite3.Connection, uuid: str) -> tuple[str, str]:
     """The stdout and stderr kept for run ``uuid`` (empty for an anchor database)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    columns = experiment_columns(conn)
     if not {"stdout", "stderr"} <= columns:
         return "", ""
     row = conn.execute("SELECT stdout, stderr FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
@@ -980,7 +985,7 @@ def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
     :class:`DatabaseError` for one that cannot be decoded.
     """
     with reading(path) as conn:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        columns = experiment_columns(conn)
         if not {"source_sha256", "source_path", "overrides"} <= columns:
             raise TrackerError(
                 f"run {uuid} has no stored source (the database was not written by a tracked "

@@ -242,7 +242,7 @@ def _output(key: str, value: RichOutput, source: OutputSource) -> Output:
 def _extra_columns(tracker: SQLiteTracker, uuid: str) -> dict[str, str | None]:
     """stdout, stderr and the source text: columns a :class:`Run` does not carry."""
     with store.reading(tracker.path) as conn:
-        present = {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+        present = store.experiment_columns(conn)
         wanted = [c for c in ("stdout", "stderr", "source_sha256") if c in present]
         if not wanted:
             return {}
