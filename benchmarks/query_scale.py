@@ -145,10 +145,10 @@ def _runs(count: int, bases: list[bytes]):
 
 
 def _build_ours(path: Path, runs: list[Record]) -> None:
-    """Our layout, written as Store writes it (store._row), but in one transaction: a sweep
+    """Our layout, written as Store writes it (store.encode_run), but in one transaction: a sweep
     commits one run at a time, which is needlessly slow for a bulk load."""
     conn = store.connect(path)
-    columns = list(store._row(runs[0]))
+    columns = list(store.encode_run(runs[0]))
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT OR IGNORE INTO blobs (sha256, mimetype, data) VALUES (?, ?, ?)",
@@ -157,7 +157,7 @@ def _build_ours(path: Path, runs: list[Record]) -> None:
     conn.executemany(
         f"INSERT INTO experiments ({', '.join(columns)}) "
         f"VALUES ({', '.join('?' for _ in columns)})",
-        (list(store._row(record).values()) for record in runs),
+        (list(store.encode_run(record).values()) for record in runs),
     )
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -21,6 +21,7 @@ from ploomber_like.errors import ParameterError
 from ploomber_like.execute import check_timeout, new_record, recording_options
 from ploomber_like.executors import ExecutionOptions, Executor, executor_for
 from ploomber_like.executors.base import fail_record
+from ploomber_like.kernels.processes import pid_alive
 from ploomber_like.notebook import PreparedRun, plan_runs, read_groups, validate_parameters
 from ploomber_like.record import (
     DEFAULT_MAX_ARTIFACT_BYTES,
@@ -169,7 +170,7 @@ def run_sweep(
     record_options = recording_options(database, **recording, own_directories=not single)
     try:
         with Store(database) as store:
-            store.mark_orphans_interrupted()
+            store.mark_orphans_interrupted(pid_alive)
             sampler.resume(store)
             plan.store, plan.force = store, force
             driver = _Driver(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import textwrap
 from dataclasses import dataclass
@@ -29,6 +30,13 @@ class TrackedRun:
 
 
 JSON_COLUMNS = ("parameters", "parameter_keys", "overrides", "group_durations", "environment")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def write_script(folder: Path, text: str, name: str = "script.py") -> Path:

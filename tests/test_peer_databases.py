@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import write_script
+from tracking_databases import user_version
 
 from ploomber_like import DatabaseError, SQLiteTracker
-from ploomber_like.store import move_inline_images
+from ploomber_like.store import SCHEMA_VERSION, move_inline_images
 
 pytest.importorskip("sklearn_evaluation")
 pytest.importorskip("ploomber_engine")
@@ -168,3 +169,19 @@ def test_migrate_bad_input_exits_2_and_creates_nothing(tmp_path: Path):
     conn.close()
     with pytest.raises(DatabaseError, match="no experiments table"):
         move_inline_images(other)
+
+
+def test_a_sklearn_evaluation_database_migrates_on_its_first_write(sklearn_evaluation_db: Path):
+    uuid = SQLiteTracker(sklearn_evaluation_db).runs(sort="accuracy")[0].uuid
+    before = rows(sklearn_evaluation_db)
+    assert user_version(sklearn_evaluation_db) == 0
+
+    SQLiteTracker(sklearn_evaluation_db).insert("ours", {"accuracy": 0.7})
+
+    assert user_version(sklearn_evaluation_db) == SCHEMA_VERSION
+    # The named migration moved the peer's inline plot out of line; every row is kept.
+    assert json.loads(stored_plot(sklearn_evaluation_db, uuid, "scatter"))["$blob"]
+    assert [row for row in rows(sklearn_evaluation_db) if row[0] != "ours"] == before
+    assert SQLiteTracker(sklearn_evaluation_db).get(uuid)["scatter"].data.startswith(b"\x89PNG")
+    # Nothing left for the explicit command.
+    assert move_inline_images(sklearn_evaluation_db).images_moved == 0

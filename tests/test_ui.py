@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import free_port
 from tracking_databases import SweepDatabase, build_sweep_database, png
 
 from ploomber_like import SQLiteTracker
@@ -68,12 +68,6 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> SweepDatabase:
     add_hostile_run(sweep.path)
     SQLiteTracker(sweep.path).tag(sweep.ok[(50, None)], "best")
     return sweep
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -29,6 +29,15 @@ class SweepDatabase:
     f1: dict[str, float]
 
 
+def user_version(path: Path) -> int:
+    """The database's schema version, read without our code."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def png(label: str) -> bytes:
     """A real PNG made by matplotlib (distinct per label)."""
     import matplotlib

@@ -1,0 +1,384 @@
+"""Every write to a tracking database: runs as they start and finish, runs logged by hand,
+tags, deletions, and moving a peer's inline images out of line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ploomber_like.errors import DatabaseError
+from ploomber_like.record import Blob, Record, SearchTrial, Status, new_created
+from ploomber_like.store.connections import connect, in_chunks, reading, upgrade, writing
+from ploomber_like.store.migrations import (
+    MOVE_INLINE_IMAGES,
+    InlineMigration,
+    move_inline_images_in,
+)
+from ploomber_like.store.reads import RUN_COLUMNS, decode_run, load_blob, select_list
+from ploomber_like.store.schema import load_json, to_json
+
+
+@dataclass
+class RecordedTrial:
+    """A search trial as stored: what a resumed search tells its sampler."""
+
+    number: int
+    status: Status
+    #: The parameters the run was given (the trial's point and the search's fixed values).
+    overrides: dict[str, Any]
+    objective: float | None
+    error: str | None
+
+
+class Store:
+    """The writing side of a tracking database. One transaction per record."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.conn = connect(self.path)
+        self.driver = f"{socket.gethostname()}:{os.getpid()}"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, record: Record) -> None:
+        """Write the row of a run that is starting, with status ``running``."""
+        self._write(record)
+
+    def finish(self, record: Record) -> None:
+        """Write a finished run: its blobs and its row, in one transaction."""
+        self._write(record)
+
+    def _write(self, record: Record) -> None:
+        row = encode_run(record)
+        row["driver"] = self.driver
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "uuid")
+        blobs = dict(record.blobs)
+        blobs[record.source_sha256] = Blob("text/x-python", record.source.encode())
+
+        with writing(self.conn, self.path):
+            self._insert_blobs(blobs.values())
+            self.conn.execute(
+                f"INSERT INTO experiments ({columns}) VALUES ({marks}) "
+                f"ON CONFLICT (uuid) DO UPDATE SET {updates}",
+                list(row.values()),
+            )
+            _write_leaves(self.conn, record)
+
+    def _insert_blobs(self, blobs: Iterable[Blob]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO blobs (sha256, mimetype, data) VALUES (?, ?, ?)",
+            [(blob.sha256, blob.mimetype, blob.data) for blob in blobs],
+        )
+
+    # --- SQLiteTracker's writing API (manual logging): rows written value by value ----------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction around several calls below; a SQLite error is a one-line
+        :class:`DatabaseError` and leaves the database as it was."""
+        with writing(self.conn, self.path):
+            yield
+
+    def stored_parameters(self, uuid: str) -> dict[str, Any] | None:
+        """The ``parameters`` of run ``uuid`` (``{}`` if empty), or None if there is no such run."""
+        row = self.conn.execute(
+            "SELECT parameters FROM experiments WHERE uuid = ?", (uuid,)
+        ).fetchone()
+        if row is None:
+            return None
+        stored = load_json(row[0])
+        return stored if isinstance(stored, dict) else {}
+
+    def insert_parameters(
+        self, uuid: str, values: Mapping[str, Any] | None, blobs: Iterable[Blob] = ()
+    ) -> None:
+        """Add a run logged by hand (status ``ok``, no inputs) holding ``values``; ``None``
+        leaves ``parameters`` NULL: an empty run, as sklearn-evaluation's ``new()`` makes."""
+        self._insert_blobs(blobs)
+        self.conn.execute(
+            "INSERT INTO experiments (uuid, created, parameters, status, parameter_keys, driver) "
+            "VALUES (?, ?, ?, ?, '[]', ?)",
+            (uuid, new_created(), None if values is None else to_json(values), Status.OK,
+             self.driver),
+        )
+
+    def is_empty(self, uuid: str) -> bool:
+        """True when run ``uuid`` has no ``parameters`` at all (NULL, not ``{}``)."""
+        row = self.conn.execute(
+            "SELECT parameters IS NULL FROM experiments WHERE uuid = ?", (uuid,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def replace_parameters(
+        self, uuid: str, values: Mapping[str, Any], blobs: Iterable[Blob] = ()
+    ) -> None:
+        """Store ``values`` as the whole ``parameters`` of run ``uuid``."""
+        self._insert_blobs(blobs)
+        self.conn.execute(
+            "UPDATE experiments SET parameters = ? WHERE uuid = ?", (to_json(values), uuid)
+        )
+
+    def set_comment(self, uuid: str, text: str | None) -> None:
+        """Set the ``comment`` column of run ``uuid``."""
+        self.conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, uuid))
+
+    def ok_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
+        """The subset of ``fingerprints`` already recorded with status ``ok``."""
+        wanted = list(dict.fromkeys(fingerprints))
+        found: set[str] = set()
+        for marks, chunk in in_chunks(wanted):
+            rows = self.conn.execute(
+                f"SELECT DISTINCT fingerprint FROM experiments "
+                f"WHERE status = ? AND fingerprint IN ({marks})",
+                [Status.OK, *chunk],
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def search_trials(self, search: str) -> list[RecordedTrial]:
+        """The trials of ``search`` recorded so far, by trial number."""
+        rows = self.conn.execute(
+            "SELECT trial, status, overrides, objective, trial_error FROM experiments "
+            "WHERE search = ? ORDER BY trial",
+            (search,),
+        ).fetchall()
+        return [
+            RecordedTrial(number, Status(status), json.loads(overrides or "{}"), objective, error)
+            for number, status, overrides, objective, error in rows
+        ]
+
+    def best_trial(self, search: str, maximize: bool) -> Record | None:
+        """The record of the best complete trial of ``search`` (objective set, run ``ok``)."""
+        order = "DESC" if maximize else "ASC"
+        row = self.conn.execute(
+            f"SELECT uuid FROM experiments WHERE search = ? AND status = ? "
+            f"AND objective IS NOT NULL ORDER BY objective {order}, trial LIMIT 1",
+            (search, Status.OK),
+        ).fetchone()
+        return None if row is None else self.load_record(row[0])
+
+    def load_record(self, uuid: str) -> Record:
+        """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
+        ours = (
+            "overrides", "source_sha256", "group_durations", "stdout", "stderr", "reproduces",
+            "fingerprint", "search", "trial", "objective", "trial_error",
+        )
+        row = self.conn.execute(
+            f"SELECT {select_list(RUN_COLUMNS)}, {', '.join(ours)} FROM experiments "
+            "WHERE uuid = ?",
+            (uuid,),
+        ).fetchone()
+        run = decode_run(row[: len(RUN_COLUMNS)])
+        extra = dict(zip(ours, row[len(RUN_COLUMNS) :], strict=True))
+        source = load_blob(self.conn, extra["source_sha256"]) if extra["source_sha256"] else None
+        trial = None
+        if extra["search"] is not None:
+            trial = SearchTrial(
+                extra["search"], extra["trial"], extra["objective"], extra["trial_error"]
+            )
+        return Record(
+            uuid=run.uuid, created=run.created or "", path=run.source_path or "",
+            source=source.data.decode() if source else "",
+            parameters=run.parameters, overrides=load_json(extra["overrides"]) or {},
+            status=Status(run.status), values=run.values, error=run.error,
+            duration=run.duration, group_durations=load_json(extra["group_durations"]) or [],
+            stdout=extra["stdout"] or "", stderr=extra["stderr"] or "",
+            environment=run.environment, comment=run.comment_text, reproduces=extra["reproduces"],
+            fingerprint=extra["fingerprint"], trial=trial,
+        )
+
+    def mark_orphans_interrupted(self, alive: Callable[[int], bool]) -> int:
+        """Close ``running`` rows left by a driver on this host that no longer exists:
+        ``alive(pid)`` says whether the process of that id still runs."""
+        host = socket.gethostname()
+        rows = self.conn.execute(
+            "SELECT uuid, driver FROM experiments WHERE status = ? AND driver LIKE ?",
+            (Status.RUNNING, f"{host}:%"),
+        ).fetchall()
+        orphans = [uuid for uuid, driver in rows if not alive(int(driver.rsplit(":", 1)[1]))]
+        if orphans:
+            with writing(self.conn, self.path):
+                self.conn.executemany(
+                    "UPDATE experiments SET status = ?, error_type = 'Interrupted', "
+                    "error_message = 'the tracking process ended before the run finished' "
+                    "WHERE uuid = ? AND status = ?",
+                    [(Status.INTERRUPTED, uuid, Status.RUNNING) for uuid in orphans],
+                )
+        return len(orphans)
+
+
+    def set_tags(self, tags_by_uuid: dict[str, list[str]]) -> None:
+        """Replace the tags of each run (one transaction); an empty list clears them."""
+
+        with writing(self.conn, self.path):
+            self.conn.executemany(
+                "UPDATE experiments SET tags = ? WHERE uuid = ?",
+                [(to_json(tags) if tags else None, uuid) for uuid, tags in tags_by_uuid.items()],
+            )
+
+    def delete_runs(self, uuids: Iterable[str]) -> Deletion:
+        """Delete these runs, every row keyed by their uuid in other tables (metrics, artifacts...)
+        and the blobs no remaining row references, in one transaction."""
+        wanted = list(dict.fromkeys(uuids))
+        deletion = Deletion(runs=[], blobs=0)
+        with writing(self.conn, self.path):
+            for marks, chunk in in_chunks(wanted):
+                deletion.runs += [
+                    row[0] for row in self.conn.execute(
+                        f"SELECT uuid FROM experiments WHERE uuid IN ({marks})", chunk
+                    )
+                ]
+                for table in _tables_keyed_by_run(self.conn):
+                    self.conn.execute(f'DELETE FROM "{table}" WHERE uuid IN ({marks})', chunk)
+            deletion.blobs = delete_orphan_blobs(self.conn)
+        return deletion
+
+
+@dataclass
+class Deletion:
+    """What :meth:`Store.delete_runs` removed: the runs' uuids and how many blobs."""
+
+    runs: list[str]
+    blobs: int
+
+
+#: Queries selecting the sha256 of every blob some row still needs, by the table holding the
+#: reference: a table that stores blob hashes adds its query here, and the orphan sweep of
+#: :func:`delete_orphan_blobs` keeps its blobs. Tables missing from a database are skipped.
+BLOB_REFERENCES: dict[str, str] = {
+    # the source texts, the executed notebooks, and plots referenced from parameters
+    "experiments": (
+        "SELECT source_sha256 FROM experiments WHERE source_sha256 IS NOT NULL "
+        "UNION SELECT notebook FROM experiments WHERE notebook IS NOT NULL "
+        "UNION SELECT json_extract(t.value, '$.\"$blob\"') "
+        "FROM experiments AS e, json_tree(e.parameters) AS t "
+        "WHERE json_valid(e.parameters) AND t.type = 'object' "
+        "AND json_extract(t.value, '$.\"$blob\"') IS NOT NULL"
+    ),
+    # files the runs wrote
+    "artifacts": "SELECT sha256 FROM artifacts",
+}
+
+
+def delete_orphan_blobs(conn: sqlite3.Connection) -> int:
+    """Delete the blobs no row references (see :data:`BLOB_REFERENCES`); returns how many.
+
+    Runs inside the caller's transaction.
+    """
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    kept = " UNION ".join(sql for table, sql in BLOB_REFERENCES.items() if table in tables)
+    cursor = conn.execute(f"DELETE FROM blobs WHERE sha256 NOT IN ({kept})")
+    return cursor.rowcount
+
+
+def _tables_keyed_by_run(conn: sqlite3.Connection) -> list[str]:
+    """``experiments`` and every other table with a ``uuid`` column (a run's metrics, artifacts,
+    notebook): deleting a run deletes its rows there too."""
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return [
+        name for name in names
+        if any(column[1] == "uuid" for column in conn.execute(f'PRAGMA table_info("{name}")'))
+    ]
+
+
+def move_inline_images(path: str | os.PathLike[str]) -> InlineMigration:
+    """Move images stored inline in ``parameters`` (by sklearn-evaluation or ploomber-engine)
+    into ``blobs``, leaving a reference in their place; adds our columns to the table too.
+
+    Opening a peer's database to write does this once, as a migration; this reports what it
+    moved, and moves images a peer stored since. One transaction: the database ends either
+    fully migrated or untouched, with every row.
+    """
+    path = Path(path)
+    # Read-only first: a mistyped path must not create an empty database.
+    with reading(path) as check:
+        if not check.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiments'"
+        ).fetchone():
+            raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+    conn = connect(path, migrate=False)
+    try:
+        applied = upgrade(conn, path)
+        if MOVE_INLINE_IMAGES in applied:
+            return applied[MOVE_INLINE_IMAGES]
+        with writing(conn, path):
+            return move_inline_images_in(conn)
+    finally:
+        conn.close()
+
+
+# --- metrics and artifacts: what a run leaves beyond its values ------------------------------
+
+
+def _write_leaves(conn: sqlite3.Connection, record: Record) -> None:
+    """Replace the run's series and file list, inside the transaction writing its row."""
+    conn.execute("DELETE FROM metrics WHERE uuid = ?", (record.uuid,))
+    conn.executemany(
+        "INSERT INTO metrics (uuid, key, step, value, time) VALUES (?, ?, ?, ?, ?)",
+        [
+            (record.uuid, p.key, p.step, p.value if math.isfinite(p.value) else None, p.time)
+            for p in record.metrics
+        ],
+    )
+    conn.execute("DELETE FROM artifacts WHERE uuid = ?", (record.uuid,))
+    conn.executemany(
+        "INSERT OR REPLACE INTO artifacts (uuid, path, size, sha256, stored) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(record.uuid, a.path, a.size, a.sha256, int(a.stored)) for a in record.artifacts],
+    )
+
+
+def encode_run(record: Record) -> dict[str, Any]:
+    """The row of ``experiments`` holding ``record``, by column (the inverse of
+    :func:`~ploomber_like.store.reads.decode_run`)."""
+    error = record.error
+    return {
+        "uuid": record.uuid,
+        "created": record.created,
+        "parameters": to_json(record.merged()),
+        "comment": record.comment,
+        "status": record.status,
+        "duration": record.duration,
+        "error_type": error.type if error else None,
+        "error_message": error.message if error else None,
+        "traceback": error.traceback if error else None,
+        "error_group": error.group if error else None,
+        "error_source": error.group_source if error else None,
+        "parameter_keys": to_json(list(record.parameters)),
+        "overrides": to_json(record.overrides),
+        "group_durations": to_json(record.group_durations),
+        "source_path": record.path,
+        "source_sha256": record.source_sha256,
+        "environment": to_json(record.environment_dict()),
+        "stdout": record.stdout,
+        "stderr": record.stderr,
+        "fingerprint": record.fingerprint,
+        "error_location": error.location if error else None,
+        "workdir": record.workdir,
+        "notebook": record.notebook,
+        "name": record.name,
+        "reproduces": record.reproduces,
+        "search": record.trial.search if record.trial else None,
+        "trial": record.trial.number if record.trial else None,
+        "objective": record.trial.objective if record.trial else None,
+        "trial_error": record.trial.error if record.trial else None,
+    }
+
+
