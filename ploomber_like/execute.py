@@ -103,17 +103,21 @@ async def run_on_pool(
     still_needed: int = 0,
     on_group: Callable[[int], None] | None = None,
 ) -> Record:
-    """Take a kernel from ``pool``, run ``prepared`` on it, always release the kernel."""
-    started = time.monotonic()
+    """Take a kernel from ``pool``, run ``prepared`` on it, always release the kernel.
+
+    The time spent waiting for the kernel is the record's ``kernel_wait``, not its
+    ``duration``: the first runs of a sweep wait seconds for the warm template, later ones not.
+    """
+    waiting = time.monotonic()
     try:
         kernel = await pool.acquire(still_needed)
     except Exception as exc:  # the run is recorded as failed rather than lost
-        record.fail(Status.CRASHED, exc, started)
+        record.kernel_wait = time.monotonic() - waiting
+        record.fail(Status.CRASHED, exc, time.monotonic())
         return record
+    record.kernel_wait = time.monotonic() - waiting
     try:
-        return await execute_run(
-            prepared, record, kernel, timeout=timeout, started=started, on_group=on_group
-        )
+        return await execute_run(prepared, record, kernel, timeout=timeout, on_group=on_group)
     finally:
         kernel.shutdown()
 
@@ -124,7 +128,6 @@ async def execute_run(
     kernel: ReadyKernel,
     *,
     timeout: float | None = None,
-    started: float | None = None,
     on_group: Callable[[int], None] | None = None,
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
@@ -139,7 +142,7 @@ async def execute_run(
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbformat import NotebookNode
 
-    started = time.monotonic() if started is None else started
+    started = time.monotonic()
     options = prepared.options
     output = _RunOutput(options)
     own_directory = run_directory(options, record.uuid)

@@ -214,7 +214,11 @@ class Record:
     values: dict[str, Any] = field(default_factory=dict)
     blobs: dict[str, Blob] = field(default_factory=dict)
     error: RunError | None = None
+    #: Seconds from the run's kernel being ready to its end: the run's own cost.
     duration: float | None = None
+    #: Seconds the run waited for its kernel before that (a kernel starting, a warm template
+    #: being built), not part of ``duration``.
+    kernel_wait: float | None = None
     group_durations: list[float] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""

@@ -78,6 +78,10 @@ EXTRA_COLUMNS: dict[str, str] = {
     "trial": "INTEGER",
     "objective": "REAL",
     "trial_error": "TEXT",
+
+    # Seconds a run waited for its kernel (started, forked, a warm template built), apart from
+    # ``duration``, the run's own time.
+    "kernel_wait": "REAL",
 }
 
 _SCHEMA = """
@@ -871,6 +875,7 @@ def _row(record: Record) -> dict[str, Any]:
         "trial": record.trial.number if record.trial else None,
         "objective": record.trial.objective if record.trial else None,
         "trial_error": record.trial.error if record.trial else None,
+        "kernel_wait": record.kernel_wait,
     }
 
 

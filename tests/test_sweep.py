@@ -479,3 +479,26 @@ def test_tracking_from_inside_a_notebook(tmp_path, monkeypatch):
     assert summary.ok == 1
     assert values(tmp_path / "outer.db")[0] == {"status": "ok", "ok": 2}
     assert [r["status"] for r in rows(tmp_path / "inner.db")] == ["ok", "ok", "ok"]
+
+
+def test_duration_is_the_runs_own_time_not_the_wait_for_the_template(tmp_path):
+    # The template imports scikit-learn for the file before the first kernel can fork: seconds
+    # the first runs wait, which their duration must not count.
+    path = script(tmp_path, """\
+        import time
+
+        import sklearn.ensemble
+
+        # parameters
+        x = 0
+
+        time.sleep(0.3)
+        x
+        """)
+    db = tmp_path / "w.db"
+    summary = track_grid(path, {"x": [1, 2]}, db, workers=2, quiet=True)
+    assert summary.ok == 2
+    found = rows(db, "SELECT duration, kernel_wait FROM experiments")
+    assert all(r["duration"] >= 0.3 and r["kernel_wait"] > 0 for r in found)
+    waited = max(found, key=lambda r: r["kernel_wait"])
+    assert waited["duration"] < waited["kernel_wait"], [dict(r) for r in found]
