@@ -8,6 +8,7 @@ import math
 import numbers
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -72,9 +73,9 @@ def recording_options(
 ) -> RecordOptions:
     """Check and bundle what runs writing to ``database`` record beyond their values.
 
-    ``own_directories``: each run works in ``<database without suffix>.runs/<uuid>/``, holding
-    links to the entries of the current directory (a sweep's parallel runs), instead of the
-    current directory itself. Raises :class:`ParameterError` for a bad pattern or limit.
+    ``own_directories``: each run works in a temporary directory of its own, outside the
+    current directory and holding links to its entries (a sweep's parallel runs), instead of
+    the current directory itself. Raises :class:`ParameterError` for a bad pattern or limit.
     """
     scalar_pattern(output_scalars)
     if isinstance(max_artifact_bytes, bool) or not isinstance(max_artifact_bytes, int):
@@ -87,7 +88,6 @@ def recording_options(
         output_scalars=output_scalars,
         save_notebook=save_notebook,
         max_artifact_bytes=max_artifact_bytes,
-        run_directories=str(database.with_suffix(".runs")) if own_directories else None,
         linked_directory=str(Path.cwd()) if own_directories else None,
         ignored_paths=tuple(str(path) for path in journals),
         stream_output=stream_output,
@@ -116,10 +116,20 @@ async def run_on_pool(
         record.fail(Status.CRASHED, exc, time.monotonic())
         return record
     record.kernel_wait = time.monotonic() - waiting
+    own_directory = None
     try:
-        return await execute_run(prepared, record, kernel, timeout=timeout, on_group=on_group)
+        own_directory = run_directory(prepared.options, record.uuid)
+        return await execute_run(
+            prepared, record, kernel, timeout=timeout, on_group=on_group,
+            own_directory=own_directory,
+        )
     finally:
         kernel.shutdown()
+        if own_directory is not None:
+            # Its files are recorded (or the run is over): nothing of it stays on disk. The
+            # kernel is dead first, so nothing writes there while it goes; rmtree removes the
+            # links, never what they point to.
+            shutil.rmtree(own_directory, ignore_errors=True)
 
 
 async def execute_run(
@@ -129,12 +139,14 @@ async def execute_run(
     *,
     timeout: float | None = None,
     on_group: Callable[[int], None] | None = None,
+    own_directory: Path | None = None,
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
 
     ``on_group`` is called with a group's index as it starts (for progress). What else the run
     records (output scalars, files, the executed notebook, echoing its output) is set by
-    ``prepared.options``.
+    ``prepared.options``. ``own_directory``: where the run works, if not in the kernel's
+    working directory (see :func:`~ploomber_like.artifacts.run_directory`).
 
     Failures are recorded, never raised: an exception, ``sys.exit``, a dead kernel or a timeout
     each end the run with their status and error, keeping every value captured before.
@@ -145,7 +157,6 @@ async def execute_run(
     started = time.monotonic()
     options = prepared.options
     output = _RunOutput(options)
-    own_directory = run_directory(options, record.uuid)
     # The kernel's working directory unless the run has its own (a sweep's parallel runs).
     workdir = own_directory or Path(options.working_directory or Path.cwd())
     record.workdir = str(workdir)

@@ -111,9 +111,10 @@ def track_grid(
         string other than ``"local"`` is a Dask scheduler address.
     output_scalars, save_notebook, max_artifact_bytes
         As for :func:`~ploomber_like.track_execution`. With several workers, each run works in
-        a directory of its own, ``<database without suffix>.runs/<uuid>/``, with links to the
+        a temporary directory of its own, outside the current directory, with links to the
         current directory's entries, so runs writing the same file name keep their own files;
-        with one worker (or one point), runs work in the current directory.
+        it is removed once the run's files are recorded. With one worker (or one point), runs
+        work in the current directory.
     name : str, optional
         Stored in every run's ``name`` column: a label for the sweep.
 

@@ -148,15 +148,58 @@ def test_parallel_sweep_runs_keep_their_own_files_and_read_inputs(tmp_path, monk
     summary = track_grid("fit.py", {"n": [1, 2, 3]}, "runs.db", workers=2, quiet=True)
     assert summary.ok == 3
     tracker = SQLiteTracker("runs.db")
+    conn = sqlite3.connect("runs.db")
     contents = set()
     for uuid, _ in summary.runs:
         (artifact,) = tracker.artifacts(uuid)
-        run_dir = tmp_path / "runs.runs" / uuid
-        contents.add((run_dir / "model.txt").read_text())
         assert artifact.path == "model.txt"
-        assert tracker.metrics(uuid).value.tolist() == [float((run_dir / "model.txt").read_text())]
+        (data,) = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (artifact.sha256,))
+        contents.add(data[0].decode())
+        assert tracker.metrics(uuid).value.tolist() == [float(data[0].decode())]
     assert contents == {"11", "12", "13"}
     assert not (tmp_path / "model.txt").exists()  # nothing written in the shared folder
+
+
+def test_a_parallel_sweep_in_a_repository_leaves_only_the_database(tmp_path):
+    repo, temp = tmp_path / "repo", tmp_path / "temp"
+    repo.mkdir()
+    temp.mkdir()
+    (repo / "data.csv").write_text("10\n")
+    (repo / "inputs").mkdir()
+    (repo / "inputs" / "more.csv").write_text("1\n")
+    write_script(repo, """
+        # parameters
+        n = 1
+
+        base = int(open("data.csv").read())
+        with open("model.txt", "w") as file:
+            file.write(str(base + n))
+        """, "fit.py")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "inputs"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "fit.py", "-g", "n=1,2,3", "-w", "2", "-q",
+         "-d", "runs.db"],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    assert done.returncode == 0, done.stderr
+    left = {p.name for p in repo.iterdir()} - {".git", "fit.py", "data.csv", "inputs"}
+    assert left <= {"runs.db", "runs.db-wal", "runs.db-shm"} and "runs.db" in left, left
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True,
+                            text=True, check=True)
+    assert status.stderr == ""
+    assert {line[3:] for line in status.stdout.splitlines()} <= {
+        "runs.db", "runs.db-wal", "runs.db-shm"
+    }
+    assert not [p for p in temp.iterdir() if p.name.startswith("ploomber-like-run-")]
+    # The files the runs wrote are stored with them.
+    conn = sqlite3.connect(repo / "runs.db")
+    stored = conn.execute(
+        "SELECT data FROM artifacts JOIN blobs USING (sha256) WHERE path = 'model.txt'"
+    ).fetchall()
+    assert sorted(row[0] for row in stored) == [b"11", b"12", b"13"]
 
 
 def test_files_over_the_limit_are_listed_not_stored(tmp_path, monkeypatch):
