@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import math
@@ -9,6 +10,7 @@ import numbers
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -202,23 +204,30 @@ async def execute_run(
                 await client.async_execute_cell(cell, cell_index, store_history=group is not None)
                 stopped = False
             except CellTimeoutError:
+                # Interrupted first, the kernel's traceback says where the run was.
+                traceback, location = await _interrupted_traceback(kernel, state, prepared, group)
                 record.status = Status.TIMEOUT
                 record.error = RunError(
-                    "Timeout", f"the run exceeded its timeout of {timeout:g} s",
+                    "Timeout", f"the run exceeded its timeout of {timeout:g} s", traceback,
                     group=group, group_source=_group_source(prepared, group),
-                    location=_group_location(prepared, group),
+                    location=location or _group_location(prepared, group),
                 )
             except DeadKernelError:
                 if kernel.handle.is_alive():
                     # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
                     raise asyncio.CancelledError from None
+                log = kernel.handle.log_tail()
                 record.status = Status.CRASHED
                 record.error = RunError(
-                    "KernelDied", kernel.handle.describe_exit(), traceback=kernel.handle.log_tail(),
+                    "KernelDied", kernel.handle.describe_exit(), traceback=log,
                     group=group, group_source=_group_source(prepared, group),
-                    location=_group_location(prepared, group),
+                    location=_crash_location(log, prepared, group)
+                    or _group_location(prepared, group),
                 )
             except CellExecutionError as exc:
+                if exc.ename == "SystemExit" and exc.evalue not in CLEAN_EXIT_CODES:
+                    # IPython shows SystemExit without its frames; the kernel still has them.
+                    state.traceback = await _last_traceback(kernel) or state.traceback
                 record.status, record.error = _error_from_cell(exc, state, prepared, group)
             finally:
                 if group is not None:
@@ -462,7 +471,7 @@ def _error_from_cell(
 ) -> tuple[Status, RunError | None]:
     """The status and error of a cell that raised, from nbclient's CellExecutionError."""
     name, message = exc.ename or "Error", exc.evalue or ""
-    if name == "SystemExit" and message in ("", "0", "None"):
+    if name == "SystemExit" and message in CLEAN_EXIT_CODES:
         return Status.OK, None  # stop here, successfully
     traceback, location = point_at_file(
         strip_ansi("\n".join(state.traceback)), state.groups_by_count, str(prepared.path)
@@ -473,6 +482,101 @@ def _error_from_cell(
         group=group, group_source=_group_source(prepared, group),
         location=location or _group_location(prepared, group),
     )
+
+
+#: ``SystemExit`` messages of a script ending successfully (``sys.exit()``, ``sys.exit(0)``).
+CLEAN_EXIT_CODES = ("", "0", "None")
+#: Seconds a timed-out run has to stop on an interrupt (and say where it was) before its
+#: kernel is killed.
+INTERRUPT_GRACE = 3.0
+#: Seconds to wait for the kernel to answer our own request for a traceback.
+TRACEBACK_REQUEST_TIMEOUT = 10.0
+
+# The traceback of the exception that ended the last cell, formatted as IPython shows
+# tracebacks (frames ``Cell In[N], line L``); IPython keeps that exception in sys.last_*.
+_LAST_TRACEBACK_EXPRESSION = (
+    "'\\n'.join(get_ipython().InteractiveTB.structured_traceback("
+    "__import__('sys').last_type, __import__('sys').last_value, "
+    "__import__('sys').last_traceback))"
+)
+#: A frame of a cell in faulthandler's output (``File "/tmp/ipykernel_81/2203.py", line 8``).
+_CRASH_FRAME = re.compile(r'File "([^"]*ipykernel_\d+[/\\][^"/\\]+\.py)", line (\d+)')
+
+
+async def _last_traceback(kernel: ReadyKernel) -> list[str] | None:
+    """The full traceback of the exception that ended the last cell, asked of the kernel
+    without running a cell (a user expression: no output, no history)."""
+    from queue import Empty
+
+    client = kernel.client
+    msg_id = client.execute(
+        "", silent=True, store_history=False, user_expressions={"tb": _LAST_TRACEBACK_EXPRESSION}
+    )
+    deadline = time.monotonic() + TRACEBACK_REQUEST_TIMEOUT
+    while time.monotonic() < deadline and kernel.handle.is_alive():
+        try:
+            reply = await client.shell_channel.get_msg(timeout=0.5)
+        except Empty:
+            continue
+        if reply["parent_header"].get("msg_id") != msg_id:
+            continue
+        result = reply["content"].get("user_expressions", {}).get("tb", {})
+        text = result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
+        try:
+            return ast.literal_eval(text).splitlines() if text else None
+        except (ValueError, SyntaxError):
+            return None
+    return None
+
+
+async def _interrupted_traceback(
+    kernel: ReadyKernel, state: _ExecutionState, prepared: PreparedRun, group: int | None
+) -> tuple[str, str | None]:
+    """Interrupt a kernel past its timeout (SIGINT, as Jupyter's interrupt does) and wait
+    briefly for the cell's reply: its traceback and the location in the user's file.
+
+    Code that does not return to Python on SIGINT (a long C call) gives nothing: the kernel
+    is killed after :data:`INTERRUPT_GRACE` seconds all the same.
+    """
+    from queue import Empty
+
+    try:
+        os.kill(kernel.handle.pid, signal.SIGINT)
+    except OSError:
+        return "", None
+    deadline = time.monotonic() + INTERRUPT_GRACE
+    while time.monotonic() < deadline and kernel.handle.is_alive():
+        try:
+            reply = await kernel.client.shell_channel.get_msg(timeout=0.2)
+        except Empty:
+            continue
+        if reply.get("msg_type") != "execute_reply":
+            continue
+        content = reply["content"]
+        count = content.get("execution_count")
+        if group is not None and count is not None:
+            state.groups_by_count[count] = prepared.groups[group]
+        traceback = strip_ansi("\n".join(content.get("traceback") or []))
+        traceback, location = point_at_file(traceback, state.groups_by_count, str(prepared.path))
+        return cap_text(traceback, 50_000), location
+    return "", None
+
+
+def _crash_location(log: str, prepared: PreparedRun, group: int | None) -> str | None:
+    """Where a kernel that died was in ``group``, from faulthandler's output in its ``log``
+    (a segfault, and ``os._exit``, which capture makes leave the same kind of traceback).
+
+    Frames list the most recent call first; the last frame in a cell's file is the running
+    cell's top level, and the first frame in that same file the innermost line reached in it.
+    """
+    if group is None:
+        return None
+    frames = _CRASH_FRAME.findall(log)
+    if not frames:
+        return None
+    running_cell = frames[-1][0]
+    line = next(int(number) for file, number in frames if file == running_cell)
+    return prepared.groups[group].location(str(prepared.path), line)
 
 
 #: A traceback frame in a cell, as IPython prints it: ``Cell In[4], line 8, in f()``.

@@ -399,6 +399,44 @@ def test_a_failure_names_the_file_and_line(tmp_path, name):
     assert row == (f"{path}:{inner}",)
 
 
+FAULTS = """\
+import os
+import sys
+import time
+
+# parameters
+kind = "exit"
+
+a = 1
+a
+
+if kind == "exit":
+    b = 2
+    sys.exit(3)  # exit
+if kind == "os_exit":
+    os._exit(4)  # os_exit
+if kind == "segfault":
+    import ctypes
+    ctypes.string_at(0)  # segfault
+if kind == "timeout":
+    time.sleep(120)  # timeout
+"""
+
+
+@pytest.mark.parametrize(
+    "kind, status", [("exit", "failed"), ("os_exit", "crashed"), ("segfault", "crashed"),
+                     ("timeout", "timeout")],
+)
+def test_exits_crashes_and_timeouts_name_the_statements_line(tmp_path, kind, status):
+    path = tmp_path / "faults.py"
+    path.write_text(FAULTS)
+    record = track_execution(path, {"kind": kind}, tmp_path / "runs.db", timeout=5, quiet=True)
+    assert record.status == status
+    line = FAULTS.splitlines().index(next(x for x in FAULTS.splitlines() if f"# {kind}" in x))
+    assert record.error.location == f"{path}:{line + 1}", record.error.traceback
+    assert record.error.group == 3  # still the group's index; its first line is line 11
+
+
 def test_a_notebook_failure_names_cell_and_line(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# title"),
