@@ -35,7 +35,7 @@ from ploomber_like.capture import (
 from ploomber_like.errors import ParameterError
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import Group, PreparedRun
-from ploomber_like.output_notebook import executed_notebook
+from ploomber_like.output_notebook import INJECTED_TAG, PARAMETERS_TAG, executed_notebook
 from ploomber_like.record import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     Environment,
@@ -450,9 +450,10 @@ def _save_notebook(
     kept = []
     for step, cell in zip(steps, cells, strict=False):
         if step.group is not None:
-            kept.append((step.source, cell.get("outputs", []), cell.get("execution_count"), False))
+            tags = [PARAMETERS_TAG] if step.group == prepared.inject_after else []
+            kept.append((step.source, cell.get("outputs", []), cell.get("execution_count"), tags))
         elif step.injected:
-            kept.append((prepared.injected_source, [], None, True))
+            kept.append((prepared.injected_source, [], None, [INJECTED_TAG]))
     blob = executed_notebook(kept, captured.add_blob)
     captured.add_blob(blob)
     return blob.sha256

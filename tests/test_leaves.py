@@ -100,6 +100,24 @@ def test_output_scalars_files_and_notebook_of_a_run(tmp_path, monkeypatch):
     assert "epoch: 1 loss: 0.500" in printed
 
 
+def test_the_exported_notebook_keeps_the_parameters_tag(tmp_path):
+    source = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# fit"),
+        nbformat.v4.new_code_cell("epochs = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("epochs * 2"),
+    ])
+    path = tmp_path / "fit.ipynb"
+    nbformat.write(source, path)
+    record = track_execution(path, {"epochs": 3}, tmp_path / "runs.db", quiet=True,
+                             save_notebook=True)
+    assert record.ok, record.error
+    done = cli("show", record.uuid, "-d", "runs.db", "--export", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    notebook = nbformat.read(tmp_path / "out" / f"{record.uuid}.ipynb", as_version=4)
+    tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+    assert tags == [["parameters"], ["injected-parameters"], []]
+
+
 def test_no_output_scalars_and_a_user_pattern(tmp_path):
     path = write_script(tmp_path, 'print("loss: 1")\nprint("score -> 7")\n')
     off = track_execution(path, database=tmp_path / "runs.db", output_scalars=False, quiet=True)
