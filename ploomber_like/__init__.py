@@ -37,6 +37,7 @@ _EXPORTS = {
     "QueryError": "ploomber_like.errors",
     "UnknownRunError": "ploomber_like.errors",
     "ExportError": "ploomber_like.errors",
+    "ObjectiveError": "ploomber_like.errors",
 }
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "Experiment",
     "ExportError",
     "InputFileError",
+    "ObjectiveError",
     "ParameterError",
     "QueryError",
     "Record",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
         DatabaseError,
         ExportError,
         InputFileError,
+        ObjectiveError,
         ParameterError,
         QueryError,
         TrackerError,

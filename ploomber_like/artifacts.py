@@ -4,7 +4,7 @@ Before a run its working directory is listed (size and modification time of each
 it, files that are new or whose size or time changed are hashed and recorded as
 :class:`~ploomber_like.record.Artifact` with their content as blobs. Listing is bounded
 (:data:`MAX_SCAN_ENTRIES`) and never follows symbolic links, so a home directory or the links
-of a per-run directory cost little.
+of a run's own directory cost little.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import mimetypes
 import os
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path, PurePosixPath
 
 from ploomber_like.errors import ExportError
@@ -28,6 +29,8 @@ IGNORED_DIRECTORIES = frozenset({
 })
 #: Files and folders looked at per listing, at most; past it the rest is not tracked.
 MAX_SCAN_ENTRIES = 20_000
+#: Start of the name of a run's own temporary working directory (see :func:`run_directory`).
+RUN_DIRECTORY_PREFIX = "ploomber-like-run-"
 #: Longest file name written on export (bytes); longer ones are shortened with a hash.
 MAX_NAME_BYTES = 200
 
@@ -35,20 +38,21 @@ Snapshot = dict[str, tuple[int, int]]
 
 
 def run_directory(options: RecordOptions, uuid: str) -> Path | None:
-    """Create the per-run working directory ``<run_directories>/<uuid>``, or None if unused.
+    """Create a working directory for run ``uuid`` alone, or return None if it has none.
 
-    It holds a symbolic link to each entry of ``options.linked_directory``, so a run reads its
-    inputs (``data.csv``) by the same relative path, while what it writes stays its own.
+    It is made in the system's temporary folder (``$TMPDIR``), outside the user's tree, so no
+    repository or recursive tool ever walks into it, and holds a symbolic link to each entry of
+    ``options.linked_directory``: a run reads its inputs (``data.csv``) by the same relative
+    path, while what it writes stays its own. Its caller removes it once the run has ended and
+    its files are recorded.
     """
-    if options.run_directories is None:
+    if options.linked_directory is None:
         return None
-    directory = Path(options.run_directories) / uuid
-    directory.mkdir(parents=True, exist_ok=False)
-    source = Path(options.linked_directory) if options.linked_directory else None
-    if source is not None and source.is_dir():
-        # Not linked: the database (a run must not write it) and the run directories themselves.
+    directory = Path(tempfile.mkdtemp(prefix=f"{RUN_DIRECTORY_PREFIX}{uuid[:8]}-"))
+    source = Path(options.linked_directory)
+    if source.is_dir():
+        # Not linked: the database (a run must not write it).
         skipped = {os.path.abspath(p) for p in options.ignored_paths}
-        skipped.add(os.path.abspath(options.run_directories))
         for entry in os.scandir(source):
             target = os.path.abspath(entry.path)
             if target not in skipped and entry.name not in IGNORED_DIRECTORIES:
@@ -59,8 +63,6 @@ def run_directory(options: RecordOptions, uuid: str) -> Path | None:
 def snapshot(directory: Path, options: RecordOptions) -> Snapshot:
     """Size and modification time of each regular file under ``directory`` (bounded)."""
     ignored = {os.path.abspath(p) for p in options.ignored_paths}
-    if options.run_directories:
-        ignored.add(os.path.abspath(options.run_directories))
     found: Snapshot = {}
     pending = [str(directory)]
     seen = 0

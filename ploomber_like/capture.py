@@ -100,6 +100,7 @@ def install(shell: Any, script_path: str) -> None:
 
         _CRASH_LOG.append(open(log, "a"))  # noqa: SIM115 - kept open for the kernel's life
         faulthandler.enable(file=_CRASH_LOG[-1], all_threads=False)
+        os._exit = _exit_leaving_traceback(os._exit, _CRASH_LOG[-1], os.getpid())
     # As under `python script.py`: the script's own modules importable, and `__file__` set
     # (scripts find their data with Path(__file__).parent).
     script_dir = os.path.dirname(script_path)
@@ -121,6 +122,19 @@ def install(shell: Any, script_path: str) -> None:
     if "matplotlib.pyplot" in sys.modules:
         # pyplot was preloaded by a warm template before any shell existed: hook inline up now.
         shell.enable_matplotlib("inline")
+
+
+def _exit_leaving_traceback(exit_now: Any, log: Any, kernel_pid: int) -> Any:
+    """``os._exit`` that first writes where it was called to the crash ``log``, as faulthandler
+    does for a segfault, so the driver can name the statement's line."""
+    import faulthandler
+
+    def _exit(status: int) -> None:
+        if os.getpid() == kernel_pid:  # not in a process the script forked
+            faulthandler.dump_traceback(file=log, all_threads=False)
+        exit_now(status)
+
+    return _exit
 
 
 class _KernelCapture:

@@ -254,7 +254,8 @@ def _print(renderable: object) -> None:
 def _filter_options(command):
     """--status, --tag, --script and --where: the run filters of ``ls``, ``compare``, ``ui``."""
     for option in reversed((
-        click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status."),
+        click.option("--status", metavar="STATUS[,STATUS...]",
+                     help=f"Only runs with this status, or any of several: {', '.join(STATUSES)}."),
         click.option("--tag", help="Only runs with this tag."),
         click.option("--script", metavar="PATH",
                      help="Only runs of this file (its recorded path, or its name: fit.py)."),
@@ -292,7 +293,7 @@ def ls_command(
 
     \b
     python -m tracker ls --sort f1 --limit 3
-    python -m tracker ls --status failed --tag baseline --script fit.py
+    python -m tracker ls --status failed,crashed --tag baseline --script fit.py
     """
     from ploomber_like import render
 

@@ -17,6 +17,11 @@ class ParameterError(TrackerError, ValueError):
     Also a ``ValueError``, which is what sklearn-evaluation raises for a value it cannot log."""
 
 
+class ObjectiveError(TrackerError):
+    """A search's objective is not a value the file shows: the search stops at its first
+    complete run."""
+
+
 class DatabaseError(TrackerError):
     """The database cannot be opened, is not a SQLite file, or cannot be written."""
 

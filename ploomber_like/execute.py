@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import math
 import numbers
 import os
 import re
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +35,7 @@ from ploomber_like.capture import (
 from ploomber_like.errors import ParameterError
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import Group, PreparedRun
-from ploomber_like.output_notebook import executed_notebook
+from ploomber_like.output_notebook import INJECTED_TAG, PARAMETERS_TAG, executed_notebook
 from ploomber_like.record import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     Environment,
@@ -72,9 +75,9 @@ def recording_options(
 ) -> RecordOptions:
     """Check and bundle what runs writing to ``database`` record beyond their values.
 
-    ``own_directories``: each run works in ``<database without suffix>.runs/<uuid>/``, holding
-    links to the entries of the current directory (a sweep's parallel runs), instead of the
-    current directory itself. Raises :class:`ParameterError` for a bad pattern or limit.
+    ``own_directories``: each run works in a temporary directory of its own, outside the
+    current directory and holding links to its entries (a sweep's parallel runs), instead of
+    the current directory itself. Raises :class:`ParameterError` for a bad pattern or limit.
     """
     scalar_pattern(output_scalars)
     if isinstance(max_artifact_bytes, bool) or not isinstance(max_artifact_bytes, int):
@@ -87,7 +90,6 @@ def recording_options(
         output_scalars=output_scalars,
         save_notebook=save_notebook,
         max_artifact_bytes=max_artifact_bytes,
-        run_directories=str(database.with_suffix(".runs")) if own_directories else None,
         linked_directory=str(Path.cwd()) if own_directories else None,
         ignored_paths=tuple(str(path) for path in journals),
         stream_output=stream_output,
@@ -103,19 +105,33 @@ async def run_on_pool(
     still_needed: int = 0,
     on_group: Callable[[int], None] | None = None,
 ) -> Record:
-    """Take a kernel from ``pool``, run ``prepared`` on it, always release the kernel."""
-    started = time.monotonic()
+    """Take a kernel from ``pool``, run ``prepared`` on it, always release the kernel.
+
+    The time spent waiting for the kernel is the record's ``kernel_wait``, not its
+    ``duration``: the first runs of a sweep wait seconds for the warm template, later ones not.
+    """
+    waiting = time.monotonic()
     try:
         kernel = await pool.acquire(still_needed)
     except Exception as exc:  # the run is recorded as failed rather than lost
-        record.fail(Status.CRASHED, exc, started)
+        record.kernel_wait = time.monotonic() - waiting
+        record.fail(Status.CRASHED, exc, time.monotonic())
         return record
+    record.kernel_wait = time.monotonic() - waiting
+    own_directory = None
     try:
+        own_directory = run_directory(prepared.options, record.uuid)
         return await execute_run(
-            prepared, record, kernel, timeout=timeout, started=started, on_group=on_group
+            prepared, record, kernel, timeout=timeout, on_group=on_group,
+            own_directory=own_directory,
         )
     finally:
         kernel.shutdown()
+        if own_directory is not None:
+            # Its files are recorded (or the run is over): nothing of it stays on disk. The
+            # kernel is dead first, so nothing writes there while it goes; rmtree removes the
+            # links, never what they point to.
+            shutil.rmtree(own_directory, ignore_errors=True)
 
 
 async def execute_run(
@@ -124,14 +140,15 @@ async def execute_run(
     kernel: ReadyKernel,
     *,
     timeout: float | None = None,
-    started: float | None = None,
     on_group: Callable[[int], None] | None = None,
+    own_directory: Path | None = None,
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
 
     ``on_group`` is called with a group's index as it starts (for progress). What else the run
     records (output scalars, files, the executed notebook, echoing its output) is set by
-    ``prepared.options``.
+    ``prepared.options``. ``own_directory``: where the run works, if not in the kernel's
+    working directory (see :func:`~ploomber_like.artifacts.run_directory`).
 
     Failures are recorded, never raised: an exception, ``sys.exit``, a dead kernel or a timeout
     each end the run with their status and error, keeping every value captured before.
@@ -139,10 +156,9 @@ async def execute_run(
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbformat import NotebookNode
 
-    started = time.monotonic() if started is None else started
+    started = time.monotonic()
     options = prepared.options
     output = _RunOutput(options)
-    own_directory = run_directory(options, record.uuid)
     # The kernel's working directory unless the run has its own (a sweep's parallel runs).
     workdir = own_directory or Path(options.working_directory or Path.cwd())
     record.workdir = str(workdir)
@@ -188,23 +204,30 @@ async def execute_run(
                 await client.async_execute_cell(cell, cell_index, store_history=group is not None)
                 stopped = False
             except CellTimeoutError:
+                # Interrupted first, the kernel's traceback says where the run was.
+                traceback, location = await _interrupted_traceback(kernel, state, prepared, group)
                 record.status = Status.TIMEOUT
                 record.error = RunError(
-                    "Timeout", f"the run exceeded its timeout of {timeout:g} s",
+                    "Timeout", f"the run exceeded its timeout of {timeout:g} s", traceback,
                     group=group, group_source=_group_source(prepared, group),
-                    location=_group_location(prepared, group),
+                    location=location or _group_location(prepared, group),
                 )
             except DeadKernelError:
                 if kernel.handle.is_alive():
                     # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
                     raise asyncio.CancelledError from None
+                log = kernel.handle.log_tail()
                 record.status = Status.CRASHED
                 record.error = RunError(
-                    "KernelDied", kernel.handle.describe_exit(), traceback=kernel.handle.log_tail(),
+                    "KernelDied", kernel.handle.describe_exit(), traceback=log,
                     group=group, group_source=_group_source(prepared, group),
-                    location=_group_location(prepared, group),
+                    location=_crash_location(log, prepared, group)
+                    or _group_location(prepared, group),
                 )
             except CellExecutionError as exc:
+                if exc.ename == "SystemExit" and exc.evalue not in CLEAN_EXIT_CODES:
+                    # IPython shows SystemExit without its frames; the kernel still has them.
+                    state.traceback = await _last_traceback(kernel) or state.traceback
                 record.status, record.error = _error_from_cell(exc, state, prepared, group)
             finally:
                 if group is not None:
@@ -427,9 +450,10 @@ def _save_notebook(
     kept = []
     for step, cell in zip(steps, cells, strict=False):
         if step.group is not None:
-            kept.append((step.source, cell.get("outputs", []), cell.get("execution_count"), False))
+            tags = [PARAMETERS_TAG] if step.group == prepared.inject_after else []
+            kept.append((step.source, cell.get("outputs", []), cell.get("execution_count"), tags))
         elif step.injected:
-            kept.append((prepared.injected_source, [], None, True))
+            kept.append((prepared.injected_source, [], None, [INJECTED_TAG]))
     blob = executed_notebook(kept, captured.add_blob)
     captured.add_blob(blob)
     return blob.sha256
@@ -448,7 +472,7 @@ def _error_from_cell(
 ) -> tuple[Status, RunError | None]:
     """The status and error of a cell that raised, from nbclient's CellExecutionError."""
     name, message = exc.ename or "Error", exc.evalue or ""
-    if name == "SystemExit" and message in ("", "0", "None"):
+    if name == "SystemExit" and message in CLEAN_EXIT_CODES:
         return Status.OK, None  # stop here, successfully
     traceback, location = point_at_file(
         strip_ansi("\n".join(state.traceback)), state.groups_by_count, str(prepared.path)
@@ -459,6 +483,101 @@ def _error_from_cell(
         group=group, group_source=_group_source(prepared, group),
         location=location or _group_location(prepared, group),
     )
+
+
+#: ``SystemExit`` messages of a script ending successfully (``sys.exit()``, ``sys.exit(0)``).
+CLEAN_EXIT_CODES = ("", "0", "None")
+#: Seconds a timed-out run has to stop on an interrupt (and say where it was) before its
+#: kernel is killed.
+INTERRUPT_GRACE = 3.0
+#: Seconds to wait for the kernel to answer our own request for a traceback.
+TRACEBACK_REQUEST_TIMEOUT = 10.0
+
+# The traceback of the exception that ended the last cell, formatted as IPython shows
+# tracebacks (frames ``Cell In[N], line L``); IPython keeps that exception in sys.last_*.
+_LAST_TRACEBACK_EXPRESSION = (
+    "'\\n'.join(get_ipython().InteractiveTB.structured_traceback("
+    "__import__('sys').last_type, __import__('sys').last_value, "
+    "__import__('sys').last_traceback))"
+)
+#: A frame of a cell in faulthandler's output (``File "/tmp/ipykernel_81/2203.py", line 8``).
+_CRASH_FRAME = re.compile(r'File "([^"]*ipykernel_\d+[/\\][^"/\\]+\.py)", line (\d+)')
+
+
+async def _last_traceback(kernel: ReadyKernel) -> list[str] | None:
+    """The full traceback of the exception that ended the last cell, asked of the kernel
+    without running a cell (a user expression: no output, no history)."""
+    from queue import Empty
+
+    client = kernel.client
+    msg_id = client.execute(
+        "", silent=True, store_history=False, user_expressions={"tb": _LAST_TRACEBACK_EXPRESSION}
+    )
+    deadline = time.monotonic() + TRACEBACK_REQUEST_TIMEOUT
+    while time.monotonic() < deadline and kernel.handle.is_alive():
+        try:
+            reply = await client.shell_channel.get_msg(timeout=0.5)
+        except Empty:
+            continue
+        if reply["parent_header"].get("msg_id") != msg_id:
+            continue
+        result = reply["content"].get("user_expressions", {}).get("tb", {})
+        text = result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
+        try:
+            return ast.literal_eval(text).splitlines() if text else None
+        except (ValueError, SyntaxError):
+            return None
+    return None
+
+
+async def _interrupted_traceback(
+    kernel: ReadyKernel, state: _ExecutionState, prepared: PreparedRun, group: int | None
+) -> tuple[str, str | None]:
+    """Interrupt a kernel past its timeout (SIGINT, as Jupyter's interrupt does) and wait
+    briefly for the cell's reply: its traceback and the location in the user's file.
+
+    Code that does not return to Python on SIGINT (a long C call) gives nothing: the kernel
+    is killed after :data:`INTERRUPT_GRACE` seconds all the same.
+    """
+    from queue import Empty
+
+    try:
+        os.kill(kernel.handle.pid, signal.SIGINT)
+    except OSError:
+        return "", None
+    deadline = time.monotonic() + INTERRUPT_GRACE
+    while time.monotonic() < deadline and kernel.handle.is_alive():
+        try:
+            reply = await kernel.client.shell_channel.get_msg(timeout=0.2)
+        except Empty:
+            continue
+        if reply.get("msg_type") != "execute_reply":
+            continue
+        content = reply["content"]
+        count = content.get("execution_count")
+        if group is not None and count is not None:
+            state.groups_by_count[count] = prepared.groups[group]
+        traceback = strip_ansi("\n".join(content.get("traceback") or []))
+        traceback, location = point_at_file(traceback, state.groups_by_count, str(prepared.path))
+        return cap_text(traceback, 50_000), location
+    return "", None
+
+
+def _crash_location(log: str, prepared: PreparedRun, group: int | None) -> str | None:
+    """Where a kernel that died was in ``group``, from faulthandler's output in its ``log``
+    (a segfault, and ``os._exit``, which capture makes leave the same kind of traceback).
+
+    Frames list the most recent call first; the last frame in a cell's file is the running
+    cell's top level, and the first frame in that same file the innermost line reached in it.
+    """
+    if group is None:
+        return None
+    frames = _CRASH_FRAME.findall(log)
+    if not frames:
+        return None
+    running_cell = frames[-1][0]
+    line = next(int(number) for file, number in frames if file == running_cell)
+    return prepared.groups[group].location(str(prepared.path), line)
 
 
 #: A traceback frame in a cell, as IPython prints it: ``Cell In[4], line 8, in f()``.

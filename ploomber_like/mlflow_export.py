@@ -112,24 +112,46 @@ def export_mlflow(
         ).rows
     ]
     try:
-        client = MlflowClient(tracking_uri=tracking_uri)
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-        result = MlflowExport(experiment_id)
-        done = _exported_uuids(client, experiment_id)
-        with _extras(Path(database)) as extras:
-            for uuid in uuids:
-                if uuid in done:
-                    result.already_exported.append(uuid)
-                    continue
-                run = tracker.get(uuid)
-                if run.status == "running":
-                    result.running.append(uuid)
-                    continue
-                result.exported[uuid] = _export_run(client, experiment_id, run, extras)
+        # MLflow and alembic log INFO lines on creating a store: not the user's business.
+        with _only_warnings_from(*CHATTY_LOGGERS):
+            client = MlflowClient(tracking_uri=tracking_uri)
+            found = client.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+            result = MlflowExport(experiment_id)
+            done = _exported_uuids(client, experiment_id)
+            with _extras(Path(database)) as extras:
+                for uuid in uuids:
+                    if uuid in done:
+                        result.already_exported.append(uuid)
+                        continue
+                    run = tracker.get(uuid)
+                    if run.status == "running":
+                        result.running.append(uuid)
+                        continue
+                    result.exported[uuid] = _export_run(client, experiment_id, run, extras)
     except MlflowException as exc:
         raise TrackerError(f"MLflow at {tracking_uri}: {_first_line(exc.message)}") from None
     return result
+
+
+#: Loggers that print INFO lines while we export (creating and migrating a sqlite store).
+CHATTY_LOGGERS = ("mlflow", "alembic")
+
+
+@contextmanager
+def _only_warnings_from(*names: str) -> Iterator[None]:
+    """Raise the level of the loggers ``names`` to WARNING while the block runs."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _exported_uuids(client: MlflowClient, experiment_id: str) -> set[str]:

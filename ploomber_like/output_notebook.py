@@ -22,13 +22,16 @@ BLOB_PREFIX = "ploomber-like-blob:"
 INLINE_OUTPUT_CHARS = 1_000
 #: Tag of the cell holding the injected parameters, as papermill tags it.
 INJECTED_TAG = "injected-parameters"
+#: Tag of the file's parameters cell, as papermill (and the source notebook) tag it.
+PARAMETERS_TAG = "parameters"
 
 
 def executed_notebook(
-    cells: list[tuple[str, list[dict[str, Any]], int | None, bool]],
+    cells: list[tuple[str, list[dict[str, Any]], int | None, list[str]]],
     add_blob: Callable[[Blob], dict[str, str]],
 ) -> Blob:
-    """The notebook of ``cells`` (source, outputs, execution count, injected?) as a blob."""
+    """The notebook of ``cells`` (source, outputs, execution count, tags) as a blob; a cell
+    tagged :data:`INJECTED_TAG` keeps no outputs."""
     from nbformat.v4 import new_code_cell, new_notebook
 
     notebook = new_notebook(
@@ -37,11 +40,11 @@ def executed_notebook(
             "language_info": {"name": "python"},
         }
     )
-    for source, outputs, count, injected in cells:
+    for source, outputs, count, tags in cells:
         cell = new_code_cell(source, execution_count=count)
-        if injected:
-            cell.metadata["tags"] = [INJECTED_TAG]
-        else:
+        if tags:
+            cell.metadata["tags"] = list(tags)
+        if INJECTED_TAG not in tags:
             cell.outputs = [_stored_output(o, add_blob) for o in outputs]
         notebook.cells.append(cell)
     return Blob(NOTEBOOK_MIMETYPE, json.dumps(notebook, ensure_ascii=False).encode())

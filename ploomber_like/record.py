@@ -134,9 +134,9 @@ class RecordOptions:
     #: Store the executed notebook (outputs included) with the run.
     save_notebook: bool = False
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
-    #: When set, each run works in ``<run_directories>/<uuid>``, holding links to the entries
-    #: of ``linked_directory``, instead of the kernel's working directory.
-    run_directories: str | None = None
+    #: When set, each run works in a temporary directory of its own (see
+    #: :func:`ploomber_like.artifacts.run_directory`) holding links to the entries of this
+    #: directory, instead of the kernel's working directory.
     linked_directory: str | None = None
     #: The kernel's working directory, where a run without its own directory writes (None:
     #: this process's).
@@ -214,7 +214,11 @@ class Record:
     values: dict[str, Any] = field(default_factory=dict)
     blobs: dict[str, Blob] = field(default_factory=dict)
     error: RunError | None = None
+    #: Seconds from the run's kernel being ready to its end: the run's own cost.
     duration: float | None = None
+    #: Seconds the run waited for its kernel before that (a kernel starting, a warm template
+    #: being built), not part of ``duration``.
+    kernel_wait: float | None = None
     group_durations: list[float] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""

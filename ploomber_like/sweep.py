@@ -42,7 +42,8 @@ PLAN_CHUNK = 1000
 
 @dataclass
 class SweepSummary:
-    """How a sweep went. ``failed`` counts every run that did not end ``ok``."""
+    """How a sweep went. ``failed`` counts every run that did not end ``ok``; ``statuses``
+    counts the runs by the status each ended with."""
 
     database: str
     total: int
@@ -53,6 +54,13 @@ class SweepSummary:
     #: uuid and status of every run executed (not of skipped points), in completion order.
     runs: list[tuple[str, str]] = field(default_factory=list)
     duration: float = 0.0
+    #: Runs executed per status (``{"ok": 3, "crashed": 1}``).
+    statuses: dict[str, int] = field(default_factory=dict)
+    #: ``created`` of the sweep's first run: its runs are those created since.
+    started: str | None = None
+    #: Why the sweep stopped early other than by Ctrl-C (an executor lost, a search whose
+    #: objective the file does not show), or None.
+    stopped_by: str | None = None
 
 
 def track_grid(
@@ -104,9 +112,10 @@ def track_grid(
         string other than ``"local"`` is a Dask scheduler address.
     output_scalars, save_notebook, max_artifact_bytes
         As for :func:`~ploomber_like.track_execution`. With several workers, each run works in
-        a directory of its own, ``<database without suffix>.runs/<uuid>/``, with links to the
+        a temporary directory of its own, outside the current directory, with links to the
         current directory's entries, so runs writing the same file name keep their own files;
-        with one worker (or one point), runs work in the current directory.
+        it is removed once the run's files are recorded. With one worker (or one point), runs
+        work in the current directory.
     name : str, optional
         Stored in every run's ``name`` column: a label for the sweep.
 
@@ -275,6 +284,7 @@ class _Driver:
         self.name = name
         self.environment = Environment.collect(plan.file[0])
         self.in_flight: dict[str, tuple[Point, Record, float]] = {}
+        self.started: str | None = None
 
     def run(self, database: str | os.PathLike[str]) -> SweepSummary:
         summary = SweepSummary(str(database), total=0)
@@ -296,11 +306,14 @@ class _Driver:
                 self._loop(summary, progress)
         except BaseException as exc:
             summary.interrupted = isinstance(exc, KeyboardInterrupt)
+            if not summary.interrupted:
+                summary.stopped_by = str(exc) or type(exc).__name__
             self._stop(summary, exc)
             raise
         finally:
             summary.duration = time.monotonic() - started
             summary.skipped = self.plan.skipped
+            summary.started = self.started
             if total is None:
                 summary.total = self.plan.drawn
             self.reporter.summary(summary)
@@ -326,6 +339,8 @@ class _Driver:
         record.name = self.name
         self.sampler.begin(point, record)
         self.store.start(record)
+        if self.started is None:
+            self.started = record.created
         self.in_flight[record.uuid] = (point, record, time.monotonic())
         progress.started()
         still_needed = self.plan.still_needed(len(self.in_flight))
@@ -333,14 +348,20 @@ class _Driver:
 
     def _end(self, record: Record, summary: SweepSummary, progress: _Progress) -> None:
         point, _, _ = self.in_flight.pop(record.uuid)
-        self.sampler.tell(point, record)
-        self.store.finish(record)
-        if record.ok:
-            summary.ok += 1
-        else:
-            summary.failed += 1
-        summary.runs.append((record.uuid, record.status))
-        progress.finished(record.ok)
+        try:
+            # The sampler may stop the sweep (a search's objective is not shown): the record
+            # it was told about is written and counted all the same.
+            self.sampler.tell(point, record)
+        finally:
+            self.store.finish(record)
+            if record.ok:
+                summary.ok += 1
+            else:
+                summary.failed += 1
+            status = str(record.status)
+            summary.statuses[status] = summary.statuses.get(status, 0) + 1
+            summary.runs.append((record.uuid, status))
+            progress.finished(status)
 
     def _stop(self, summary: SweepSummary, exc: BaseException) -> None:
         """Ctrl-C, or the executor lost: start nothing more, stop what runs, leave no row
@@ -382,31 +403,53 @@ class _Reporter:
         if not self._console:
             return
         ran = summary.ok + summary.failed
-        head = "interrupted" if summary.interrupted else "done"
+        head = "done"
+        if summary.interrupted:
+            head = "interrupted"
+        elif summary.stopped_by is not None:
+            head = "stopped"
         line = (
             f"{head}: {ran} run{'s' if ran != 1 else ''} in {summary.duration:.1f} s, "
-            f"[green]{summary.ok} ok[/green], "
-            f"[{'red' if summary.failed else 'green'}]{summary.failed} failed[/]"
+            f"{status_counts(summary.statuses, markup=True)}"
         )
         if summary.skipped:
             line += f", {summary.skipped} skipped"
         self._console.print(line)
-        if summary.failed:
-            self._console.print(
-                f"see the failures: python -m tracker ls -d {summary.database} --status failed"
+        others = [status for status in summary.statuses if status != Status.OK]
+        if others:
+            # Exactly this sweep's runs: those created since its first, with these statuses.
+            command = (
+                f"python -m tracker ls -d {summary.database} --status {','.join(others)} "
+                f"--where \"created >= '{summary.started}'\""
             )
+            command += f" -n {sum(summary.statuses[status] for status in others)}"
+            self._console.print(f"see them: {command}", soft_wrap=True)
         self._console.print(f"results in {summary.database}: python -m tracker ls -d "
-                            f"{summary.database}")
+                            f"{summary.database}", soft_wrap=True)
+
+
+def status_counts(statuses: Mapping[str, int], markup: bool = False) -> str:
+    """``3 ok, 1 failed, 2 interrupted``: runs per status, ``ok`` first (``0 ok`` if none)."""
+    colours = {Status.OK: "green", Status.INTERRUPTED: "yellow"}
+    parts = []
+    for status in (Status.OK, *(s for s in Status if s != Status.OK)):
+        count = statuses.get(status.value, 0)
+        if count or status == Status.OK:
+            text = f"{count} {status.value}"
+            colour = colours.get(status, "red") if count else "green"
+            parts.append(f"[{colour}]{text}[/]" if markup else text)
+    return ", ".join(parts)
 
 
 class _Progress:
-    """A rich progress bar with done / failed / running counts and the ETA."""
+    """A rich progress bar: runs done, those not ok by status, those running, and the ETA."""
 
     def __init__(self, console: Any, total: int | None) -> None:
         self.console = console
         self.total = total
         self.running = 0
-        self.failed = 0
+        #: Runs ended per status other than ``ok``.
+        self.ended: dict[str, int] = {}
         self._bar = None
         self._task = None
 
@@ -452,14 +495,15 @@ class _Progress:
         self.running += 1
         self._update(0)
 
-    def finished(self, ok: bool) -> None:
+    def finished(self, status: str) -> None:
         self.running -= 1
-        self.failed += 0 if ok else 1
+        if status != Status.OK:
+            self.ended[status] = self.ended.get(status, 0) + 1
         self._update(1)
 
     def _counts(self) -> str:
-        failed = f"[red]{self.failed} failed[/red]" if self.failed else "0 failed"
-        return f"{failed}, {self.running} running"
+        ended = [f"[red]{n} {status}[/red]" for status, n in self.ended.items()]
+        return ", ".join([*ended, f"{self.running} running"])
 
     def _update(self, advance: int) -> None:
         if self._bar is not None:

@@ -128,7 +128,7 @@ class SQLiteTracker:
         self,
         uuids: Sequence[str] | None = None,
         *,
-        status: str | None = None,
+        status: str | Sequence[str] | None = None,
         sort: str | None = None,
         ascending: bool = False,
         limit: int | None = None,
@@ -143,7 +143,8 @@ class SQLiteTracker:
         uuids
             Only these runs (full uuids or unique prefixes), in this order unless ``sort``.
         status
-            Keep only runs with this status (``ok``, ``failed``, ``timeout``...).
+            Keep only runs with this status (``ok``, ``failed``, ``timeout``...), or with any
+            of several: a list, or names separated by commas (``"failed,crashed"``).
         sort
             A column of ``experiments`` (``duration``, ``created``...) or a key of
             ``parameters`` (``f1``, ``model.depth``) to sort by; runs without it come last.
@@ -159,9 +160,7 @@ class SQLiteTracker:
             A SQL condition on ``experiments``, as after ``WHERE``:
             ``"json_extract(parameters, '$.f1') > 0.8"``.
         """
-        if status is not None and status not in STATUSES:
-            expected = ", ".join(STATUSES)
-            raise ParameterError(f"unknown status {status!r}; expected one of {expected}")
+        statuses = _statuses(status)
         with store.reading(self.path) as conn:
             columns = _table_columns(conn, self.path)
             if sort is None:
@@ -176,7 +175,7 @@ class SQLiteTracker:
                 direction = "ASC" if ascending else "DESC"
                 order_by = f"{sort_sql} IS NULL, {sort_sql} {direction}, created DESC"
             full = None if uuids is None else [_resolve_uuid(conn, u, self.path) for u in uuids]
-            conditions, params = _run_conditions(columns, full, status, tag, script, where)
+            conditions, params = _run_conditions(columns, full, statuses, tag, script, where)
             where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
             sql = (
                 f"SELECT {_select_list(conn, self.path)} FROM experiments {where_sql} "
@@ -302,7 +301,7 @@ class SQLiteTracker:
         ascending: bool = False,
         only_changed: bool = False,
         columns: Sequence[str] | None = None,
-        status: str | None = None,
+        status: str | Sequence[str] | None = None,
         tag: str | None = None,
         script: str | None = None,
         limit: int | None = None,
@@ -517,10 +516,23 @@ def _select_list(
     return store.select_list(_table_columns(conn, path), columns)
 
 
+def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
+    """The statuses a ``status`` filter names (None: no filter); unknown names are refused."""
+    if status is None:
+        return None
+    names = status.split(",") if isinstance(status, str) else list(status)
+    names = [name.strip() for name in names]
+    for name in names:
+        if name not in STATUSES:
+            expected = ", ".join(STATUSES)
+            raise ParameterError(f"unknown status {name!r}; expected one of {expected}")
+    return names
+
+
 def _run_conditions(
     columns: set[str],
     uuids: Sequence[str] | None,
-    status: str | None,
+    statuses: list[str] | None,
     tag: str | None,
     script: str | None,
     where: str | None,
@@ -531,9 +543,9 @@ def _run_conditions(
     if uuids is not None:
         conditions.append(f"uuid IN ({', '.join('?' for _ in uuids) or 'NULL'})")
         params += uuids
-    if status is not None:
-        conditions.append("status = ?")
-        params.append(status)
+    if statuses is not None:
+        conditions.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
     if tag is not None:
         if "tags" not in columns:
             return ["0"], []  # a database nobody has tagged: no run has the tag

@@ -100,6 +100,24 @@ def test_output_scalars_files_and_notebook_of_a_run(tmp_path, monkeypatch):
     assert "epoch: 1 loss: 0.500" in printed
 
 
+def test_the_exported_notebook_keeps_the_parameters_tag(tmp_path):
+    source = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# fit"),
+        nbformat.v4.new_code_cell("epochs = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("epochs * 2"),
+    ])
+    path = tmp_path / "fit.ipynb"
+    nbformat.write(source, path)
+    record = track_execution(path, {"epochs": 3}, tmp_path / "runs.db", quiet=True,
+                             save_notebook=True)
+    assert record.ok, record.error
+    done = cli("show", record.uuid, "-d", "runs.db", "--export", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    notebook = nbformat.read(tmp_path / "out" / f"{record.uuid}.ipynb", as_version=4)
+    tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+    assert tags == [["parameters"], ["injected-parameters"], []]
+
+
 def test_no_output_scalars_and_a_user_pattern(tmp_path):
     path = write_script(tmp_path, 'print("loss: 1")\nprint("score -> 7")\n')
     off = track_execution(path, database=tmp_path / "runs.db", output_scalars=False, quiet=True)
@@ -148,15 +166,58 @@ def test_parallel_sweep_runs_keep_their_own_files_and_read_inputs(tmp_path, monk
     summary = track_grid("fit.py", {"n": [1, 2, 3]}, "runs.db", workers=2, quiet=True)
     assert summary.ok == 3
     tracker = SQLiteTracker("runs.db")
+    conn = sqlite3.connect("runs.db")
     contents = set()
     for uuid, _ in summary.runs:
         (artifact,) = tracker.artifacts(uuid)
-        run_dir = tmp_path / "runs.runs" / uuid
-        contents.add((run_dir / "model.txt").read_text())
         assert artifact.path == "model.txt"
-        assert tracker.metrics(uuid).value.tolist() == [float((run_dir / "model.txt").read_text())]
+        (data,) = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (artifact.sha256,))
+        contents.add(data[0].decode())
+        assert tracker.metrics(uuid).value.tolist() == [float(data[0].decode())]
     assert contents == {"11", "12", "13"}
     assert not (tmp_path / "model.txt").exists()  # nothing written in the shared folder
+
+
+def test_a_parallel_sweep_in_a_repository_leaves_only_the_database(tmp_path):
+    repo, temp = tmp_path / "repo", tmp_path / "temp"
+    repo.mkdir()
+    temp.mkdir()
+    (repo / "data.csv").write_text("10\n")
+    (repo / "inputs").mkdir()
+    (repo / "inputs" / "more.csv").write_text("1\n")
+    write_script(repo, """
+        # parameters
+        n = 1
+
+        base = int(open("data.csv").read())
+        with open("model.txt", "w") as file:
+            file.write(str(base + n))
+        """, "fit.py")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "inputs"]):
+        subprocess.run([*git, *args], cwd=repo, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "fit.py", "-g", "n=1,2,3", "-w", "2", "-q",
+         "-d", "runs.db"],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    assert done.returncode == 0, done.stderr
+    left = {p.name for p in repo.iterdir()} - {".git", "fit.py", "data.csv", "inputs"}
+    assert left <= {"runs.db", "runs.db-wal", "runs.db-shm"} and "runs.db" in left, left
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True,
+                            text=True, check=True)
+    assert status.stderr == ""
+    assert {line[3:] for line in status.stdout.splitlines()} <= {
+        "runs.db", "runs.db-wal", "runs.db-shm"
+    }
+    assert not [p for p in temp.iterdir() if p.name.startswith("ploomber-like-run-")]
+    # The files the runs wrote are stored with them.
+    conn = sqlite3.connect(repo / "runs.db")
+    stored = conn.execute(
+        "SELECT data FROM artifacts JOIN blobs USING (sha256) WHERE path = 'model.txt'"
+    ).fetchall()
+    assert sorted(row[0] for row in stored) == [b"11", b"12", b"13"]
 
 
 def test_files_over_the_limit_are_listed_not_stored(tmp_path, monkeypatch):
@@ -354,6 +415,44 @@ def test_a_failure_names_the_file_and_line(tmp_path, name):
         "SELECT error_location FROM experiments"
     ).fetchone()
     assert row == (f"{path}:{inner}",)
+
+
+FAULTS = """\
+import os
+import sys
+import time
+
+# parameters
+kind = "exit"
+
+a = 1
+a
+
+if kind == "exit":
+    b = 2
+    sys.exit(3)  # exit
+if kind == "os_exit":
+    os._exit(4)  # os_exit
+if kind == "segfault":
+    import ctypes
+    ctypes.string_at(0)  # segfault
+if kind == "timeout":
+    time.sleep(120)  # timeout
+"""
+
+
+@pytest.mark.parametrize(
+    "kind, status", [("exit", "failed"), ("os_exit", "crashed"), ("segfault", "crashed"),
+                     ("timeout", "timeout")],
+)
+def test_exits_crashes_and_timeouts_name_the_statements_line(tmp_path, kind, status):
+    path = tmp_path / "faults.py"
+    path.write_text(FAULTS)
+    record = track_execution(path, {"kind": kind}, tmp_path / "runs.db", timeout=5, quiet=True)
+    assert record.status == status
+    line = FAULTS.splitlines().index(next(x for x in FAULTS.splitlines() if f"# {kind}" in x))
+    assert record.error.location == f"{path}:{line + 1}", record.error.traceback
+    assert record.error.group == 3  # still the group's index; its first line is line 11
 
 
 def test_a_notebook_failure_names_cell_and_line(tmp_path):

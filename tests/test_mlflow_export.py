@@ -177,3 +177,12 @@ def test_export_bad_input_exits_2(tmp_path: Path):
                "-d", str(tmp_path / "missing.db"), cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("error: database not found")
     assert not (tmp_path / "m.db").exists()
+
+
+def test_export_prints_its_own_line_and_no_mlflow_log_lines(database: Path, tmp_path: Path):
+    target = tmp_path / "quiet.db"
+    done = cli("export", "mlflow", "--tracking-uri", f"sqlite:///{target}", "-d", str(database),
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("exported 3 run(s)")
+    assert " INFO " not in done.stderr and "alembic" not in done.stderr, done.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ploomber_like import ParameterError, TrackerError, track_search
+from ploomber_like import ObjectiveError, ParameterError, TrackerError, track_search
 
 PEAK = """\
 # parameters
@@ -88,8 +88,12 @@ def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_
         score
         """)
     db = tmp_path / "f.db"
+    # A first trial shows the objective: later runs ending ok without it are failed trials.
+    track_search(path, {"x": [0]}, objective="score", trials=1, database=db, sampler="random",
+                 name="mixed", quiet=True)
     summary = track_search(path, {"x": [0, 1, 2, 3]}, objective="score", trials=12,
-                           database=db, sampler="random", seed=0, workers=2, quiet=True)
+                           database=db, sampler="random", seed=0, workers=2, quiet=True,
+                           name="mixed")
     assert summary.trials == 12
     by_x = {}
     for row in rows(db):
@@ -102,6 +106,33 @@ def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_
     assert by_x[2]["trial_error"] == "'score' is 'high', not a number"
     assert by_x[3]["status"] == "ok" and by_x[3]["trial_error"] == "the run did not show 'score'"
     assert summary.best is not None and summary.best.values["score"] == 0
+
+
+def test_a_misspelled_objective_stops_the_search_at_the_first_complete_run(tmp_path):
+    path = script(tmp_path, """\
+        # parameters
+        n = 1
+
+        square = n * n
+        square
+        cube = n ** 3
+        cube
+        """)
+    db = tmp_path / "m.db"
+    with pytest.raises(ObjectiveError) as caught:
+        track_search(path, {"n": [1, 2, 3, 4, 5]}, objective="sqare", trials=20, database=db,
+                     sampler="random", workers=1, quiet=True)
+    message = str(caught.value)
+    assert "'sqare' is not a value the file shows" in message
+    assert "showed square, cube" in message and "did you mean 'square'?" in message
+    assert len(rows(db)) == 1  # no second trial started
+
+    done = run_cli("job.py", "-s", "n=int:1:5", "--maximize", "sqq", "-d", "c.db",
+                   cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "error: the objective 'sqq' is not a value the file shows" in done.stderr
+    assert "Traceback" not in done.stderr and "no complete trial" not in done.stderr
+    assert len(rows(tmp_path / "c.db")) <= 2  # the trials in flight when the first ended
 
 
 def test_tpe_with_a_seed_and_one_worker_proposes_the_same_points(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -297,31 +299,86 @@ def test_sigkill_of_the_driver_then_rerun_records_every_point_once(tmp_path):
 
 
 def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
     script(
         tmp_path,
         SLOW.replace(
             "time.sleep(1.5)",
-            "shown = x * 2\nshown\n\nopen(f'started-{x}', 'w').close()\ntime.sleep(20)",
+            f"shown = x * 2\nshown\n\nopen(f'{markers}/started-{{x}}', 'w').close()\n"
+            "time.sleep(20)",
         ),
     )
     db = tmp_path / "c.db"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2", "-q",
+        [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2",
          "-d", str(db)],
         cwd=tmp_path, stderr=subprocess.PIPE, text=True,
     )
     # Interrupt once both in-flight runs are inside their long group.
-    # Parallel runs write in their own directories (sweep.runs/<uuid>/): look there.
-    wait_for(lambda: len(list(tmp_path.rglob("started-*"))) == 2)
+    wait_for(lambda: len(list(markers.glob("started-*"))) == 2)
     driver.send_signal(signal.SIGINT)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert "Task was destroyed" not in stderr
     assert count(db, "interrupted") == 2
     assert count(db, "running") == 0
     assert len(rows(db)) == 2  # no new point started after Ctrl-C
     # What the interrupted runs showed before Ctrl-C is kept.
     assert sorted(v["shown"] for v in values(db)) == [2, 4]
+    # Counted by their own status, and the suggested command lists exactly them.
+    assert "interrupted: 2 runs in" in stderr and "0 ok, 2 interrupted" in stderr, stderr
+    assert "failed" not in stderr
+    listed = suggested_listing(stderr, tmp_path)
+    assert listed == {r["uuid"][:8] for r in rows(db)}
+
+
+def suggested_listing(stderr: str, cwd: Path) -> set[str]:
+    """The uuid prefixes listed by the command the sweep's summary suggests."""
+    (line,) = [line for line in stderr.splitlines() if line.startswith("see them: ")]
+    args = shlex.split(line.removeprefix("see them: "))
+    assert args[:3] == ["python", "-m", "tracker"]
+    done = run_cli(*args[3:], cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return set(re.findall(r"^ ([0-9a-f]{8}) ", done.stdout, re.MULTILINE))
+
+
+def test_a_grid_with_a_crash_and_a_timeout_is_summarised_by_status(tmp_path):
+    script(tmp_path, """\
+        import os
+        import time
+
+        # parameters
+        x = 0
+
+        if x == 1:
+            raise ValueError("bad point")
+        if x == 2:
+            os._exit(3)
+        if x == 3:
+            time.sleep(120)
+        x
+        """)
+    earlier = run_cli("job.py", "-p", "x=1", "-d", "g.db", cwd=tmp_path)  # not this sweep's
+    assert earlier.returncode == 1
+    done = run_cli("job.py", "-g", "x=0,1,2,3", "-w", "2", "--timeout", "3", "-d", "g.db",
+                   cwd=tmp_path)
+    assert done.returncode == 1
+    assert "done: 4 runs in" in done.stderr
+    assert "1 ok, 1 failed, 1 timeout, 1 crashed" in done.stderr, done.stderr
+    statuses = {r["uuid"][:8]: r["status"] for r in rows(tmp_path / "g.db")}
+    listed = suggested_listing(done.stderr, tmp_path)
+    assert sorted(statuses[uuid] for uuid in listed) == ["crashed", "failed", "timeout"]
+
+
+def test_ls_takes_several_statuses(tmp_path):
+    script(tmp_path, "# parameters\nx = 0\n\n1 / x\n")
+    run_cli("job.py", "-g", "x=0,1", "-w", "1", "-q", "-d", "s.db", cwd=tmp_path)
+    both = run_cli("ls", "-d", "s.db", "--status", "failed,ok", cwd=tmp_path)
+    assert len(re.findall(r"^ [0-9a-f]{8} ", both.stdout, re.MULTILINE)) == 2, both.stdout
+    bad = run_cli("ls", "-d", "s.db", "--status", "ok,fail", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown status 'fail'")
 
 
 def test_plots_in_forked_kernels(tmp_path):
@@ -422,3 +479,26 @@ def test_tracking_from_inside_a_notebook(tmp_path, monkeypatch):
     assert summary.ok == 1
     assert values(tmp_path / "outer.db")[0] == {"status": "ok", "ok": 2}
     assert [r["status"] for r in rows(tmp_path / "inner.db")] == ["ok", "ok", "ok"]
+
+
+def test_duration_is_the_runs_own_time_not_the_wait_for_the_template(tmp_path):
+    # The template imports scikit-learn for the file before the first kernel can fork: seconds
+    # the first runs wait, which their duration must not count.
+    path = script(tmp_path, """\
+        import time
+
+        import sklearn.ensemble
+
+        # parameters
+        x = 0
+
+        time.sleep(0.3)
+        x
+        """)
+    db = tmp_path / "w.db"
+    summary = track_grid(path, {"x": [1, 2]}, db, workers=2, quiet=True)
+    assert summary.ok == 2
+    found = rows(db, "SELECT duration, kernel_wait FROM experiments")
+    assert all(r["duration"] >= 0.3 and r["kernel_wait"] > 0 for r in found)
+    waited = max(found, key=lambda r: r["kernel_wait"])
+    assert waited["duration"] < waited["kernel_wait"], [dict(r) for r in found]

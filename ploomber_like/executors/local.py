@@ -77,6 +77,7 @@ class LocalExecutor(Executor):
                 asyncio.run_coroutine_threadsafe(self._pool.close(), self._loop).result()
             if self._indexing is not None:
                 self._indexing.result()
+            asyncio.run_coroutine_threadsafe(_finish_leftover_tasks(), self._loop).result()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             assert self._thread is not None
@@ -129,3 +130,16 @@ class LocalExecutor(Executor):
         self._stopping = True
         for task in self._tasks.values():
             task.cancel()
+
+
+async def _finish_leftover_tasks() -> None:
+    """Cancel and await what runs left on the loop, as ``asyncio.run`` does before closing one.
+
+    A run cancelled by Ctrl-C leaves nbclient's kernel-alive poller pending (nbclient cancels
+    its other helper tasks, not that one): closing the loop over it would print "Task was
+    destroyed but it is pending!".
+    """
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -8,19 +8,25 @@ are real) with ``objective`` NULL and ``trial_error`` set: it is a failed trial 
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ploomber_like.errors import ParameterError
+from ploomber_like.errors import ObjectiveError, ParameterError
 from ploomber_like.record import Record, SearchTrial, Status
 from ploomber_like.samplers.base import Point, Sampler
 from ploomber_like.samplers.space import Dimension
 from ploomber_like.store import RecordedTrial, Store
 
 Direction = Literal["maximize", "minimize"]
+
+#: How a failed trial's ``trial_error`` starts when its run did not show the objective.
+NOT_SHOWN = "the run did not show"
+#: Names of the values a run showed listed when its objective is not among them, at most.
+MAX_NAMES_LISTED = 12
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,29 @@ class Objective:
         elif self.name in record.parameters:
             value = record.parameters[self.name]
         else:
-            return None, f"the run did not show {self.name!r}"
+            return None, f"{NOT_SHOWN} {self.name!r}"
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return None, f"{self.name!r} is {_short(value)}, not a number"
         if not math.isfinite(value):
             return None, f"{self.name!r} is {value}, not a finite number"
         return float(value), None
+
+    def check_shown(self, record: Record) -> None:
+        """Raise :class:`ObjectiveError` if ``record`` ended ``ok`` without showing the
+        objective (a misspelled name): every trial would, and the search run for nothing."""
+        if record.status != Status.OK or self.name in record.values:
+            return
+        if self.name in record.parameters:
+            return
+        shown = list(record.values)
+        close = difflib.get_close_matches(self.name, [*shown, *record.parameters], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        names = ", ".join(shown[:MAX_NAMES_LISTED]) + (", ..." if len(shown) > MAX_NAMES_LISTED
+                                                       else "")
+        raise ObjectiveError(
+            f"the objective {self.name!r} is not a value the file shows; run {record.uuid[:8]} "
+            f"showed {names or 'no values'}{hint}"
+        )
 
     def better(self, a: float, b: float) -> bool:
         """Whether ``a`` beats ``b``."""
@@ -89,6 +112,8 @@ class SearchSampler(Sampler):
         self.counted = 0
         self._next_number = 0
         self._asked = 0
+        #: A run of this search has shown the objective (or the search was stopped for it).
+        self._objective_shown = False
 
     def resume(self, store: Store) -> None:
         """Count and learn the trials recorded before; interrupted ones are run again."""
@@ -96,6 +121,9 @@ class SearchSampler(Sampler):
         self._next_number = max((t.number for t in recorded), default=-1) + 1
         finished = [t for t in recorded if t.status not in (Status.RUNNING, Status.INTERRUPTED)]
         self.counted = len(finished)
+        self._objective_shown = any(
+            t.status == Status.OK and not (t.error or "").startswith(NOT_SHOWN) for t in finished
+        )
         self.learn_history(finished)
 
     @property
@@ -122,6 +150,17 @@ class SearchSampler(Sampler):
         record.trial.objective, record.trial.error = self.objective.read(record)
         self.counted += 1
         self.learn(point, record.trial.objective, record)
+        # Until a run of the search has shown the objective, a complete run without it means
+        # the name is wrong: stop. Once one has, a run that ends early without it (an early
+        # sys.exit(0)) is only a failed trial.
+        if not self._objective_shown:
+            try:
+                self.objective.check_shown(record)
+            except ObjectiveError:
+                # Raised once: the runs still in flight are told after it, on the way out.
+                self._objective_shown = True
+                raise
+            self._objective_shown = record.status == Status.OK
 
     @abstractmethod
     def propose(self) -> Point:

@@ -80,6 +80,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("create tables and columns", create_tables_and_columns),
     # Peers store plots inline as base64 <img> tags, which every json_extract would parse.
     Migration(MOVE_INLINE_IMAGES, move_inline_images_in),
+    # Adds the columns created since (kernel_wait): the step is idempotent, so it is reused.
+    Migration("add kernel_wait", create_tables_and_columns),
 )
 
 #: The ``user_version`` of a database with every migration applied.

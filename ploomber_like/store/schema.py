@@ -59,6 +59,9 @@ EXTRA_COLUMNS: dict[str, str] = {
     "trial": "INTEGER",
     "objective": "REAL",
     "trial_error": "TEXT",
+    # Seconds a run waited for its kernel (started, forked, a warm template built), apart from
+    # ``duration``, the run's own time.
+    "kernel_wait": "REAL",
 }
 
 TABLES = """

@@ -379,6 +379,7 @@ def encode_run(record: Record) -> dict[str, Any]:
         "trial": record.trial.number if record.trial else None,
         "objective": record.trial.objective if record.trial else None,
         "trial_error": record.trial.error if record.trial else None,
+        "kernel_wait": record.kernel_wait,
     }
 
 
