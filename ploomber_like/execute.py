@@ -110,9 +110,11 @@ async def run_on_pool(
     except Exception as exc:  # the run is recorded as failed rather than lost
         record.fail(Status.CRASHED, exc, started)
         return record
+    learned = pool.learned
     try:
         return await execute_run(
-            prepared, record, kernel, timeout=timeout, started=started, on_group=on_group
+            prepared, record, kernel, timeout=timeout, started=started, on_group=on_group,
+            on_imports=learned.note if learned is not None else None,
         )
     finally:
         kernel.shutdown()
@@ -126,10 +128,13 @@ async def execute_run(
     timeout: float | None = None,
     started: float | None = None,
     on_group: Callable[[int], None] | None = None,
+    on_imports: Callable[[dict[str, str]], None] | None = None,
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
 
-    ``on_group`` is called with a group's index as it starts (for progress). What else the run
+    ``on_group`` is called with a group's index as it starts (for progress); ``on_imports``,
+    once the run has ended, with the modules it imported beyond those of the template the
+    kernel was forked from (name -> file; not called for a fresh kernel). What else the run
     records (output scalars, files, the executed notebook, echoing its output) is set by
     ``prepared.options``.
 
@@ -227,6 +232,8 @@ async def execute_run(
         with contextlib.suppress(Exception):
             await client.async_execute_cell(modules_cell, len(steps), store_history=False)
             output.captured.add_outputs(modules_cell.outputs)
+        if on_imports is not None and output.captured.run_imports:
+            on_imports(output.captured.run_imports)
 
     if options.save_notebook:
         record.notebook = _save_notebook(prepared, steps, notebook.cells, output.captured)
