@@ -1,12 +1,12 @@
 """The template learns what runs import at run time; ``--no-preload`` turns preloading off.
 
-Each run of ``probe.py`` shows ``preloaded``: whether the module it is about to import by name
-was in ``sys.modules`` before its code imported it, i.e. imported by the template it was forked
-from; and ``static_preloaded``, the same for a module the file imports in its source, which
-every template preloads. Sweeps run through the CLI in processes of their own, with their own
-cache folder (``XDG_CACHE_HOME``) and a site-packages folder of the test's
-(``PYTHONUSERBASE``, also on ``PYTHONPATH``: this venv does not put the user site on
-``sys.path`` itself).
+Each run of ``probe.py`` shows ``preloaded``: whether a module it is about to import by name
+(``module_name``, ``+`` between several) was in ``sys.modules`` before its code imported it,
+i.e. imported by the template it was forked from; and ``static_preloaded``, the same for a
+module the file imports in its source, which every template preloads. Sweeps run through the
+CLI in processes of their own, with their own cache folder (``XDG_CACHE_HOME``) and a
+site-packages folder of the test's (``PYTHONUSERBASE``, also on ``PYTHONPATH``: this venv does
+not put the user site on ``sys.path`` itself).
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from importlib import import_module
 module_name = "wave"
 repeat = 1
 
-preloaded = module_name in sys.modules
+names = module_name.split("+")
+preloaded = any(name in sys.modules for name in names)
 static_preloaded = "colorsys" in sys.modules
 try:
-    import_module(module_name)
+    for name in names:
+        import_module(name)
 except Exception as exc:
     print("import failed:", type(exc).__name__)
 preloaded
@@ -51,6 +53,8 @@ LIBRARIES = {
     "noisy_lib.py": "print('noisy_lib says hello')\n",
     "warning_lib.py": "import warnings\nwarnings.warn('warning_lib is old', UserWarning)\n",
     "failing_lib/__init__.py": "from failing_lib import part\nraise RuntimeError('broken')\n",
+    # Silent when noisy_lib was imported before it, as in a run that imports both in turn.
+    "uses_noisy.py": "import noisy_lib\n",
     "failing_lib/part.py": "VALUE = 2\n",
 }
 
@@ -122,24 +126,25 @@ def test_a_module_imported_at_run_time_is_preloaded_for_later_forks_and_the_next
 
 
 def test_user_modules_and_modules_that_fail_or_write_output_are_never_preloaded(work, env):
-    modules = "quiet_lib,noisy_lib,warning_lib,failing_lib,helper_mod"
+    modules = "quiet_lib,noisy_lib,warning_lib,failing_lib,helper_mod,'noisy_lib+uses_noisy'"
     grid = ["-g", f"module_name={modules}", "-g", "repeat=1,2", "-w", "1"]
     tracker(work, env, *grid, "-d", "first.db")
     tracker(work, env, *grid, "-d", "second.db")
     preloaded = {}
     for run in runs(work / "first.db") + runs(work / "second.db"):
         preloaded.setdefault(run["module_name"], []).append(run["preloaded"])
-        if run["module_name"] == "noisy_lib":
+        if run["module_name"].startswith("noisy_lib"):
             assert "noisy_lib says hello" in run["stdout"]  # every run prints it, as it would
     # The installed module that imports quietly is learned (the test can fail)...
     assert preloaded["quiet_lib"][-2:] == [True, True], preloaded
     # ... the others never are.
-    for name in ("noisy_lib", "warning_lib", "failing_lib", "helper_mod"):
+    for name in ("noisy_lib", "warning_lib", "failing_lib", "helper_mod", "noisy_lib+uses_noisy"):
         assert not any(preloaded[name]), (name, preloaded)
     learned = cache(env)
     assert "quiet_lib" in learned["modules"]
-    assert {"noisy_lib", "warning_lib", "failing_lib.part"} <= set(learned["refused"])
-    assert not {"helper_mod", "noisy_lib", "warning_lib"} & set(learned["modules"])
+    refused = {"noisy_lib", "warning_lib", "failing_lib.part", "uses_noisy"}
+    assert refused <= set(learned["refused"])
+    assert not {"helper_mod", *refused} & set(learned["modules"])
     assert not [name for name in learned["modules"] if name.startswith("failing_lib")]
 
 
@@ -190,3 +195,16 @@ def test_later_track_execution_calls_learn_unless_preload_is_false(work, env, pr
     shown = json.loads(done.stdout.strip().splitlines()[-1])
     # Call 1 runs in a fresh kernel, call 2 in a fork that teaches the template, call 3 gains.
     assert shown == ([False, False, True] if preload else [False, False, False])
+
+
+def test_a_quiet_module_that_imports_a_noisy_one_tried_before_it_is_left_out(env):
+    # Tried in this order, uses_noisy imports silently (noisy_lib is loaded by then), but on its
+    # own, as the template would import it, it prints: only quiet_lib may be preloaded.
+    code = (
+        "from ploomber_like.kernels.template_process import quiet_imports\n"
+        "print(quiet_imports(['noisy_lib', 'uses_noisy', 'quiet_lib', 'failing_lib.part']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "['quiet_lib']"

@@ -127,7 +127,7 @@ class KernelTemplate:
         left out: preloaded, it would print no more in the runs.
         """
         modules = list(modules)
-        new = sorted(set(modules) - self.preload)
+        new = [name for name in dict.fromkeys(modules) if name not in self.preload]
         spare = None
         if new:
             with self._lock:
