@@ -3,7 +3,7 @@
 Started by :class:`~ploomber_like.kernels.KernelTemplate` as ``python -c`` and driven through
 :mod:`ploomber_like.kernels.protocol` on its stdin and stdout. Everything here runs either in the
 template (which must stay free of threads and sockets so that it can fork) or in a forked child
-on its way to becoming a kernel.
+on its way to becoming a kernel (or trying imports for the template, :func:`quiet_imports`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ KERNEL_SETUP_FAILED = 70
 
 
 def serve_template() -> None:
-    """Main loop of the template process: preload, then fork a kernel per request.
+    """Main loop of the template process: preload, then fork a kernel per request, and import
+    more modules when asked (:func:`quiet_imports` of them), between forks.
 
     End of stdin means the driver is gone: kill the kernels, exit.
     """
