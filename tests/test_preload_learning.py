@@ -208,3 +208,29 @@ def test_a_quiet_module_that_imports_a_noisy_one_tried_before_it_is_left_out(env
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "['quiet_lib']"
+
+
+CRASH_DRIVER = """
+from ploomber_like import track_execution
+
+for _ in range(2):  # a fresh kernel, then one forked from a template holding the libraries
+    track_execution("libraries.py", None, "runs.db", quiet=True)
+record = track_execution("crash.py", None, "runs.db", quiet=True)
+print(record.status)
+print(record.error.traceback)
+"""
+
+
+def test_a_crash_in_a_kernel_forked_from_a_large_template_keeps_the_fatal_error(work, env):
+    # faulthandler names every extension module loaded, on one line: with a template holding
+    # pandas and scikit-learn it is longer than the log tail the error keeps.
+    write_script(work, "import pandas\nimport sklearn.ensemble\nx = 1\nx\n", "libraries.py")
+    write_script(work, "import ctypes\n\nctypes.string_at(0)\n", "crash.py")
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_DRIVER], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    status, traceback = done.stdout.split("\n", 1)
+    assert status == "crashed"
+    assert "Fatal Python error: Segmentation fault" in traceback
+    assert "Extension modules: (total: " in traceback
