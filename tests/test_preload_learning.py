@@ -125,6 +125,15 @@ def test_a_module_imported_at_run_time_is_preloaded_for_later_forks_and_the_next
     assert [run["preloaded"] for run in runs(work / "second.db")] == [True, True]
 
 
+def test_a_cache_folder_that_cannot_be_written_is_harmless(work, env, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # a file where the cache folder should be: even root cannot write
+    env = {**env, "XDG_CACHE_HOME": str(blocker / "cache")}
+    tracker(work, env, "-g", "repeat=1,2,3,4", "-w", "1", "-d", "first.db")
+    shown = [run["preloaded"] for run in runs(work / "first.db")]
+    assert shown[0] is False and shown[-1] is True, shown  # learned all the same, in memory
+
+
 def test_user_modules_and_modules_that_fail_or_write_output_are_never_preloaded(work, env):
     modules = "quiet_lib,noisy_lib,warning_lib,failing_lib,helper_mod,'noisy_lib+uses_noisy'"
     grid = ["-g", f"module_name={modules}", "-g", "repeat=1,2", "-w", "1"]
