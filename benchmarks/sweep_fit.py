@@ -54,10 +54,10 @@ def ours(workdir: Path) -> float:
     return elapsed
 
 
-def in_process_runner():
-    """A function running one point of examples/fit.py in this process with exec(), figures
-    rendered as PNG the way Jupyter's inline backend does (so every tracker that stores them);
-    it returns the namespace the code left."""
+def in_process_runner(path: Path = EXAMPLE):
+    """A function running one point of ``path`` (examples/fit.py) in this process with exec(),
+    figures rendered as PNG the way Jupyter's inline backend does (so every tracker that stores
+    them); it returns the namespace the code left."""
     import jupytext
     import matplotlib
 
@@ -67,13 +67,13 @@ def in_process_runner():
 
     from ploomber_like.notebook import injected_cell_source
 
-    cells = [c.source for c in jupytext.read(EXAMPLE).cells if c.cell_type == "code"]
+    cells = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
     params_at = next(i for i, c in enumerate(cells) if c.startswith("# parameters"))
 
     def run(point: dict) -> dict:
         code = cells[: params_at + 1] + [injected_cell_source(point)] + cells[params_at + 1 :]
         namespace: dict = {"__name__": "__main__"}
-        exec(compile("\n\n".join(code), str(EXAMPLE), "exec"), namespace)
+        exec(compile("\n\n".join(code), str(path), "exec"), namespace)
         for number in plt.get_fignums():
             print_figure(plt.figure(number), "png")
         plt.close("all")
@@ -91,12 +91,12 @@ def serial_in_process() -> float:
     return time.perf_counter() - started
 
 
-def interpreter_start() -> float:
-    """One cold interpreter start importing what the file imports (and pyplot, which it draws
-    with): what any isolated run must pay at least once."""
+def interpreter_start(path: Path = EXAMPLE) -> float:
+    """One cold interpreter start importing what the file at ``path`` imports (and pyplot,
+    which it draws with): what any isolated run must pay at least once."""
     imports = "; ".join(
         ["import matplotlib.pyplot"]
-        + [line.strip() for line in EXAMPLE.read_text().splitlines()
+        + [line.strip() for line in path.read_text().splitlines()
            if line.startswith(("import ", "from ")) and not line.rstrip().endswith("(")]
         + ["import sklearn.metrics"]
     )

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
+import importlib
 import json
 import numbers
 import os
@@ -109,11 +110,14 @@ def install(shell: Any, script_path: str) -> None:
     shell.user_ns["__file__"] = script_path
     hook = _KernelCapture(shell)
     hook.initial_modules = _top_level_modules()
+    hook.loaded_before_run = set(sys.modules)
     # What the kernel machinery imported is not the run's; what a warm template preloaded on
     # the script's behalf is, once the run imports it.
     hook.machinery_modules = hook.initial_modules.difference(*PRELOAD_CLOSURES.values())
     hook.streams = [_BoundedStream.wrap(sys.stdout), _BoundedStream.wrap(sys.stderr)]
     builtins.__import__ = hook.recording_import(builtins.__import__)
+    # A module the template preloaded for the run, imported by name, enters no sys.modules.
+    importlib.import_module = hook.recording_import_module(importlib.import_module)
     setattr(builtins, HOOK_NAME, hook)
     shell.ast_transformers.append(_ExpressionWrapper(hook))
     shell.events.register("pre_run_cell", hook.pre_run_cell)
@@ -148,6 +152,7 @@ class _KernelCapture:
         self.initial_modules: set[str] = set()
         self.machinery_modules: set[str] = set()
         self.imported_modules: set[str] = set()
+        self.loaded_before_run: set[str] = set()
         self.streams: list[_BoundedStream] = []
 
     # events
@@ -213,6 +218,16 @@ class _KernelCapture:
 
         return record_then_import
 
+    def recording_import_module(self, original_import_module: Any) -> Any:
+        """Wrap ``importlib.import_module`` as :meth:`recording_import` wraps ``__import__``."""
+
+        def record_then_import(name, package=None):
+            if not name.startswith("."):
+                self.imported_modules.add(name.partition(".")[0])
+            return original_import_module(name, package)
+
+        return record_then_import
+
     def report_modules(self) -> None:
         """Publish the top-level third-party modules the run imported, for package versions."""
         stdlib = set(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names)
@@ -223,6 +238,15 @@ class _KernelCapture:
             n for n in imported - self.machinery_modules - stdlib if not n.startswith("_")
         )
         self.publish("modules", {JSON_MIMETYPE: json.dumps(names)}, kind="modules")
+        if PRELOAD_CLOSURES:
+            # Forked from a template: what the run imported beyond it, with each module's file,
+            # for the template to learn (see ploomber_like.kernels.learned).
+            files = {}
+            for name, module in list(sys.modules.items()):
+                file = getattr(module, "__dict__", {}).get("__file__")
+                if name not in self.loaded_before_run and isinstance(file, str):
+                    files[name] = file
+            self.publish("run_imports", {JSON_MIMETYPE: json.dumps(files)}, kind="run_imports")
 
     # helpers
 
@@ -638,6 +662,8 @@ class CapturedRun:
     stderr: StreamText = field(default_factory=StreamText)
     #: Top-level third-party modules the run imported.
     modules: list[str] = field(default_factory=list)
+    #: Modules new in a forked kernel after the run, name -> file, in import order.
+    run_imports: dict[str, str] = field(default_factory=dict)
 
     def add_outputs(self, outputs: list[dict[str, Any]]) -> None:
         """Take the display outputs of one executed cell, in order (streams are written to
@@ -654,6 +680,9 @@ class CapturedRun:
             return
         if kind == "modules":
             self.modules = _plain_value(data)
+            return
+        if kind == "run_imports":
+            self.run_imports = _plain_value(data)
             return
         for mimetype in ("image/png", "image/svg+xml", "text/html"):
             if mimetype in data and JSON_MIMETYPE not in data:

@@ -152,11 +152,9 @@ def run_command(
                     dask_address, comment, leaves)
         return
     if not (grid or grid_file):
-        if workers or force or dask_address or no_preload:
-            raise click.UsageError(
-                "-w, --force, --dask and --no-preload apply to grids (-g) and searches (-s)"
-            )
-        _run_single(path, fixed, database, quiet, timeout, comment, name, leaves)
+        if workers or force or dask_address:
+            raise click.UsageError("-w, --force and --dask apply to grids (-g) and searches (-s)")
+        _run_single(path, fixed, database, quiet, timeout, comment, name, not no_preload, leaves)
         return
 
     from ploomber_like.samplers.grid import Grid, load_grid_file
@@ -191,7 +189,8 @@ def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, n
         path, space, objective=maximize or minimize,
         direction="maximize" if maximize else "minimize", trials=trials, database=database,
         sampler=sampler, seed=seed, workers=workers, fixed=fixed, timeout=timeout,
-        executor=dask_address, quiet=quiet, comment=comment, name=name, **leaves,
+        executor=dask_address, preload=preload, quiet=quiet, comment=comment, name=name,
+        **leaves,
     )
     if not quiet:
         if summary.best is None:
@@ -209,7 +208,7 @@ def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, n
 
 
 def _run_single(
-    path, parameters, database, quiet, timeout, comment, name, leaves
+    path, parameters, database, quiet, timeout, comment, name, preload, leaves
 ) -> None:
     import warnings
 
@@ -220,7 +219,7 @@ def _run_single(
         warnings.simplefilter("always")
         record = track_execution(
             path, parameters, database, quiet=quiet, timeout=timeout, comment=comment,
-            name=name, keep_warm=False, **leaves,
+            name=name, keep_warm=False, preload=preload, **leaves,
         )
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)

@@ -119,11 +119,13 @@ async def run_on_pool(
         return record
     record.kernel_wait = time.monotonic() - waiting
     own_directory = None
+    learned = pool.learned
     try:
         own_directory = run_directory(prepared.options, record.uuid)
         return await execute_run(
             prepared, record, kernel, timeout=timeout, on_group=on_group,
             own_directory=own_directory,
+            on_imports=learned.note if learned is not None else None,
         )
     finally:
         kernel.shutdown()
@@ -142,10 +144,13 @@ async def execute_run(
     timeout: float | None = None,
     on_group: Callable[[int], None] | None = None,
     own_directory: Path | None = None,
+    on_imports: Callable[[dict[str, str]], None] | None = None,
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
 
-    ``on_group`` is called with a group's index as it starts (for progress). What else the run
+    ``on_group`` is called with a group's index as it starts (for progress); ``on_imports``,
+    once the run has ended, with the modules it imported beyond those of the template the
+    kernel was forked from (name -> file; not called for a fresh kernel). What else the run
     records (output scalars, files, the executed notebook, echoing its output) is set by
     ``prepared.options``. ``own_directory``: where the run works, if not in the kernel's
     working directory (see :func:`~ploomber_like.artifacts.run_directory`).
@@ -250,6 +255,8 @@ async def execute_run(
         with contextlib.suppress(Exception):
             await client.async_execute_cell(modules_cell, len(steps), store_history=False)
             output.captured.add_outputs(modules_cell.outputs)
+        if on_imports is not None and output.captured.run_imports:
+            on_imports(output.captured.run_imports)
 
     if options.save_notebook:
         record.notebook = _save_notebook(prepared, steps, notebook.cells, output.captured)

@@ -60,6 +60,7 @@ def track_search(
     fixed: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     executor: Any = None,
+    preload: bool = True,
     quiet: bool = False,
     comment: str | None = None,
     name: str | None = None,
@@ -99,6 +100,9 @@ def track_search(
         Seconds each run may take.
     executor : optional
         Where the trials run, as for :func:`~ploomber_like.track_grid`.
+    preload : bool
+        Fork kernels from a warm template, as for :func:`~ploomber_like.track_grid` (default);
+        ``False`` starts a fresh kernel per trial.
     quiet : bool
         No progress bar, warnings or summary.
     comment : str, optional
@@ -131,7 +135,7 @@ def track_search(
     chosen = _sampler(sampler, dimensions, goal, search, trials, seed)
     summary = run_sweep(
         path, chosen, database, fixed=fixed, workers=workers, timeout=timeout, quiet=quiet,
-        comment=comment, executor=executor, output_scalars=output_scalars,
+        comment=comment, executor=executor, preload=preload, output_scalars=output_scalars,
         save_notebook=save_notebook, max_artifact_bytes=max_artifact_bytes,
     )
     with Store(database) as store:

@@ -22,6 +22,8 @@ from ploomber_like.kernels import (
     FreshKernels,
     KernelPool,
     KernelTemplate,
+    LearnedModules,
+    learned_modules,
     preloadable_modules,
     shared_factory,
 )
@@ -52,6 +54,7 @@ def track_execution(
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     name: str | None = None,
     keep_warm: bool = True,
+    preload: bool = True,
 ) -> Record:
     """Run a script or notebook once with ``parameters`` and record it in ``database``.
 
@@ -88,6 +91,10 @@ def track_execution(
         free; later calls fork theirs from it, each still a process of its own. ``False``
         starts a fresh kernel and builds nothing: for a process that makes a single call,
         such as the CLI.
+    preload : bool
+        Fork kernels from the warm template (default), which imports the file's modules and
+        learns those its runs import at run time (see docs/sweeps.md); ``False``: every call
+        runs in a fresh kernel, nothing is preloaded or learned (``keep_warm`` is then moot).
 
     Returns
     -------
@@ -106,7 +113,7 @@ def track_execution(
     )
     return track_prepared(
         prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name,
-        keep_warm=keep_warm,
+        keep_warm=keep_warm and preload,
     )
 
 
@@ -167,10 +174,13 @@ async def _run_once(
     cwd: Path,
     keep_warm: bool,
 ) -> Record:
-    warm = None
+    warm = learned = None
     if keep_warm:
+        learned = learned_modules(prepared.script_path, prepared.text)
         sources = [group.source for group in prepared.groups]
-        modules = preloadable_modules(sources, Path(prepared.script_path).parent, cwd)
+        modules = preloadable_modules(
+            sources, Path(prepared.script_path).parent, cwd, learned.modules()
+        )
         # The process-wide template for this file (built when it cannot serve it, rebuilt when
         # it has died), with a kernel forked ahead if an earlier call prepared one.
         warm = functools.partial(shared_factory, cwd, modules)
@@ -180,7 +190,9 @@ async def _run_once(
     # kernel from the template, then fork the next call's once theirs runs the user's code
     # (earlier, it could take the spare this call is about to use).
     first = next(_CALLS) == 0
-    pool = KernelPool(cwd, preload=None, ahead=0, shared=None if first else warm)
+    pool = KernelPool(
+        cwd, preload=None, ahead=0, shared=None if first else warm, learned=learned
+    )
     preparing = False
 
     def prepare_next() -> None:
@@ -189,7 +201,9 @@ async def _run_once(
             preparing = True
             # Not awaited: the call returns as soon as its run is recorded, and a later call
             # waits for the template if it must.
-            threading.Thread(target=_prepare_next_kernel, args=(warm,), daemon=True).start()
+            threading.Thread(
+                target=_prepare_next_kernel, args=(warm, learned), daemon=True
+            ).start()
 
     def on_group_and_prepare_next(group: int) -> None:
         prepare_next()
@@ -204,14 +218,23 @@ async def _run_once(
         )
     finally:
         await pool.close()
+        if learned is not None and learned.has_noted():
+            # The run imported modules the spare lacks: the template imports them and forks
+            # the next call's kernel again, while this process goes on.
+            preparing = False
+            prepare_next()
 
 
-def _prepare_next_kernel(warm: Callable[[], FreshKernels | KernelTemplate]) -> None:
+def _prepare_next_kernel(
+    warm: Callable[[], FreshKernels | KernelTemplate], learned: LearnedModules | None
+) -> None:
     # Failures are left to the next call, which builds the template again and records its
     # run as crashed if it still cannot start a kernel; this call has its kernel already.
     with contextlib.suppress(Exception):
         template = warm()
         if isinstance(template, KernelTemplate):
+            if learned is not None:
+                learned.extend(template)
             template.prepare_spare()
 
 

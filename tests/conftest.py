@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import textwrap
@@ -82,3 +83,10 @@ def track(tmp_path: Path):
         return run(tmp_path, text, parameters, **options)
 
     return track_in_tmp
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What templates learn (kernels.learned) is cached under XDG_CACHE_HOME: keep the suite's
+    out of the user's ~/.cache, for this process and the drivers and kernels it starts."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))

@@ -16,7 +16,7 @@ from typing import Any
 
 from ploomber_like.execute import module_distributions, run_on_pool
 from ploomber_like.executors.base import Executor, fail_record
-from ploomber_like.kernels import KernelPool, preloadable_modules
+from ploomber_like.kernels import KernelPool, learned_modules, preloadable_modules
 from ploomber_like.notebook import PreparedRun
 from ploomber_like.record import Record, Status
 
@@ -87,14 +87,16 @@ class LocalExecutor(Executor):
 
     def _start(self, first: PreparedRun) -> None:
         """Start the loop thread and the pool; every point of a sweep runs the same file."""
-        modules = None
+        modules = learned = None
         if self.options.preload:
+            learned = learned_modules(first.script_path, first.text)
             modules = preloadable_modules(
-                [g.source for g in first.groups], Path(first.script_path).parent, Path.cwd()
+                [g.source for g in first.groups], Path(first.script_path).parent, Path.cwd(),
+                learned.modules(),
             )
         self._pool = KernelPool(
             Path.cwd(), modules, ahead=min(self.workers, 2), script_path=first.script_path,
-            threads=self.threads_per_run(),
+            threads=self.threads_per_run(), learned=learned,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -24,7 +24,9 @@ from ploomber_like.kernels import (
     FreshKernels,
     KernelPool,
     KernelTemplate,
+    LearnedModules,
     fork_available,
+    learned_modules,
     preloadable_modules,
     shared_factory,
 )
@@ -70,10 +72,13 @@ def execute_remote(
             python=platform.python_version(), platform=platform.platform(),
         )
     stop = _register_stop(record.uuid)
+    learned = learned_modules(run.script_path, run.text) if preload else None
     # A template that cannot start fails the run's kernel start, which records the run.
-    shared = functools.partial(_shared_factory, run, preload, threads or _threads_here())
+    shared = functools.partial(
+        _shared_factory, run, preload, threads or _threads_here(), learned
+    )
     try:
-        return asyncio.run(_run_until_stopped(run, record, shared, timeout, stop))
+        return asyncio.run(_run_until_stopped(run, record, shared, timeout, stop, learned))
     finally:
         _forget_stop(record.uuid, stop)
 
@@ -107,7 +112,7 @@ def _threads_here() -> int:
 
 
 def _shared_factory(
-    run: PreparedRun, preload: bool, threads: int
+    run: PreparedRun, preload: bool, threads: int, learned: LearnedModules | None
 ) -> FreshKernels | KernelTemplate:
     """This process's kernel factory for ``run``, from the process-wide template registry (as
     repeated ``track_execution`` calls use it)."""
@@ -115,7 +120,9 @@ def _shared_factory(
     modules = None
     if preload and fork_available():
         sources = [group.source for group in run.groups]
-        modules = preloadable_modules(sources, run.path.resolve().parent, cwd)
+        modules = preloadable_modules(
+            sources, run.path.resolve().parent, cwd, learned.modules() if learned else ()
+        )
     return shared_factory(cwd, modules, threads)
 
 
@@ -125,8 +132,9 @@ async def _run_until_stopped(
     shared: Callable[[], FreshKernels | KernelTemplate],
     timeout: float | None,
     stop: threading.Event,
+    learned: LearnedModules | None,
 ) -> Record:
-    pool = KernelPool(Path.cwd(), None, ahead=0, shared=shared)
+    pool = KernelPool(Path.cwd(), None, ahead=0, shared=shared, learned=learned)
     task = asyncio.ensure_future(run_on_pool(run, record, pool, timeout=timeout))
     try:
         while not task.done():

@@ -10,7 +10,8 @@ Modules, split at the process boundary:
 - :mod:`~ploomber_like.kernels.registry`: templates kept for the life of a process
   (:func:`shared_factory`).
 - :mod:`~ploomber_like.kernels.pool`: :class:`KernelPool` and :class:`ReadyKernel`.
-- :mod:`~ploomber_like.kernels.preload`: which modules a template may preload.
+- :mod:`~ploomber_like.kernels.preload`: which modules a template may preload;
+  :mod:`~ploomber_like.kernels.learned`: those runs of a file imported at run time, learned.
 - :mod:`~ploomber_like.kernels.environment` and :mod:`~ploomber_like.kernels.processes`: a
   kernel's options and environment; cleaning up what a run leaves behind.
 
@@ -41,6 +42,8 @@ _EXPORTS = {
     "template_registry": "registry",
     "installed_packages_stamp": "preload",
     "preloadable_modules": "preload",
+    "LearnedModules": "learned",
+    "learned_modules": "learned",
     "KERNEL_OPTIONS": "environment",
     "THREAD_VARIABLES": "environment",
     "kernel_environment": "environment",
@@ -57,6 +60,7 @@ __all__ = [
     "KernelPool",
     "KernelStartError",
     "KernelTemplate",
+    "LearnedModules",
     "ReadyKernel",
     "STARTUP_TIMEOUT",
     "STATUS_UNKNOWN",
@@ -67,6 +71,7 @@ __all__ = [
     "installed_packages_stamp",
     "kernel_environment",
     "kill_process_tree",
+    "learned_modules",
     "make_factory",
     "new_runtime_dir",
     "preloadable_modules",
@@ -89,6 +94,7 @@ if TYPE_CHECKING:
         KernelHandle,
         KernelStartError,
     )
+    from ploomber_like.kernels.learned import LearnedModules, learned_modules
     from ploomber_like.kernels.pool import KernelPool, ReadyKernel, connect_client
     from ploomber_like.kernels.preload import installed_packages_stamp, preloadable_modules
     from ploomber_like.kernels.processes import (

@@ -31,6 +31,11 @@ CRASH_LOG_TAIL = 4000
 _KERNEL_NOTICE = re.compile(r"Kernel is running over TCP without encryption|Debugger warning|"
                             r"frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|^\d+\.\d+s - ")
 
+# faulthandler's one line naming every extension module loaded: thousands of characters in a
+# kernel forked from a template that preloaded much, which would push the fatal error's header
+# and the Python frames out of the tail. Its count is kept.
+_EXTENSION_LIST = re.compile(r"^(Extension modules:) .*(\(total: \d+\))$")
+
 # A fresh kernel: become the reaper of the script's orphans, then start as ipykernel_launcher
 # does (the working directory off sys.path while ipykernel imports; the kernel adds it back).
 _FRESH_KERNEL_CODE = (
@@ -99,7 +104,11 @@ class KernelHandle:
             text = self.log_file.read_bytes().decode(errors="replace")
         except OSError:
             return ""
-        lines = [line for line in text.splitlines() if not _KERNEL_NOTICE.search(line)]
+        lines = [
+            _EXTENSION_LIST.sub(r"\1 \2", line)
+            for line in text.splitlines()
+            if not _KERNEL_NOTICE.search(line)
+        ]
         return "\n".join(lines).strip()[-CRASH_LOG_TAIL:]
 
 

@@ -26,6 +26,7 @@ from ploomber_like.kernels.handle import (
     KernelHandle,
     KernelStartError,
 )
+from ploomber_like.kernels.learned import LearnedModules
 from ploomber_like.kernels.processes import new_runtime_dir
 from ploomber_like.kernels.template import KernelTemplate, make_factory
 
@@ -64,6 +65,9 @@ class KernelPool:
         off the critical path of the run that will use it.
     threads : int, optional
         Threads each kernel's numerical libraries may use.
+    learned : LearnedModules, optional
+        What the runs of the file imported at run time: a template imports the modules noted
+        there before it forks the next kernel (see :mod:`~ploomber_like.kernels.learned`).
     """
 
     def __init__(
@@ -74,8 +78,10 @@ class KernelPool:
         shared: Callable[[], FreshKernels | KernelTemplate] | None = None,
         script_path: str | None = None,
         threads: int | None = None,
+        learned: LearnedModules | None = None,
     ) -> None:
         self.script_path = script_path
+        self.learned = learned
         self.threads = threads
         #: Folder of the kernels' files when the pool makes its own factory (made then).
         self.runtime_dir: Path | None = None
@@ -124,6 +130,8 @@ class KernelPool:
     async def _start_one(self) -> ReadyKernel:
         # Building a template takes seconds: off the event loop, as does forking from it.
         factory = await asyncio.to_thread(lambda: self.factory)
+        if self.learned is not None and isinstance(factory, KernelTemplate):
+            await asyncio.to_thread(self.learned.extend, factory)
         handle = await asyncio.to_thread(factory.start)
         try:
             client = await connect_client(handle)

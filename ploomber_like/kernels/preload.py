@@ -18,8 +18,12 @@ from pathlib import Path
 from ploomber_like.notebook import parse_cell
 
 
-def preloadable_modules(sources: Iterable[str], script_dir: Path, cwd: Path) -> list[str]:
-    """Modules the sources import that resolve to the standard library or site-packages.
+def preloadable_modules(
+    sources: Iterable[str], script_dir: Path, cwd: Path, learned: Iterable[str] = ()
+) -> list[str]:
+    """Modules the sources import, then the ``learned`` ones (what earlier runs of the file
+    imported at run time, see :mod:`~ploomber_like.kernels.learned`), that resolve to the
+    standard library or site-packages.
 
     Resolution uses the kernel's search path (script folder and working directory first), so a
     local ``utils.py`` shadowing an installed ``utils`` is never preloaded.
@@ -27,6 +31,7 @@ def preloadable_modules(sources: Iterable[str], script_dir: Path, cwd: Path) -> 
     names: list[str] = []
     for source in sources:
         names += imported_modules(source)
+    names += learned
     search_path = [str(script_dir), str(cwd), *[p for p in sys.path if p not in ("", ".")]]
     allowed = library_roots()
     chosen = []

@@ -8,6 +8,8 @@ one of the dataclasses below. The conversation::
     template -> driver   Preloaded(modules)                 the template is ready to fork
     driver -> template   Fork(connection_file, log_file)   any number of times
     template -> driver   Forked(pid)                        one per Fork, in order
+    driver -> template   Import(modules)                   any number of times, between forks
+    template -> driver   Preloaded(modules)                 one per Import, in order
     template -> driver   Exited(pid, status)                whenever a forked kernel ends
 
 ``status`` is the exit status as :func:`os.waitstatus_to_exitcode` gives it (negative: killed by
@@ -43,8 +45,17 @@ class Fork:
 
 
 @dataclass(frozen=True)
+class Import:
+    """Driver to template: import these modules too, for the next forks, unless importing one
+    fails or writes output (checked in a forked child first)."""
+
+    modules: list[str]
+
+
+@dataclass(frozen=True)
 class Preloaded:
-    """Template to driver: the modules of :class:`Setup` that imported; ready to fork."""
+    """Template to driver: the modules of :class:`Setup` (or :class:`Import`) that imported;
+    ready to fork."""
 
     modules: list[str]
 
@@ -64,10 +75,11 @@ class Exited:
     status: int
 
 
-Message = Setup | Fork | Preloaded | Forked | Exited
+Message = Setup | Fork | Import | Preloaded | Forked | Exited
 
 _TYPES: dict[str, type] = {
-    "setup": Setup, "fork": Fork, "preloaded": Preloaded, "forked": Forked, "exited": Exited,
+    "setup": Setup, "fork": Fork, "import": Import, "preloaded": Preloaded, "forked": Forked,
+    "exited": Exited,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 

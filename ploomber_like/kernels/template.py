@@ -67,6 +67,8 @@ class KernelTemplate:
         self.threads = threads
         #: The modules asked for (those that failed to import count too: asking again is moot).
         self.preload = frozenset(preload)
+        #: Those of :attr:`preload` the template has imported.
+        self.imported: frozenset[str] = frozenset()
         #: The environment the template started with, which every kernel it forks inherits.
         self.environment = kernel_environment(threads=threads)
         self._lock = threading.Lock()
@@ -75,6 +77,8 @@ class KernelTemplate:
         self._replies: deque[protocol.Message] = deque()
         self._changed = threading.Condition()
         self._spare: KernelHandle | None = None
+        #: Counts :meth:`extend` calls: a spare forked before one lacks its modules.
+        self._extensions = 0
         #: Set once a request found the template gone: it serves no more, even while the
         #: process is still being torn down (``poll()`` does not tell that yet).
         self._stopped = False
@@ -88,7 +92,7 @@ class KernelTemplate:
         self._reader = threading.Thread(target=self._read_replies, daemon=True)
         self._reader.start()
         self._send(protocol.Setup(preload=sorted(self.preload), cwd=str(cwd)))
-        self._wait_reply(protocol.Preloaded, STARTUP_TIMEOUT)
+        self.imported = frozenset(self._wait_reply(protocol.Preloaded, STARTUP_TIMEOUT).modules)
 
     def start(self) -> KernelHandle:
         """A new kernel: the one :meth:`prepare_spare` forked ahead if it lives, else a fork."""
@@ -107,12 +111,35 @@ class KernelTemplate:
         with self._lock:
             if self._spare is not None:
                 return
+            extensions = self._extensions
         spare = self._fork()
         with self._lock:
-            if self._spare is None:
+            if self._spare is None and self._extensions == extensions:
                 self._spare = spare
                 return
-        spare.kill()  # another thread prepared one meanwhile
+        spare.kill()  # another thread prepared one meanwhile, or the template imported more
+
+    def extend(self, modules: Iterable[str]) -> list[str]:
+        """Import ``modules`` too, for the kernels forked from now on (a spare forked before is
+        dropped); return those of ``modules`` the template has imported.
+
+        A module whose import fails or writes output (checked in a forked child first) is
+        left out: preloaded, it would print no more in the runs.
+        """
+        modules = list(modules)
+        new = [name for name in dict.fromkeys(modules) if name not in self.preload]
+        spare = None
+        if new:
+            with self._lock:
+                self._send(protocol.Import(modules=new))
+                reply = self._wait_reply(protocol.Preloaded, STARTUP_TIMEOUT)
+                self.imported |= frozenset(reply.modules)
+                self.preload |= frozenset(new)
+                self._extensions += 1
+                spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+        return [name for name in modules if name in self.imported]
 
     def running_kernels(self) -> int:
         """How many kernels forked from this template are running (a spare not counted)."""

@@ -3,7 +3,7 @@
 Started by :class:`~ploomber_like.kernels.KernelTemplate` as ``python -c`` and driven through
 :mod:`ploomber_like.kernels.protocol` on its stdin and stdout. Everything here runs either in the
 template (which must stay free of threads and sockets so that it can fork) or in a forked child
-on its way to becoming a kernel.
+on its way to becoming a kernel (or trying imports for the template, :func:`quiet_imports`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ KERNEL_SETUP_FAILED = 70
 
 
 def serve_template() -> None:
-    """Main loop of the template process: preload, then fork a kernel per request.
+    """Main loop of the template process: preload, then fork a kernel per request, and import
+    more modules when asked (:func:`quiet_imports` of them), between forks.
 
     End of stdin means the driver is gone: kill the kernels, exit.
     """
@@ -66,8 +67,14 @@ def serve_template() -> None:
     while True:
         for line in pending:
             request = protocol.decode(line)
+            if isinstance(request, protocol.Import):
+                imported = import_modules(quiet_imports(request.modules))
+                gc.collect()
+                gc.freeze()
+                control_out.write(protocol.encode(protocol.Preloaded(modules=imported)))
+                continue
             if not isinstance(request, protocol.Fork):
-                raise protocol.ProtocolError(f"expected a fork request, got {request}")
+                raise protocol.ProtocolError(f"expected a fork or import request, got {request}")
             pid = os.fork()
             if pid == 0:
                 control_out.close()
@@ -94,13 +101,25 @@ def preload(modules: list[str]) -> list[str]:
     import IPython.core.pylabtools  # noqa: F401
     import IPython.display  # noqa: F401
 
-    import ploomber_like.capture
-
     # The probe runs in a child on the other core while this process imports for the script.
     kernel_imports = start_kernel_import_probe()
+    done = import_modules([*modules, *ALWAYS_PRELOADED])
+    if "matplotlib.pyplot" in sys.modules:
+        warm_up_matplotlib()
+    for name in kernel_imports():
+        with contextlib.suppress(BaseException):
+            importlib.import_module(name)
+    return [name for name in done if name in modules]
+
+
+def import_modules(modules: list[str]) -> list[str]:
+    """Import ``modules``; return those that imported. Notes what each brought in
+    (:data:`~ploomber_like.capture.PRELOAD_CLOSURES`), so runs count it as theirs."""
+    import ploomber_like.capture
+
+    closures = {k: set(v) for k, v in ploomber_like.capture.PRELOAD_CLOSURES.items()}
     done = []
-    closures: dict[str, set[str]] = {}
-    for name in [*modules, *ALWAYS_PRELOADED]:
+    for name in modules:
         before = _top_level_names()
         try:
             importlib.import_module(name)
@@ -108,15 +127,78 @@ def preload(modules: list[str]) -> list[str]:
             continue
         top = name.partition(".")[0]
         closures.setdefault(top, {top}).update(_top_level_names() - before)
-        if name in modules:
-            done.append(name)
-    if "matplotlib.pyplot" in sys.modules:
-        warm_up_matplotlib()
-    for name in kernel_imports():
-        with contextlib.suppress(BaseException):
-            importlib.import_module(name)
+        done.append(name)
     ploomber_like.capture.PRELOAD_CLOSURES = {k: frozenset(v) for k, v in closures.items()}
     return done
+
+
+#: Forked children :func:`quiet_imports` may try before it gives up and imports nothing.
+MAX_IMPORT_TRIALS = 4
+
+
+def quiet_imports(modules: list[str]) -> list[str]:
+    """Those of ``modules`` that import without an error and without writing anything (to
+    ``sys.stdout``, ``sys.stderr``, a warning, or file descriptors 1 and 2), in order.
+
+    Tried in a forked child, so this process imports none of the others: a module that
+    printed here would print no more in the runs forked after it, and the run's output would
+    change. A module imported while another printed counts as printing too. Without the ones
+    left out, a quiet module may import a noisy one that was imported before it: the rest is
+    tried again in a new child until all of it imports silently.
+    """
+    for _ in range(MAX_IMPORT_TRIALS):
+        quiet = _try_in_child(modules)
+        if quiet == modules:
+            return quiet
+        modules = quiet
+    return []
+
+
+def _try_in_child(modules: list[str]) -> list[str]:
+    if not modules:
+        return []
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            os.write(write_end, json.dumps(_try_imports(modules)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    try:
+        return [name for name in json.loads(data) if name in modules]
+    except (ValueError, TypeError):
+        return []
+
+
+def _try_imports(modules: list[str]) -> list[str]:
+    import io
+
+    quiet = []
+    tainted: set[str] = set()
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        # Warnings go to sys.stderr, under the filters a kernel has too.
+        sys.stdout = sys.stderr = text = io.StringIO()
+        for name in modules:
+            written = (text.tell(), os.fstat(sink.fileno()).st_size)
+            before = set(sys.modules)
+            try:
+                importlib.import_module(name)
+                failed = False
+            except BaseException:
+                failed = True
+            if failed or (text.tell(), os.fstat(sink.fileno()).st_size) != written:
+                tainted.add(name)
+                tainted.update(set(sys.modules) - before)
+            elif name not in tainted:
+                quiet.append(name)
+    return quiet
 
 
 def _top_level_names() -> set[str]:
