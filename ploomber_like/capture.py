@@ -147,11 +147,12 @@ class _KernelCapture:
         # A thread may have written after the last cell ended: send its held tail first.
         self.end_streams()
         self.cell_text = self.shell.transform_cell(info.raw_cell or "")
-        # First, so that a filter the script sets wins over it, and set again each cell, so
-        # that one the script reset is back: `python` says nothing on sys.exit().
+        # `python` says nothing on sys.exit(). Set again when the script reset the filters, but
+        # not at every cell: changing the filters would repeat warnings shown once already.
         import warnings
 
-        warnings.filterwarnings("ignore", _EXIT_WARNING, UserWarning, r"IPython\.")
+        if not any(f[1] is not None and f[1].pattern == _EXIT_WARNING for f in warnings.filters):
+            warnings.filterwarnings("ignore", _EXIT_WARNING, UserWarning, r"IPython\.")
 
         self.figures.start_group()
 
@@ -473,10 +474,15 @@ class _FigureRecorder:
         self.name(figure, figure_key(figure))
         from IPython.core.pylabtools import print_figure
 
-        png = print_figure(figure, "png")
+        self.rendered.add(id(figure))
+        try:
+            png = print_figure(figure, "png")
+        except Exception as exc:  # one figure that cannot be drawn must not cost the others
+            key = self.keys[id(figure)][1]
+            print(f"ploomber_like: figure {key!r} not drawn: {exc!r}", file=sys.stderr)
+            png = None
         # Rendering leaves the figure stale; from here on, stale means the script changed it.
         figure.stale = False
-        self.rendered.add(id(figure))
         if png:  # nothing for a figure without axes, as Jupyter shows nothing
             data = {"image/png": base64.b64encode(png).decode("ascii")}
             self.publish(self.keys[id(figure)][1], data, kind="figure")
@@ -498,7 +504,7 @@ class _FigureRecorder:
         for figure in dict.fromkeys([*named, *(open_figures[n] for n in sorted(open_figures))]):
             self.render(figure)
         if self.across_groups:
-            # A figure the group closed was rendered as it was closed: it is done.
+            # A figure the group closed was rendered above, as the group left it: it is done.
             still_open = {id(figure) for figure in open_figures.values()}
             self.keys = {i: entry for i, entry in self.keys.items() if i in still_open}
             self.rendered &= still_open
@@ -506,7 +512,6 @@ class _FigureRecorder:
             pyplot.close("all")  # as Jupyter's inline backend does when a cell ends
             self.keys.clear()
             self.rendered.clear()
-
 
     def _close_figures_on_flush(self, close: bool) -> None:
         inline = sys.modules.get("matplotlib_inline.config")
