@@ -5,8 +5,10 @@ Two halves live here because they speak one protocol:
 * **kernel side** (:func:`install`): run inside every kernel. An IPython AST transformer wraps
   each top-level expression statement of a cell (``accuracy``, ``plot.roc(y, p)``) in a call to
   the capture hook, which converts the value *in the kernel* (so ``numpy.float64`` stays a
-  number) and publishes it as a ``display_data`` message tagged with its key. Figures a
-  statement creates or returns are rendered to PNG when the cell ends.
+  number) and publishes it as a ``display_data`` message tagged with its key. Figures are
+  rendered to PNG when shown (``plt.show()``) or when the cell ends, named by the statement
+  that drew them or by their title (:class:`_FigureRecorder`); an artist or a default repr
+  (``<... at 0x7f...>``) is not a value, and addresses are dropped from the values kept.
 * **driver side** (:func:`collect_outputs`): turns a run's cell outputs into parameters, values,
   out-of-line blobs, stdout and stderr.
 
