@@ -550,9 +550,13 @@ def _matplotlib_parts(obj: Any) -> tuple[list[Any], bool]:
         return [], False
     figures: list[Any] = []
     found = False
+    budget = 1_000  # items looked at, at most: a value may be a large nest of lists
 
     def visit(item: Any, depth: int) -> None:
-        nonlocal found
+        nonlocal found, budget
+        budget -= 1
+        if budget < 0:
+            return
         if isinstance(item, artist.Artist):
             found = True
             figure = item if type(item).__name__ == "Figure" else item.get_figure()
