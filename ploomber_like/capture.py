@@ -5,8 +5,10 @@ Two halves live here because they speak one protocol:
 * **kernel side** (:func:`install`): run inside every kernel. An IPython AST transformer wraps
   each top-level expression statement of a cell (``accuracy``, ``plot.roc(y, p)``) in a call to
   the capture hook, which converts the value *in the kernel* (so ``numpy.float64`` stays a
-  number) and publishes it as a ``display_data`` message tagged with its key. Figures a
-  statement creates or returns are rendered to PNG when the cell ends.
+  number) and publishes it as a ``display_data`` message tagged with its key. Figures are
+  rendered to PNG when shown (``plt.show()``) or when the cell ends, named by the statement
+  that drew them or by their title (:class:`_FigureRecorder`); an artist or a default repr
+  (``<... at 0x7f...>``) is not a value, and addresses are dropped from the values kept.
 * **driver side** (:func:`collect_outputs`): turns a run's cell outputs into parameters, values,
   out-of-line blobs, stdout and stderr.
 
@@ -44,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ploomber_like.record import Blob
+from ploomber_like.record import BLOB_REF_KEY, Blob
 from ploomber_like.scalars import DEFAULT_PATTERN, MAX_LINE_CHARS, MAX_POINTS
 
 #: Private mimetype carrying a value converted to JSON text in the kernel.
@@ -118,8 +120,16 @@ def install(shell: Any, script_path: str) -> None:
     builtins.__import__ = hook.recording_import(builtins.__import__)
     # A module the template preloaded for the run, imported by name, enters no sys.modules.
     importlib.import_module = hook.recording_import_module(importlib.import_module)
+    shell.showtraceback = _hiding_frames(
+        shell.showtraceback, builtins.__import__.__code__, importlib.import_module.__code__
+    )
     setattr(builtins, HOOK_NAME, hook)
     shell.ast_transformers.append(_ExpressionWrapper(hook))
+    # plt.show(), fig.show() and display(fig) reach IPython's display machinery: a figure
+    # shown that way is recorded as one left open at a group's end is.
+    shell.display_formatter.ipython_display_formatter.for_type_by_name(
+        "matplotlib.figure", "Figure", hook.figures.render
+    )
     shell.events.register("pre_run_cell", hook.pre_run_cell)
     # Run before matplotlib-inline's flush so figures we render are not rendered twice.
     shell.events.callbacks["post_execute"].insert(0, hook.post_execute)
@@ -147,8 +157,7 @@ class _KernelCapture:
         self.cell_text = ""
         self.used_keys: set[str] = set()
         self.figures_before: set[int] = set()
-        self.pending_figures: list[tuple[str, Any]] = []
-        self.attributed: set[int] = set()
+        self.figures = _FigureRecorder(self.claim, self.publish)
         self.initial_modules: set[str] = set()
         self.machinery_modules: set[str] = set()
         self.imported_modules: set[str] = set()
@@ -161,23 +170,22 @@ class _KernelCapture:
         # A thread may have written after the last cell ended: send its held tail first.
         self.end_streams()
         self.cell_text = self.shell.transform_cell(info.raw_cell or "")
-        self.attributed = set()
+        # `python` says nothing on sys.exit(). Set again when the script reset the filters, but
+        # not at every cell: changing the filters would repeat warnings shown once already.
+        import warnings
+
+        if not any(f[1] is not None and f[1].pattern == _EXIT_WARNING for f in warnings.filters):
+            warnings.filterwarnings("ignore", _EXIT_WARNING, UserWarning, r"IPython\.")
+
+        self.figures.start_group()
 
     def post_execute(self) -> None:
         self.end_streams()
-        pyplot = sys.modules.get("matplotlib.pyplot")
-        pending, self.pending_figures = self.pending_figures, []
-        if pyplot is None:
-            return
-        from IPython.core.pylabtools import print_figure
+        self.figures.end_group()
 
-        for key, figure in pending:
-            png = print_figure(figure, "png")
-            if png:
-                self.publish(key, {"image/png": base64.b64encode(png).decode("ascii")})
-        # Jupyter's inline backend closes every figure when a cell ends; closing them here, after
-        # rendering ours, keeps that behaviour and spares rendering figures nobody asked for.
-        pyplot.close("all")
+    def keep_figures_across_groups(self) -> None:
+        """Keep figures open from one group to the next, as ``python`` runs a plain script."""
+        self.figures.across_groups = True
 
     def end_streams(self) -> None:
         for stream in self.streams:
@@ -193,14 +201,20 @@ class _KernelCapture:
         self.figures_before = set(_open_figures())
 
     def value(self, key: str, obj: Any) -> None:
-        figures = self._figures_of(obj)
-        if figures:
-            for figure in figures:
-                self.pending_figures.append((self.claim(key), figure))
-            return
-        if obj is None:
-            return
-        self.publish(self.claim(key), self.formats(obj))
+        open_figures = _open_figures()
+        opened = [open_figures[n] for n in sorted(open_figures) if n not in self.figures_before]
+        referenced, artistic = _matplotlib_parts(obj)
+        open_ids = {id(figure) for figure in open_figures.values()}
+        for figure in opened + referenced:
+            # A figure closed since is shown again only when it is the value itself, as the
+            # displayhook would show it; an axes or a line of it is not a figure to show.
+            if id(figure) in open_ids or figure is obj:
+                self.figures.name(figure, key)
+        if opened or artistic or obj is None:
+            return  # the figure is the result; an artist's repr is not one
+        data = self.formats(obj)
+        if not _only_default_reprs(data):  # `<Legend at 0x7f...>` is not a result
+            self.publish(self.claim(key), data)
 
     def report_parameters(self, names: list[str]) -> None:
         namespace = self.shell.user_ns
@@ -269,22 +283,12 @@ class _KernelCapture:
     def publish(self, key: str, data: dict[str, Any], kind: str = "value") -> None:
         from IPython.display import publish_display_data
 
+        # An address differs on every run: kept, two identical runs would differ.
+        data = {
+            mimetype: without_addresses(content) if mimetype in _TEXT_TYPES else content
+            for mimetype, content in data.items()
+        }
         publish_display_data(data, metadata={METADATA_KEY: {"key": key, "kind": kind}})
-
-    def _figures_of(self, obj: Any) -> list[Any]:
-        """Open figures the statement created or returned, not yet given to another key."""
-        if "matplotlib.pyplot" not in sys.modules:
-            return []
-        open_figures = _open_figures()
-        candidates = [fig for num, fig in open_figures.items() if num not in self.figures_before]
-        candidates += _figures_referenced(obj)
-        found = []
-        open_ids = {id(fig) for fig in open_figures.values()}
-        for fig in candidates:
-            if id(fig) in open_ids and id(fig) not in self.attributed:
-                self.attributed.add(id(fig))
-                found.append(fig)
-        return found
 
 
 class _BoundedStream:
@@ -450,6 +454,26 @@ class _BoundedStream:
         self.last_sent = time.monotonic()
 
 
+def _hiding_frames(showtraceback: Callable[..., Any], *codes: Any) -> Callable[..., Any]:
+    """Wrap IPython's ``showtraceback`` to leave the frames running ``codes`` (our import hooks)
+    out of the tracebacks it shows: a failing import shows the user's frames only."""
+
+    def showtraceback_without(exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
+        error = (exc_tuple or sys.exc_info())[1]
+        seen = 0
+        while error is not None and seen < 10:  # the exception and those it was raised from
+            tb = error.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                if tb.tb_next.tb_frame.f_code in codes:
+                    tb.tb_next = tb.tb_next.tb_next
+                else:
+                    tb = tb.tb_next
+            error, seen = error.__cause__ or error.__context__, seen + 1
+        return showtraceback(exc_tuple, *args, **kwargs)
+
+    return showtraceback_without
+
+
 def _top_level_modules() -> set[str]:
     return {name.split(".")[0] for name in list(sys.modules)}
 
@@ -461,23 +485,171 @@ def _open_figures() -> dict[int, Any]:
     return {m.num: m.canvas.figure for m in helpers.Gcf.get_all_fig_managers()}
 
 
-def _figures_referenced(obj: Any) -> list[Any]:
-    """Figures of a returned Figure, Artist (Axes, Line2D...) or a container of them."""
+class _FigureRecorder:
+    """The figures of a run: the key each is recorded under, and when it is rendered.
+
+    Jupyter's rule: every figure open when a group ends is shown (then closed), as is one shown
+    with ``plt.show()``. A statement that draws or returns a figure names it (``roc``); another
+    is named after its suptitle, or its axes' title, else ``figure``, ``figure_2``..., in drawing
+    order. In a plain script (:attr:`across_groups`) figures stay open from group to group, as
+    under ``python``: a figure is rendered as it stands when a group ends, and again, under the
+    same key, whenever a later group changes it, so its value is the figure the script leaves.
+    """
+
+    def __init__(self, claim: Callable[[str], str], publish: Callable[..., None]) -> None:
+        self.claim = claim
+        self.publish = publish
+        self.across_groups = False
+        # id -> (figure, key): the reference keeps the id from being reused while it is here.
+        self.keys: dict[int, tuple[Any, str]] = {}
+        self.rendered: set[int] = set()
+
+    def name(self, figure: Any, key: str) -> None:
+        """Record ``figure`` under ``key`` unless it has a key already."""
+        if id(figure) not in self.keys:
+            self.keys[id(figure)] = (figure, self.claim(key))
+
+    def render(self, figure: Any) -> None:
+        """Publish ``figure`` as a PNG under its key, unless unchanged since it last was."""
+        if id(figure) in self.rendered and not figure.stale:
+            return
+        self.name(figure, figure_key(figure))
+        from IPython.core.pylabtools import print_figure
+
+        self.rendered.add(id(figure))
+        try:
+            png = print_figure(figure, "png")
+        except Exception as exc:  # one figure that cannot be drawn must not cost the others
+            key = self.keys[id(figure)][1]
+            print(f"ploomber_like: figure {key!r} not drawn: {exc!r}", file=sys.stderr)
+            png = None
+        # Rendering leaves the figure stale; from here on, stale means the script changed it.
+        figure.stale = False
+        if png:  # nothing for a figure without axes, as Jupyter shows nothing
+            data = {"image/png": base64.b64encode(png).decode("ascii")}
+            self.publish(self.keys[id(figure)][1], data, kind="figure")
+
+    def start_group(self) -> None:
+        if self.across_groups:
+            # plt.show() in the group shows and closes the figures, as a window would.
+            self._close_figures_on_flush(True)
+
+    def end_group(self) -> None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        if self.across_groups:
+            # The inline backend's flush runs next: it must leave the figures open.
+            self._close_figures_on_flush(False)
+        open_figures = _open_figures()
+        named = [figure for figure, _ in self.keys.values()]
+        for figure in dict.fromkeys([*named, *(open_figures[n] for n in sorted(open_figures))]):
+            self.render(figure)
+        if self.across_groups:
+            # A figure the group closed was rendered above, as the group left it: it is done.
+            still_open = {id(figure) for figure in open_figures.values()}
+            self.keys = {i: entry for i, entry in self.keys.items() if i in still_open}
+            self.rendered &= still_open
+        else:
+            pyplot.close("all")  # as Jupyter's inline backend does when a cell ends
+            self.keys.clear()
+            self.rendered.clear()
+
+    def _close_figures_on_flush(self, close: bool) -> None:
+        inline = sys.modules.get("matplotlib_inline.config")
+        if inline is not None:  # not loaded: pyplot has not drawn yet
+            inline.InlineBackend.instance().close_figures = close
+
+
+def keep_figures_code() -> str:
+    """Code that makes an installed capture keep figures open from one group to the next (a
+    plain script) rather than close them when each group ends (Jupyter's rule, the default)."""
+    return f"{HOOK_NAME}.keep_figures_across_groups()"
+
+
+def figure_key(figure: Any) -> str:
+    """The key of a figure no statement named: its suptitle, or the one title of its axes."""
+    titles = [figure.get_suptitle()] if hasattr(figure, "get_suptitle") else []  # mpl 3.8
+    if not any(title.strip() for title in titles):
+        titles = [
+            title
+            for axes in figure.axes
+            for title in (axes.get_title(loc) for loc in ("center", "left", "right"))
+            if title.strip()
+        ]
+    text = " ".join(titles[0].split())[:80] if len(titles) == 1 else ""
+    return text or "figure"
+
+
+def _matplotlib_parts(obj: Any) -> tuple[list[Any], bool]:
+    """The figures ``obj`` is, belongs to or holds (a Figure, Axes, Line2D, a container or a
+    nest of them, an object with a ``figure_`` such as scikit-learn's displays), and whether it
+    holds a matplotlib artist."""
     artist = sys.modules.get("matplotlib.artist")
     if artist is None:
-        return []
-    items = obj if isinstance(obj, list | tuple) else [obj]
-    if type(obj).__name__ == "ndarray" and getattr(obj.dtype, "kind", "") == "O":
-        items = list(obj.ravel())
-    figures = []
-    for item in items[:100]:
+        return [], False
+    figures: list[Any] = []
+    found = False
+    budget = 1_000  # items looked at, at most: a value may be a large nest of lists
+
+    def visit(item: Any, depth: int) -> None:
+        nonlocal found, budget
+        budget -= 1
+        if budget < 0:
+            return
         if isinstance(item, artist.Artist):
+            found = True
             figure = item if type(item).__name__ == "Figure" else item.get_figure()
             while figure is not None and getattr(figure, "figure", figure) is not figure:
                 figure = figure.figure  # a SubFigure belongs to a Figure
             if figure is not None and all(figure is not f for f in figures):
                 figures.append(figure)
-    return figures
+        elif depth >= 3:
+            return
+        elif isinstance(item, list | tuple):  # matplotlib's containers are tuples
+            for part in item[:100]:
+                visit(part, depth + 1)
+        elif isinstance(item, dict):  # plt.boxplot's lines
+            for part in list(item.values())[:100]:
+                visit(part, depth + 1)
+        elif type(item).__name__ == "ndarray" and getattr(item.dtype, "kind", "") == "O":
+            for part in item.ravel()[:100]:
+                visit(part, depth + 1)
+        elif depth == 0:
+            for name in ("figure_", "figure"):  # scikit-learn displays, seaborn grids
+                try:
+                    held = getattr(item, name, None)
+                except Exception:  # a property of the user's object may raise anything
+                    continue
+                if type(held).__name__ == "Figure" and isinstance(held, artist.Artist):
+                    visit(held, depth + 1)
+                    return
+
+    visit(obj, 0)
+    return figures, found
+
+
+#: An object's default repr (``<module.Class object at 0x7f...>``), and the address in one.
+_DEFAULT_REPR = re.compile(r"<[^<>\n]*? at 0x[0-9a-fA-F]+>")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+(?=>|&gt;)")
+_TEXT_TYPES = ("text/plain", "text/html")
+#: IPython warns this on sys.exit() in a cell; `python` exits silently.
+_EXIT_WARNING = r"To exit: use 'exit', 'quit', or Ctrl-D\."
+
+
+def _only_default_reprs(data: dict[str, Any]) -> bool:
+    """True when a formatted value is only default reprs, or a list of them: no result."""
+    if set(data) != {"text/plain"}:
+        return False
+    text = data["text/plain"]
+    rest = _DEFAULT_REPR.sub("", text)
+    return rest != text and not rest.strip("[](), \n")
+
+
+def without_addresses(text: Any) -> Any:
+    """``text`` with the address of each default repr dropped: ``<Foo object at 0x7f..>``
+    becomes ``<Foo object>``, the same in every run. Anything but a string is returned as is."""
+    return _ADDRESS.sub("", text) if isinstance(text, str) and " at 0x" in text else text
 
 
 class _ExpressionWrapper(ast.NodeTransformer):
@@ -684,6 +856,11 @@ class CapturedRun:
         if kind == "run_imports":
             self.run_imports = _plain_value(data)
             return
+        if kind == "figure" and key in self.values:
+            # A plain script's figure changed by a later group: its last rendering replaces it.
+            replaced = _blob_sha(self.values.pop(key))
+            if all(_blob_sha(value) != replaced for value in self.values.values()):
+                self.blobs.pop(replaced, None)
         for mimetype in ("image/png", "image/svg+xml", "text/html"):
             if mimetype in data and JSON_MIMETYPE not in data:
                 content = data[mimetype]
@@ -707,6 +884,10 @@ class CapturedRun:
 
     def stderr_text(self) -> str:
         return self.stderr.text()
+
+
+def _blob_sha(value: Any) -> str | None:
+    return value.get(BLOB_REF_KEY) if isinstance(value, dict) else None
 
 
 def _plain_value(data: dict[str, Any]) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import render, store
+from ploomber_like.capture import without_addresses
 from ploomber_like.errors import ParameterError
 from ploomber_like.record import BLOB_REF_KEY
 
@@ -351,7 +352,8 @@ def _identity(value: Any) -> str:
     sha256 = getattr(value, "sha256", None)
     if sha256 is not None:
         return f"blob:{sha256}"
-    return json.dumps(value, sort_keys=True, default=repr)
+    # Values recorded before addresses were dropped: `<Legend at 0x7f..>` is the same in two runs.
+    return without_addresses(json.dumps(value, sort_keys=True, default=repr))
 
 
 def _plain(value: Any) -> Any:

@@ -27,6 +27,7 @@ from ploomber_like.capture import (
     ScalarLines,
     cap_text,
     cut_marker,
+    keep_figures_code,
     scalar_lines_code,
     setup_code,
     split_stream,
@@ -430,6 +431,8 @@ def _plan_steps(
     pattern = scalar_pattern(prepared.options.output_scalars)
     if pattern is not None:
         ours.append(scalar_lines_code(pattern.pattern))
+    if prepared.plain_script:
+        ours.append(keep_figures_code())
     if ours:
         steps.append(_Step("\n".join(ours)))
     # The injected values and the report of the parameters' effective values: one cell.

@@ -53,6 +53,8 @@ class PreparedRun:
     options: RecordOptions = field(default_factory=RecordOptions)
     #: Literal defaults of the parameters cell (see :func:`literal_defaults`).
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: A plain script (see :func:`is_plain_script`): its figures stay open from group to group.
+    plain_script: bool = False
 
     @property
     def script_path(self) -> str:
@@ -73,7 +75,9 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
     """Read ``path`` with jupytext: its text, code groups and the parameters group's index.
 
     Markdown and raw cells are skipped. Raises :class:`InputFileError` for a missing file, an
-    unsupported extension, or a file that does not parse.
+    unsupported extension, a file that is not a notebook or script, or a script that does not
+    parse (``python`` would run none of it); a notebook's cell that does not parse fails the run
+    when it is reached, as in Jupyter.
     """
     path = Path(path)
     _check_suffix(path)
@@ -90,7 +94,7 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
 
 def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
     """The code groups of ``text``, read as the file ``path`` (its suffix gives the format),
-    and the parameters group's index; raises :class:`InputFileError` if it does not parse."""
+    and the parameters group's index; raises :class:`InputFileError` as :func:`read_groups`."""
     import jupytext  # heavy: only when a file is actually read
 
     try:
@@ -115,7 +119,8 @@ def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
         else:
             start, cursor = _find_source_line(lines, cell.source, cursor)
         group = Group(len(groups), cell.source, start)
-        _check_syntax(path, group)
+        if path.suffix != ".ipynb":
+            _check_syntax(path, group)
         if parameters_index is None and _is_parameters_cell(cell):
             parameters_index = group.index
         groups.append(group)
@@ -148,9 +153,21 @@ def plan_runs(
     cell = None if parameters_index is None else groups[parameters_index].source
     defined = [] if cell is None else assigned_names(cell)
     defaults = {} if cell is None else literal_defaults(cell)
+    plain = is_plain_script(text, path)
     return [
-        _plan(path, text, groups, parameters_index, defined, point, defaults) for point in points
+        _plan(path, text, groups, parameters_index, defined, point, defaults, plain)
+        for point in points
     ]
+
+
+def is_plain_script(text: str, path: Path) -> bool:
+    """True for a ``.py`` file in jupytext's light format (no ``# %%`` cells): ``python`` runs
+    it as one program, so a figure drawn over several blank-line blocks is one figure."""
+    if path.suffix != ".py":
+        return False
+    from jupytext.formats import guess_format
+
+    return guess_format(text, ".py")[0] == "light"
 
 
 def prepare_source(
@@ -176,6 +193,7 @@ def _plan(
     defined: list[str],
     overrides: dict[str, Any],
     defaults: dict[str, Any],
+    plain_script: bool,
 ) -> PreparedRun:
     warnings = []
     if parameters_index is None:
@@ -201,6 +219,7 @@ def _plan(
         overrides=overrides,
         warnings=warnings,
         defaults=defaults,
+        plain_script=plain_script,
     )
 
 

@@ -182,7 +182,9 @@ def test_rich_outputs_are_stored_out_of_line(tracked):
 
 
 def test_figures_use_the_inline_backend(tracked):
-    assert tracked.stored["get_backend"] == "module://matplotlib_inline.backend_inline"
+    # A kernel forked from a warm template that preloaded pyplot names it by its short name.
+    backends = ("module://matplotlib_inline.backend_inline", "inline")
+    assert tracked.stored["get_backend"] in backends
 
 
 def test_json_numbers_sort_numerically(tmp_path):
