@@ -49,7 +49,7 @@ from ploomber_like.record import (
     new_uuid,
     run_fingerprint,
 )
-from ploomber_like.store import Store, connect, experiment_columns
+from ploomber_like.store import EXTRA_COLUMNS, Store, connect, experiment_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -81,6 +81,7 @@ EARLIER_COLUMNS = (
     "source_sha256", "environment", "stdout", "stderr", "fingerprint", "driver", "reproduces",
 )
 ANCHOR_COLUMNS = ("uuid", "created", "parameters", "comment")
+EARLIER_VERSIONS = ("5b18aeb", "sklearn-evaluation")
 
 
 def main() -> None:
@@ -137,8 +138,9 @@ def build_database(path: Path, runs: int, seed_runs: int) -> None:
     if path.exists() and _count(path) == runs:
         print(f"reusing {path} ({runs} runs, {_size_mb(path):.0f} MB)")
         return
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    for stale in (path, *(_earlier_path(path, variant) for variant in EARLIER_VERSIONS)):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{stale}{suffix}").unlink(missing_ok=True)
     started = time.perf_counter()
     seeds = min(seed_runs, runs)
     plots = _plot_pool()
@@ -148,7 +150,6 @@ def build_database(path: Path, runs: int, seed_runs: int) -> None:
             store.finish(_record(i, rng, plots))
     print(f"{runs} runs: {seeds} written by Store in {time.perf_counter() - started:.1f} s")
     _replicate(path, seeds, runs)
-    _build_earlier_versions(path)
     print(f"{runs} runs: built in {time.perf_counter() - started:.1f} s, "
           f"{_size_mb(path):.0f} MB")
 
@@ -289,45 +290,47 @@ def _replicate(path: Path, seeds: int, runs: int, chunk: int = 100_000) -> None:
         conn.close()
 
 
-def _build_earlier_versions(path: Path) -> None:
-    """The same runs as an earlier version of ours and as sklearn-evaluation wrote them, for
+def _build_earlier_version(path: Path, variant: str) -> None:
+    """The runs of ``path`` as an earlier version of ours or sklearn-evaluation wrote them, for
     timing the first open's migration (plots dropped from the anchor's rows: it stored them
     inline, which ``tracker migrate`` moves, not the first open)."""
-    for variant, columns, parameters in (
-        ("5b18aeb", (*ANCHOR_COLUMNS, *EARLIER_COLUMNS), "parameters"),
-        ("sklearn-evaluation", ANCHOR_COLUMNS,
-         f"json_remove(parameters, {', '.join(repr('$.' + p) for p in PLOTS)})"),
-    ):
-        target = _earlier_path(path, variant)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
-        conn = sqlite3.connect(target, isolation_level=None)
-        try:
+    if variant == "sklearn-evaluation":
+        columns = ANCHOR_COLUMNS
+        parameters = f"json_remove(parameters, {', '.join(repr('$.' + p) for p in PLOTS)})"
+    else:
+        columns, parameters = (*ANCHOR_COLUMNS, *EARLIER_COLUMNS), "parameters"
+    target = _earlier_path(path, variant)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    ours = ", ".join(f"{c} {EXTRA_COLUMNS[c]}" for c in columns[len(ANCHOR_COLUMNS):])
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.execute(
+            "CREATE TABLE experiments (uuid TEXT NOT NULL UNIQUE, created TIMESTAMP "
+            f"DEFAULT CURRENT_TIMESTAMP, parameters TEXT, comment TEXT{', ' if ours else ''}"
+            f"{ours})"
+        )
+        if variant != "sklearn-evaluation":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("ATTACH ? AS source", (str(path),))
+        conn.execute("BEGIN")
+        selected = ", ".join(parameters if c == "parameters" else c for c in columns)
+        conn.execute(
+            f"INSERT INTO experiments ({', '.join(columns)}) "
+            f"SELECT {selected} FROM source.experiments"
+        )
+        if variant != "sklearn-evaluation":
             conn.execute(
-                "CREATE TABLE experiments (uuid TEXT NOT NULL UNIQUE, created TIMESTAMP "
-                "DEFAULT CURRENT_TIMESTAMP, parameters TEXT, comment TEXT"
-                + "".join(f", {c} TEXT" for c in columns[len(ANCHOR_COLUMNS):]) + ")"
+                "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, mimetype TEXT NOT NULL, "
+                "data BLOB NOT NULL)"
             )
-            conn.execute("ATTACH ? AS source", (str(path),))
-            conn.execute("BEGIN")
-            selected = ", ".join(parameters if c == "parameters" else c for c in columns)
+            conn.execute("INSERT INTO blobs SELECT * FROM source.blobs")
             conn.execute(
-                f"INSERT INTO experiments ({', '.join(columns)}) "
-                f"SELECT {selected} FROM source.experiments"
+                "CREATE INDEX experiments_fingerprint ON experiments (fingerprint, status)"
             )
-            if variant != "sklearn-evaluation":
-                conn.execute(
-                    "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, mimetype TEXT NOT NULL, "
-                    "data BLOB NOT NULL)"
-                )
-                conn.execute("INSERT INTO blobs SELECT * FROM source.blobs")
-                conn.execute(
-                    "CREATE INDEX experiments_fingerprint ON experiments (fingerprint, status)"
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
 
 
 def _earlier_path(path: Path, variant: str) -> Path:
@@ -581,10 +584,10 @@ def measure_migrations(path: Path, work: Path, timeout: float) -> list[Measureme
     """The first writable open of the same runs as written by earlier versions, then a
     second open of the migrated copy."""
     results = []
-    for variant in ("5b18aeb", "sklearn-evaluation"):
+    for variant in EARLIER_VERSIONS:
         original = _earlier_path(path, variant)
         if not original.exists():
-            _build_earlier_versions(path)
+            _build_earlier_version(path, variant)
         copy = work / f"migrating-{variant}.db"
         shutil.copyfile(original, copy)
         for attempt in ("first", "second"):

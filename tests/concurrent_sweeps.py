@@ -185,7 +185,10 @@ def _loop(
         last = not writing.is_set()
         calls.while_writing += not last
         began = time.monotonic()
-        problem = read()
+        try:
+            problem = read()
+        except Exception as exc:  # a reader that dies would otherwise stop reading unseen
+            problem = f"{type(exc).__name__}: {exc}"
         calls.durations.append(time.monotonic() - began)
         if problem:
             problems.append(f"{calls.name}: {problem}")
