@@ -148,7 +148,8 @@ def build_database(path: Path, runs: int, seed_runs: int) -> None:
     with Store(path) as store:
         for i in range(seeds):
             store.finish(_record(i, rng, plots))
-    print(f"{runs} runs: {seeds} written by Store in {time.perf_counter() - started:.1f} s")
+    print(f"{runs} runs: {seeds} written by Store in {time.perf_counter() - started:.1f} s",
+          flush=True)
     _replicate(path, seeds, runs)
     print(f"{runs} runs: built in {time.perf_counter() - started:.1f} s, "
           f"{_size_mb(path):.0f} MB")
@@ -260,7 +261,7 @@ def _replicate(path: Path, seeds: int, runs: int, chunk: int = 100_000) -> None:
         }
         select = ", ".join(copied.get(column, f"s.{column}") for column in columns)
         randoms = ", ".join(f"{_RANDOM} AS {score}" for score in SCORES)
-        done = seeds
+        done, started = seeds, time.perf_counter()
         while done < runs:
             end = min(runs, done + chunk)
             conn.execute("BEGIN IMMEDIATE")
@@ -284,7 +285,7 @@ def _replicate(path: Path, seeds: int, runs: int, chunk: int = 100_000) -> None:
             conn.execute("DROP TABLE temp.plan")
             conn.execute("COMMIT")
             done = end
-            print(f"  {done} / {runs} rows", flush=True)
+            print(f"  {done} / {runs} rows ({time.perf_counter() - started:.0f} s)", flush=True)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
