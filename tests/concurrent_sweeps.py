@@ -133,8 +133,11 @@ def run_concurrent_sweeps(
             [sys.executable, "-m", "tracker", "ui", "-d", str(database), "--port", str(port)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        api = f"http://127.0.0.1:{port}/api/runs"
+        # Readers time their calls from here on: the server's start is not a wait on writers.
+        _wait_for_server(api, ui, started + deadline)
         loops: list[tuple[ReaderCalls, Callable[[], str | None]]] = [
-            (readers["ui /api/runs"], _api_reader(f"http://127.0.0.1:{port}/api/runs", ui)),
+            (readers["ui /api/runs"], _api_reader(api, ui)),
             (readers["ls"], _cli_reader(["ls", "-d", str(database)])),
             (readers["query"], _cli_reader(["query", SEED_QUERY, "-d", str(database)])),
             (readers["in-process query"], _tracker_reader(database)),
@@ -212,11 +215,9 @@ def _api_reader(url: str, ui: subprocess.Popen[str]) -> Callable[[], str | None]
     def read() -> str | None:
         try:
             answer = httpx.get(url, timeout=300)
-        except httpx.ConnectError:
-            if ui.poll() is not None:
-                return f"the UI exited with {ui.returncode}"
-            time.sleep(0.05)  # not listening yet
-            return None
+        except httpx.TransportError as exc:
+            exited = f" (the UI exited with {ui.returncode})" if ui.poll() is not None else ""
+            return f"{type(exc).__name__}: {exc}{exited}"
         if answer.status_code != 200:
             return f"HTTP {answer.status_code}: {answer.text[:300]}"
         return None
@@ -241,6 +242,17 @@ def _tracker_reader(database: Path) -> Callable[[], str | None]:
         return None
 
     return read
+
+
+def _wait_for_server(url: str, ui: subprocess.Popen[str], until: float) -> None:
+    import httpx
+
+    while time.monotonic() < until and ui.poll() is None:
+        try:
+            httpx.get(url, timeout=300)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
 
 
 def _output_problems(who: str, returncode: int, output: str) -> list[str]:
