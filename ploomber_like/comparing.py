@@ -10,10 +10,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import html
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -263,12 +264,7 @@ class RunDiff:
     def to_text(self, width: int | None = 100) -> str:
         a, b = self.short.get(self.a.uuid, self.a.uuid), self.short.get(self.b.uuid, self.b.uuid)
         parts = []
-        sections = (
-            ("parameter", self.parameters, render.parameter_text),
-            ("value", self.values, lambda v: render.cell_text(v, self.precision)),
-            ("environment", self.environment, render.parameter_text),
-        )
-        for title, changes, show in sections:
+        for title, changes, show in self._sections():
             if changes:
                 rows = [(c.key, show(c.a), show(c.b)) for c in changes]
                 parts.append(_console_text(render.text_table((title, a, b), rows), width))
@@ -283,6 +279,26 @@ class RunDiff:
 
     def __repr__(self) -> str:
         return self.to_text().rstrip()
+
+    def _repr_html_(self) -> str:
+        a, b = self.short.get(self.a.uuid, self.a.uuid), self.short.get(self.b.uuid, self.b.uuid)
+        parts = []
+        for title, changes, show in self._sections():
+            if changes:
+                rows = [(c.key, show(c.a), show(c.b)) for c in changes]
+                parts.append(render.table_html((title, a, b), rows, self.precision))
+        if self.source:
+            parts.append(f"<pre>{html.escape(render.truncate(self.source))}</pre>")
+        if not parts:
+            return f"<p>{html.escape(self.to_text().strip())}</p>"
+        return "\n".join(parts)
+
+    def _sections(self) -> list[tuple[str, list[Change], Callable[[Any], str]]]:
+        return [
+            ("parameter", self.parameters, render.parameter_text),
+            ("value", self.values, lambda v: render.cell_text(v, self.precision)),
+            ("environment", self.environment, render.parameter_text),
+        ]
 
 
 def diff_runs(
@@ -395,12 +411,9 @@ def _column_widths(
 
 
 def _console_text(renderable: Any, width: int | None) -> str:
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=width or 10_000, color_system=None,
-                      highlight=False)
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+    # render.to_text: inside Jupyter a plain Console would display the table itself.
+    text = render.to_text(renderable, width or 10_000)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
 def _markdown(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

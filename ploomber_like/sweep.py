@@ -411,7 +411,14 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         # An unknown total (a grid read from a generator) shows a bar without an end.
-        if self.console is not None and self.total != 0:
+        if self.console is not None and self.total != 0 and self.console.is_jupyter:
+            from ploomber_like.progress import NotebookProgress
+
+            # rich's bar needs ipywidgets in Jupyter: a line of the cell's output instead.
+            self._bar = NotebookProgress("sweep")
+            self._bar.__enter__()
+            self._task = self._bar.add_task("sweep", total=self.total, counts=self._counts())
+        elif self.console is not None and self.total != 0:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
