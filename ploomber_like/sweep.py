@@ -364,7 +364,8 @@ class _Reporter:
         if not quiet:
             from rich.console import Console
 
-            self._console = Console(stderr=True, highlight=False)
+            # Lines are not wrapped by rich: a path in a command to copy stays one piece.
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         if self._console:

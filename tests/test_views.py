@@ -86,7 +86,8 @@ def test_long_values_are_cut_in_every_view(hostile):
     for view in (repr(results), results._repr_html_(), repr(run), run._repr_html_(),
                  repr(tracker), tracker._repr_html_(), ls, show):
         assert len(view) < 20_000
-        assert "x" * 20 in view  # shown, cut
+        # shown, cut: in 80 columns ls cuts the pair to its column with an ellipsis
+        assert "x" * 20 in view or ("x" * 10 + "…" in view and view is ls)
 
 
 def test_text_views_show_uuids_shortened_html_in_full(hostile):
