@@ -321,7 +321,7 @@ class SQLiteTracker:
         runs = self.runs(uuids, status=status, sort=sort, ascending=ascending, limit=limit,
                          tag=tag, script=script, where=where)
         return compare_runs(runs, self.uuid_prefixes(), only_changed=only_changed,
-                            columns=columns, precision=precision)
+                            columns=columns, precision=precision, sort=sort)
 
     def diff(self, a: str, b: str, precision: int = render.DEFAULT_PRECISION) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (uuids or unique prefixes): parameters,
