@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tracking_databases import SweepDatabase, build_sweep_database, png
+from tracking_databases import (
+    ReadmeDatabase,
+    SweepDatabase,
+    build_readme_database,
+    build_sweep_database,
+    png,
+)
 
 from ploomber_like import SQLiteTracker
 from ploomber_like.cli import cli
@@ -215,6 +221,68 @@ def test_scatter_plots_a_parameter_against_a_value(page, server):
     page.wait_for_selector("#scatter .scatterlayer .point")
     assert page.locator("#scatter .scatterlayer .point").count() == 8
     assert page.locator("#scatter .xtitle").text_content() == "n_estimators"
+
+
+@pytest.fixture(scope="module")
+def readme(tmp_path_factory: pytest.TempPathFactory) -> ReadmeDatabase:
+    return build_readme_database(tmp_path_factory.mktemp("readme") / "experiments.db")
+
+
+@pytest.fixture(scope="module")
+def readme_server(readme: ReadmeDatabase) -> Iterator[str]:
+    with serving(readme.path) as url:
+        yield url
+
+
+#: Per parcoords line, whether plotly can draw it: a finite position on every axis (a NaN
+#: anywhere and the line is not drawn), and whether it is in the grey below the colour scale.
+DRAWN_LINES = """host => {
+  const trace = host._fullData[0];
+  const lines = trace.dimensions[0].values.map((_, i) => i);
+  const drawn = lines.filter(i => trace.dimensions.every(d => Number.isFinite(d.values[i]))
+                                  && Number.isFinite(trace.line.color[i]));
+  return {axes: trace.dimensions.map(d => d.label), drawn: drawn.length,
+          grey: drawn.filter(i => trace.line.color[i] === trace.line.cmin).length,
+          none: trace.dimensions.map(d => (d.ticktext || [])[0])};
+}"""
+
+
+def test_every_run_is_drawn_with_none_missing_and_failed_values(page, readme_server, readme):
+    open_runs(page, readme_server + "/")
+    page.wait_for_selector("#parcoords .parcoords")
+    lines = page.locator("#parcoords").evaluate(DRAWN_LINES)
+    assert {"max_depth", "criterion", "roc_auc", "oob", "f1"} <= set(lines["axes"])
+    assert lines["drawn"] == len(readme.uuids) == 10
+    assert lines["grey"] == len(readme.failed)  # failed and crashed: muted, under the others
+    by_axis = dict(zip(lines["axes"], lines["none"], strict=True))
+    assert by_axis["max_depth"] == by_axis["oob"] == by_axis["roc_auc"] == "None"  # lowest tick
+    page.select_option("#scatter-x", "max_depth")
+    page.select_option("#scatter-y", "oob")
+    page.wait_for_function(
+        "document.querySelectorAll('#scatter .scatterlayer .point').length === 10"
+    )
+    ticks = page.eval_on_selector_all("#scatter .xtick text", "n => n.map(t => t.textContent)")
+    assert ticks[0] == "None"
+
+
+def test_the_table_shows_what_differs_first_without_scrolling_at_1400px(
+    page, readme_server, readme
+):
+    open_runs(page, readme_server + "/")
+    wrap = page.locator(".table-wrap")
+    assert wrap.evaluate("node => node.scrollWidth <= node.clientWidth")
+    right = wrap.bounding_box()["x"] + wrap.bounding_box()["width"]
+    for key in ("f1", "recall", "n_estimators", "max_depth"):
+        header = page.locator(f'#runs-table thead th[data-key="{key}"]').bounding_box()
+        assert header["x"] + header["width"] <= right, key
+    for key in readme.constant:
+        assert page.locator(f'#runs-table thead th[data-key="{key}"]').count() == 0
+    line = page.locator("#constant-columns").inner_text()
+    assert "same in every run" in line and "n_samples = 10000" in line
+    assert "dataset = synthetic-classification" in line
+    page.click('#runs-table thead th[data-key="f1"]')
+    assert table_uuids(page)[0] == readme.uuids[7]  # highest f1 first
+    assert page.locator('#runs-table thead th[data-key="f1"]').is_visible()
 
 
 def test_run_page_shows_plots_values_and_environment(page, server, database):
