@@ -384,9 +384,9 @@ class SQLiteTracker:
 
     def serve(self, port: int = DEFAULT_PORT) -> None:
         """Serve the web UI on 127.0.0.1:``port`` until interrupted (needs the ``ui`` extra)."""
-        from ploomber_like.ui.app import create_app, serve
+        from ploomber_like.ui.app import create_app, listen, serve
 
-        serve(create_app(self.path), port)
+        serve(create_app(self.path), listen(port))
 
     # sklearn-evaluation's writing API, so code written for it runs unchanged: each call is one
     # transaction (see ploomber_like.experiment).

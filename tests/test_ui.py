@@ -394,7 +394,59 @@ def test_report_is_one_file_that_works_offline(page, database, tmp_path):
     assert page.locator("#compare img").count() >= 2
 
 
+def test_a_run_jumped_to_in_the_report_shows_its_title_below_the_header(page, database, tmp_path):
+    output = SQLiteTracker(database.path).report(tmp_path / "report.html")
+    uuid = database.ok[(25, 5)]
+    page.set_viewport_size({"width": 1400, "height": 300})  # a run page taller than the window
+    page.goto(output.as_uri())
+    page.wait_for_selector("#runs-table tbody tr")
+    page.click(f'tr[data-uuid="{uuid}"] a.uuid')
+    title = page.locator(f'[id="run-{uuid}"] h1')
+    title.wait_for()
+    # The scroll is smooth: wait until it has stopped before measuring.
+    positions = [None, -1]
+    deadline = time.monotonic() + 30
+    while positions[-1] != positions[-2] and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        positions.append(page.evaluate("window.scrollY"))
+    header = page.locator("header.top").bounding_box()
+    assert title.bounding_box()["y"] >= header["y"] + header["height"]
+
+
+def test_compare_page_labels_each_value_column_with_its_run(page, server, database):
+    a, b = database.ok[(10, 5)], database.ok[(50, None)]
+    page.goto(f"{server}/compare?uuid={a}&uuid={b}")
+    for title in ("Values", "Parameters that differ"):
+        heads = page.locator(f"section:has(h2:text('{title}')) tr").first.inner_text().split()
+        assert heads == [a[:8], b[:8]], title
+
+
 # --- the server over plain HTTP ----------------------------------------------------------------
+
+
+def test_a_bad_filter_shows_sqlites_message_and_the_condition_only(server):
+    import httpx
+
+    answer = httpx.get(f"{server}/api/runs", params={"where": "no_such_column > 1"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (
+        "no such column: no_such_column (in the condition: no_such_column > 1)"
+    )
+
+
+def test_ui_on_a_busy_port_says_so_and_exits_2(database):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tracker", "ui", "-d", str(database.path), "--port", str(port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+    assert done.returncode == 2
+    assert done.stdout == ""  # nothing claims to be serving
+    assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is taken")
+    assert done.stderr.endswith("choose another with --port\n") and done.stderr.count("\n") == 1
 
 
 def test_server_is_read_only_local_and_offline(server, database):
