@@ -340,7 +340,8 @@ def test_compare_page_shows_plots_side_by_side_and_only_differing_parameters(
     page.check(f'tr[data-uuid="{b}"] input[type=checkbox]')
     page.click("#compare-button")
     page.wait_for_url("**/compare?**")
-    differing = page.locator("section:has(h2:text('Parameters that differ')) tr").all_inner_texts()
+    rows = page.locator("section:has(h2:text('Parameters that differ')) tr").all_inner_texts()
+    differing = rows[1:]  # under the row of run ids
     assert len(differing) == 1 and differing[0].startswith("max_depth")
     images = page.locator("section:has(h2:text-is('confusion_matrix')) img")
     assert images.count() == 2
@@ -359,6 +360,28 @@ def test_the_table_fills_in_while_a_sweep_writes(page, tmp_path):
                                 values={"f1": 0.5}))
         page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
         assert "12121212" in page.locator("#runs-table").inner_text()
+
+
+def test_columns_equal_in_every_run_fold_away_as_runs_arrive(page, tmp_path):
+    path = tmp_path / "live.db"
+
+    def add(uuid: str, n: int) -> None:
+        with Store(path) as store:
+            store.finish(Record(uuid=uuid, created=new_created(), path="fit.py", source="",
+                                parameters={"n": n, "seed": 0}, overrides={}, status="ok",
+                                values={"f1": n / 10}))
+
+    add("31313131-first", 1)
+    with serving(path) as url:
+        open_runs(page, url + "/")
+        assert page.locator('#runs-table thead th[data-key="seed"]').count() == 1  # one run
+        add("32323232-second", 2)
+        page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
+        assert page.locator('#runs-table thead th[data-key="seed"]').count() == 0
+        assert "seed = 0" in page.locator("#constant-columns").inner_text()
+        page.click("#columns-menu summary")
+        page.check('#columns-panel input[data-key="seed"]')  # the user's choice wins
+        assert page.locator('#runs-table thead th[data-key="seed"]').count() == 1
 
 
 # --- the report in a browser -------------------------------------------------------------------

@@ -22,7 +22,7 @@
     payload: null,
     sortKey: null,
     sortAsc: false,
-    hidden: null,          // column keys hidden in the table
+    chosen: new Map(),     // column key -> shown (true) or hidden (false), as the user ticked
     brush: {},             // parcoords constraint ranges by column key
     selected: new Set(),   // uuids ticked for compare
     textFilter: "",        // the report's filter (no SQL without a server)
@@ -160,12 +160,11 @@
 
   // --- table ---------------------------------------------------------------------------------
 
-  function defaultHidden() {
+  function isHidden(column) {
+    if (state.chosen.has(column.key)) return !state.chosen.get(column.key);
     // Plots are thumbnails nobody reads in a row; a column equal in every run is named once,
-    // above the table, so the room goes to what differs.
-    var hidden = new Set();
-    state.payload.columns.forEach(function (c) { if (c.plot || c.constant) hidden.add(c.key); });
-    return hidden;
+    // above the table, so the room goes to what differs. Both follow the runs as they come.
+    return Boolean(column.plot || column.constant);
   }
 
   function renderConstants() {
@@ -173,7 +172,7 @@
     if (!line) return;
     var first = state.payload.runs[0];
     var same = state.payload.columns.filter(function (c) {
-      return c.constant && state.hidden.has(c.key) && !c.plot;
+      return c.constant && isHidden(c) && !c.plot;
     });
     line.textContent = "";
     line.hidden = !same.length || !first;
@@ -199,9 +198,9 @@
         if (column.key === "uuid") return;
         var label = el("label");
         var box = el("input", { type: "checkbox", "data-key": column.key });
-        box.checked = !state.hidden.has(column.key);
+        box.checked = !isHidden(column);
         box.addEventListener("change", function () {
-          if (box.checked) state.hidden.delete(column.key); else state.hidden.add(column.key);
+          state.chosen.set(column.key, box.checked);
           renderTable();
         });
         label.appendChild(box);
@@ -216,7 +215,7 @@
     renderConstants();
     // The column the runs are sorted by stays in sight, even one hidden by default.
     var columns = state.payload.columns.filter(function (c) {
-      return !state.hidden.has(c.key) || c.key === state.sortKey;
+      return !isHidden(c) || c.key === state.sortKey;
     });
     var head = table.tHead, body = table.tBodies[0];
     head.textContent = "";
@@ -370,9 +369,11 @@
     var low = present.length ? Math.min.apply(null, present) : 0;
     var high = present.length ? Math.max.apply(null, present) : 1;
     if (high === low) high = low + 1;
-    var grey = low - (high - low) * 0.25;
+    // The grey band is there only for runs that need it: otherwise the scale is all colour.
+    var anyGrey = numbers.some(function (n) { return n === null; });
+    var grey = anyGrey ? low - (high - low) * 0.25 : low;
     var edge = (low - grey) / (high - grey);
-    var scale = [[0, MUTED], [edge, MUTED]].concat(VIRIDIS.map(function (colour, i) {
+    var scale = (anyGrey ? [[0, MUTED], [edge, MUTED]] : []).concat(VIRIDIS.map(function (colour, i) {
       return [edge + (1 - edge) * i / (VIRIDIS.length - 1), colour];
     }));
     var line = {
@@ -443,7 +444,6 @@
   }
 
   function renderAll() {
-    if (state.hidden === null) state.hidden = defaultHidden();
     state.axes = {};
     state.position = new Map(state.payload.runs.map(function (r, i) { return [r.uuid, i]; }));
     chooseDefaults();
