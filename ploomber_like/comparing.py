@@ -257,6 +257,8 @@ def compare_runs(
             key for key in run_columns
             if key not in ("name", "tags") or any(getattr(run, key) for run in runs)
         ]
+        if sort in RUN_COLUMNS and sort not in defaults:
+            defaults.append(sort)  # --sort duration shows the durations it sorted by
         chosen = [available[key] for key in [*defaults, *parameters, *values]]
     comparison = Comparison(
         runs, chosen, dict(short), precision, sort_key=sort, arrange=not columns

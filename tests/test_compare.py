@@ -410,3 +410,5 @@ def test_compare_at_80_columns_keeps_the_sort_key_and_names_the_constant_columns
     assert "same in every run: criterion=gini, random_state=0, n_samples=10000" in done.stdout
     f1 = [line.split()[2] for line in lines[3:7]]
     assert f1 == sorted(f1, reverse=True) and f1[0] == "0.780"
+    by_duration = SQLiteTracker(tmp_path / "experiments.db").compare(sort="duration")
+    assert by_duration.table_columns()[0][2].key == "duration"
