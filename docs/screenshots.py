@@ -1,12 +1,16 @@
 """Take the screenshots of docs/ui.md with a real browser: ``python docs/screenshots.py``.
 
-Runs a sweep of ``examples/fit.py`` into a temporary database, serves the UI on 127.0.0.1, and
-saves each page as ``docs/images/ui-*.png`` through headless Chromium (the system browser,
-``/usr/bin/chromium``; needs the ``ui`` and ``examples`` extras and playwright).
+Runs a sweep of a copy of ``examples/fit.py`` in a temporary folder, from inside it (the pages
+show paths as given: ``fit.py``, ``experiments.db``, nothing of this machine's folders), serves
+the UI on 127.0.0.1, and saves each page as ``docs/images/ui-*.png`` through headless Chromium
+(the system browser, ``/usr/bin/chromium``; needs the ``ui`` and ``examples`` extras and
+playwright).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -18,25 +22,36 @@ VIEWPORT = {"width": 1440, "height": 960}
 
 
 def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(ROOT / "examples" / "fit.py", Path(folder) / "fit.py")
+        here = Path.cwd()
+        os.chdir(folder)
+        try:
+            _sweep_and_shoot()
+        finally:
+            os.chdir(here)
+    print(f"wrote {', '.join(sorted(p.name for p in IMAGES.glob('ui-*.png')))}")
+
+
+def _sweep_and_shoot() -> None:
+    """Sweep ``fit.py`` into ``experiments.db``, serve it and take the pictures, all in the
+    working directory (the temporary folder)."""
     from ploomber_like import SQLiteTracker, track_grid
 
-    with tempfile.TemporaryDirectory() as folder:
-        database = Path(folder) / "experiments.db"
-        track_grid(
-            ROOT / "examples" / "fit.py",
-            {"n_estimators": [10, 25, 50], "max_depth": [3, 5, None],
-             "criterion": ["gini", "entropy"]},
-            database=database, quiet=True, name="forest-sweep",
-        )
-        tracker = SQLiteTracker(database)
-        ranked = tracker.runs(sort="f1")
-        tracker.tag(ranked[0].uuid, "best")
-        tracker.tag(ranked[-1].uuid, "baseline")
-        report = Path(folder) / "report.html"
-        tracker.report(report)
-        with _serving(database) as url:
-            _screenshots(url, report, [run.uuid for run in ranked])
-    print(f"wrote {', '.join(sorted(p.name for p in IMAGES.glob('ui-*.png')))}")
+    database = Path("experiments.db")
+    track_grid(
+        "fit.py",
+        {"n_estimators": [10, 25, 50], "max_depth": [3, 5, None],
+         "criterion": ["gini", "entropy"]},
+        database=database, quiet=True, name="forest-sweep",
+    )
+    tracker = SQLiteTracker(database)
+    ranked = tracker.runs(sort="f1")
+    tracker.tag(ranked[0].uuid, "best")
+    tracker.tag(ranked[-1].uuid, "baseline")
+    report = tracker.report("report.html").resolve()
+    with _serving(database) as url:
+        _screenshots(url, report, [run.uuid for run in ranked])
 
 
 def _screenshots(url: str, report: Path, ranked: list[str]) -> None:

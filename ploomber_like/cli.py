@@ -613,11 +613,12 @@ def ui_command(database: str, port: int) -> None:
     python -m tracker ui -d experiments.db --port 8500
     """
     _require_ui_extra(("starlette", "uvicorn", "plotly"))
-    from ploomber_like.ui.app import HOST, create_app, serve
+    from ploomber_like.ui.app import HOST, create_app, listen, serve
 
     app = create_app(database)  # a database that cannot be read fails here, in one line
+    sock = listen(port)  # and so does a port already taken
     click.echo(f"serving {database} on http://{HOST}:{port} (Ctrl-C stops)")
-    serve(app, port)
+    serve(app, sock)
 
 
 @cli.command("report")

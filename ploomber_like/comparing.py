@@ -10,10 +10,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import html
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,10 @@ class Comparison:
     #: The prefix shown for each uuid (at least 8 characters, unique in the database).
     short: dict[str, str]
     precision: int = render.DEFAULT_PRECISION
+    #: The key the runs are sorted by: the table view shows it right after the run's columns.
+    sort_key: str | None = None
+    #: Whether the table view may reorder and collapse columns (not when they were picked).
+    arrange: bool = True
 
     @property
     def keys(self) -> list[str]:
@@ -131,15 +136,23 @@ class Comparison:
         from rich.table import Table
         from rich.text import Text
 
-        rows = self.rows_text()
-        widths = _column_widths(self.columns, rows, width)
+        columns, same = self.table_columns()
+        rows = [[self.text(run, column) for column in columns] for run in self.runs]
+        widths = _column_widths(columns, rows, width)
         shown = list(widths)
-        hidden = len(self.columns) - len(shown)
-        caption = f"+{hidden} columns: see --columns, -f csv" if hidden else None
+        hidden = len(columns) - len(shown)
+        notes = []
+        if same:
+            pairs = ", ".join(f"{c.key}={self.text(self.runs[0], c)}" for c in same)
+            notes.append(f"same in every run: {pairs}")
+        if hidden:
+            notes.append(f"+{hidden} columns: see --columns, -f csv")
+        # A pair wider than the terminal is cut, never folded into pieces.
+        caption = Text("\n".join(notes), overflow="ellipsis") if notes else None
         table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False,
                       collapse_padding=True, caption=caption, caption_justify="left")
         for i in shown:
-            column = self.columns[i]
+            column = columns[i]
             is_uuid = column.key == "uuid"
             table.add_column(
                 column.key, no_wrap=True, overflow="ellipsis", max_width=widths[i],
@@ -149,6 +162,28 @@ class Comparison:
         for row in rows:
             table.add_row(*(Text(row[i]) for i in shown))
         return table
+
+    def table_columns(self) -> tuple[list[Column], list[Column]]:
+        """The columns of the table view, and those it collapses into one line.
+
+        The run's columns come first, then the sort key, then the parameters and the values that
+        differ between runs (numbers before plots); those equal in every run are only named,
+        with their value, under the table. Picked columns keep their order.
+        """
+        if not self.arrange or len(self.runs) < 2:
+            return list(self.columns), []
+        first = [c for c in self.columns if c.kind == "run"]
+        first += [c for c in self.columns if c.kind != "run" and c.key == self.sort_key]
+        varying, same = [], []
+        for column in self.columns:
+            if column in first:
+                continue
+            cells = [self.value(run, column) for run in self.runs]
+            differ = len({_identity(v) for v in cells}) > 1
+            plots = any(render.is_displayable(v) for v in cells)
+            (varying if differ else same).append((column.kind != "parameter", plots, column))
+        varying.sort(key=lambda item: item[:2])  # stable: same kind keeps its order
+        return [*first, *(c for *_, c in varying)], [c for *_, c in same]
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -176,6 +211,7 @@ def compare_runs(
     columns: Sequence[str] | None = None,
     precision: int = render.DEFAULT_PRECISION,
     run_columns: Sequence[str] = DEFAULT_RUN_COLUMNS,
+    sort: str | None = None,
 ) -> Comparison:
     """The :class:`Comparison` of ``runs``.
 
@@ -195,6 +231,8 @@ def compare_runs(
     run_columns
         Without ``columns``: the columns about the run shown (among :data:`RUN_COLUMNS`);
         ``name`` and ``tags`` only when some run has them.
+    sort
+        The key the runs were sorted by: the table view keeps it in sight.
     """
     runs = list(runs)
     parameters = dict.fromkeys(k for run in runs for k in run.flat_parameters())
@@ -220,8 +258,12 @@ def compare_runs(
             key for key in run_columns
             if key not in ("name", "tags") or any(getattr(run, key) for run in runs)
         ]
+        if sort in RUN_COLUMNS and sort not in defaults:
+            defaults.append(sort)  # --sort duration shows the durations it sorted by
         chosen = [available[key] for key in [*defaults, *parameters, *values]]
-    comparison = Comparison(runs, chosen, dict(short), precision)
+    comparison = Comparison(
+        runs, chosen, dict(short), precision, sort_key=sort, arrange=not columns
+    )
     if only_changed and len(runs) > 1:
         comparison.columns = [
             column for column in chosen
@@ -264,12 +306,7 @@ class RunDiff:
     def to_text(self, width: int | None = 100) -> str:
         a, b = self.short.get(self.a.uuid, self.a.uuid), self.short.get(self.b.uuid, self.b.uuid)
         parts = []
-        sections = (
-            ("parameter", self.parameters, render.parameter_text),
-            ("value", self.values, lambda v: render.cell_text(v, self.precision)),
-            ("environment", self.environment, render.parameter_text),
-        )
-        for title, changes, show in sections:
+        for title, changes, show in self._sections():
             if changes:
                 rows = [(c.key, show(c.a), show(c.b)) for c in changes]
                 parts.append(_console_text(render.text_table((title, a, b), rows), width))
@@ -284,6 +321,26 @@ class RunDiff:
 
     def __repr__(self) -> str:
         return self.to_text().rstrip()
+
+    def _repr_html_(self) -> str:
+        a, b = self.short.get(self.a.uuid, self.a.uuid), self.short.get(self.b.uuid, self.b.uuid)
+        parts = []
+        for title, changes, show in self._sections():
+            if changes:
+                rows = [(c.key, show(c.a), show(c.b)) for c in changes]
+                parts.append(render.table_html((title, a, b), rows, self.precision))
+        if self.source:
+            parts.append(f"<pre>{html.escape(render.truncate(self.source))}</pre>")
+        if not parts:
+            return f"<p>{html.escape(self.to_text().strip())}</p>"
+        return "\n".join(parts)
+
+    def _sections(self) -> list[tuple[str, list[Change], Callable[[Any], str]]]:
+        return [
+            ("parameter", self.parameters, render.parameter_text),
+            ("value", self.values, lambda v: render.cell_text(v, self.precision)),
+            ("environment", self.environment, render.parameter_text),
+        ]
 
 
 def diff_runs(
@@ -397,12 +454,9 @@ def _column_widths(
 
 
 def _console_text(renderable: Any, width: int | None) -> str:
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=width or 10_000, color_system=None,
-                      highlight=False)
-    console.print(renderable)
-    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
+    # render.to_text: inside Jupyter a plain Console would display the table itself.
+    text = render.to_text(renderable, width or 10_000)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
 def _markdown(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

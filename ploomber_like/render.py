@@ -19,7 +19,7 @@ import math
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ploomber_like.record import is_blob_reference
 
@@ -249,10 +249,12 @@ def text_table(
     title: str | None = None,
     no_wrap: Collection[str] = (),
     shorten_uuids: bool = True,
+    overflow: Literal["fold", "ellipsis"] = "fold",
 ) -> Table:
     """A rich table for the terminal; cells wrap so it stays readable in 80 columns, except in
     the columns named in ``no_wrap``; a ``uuid`` column is shortened unless ``shorten_uuids``
-    is false."""
+    is false. A word wider than its column is folded, or cut with an ellipsis when ``overflow``
+    is ``"ellipsis"``."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -261,7 +263,7 @@ def text_table(
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True)
     for name in columns:
-        table.add_column(str(name), overflow="fold", no_wrap=name in no_wrap)
+        table.add_column(str(name), overflow=overflow, no_wrap=name in no_wrap)
     cells = [[cell_text(v, precision) for v in row] for row in rows]
     if "uuid" in columns and shorten_uuids:
         at = list(columns).index("uuid")
@@ -287,9 +289,14 @@ def runs_text_table(
         short = unique_prefixes(run.uuid for run in runs)
     rows = [run_summary(run, precision, (short or {}).get(run.uuid)) for run in runs]
     # The uuid cells are final (a name and tags may follow the uuid): not shortened again.
-    return text_table(
-        SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP, shorten_uuids=False
+    # A key=value pair wider than its column is cut, never folded: `n_estimators=5` over `0`
+    # reads as another number.
+    table = text_table(
+        SUMMARY_COLUMNS, rows, title=title, no_wrap=SUMMARY_NO_WRAP, shorten_uuids=False,
+        overflow="ellipsis",
     )
+    table.show_edge = False  # two more characters for the pairs
+    return table
 
 
 def runs_html(runs: Sequence[Run]) -> str:

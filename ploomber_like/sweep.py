@@ -386,7 +386,8 @@ class _Reporter:
         if not quiet:
             from rich.console import Console
 
-            self._console = Console(stderr=True, highlight=False)
+            # Lines are not wrapped by rich: a path in a command to copy stays one piece.
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         if self._console:
@@ -455,7 +456,14 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         # An unknown total (a grid read from a generator) shows a bar without an end.
-        if self.console is not None and self.total != 0:
+        if self.console is not None and self.total != 0 and self.console.is_jupyter:
+            from ploomber_like.progress import NotebookProgress
+
+            # rich's bar needs ipywidgets in Jupyter: a line of the cell's output instead.
+            self._bar = NotebookProgress("sweep")
+            self._bar.__enter__()
+            self._task = self._bar.add_task("sweep", total=self.total, counts=self._counts())
+        elif self.console is not None and self.total != 0:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,

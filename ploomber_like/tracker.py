@@ -320,7 +320,7 @@ class SQLiteTracker:
         runs = self.runs(uuids, status=status, sort=sort, ascending=ascending, limit=limit,
                          tag=tag, script=script, where=where)
         return compare_runs(runs, self.uuid_prefixes(), only_changed=only_changed,
-                            columns=columns, precision=precision)
+                            columns=columns, precision=precision, sort=sort)
 
     def diff(self, a: str, b: str, precision: int = render.DEFAULT_PRECISION) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (uuids or unique prefixes): parameters,
@@ -383,9 +383,9 @@ class SQLiteTracker:
 
     def serve(self, port: int = DEFAULT_PORT) -> None:
         """Serve the web UI on 127.0.0.1:``port`` until interrupted (needs the ``ui`` extra)."""
-        from ploomber_like.ui.app import create_app, serve
+        from ploomber_like.ui.app import create_app, listen, serve
 
-        serve(create_app(self.path), port)
+        serve(create_app(self.path), listen(port))
 
     # sklearn-evaluation's writing API, so code written for it runs unchanged: each call is one
     # transaction (see ploomber_like.experiment).

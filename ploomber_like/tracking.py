@@ -249,7 +249,18 @@ def _group_progress(
     from rich.console import Console
 
     total = len(prepared.groups)
-    status = Console(stderr=True).status(f"{prepared.path.name}: starting a kernel")
+    console = Console(stderr=True)
+    if console.is_jupyter:
+        from ploomber_like.progress import NotebookProgress
+
+        # rich's spinner needs ipywidgets in Jupyter: a line of the cell's output instead.
+        line = NotebookProgress(f"{prepared.path.name}: starting a kernel")
+        with line:
+            yield lambda group: line.update(
+                description=f"{prepared.path.name}: group {group + 1} of {total}"
+            )
+        return
+    status = console.status(f"{prepared.path.name}: starting a kernel")
 
     def show(group: int) -> None:
         status.update(f"{prepared.path.name}: group {group + 1} of {total}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -63,7 +64,9 @@ def test_compare_has_a_row_per_run_and_a_column_per_parameter_and_value(sweep):
     assert frame.loc[best, "f1"] == sweep.f1[best]
     text = comparison.format("table", width=200)
     assert best[:8] in text and "[Plot]" in text and best not in text
-    assert "+4 columns" in repr(comparison)  # 100 characters wide: the plots do not fit
+    # 100 characters wide: the plots do not fit; the parameter equal in every run is named
+    assert "+3 columns" in repr(comparison)
+    assert "same in every run: model.criterion=gini" in repr(comparison)
 
 
 def test_compare_only_changed_hides_constant_columns_and_columns_picks(sweep):
@@ -375,3 +378,37 @@ def test_a_word_that_names_a_file_still_runs_it(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 2 and "No such command" not in done.stderr
+
+
+def readme_sweep(database: Path) -> None:
+    """Runs shaped like the README's sweep of examples/fit.py: three parameters fixed, four
+    values shown, the sort key last of them."""
+    for i, (n, depth) in enumerate((n, d) for n in (10, 50) for d in (5, None)):
+        score = 0.8 + i / 100
+        add_run(
+            database, f"{i}0c0ffee-readme",
+            {"n_estimators": n, "max_depth": depth, "criterion": "gini", "random_state": 0,
+             "n_samples": 10_000},
+            {"accuracy": score, "precision": score, "recall": score - 0.1, "f1": score - 0.05},
+        )
+
+
+def test_compare_at_80_columns_keeps_the_sort_key_and_names_the_constant_columns(tmp_path):
+    readme_sweep(tmp_path / "experiments.db")
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "compare", "--sort", "f1", "-d",
+         str(tmp_path / "experiments.db")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "80"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = lines[1].split()
+    assert header[:3] == ["uuid", "status", "f1"], done.stdout
+    assert {"n_estimators", "max_depth", "recall"} <= set(header)
+    assert "criterion" not in header and "n_samples" not in header
+    assert "same in every run: criterion=gini, random_state=0, n_samples=10000" in done.stdout
+    f1 = [line.split()[2] for line in lines[3:7]]
+    assert f1 == sorted(f1, reverse=True) and f1[0] == "0.780"
+    by_duration = SQLiteTracker(tmp_path / "experiments.db").compare(sort="duration")
+    assert by_duration.table_columns()[0][2].key == "duration"

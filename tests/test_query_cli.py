@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +42,52 @@ def test_ls_fits_80_columns_and_shows_runs(sweep):
     output = invoke("ls", "-d", str(sweep.path))
     lines = output.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert lines[1].split() == ["uuid", "created", "status", "duration", "parameters", "values"]
+    assert lines[0].split() == ["uuid", "created", "status", "duration", "parameters", "values"]
     assert sum("ok" in line.split() for line in lines) == 6
     assert "failed" in output and "ValueError in" in output
     assert "f1=1.050" in output and "max_depth=None" in output
     assert "confusion_matrix" not in output  # plots are not scalar values
+
+
+def assert_no_token_split(narrow: str, wide: str) -> None:
+    """Every word of ``narrow`` is a whole word of ``wide`` or a prefix of one cut with "…":
+    never the piece of a number or a name that a fold leaves on the next line."""
+    whole = set(wide.split())
+    for word in narrow.split():
+        if set(word) == {"─"}:
+            continue  # the rule under the header
+        if word.endswith("…"):
+            assert any(w.startswith(word[:-1]) for w in whole), word
+        else:
+            assert word in whole, f"{word!r} is a piece of a token:\n{narrow}"
+
+
+def piped(*args: str, columns: int | None = 80, stdin: str = "") -> str:
+    """The command's stdout through a pipe, with ``COLUMNS`` set (or unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=120, env=env, input=stdin,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("columns", [80, None], ids=["COLUMNS=80", "pipe"])
+def test_ls_and_the_rm_list_never_split_a_token(tmp_path, columns):
+    path = tmp_path / "experiments.db"
+    build_sweep_database(path)
+    wide = piped("ls", "-d", str(path), columns=400)
+    assert "n_estimators=100" in wide and "model.criterion=gini" in wide
+    narrow = piped("ls", "-d", str(path), columns=columns)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert "n_estimators=100" in narrow and "max_depth=None" in narrow
+    assert_no_token_split(narrow, wide)
+    listed = piped("rm", "ff000000", "00aa0000", "-d", str(path), columns=columns)
+    assert "ff000000" in listed and "n_estimators=100" in listed
+    table = listed.replace("Delete 2 runs? [y/N]:", "").replace("nothing removed", "")
+    assert_no_token_split(table, wide)
 
 
 def test_ls_sort_limit_status(sweep):
@@ -158,3 +200,19 @@ def test_user_errors_are_one_line_and_exit_2(sweep, tmp_path, args, message):
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_the_ls_hint_after_a_sweep_is_one_piece_at_80_columns(tmp_path):
+    folder = tmp_path / "a-folder-with-a-rather-long-name-for-the-experiments-of-this-week"
+    folder.mkdir()
+    (folder / "fit.py").write_text("# parameters\nn = 1\n\nscore = n * 2\nscore\n")
+    database = folder / "experiments.db"
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", str(folder / "fit.py"), "-g", "n=1,2",
+         "-d", str(database)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    hint = f"results in {database}: python -m tracker ls -d {database}"
+    assert len(hint) > 80 and hint in done.stderr.splitlines(), done.stderr

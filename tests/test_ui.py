@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import free_port
-from tracking_databases import SweepDatabase, build_sweep_database, png
+from tracking_databases import (
+    ReadmeDatabase,
+    SweepDatabase,
+    build_readme_database,
+    build_sweep_database,
+    png,
+)
 
 from ploomber_like import SQLiteTracker
 from ploomber_like.cli import cli
@@ -211,6 +218,68 @@ def test_scatter_plots_a_parameter_against_a_value(page, server):
     assert page.locator("#scatter .xtitle").text_content() == "n_estimators"
 
 
+@pytest.fixture(scope="module")
+def readme(tmp_path_factory: pytest.TempPathFactory) -> ReadmeDatabase:
+    return build_readme_database(tmp_path_factory.mktemp("readme") / "experiments.db")
+
+
+@pytest.fixture(scope="module")
+def readme_server(readme: ReadmeDatabase) -> Iterator[str]:
+    with serving(readme.path) as url:
+        yield url
+
+
+#: Per parcoords line, whether plotly can draw it: a finite position on every axis (a NaN
+#: anywhere and the line is not drawn), and whether it is in the grey below the colour scale.
+DRAWN_LINES = """host => {
+  const trace = host._fullData[0];
+  const lines = trace.dimensions[0].values.map((_, i) => i);
+  const drawn = lines.filter(i => trace.dimensions.every(d => Number.isFinite(d.values[i]))
+                                  && Number.isFinite(trace.line.color[i]));
+  return {axes: trace.dimensions.map(d => d.label), drawn: drawn.length,
+          grey: drawn.filter(i => trace.line.color[i] === trace.line.cmin).length,
+          none: trace.dimensions.map(d => (d.ticktext || [])[0])};
+}"""
+
+
+def test_every_run_is_drawn_with_none_missing_and_failed_values(page, readme_server, readme):
+    open_runs(page, readme_server + "/")
+    page.wait_for_selector("#parcoords .parcoords")
+    lines = page.locator("#parcoords").evaluate(DRAWN_LINES)
+    assert {"max_depth", "criterion", "roc_auc", "oob", "f1"} <= set(lines["axes"])
+    assert lines["drawn"] == len(readme.uuids) == 10
+    assert lines["grey"] == len(readme.failed)  # failed and crashed: muted, under the others
+    by_axis = dict(zip(lines["axes"], lines["none"], strict=True))
+    assert by_axis["max_depth"] == by_axis["oob"] == by_axis["roc_auc"] == "None"  # lowest tick
+    page.select_option("#scatter-x", "max_depth")
+    page.select_option("#scatter-y", "oob")
+    page.wait_for_function(
+        "document.querySelectorAll('#scatter .scatterlayer .point').length === 10"
+    )
+    ticks = page.eval_on_selector_all("#scatter .xtick text", "n => n.map(t => t.textContent)")
+    assert ticks[0] == "None"
+
+
+def test_the_table_shows_what_differs_first_without_scrolling_at_1400px(
+    page, readme_server, readme
+):
+    open_runs(page, readme_server + "/")
+    wrap = page.locator(".table-wrap")
+    assert wrap.evaluate("node => node.scrollWidth <= node.clientWidth")
+    right = wrap.bounding_box()["x"] + wrap.bounding_box()["width"]
+    for key in ("f1", "recall", "n_estimators", "max_depth"):
+        header = page.locator(f'#runs-table thead th[data-key="{key}"]').bounding_box()
+        assert header["x"] + header["width"] <= right, key
+    for key in readme.constant:
+        assert page.locator(f'#runs-table thead th[data-key="{key}"]').count() == 0
+    line = page.locator("#constant-columns").inner_text()
+    assert "same in every run" in line and "n_samples = 10000" in line
+    assert "dataset = synthetic-classification" in line
+    page.click('#runs-table thead th[data-key="f1"]')
+    assert table_uuids(page)[0] == readme.uuids[7]  # highest f1 first
+    assert page.locator('#runs-table thead th[data-key="f1"]').is_visible()
+
+
 def test_run_page_shows_plots_values_and_environment(page, server, database):
     open_runs(page, server + "/")
     uuid = database.ok[(25, None)]
@@ -266,7 +335,8 @@ def test_compare_page_shows_plots_side_by_side_and_only_differing_parameters(
     page.check(f'tr[data-uuid="{b}"] input[type=checkbox]')
     page.click("#compare-button")
     page.wait_for_url("**/compare?**")
-    differing = page.locator("section:has(h2:text('Parameters that differ')) tr").all_inner_texts()
+    rows = page.locator("section:has(h2:text('Parameters that differ')) tr").all_inner_texts()
+    differing = rows[1:]  # under the row of run ids
     assert len(differing) == 1 and differing[0].startswith("max_depth")
     images = page.locator("section:has(h2:text-is('confusion_matrix')) img")
     assert images.count() == 2
@@ -285,6 +355,28 @@ def test_the_table_fills_in_while_a_sweep_writes(page, tmp_path):
                                 values={"f1": 0.5}))
         page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
         assert "12121212" in page.locator("#runs-table").inner_text()
+
+
+def test_columns_equal_in_every_run_fold_away_as_runs_arrive(page, tmp_path):
+    path = tmp_path / "live.db"
+
+    def add(uuid: str, n: int) -> None:
+        with Store(path) as store:
+            store.finish(Record(uuid=uuid, created=new_created(), path="fit.py", source="",
+                                parameters={"n": n, "seed": 0}, overrides={}, status="ok",
+                                values={"f1": n / 10}))
+
+    add("31313131-first", 1)
+    with serving(path) as url:
+        open_runs(page, url + "/")
+        assert page.locator('#runs-table thead th[data-key="seed"]').count() == 1  # one run
+        add("32323232-second", 2)
+        page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
+        assert page.locator('#runs-table thead th[data-key="seed"]').count() == 0
+        assert "seed = 0" in page.locator("#constant-columns").inner_text()
+        page.click("#columns-menu summary")
+        page.check('#columns-panel input[data-key="seed"]')  # the user's choice wins
+        assert page.locator('#runs-table thead th[data-key="seed"]').count() == 1
 
 
 # --- the report in a browser -------------------------------------------------------------------
@@ -320,7 +412,59 @@ def test_report_is_one_file_that_works_offline(page, database, tmp_path):
     assert page.locator("#compare img").count() >= 2
 
 
+def test_a_run_jumped_to_in_the_report_shows_its_title_below_the_header(page, database, tmp_path):
+    output = SQLiteTracker(database.path).report(tmp_path / "report.html")
+    uuid = database.ok[(25, 5)]
+    page.set_viewport_size({"width": 1400, "height": 300})  # a run page taller than the window
+    page.goto(output.as_uri())
+    page.wait_for_selector("#runs-table tbody tr")
+    page.click(f'tr[data-uuid="{uuid}"] a.uuid')
+    title = page.locator(f'[id="run-{uuid}"] h1')
+    title.wait_for()
+    # The scroll is smooth: wait until it has stopped before measuring.
+    positions = [None, -1]
+    deadline = time.monotonic() + 30
+    while positions[-1] != positions[-2] and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        positions.append(page.evaluate("window.scrollY"))
+    header = page.locator("header.top").bounding_box()
+    assert title.bounding_box()["y"] >= header["y"] + header["height"]
+
+
+def test_compare_page_labels_each_value_column_with_its_run(page, server, database):
+    a, b = database.ok[(10, 5)], database.ok[(50, None)]
+    page.goto(f"{server}/compare?uuid={a}&uuid={b}")
+    for title in ("Values", "Parameters that differ"):
+        heads = page.locator(f"section:has(h2:text('{title}')) tr").first.inner_text().split()
+        assert heads == [a[:8], b[:8]], title
+
+
 # --- the server over plain HTTP ----------------------------------------------------------------
+
+
+def test_a_bad_filter_shows_sqlites_message_and_the_condition_only(server):
+    import httpx
+
+    answer = httpx.get(f"{server}/api/runs", params={"where": "no_such_column > 1"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (
+        "no such column: no_such_column (in the condition: no_such_column > 1)"
+    )
+
+
+def test_ui_on_a_busy_port_says_so_and_exits_2(database):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "tracker", "ui", "-d", str(database.path), "--port", str(port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+    assert done.returncode == 2
+    assert done.stdout == ""  # nothing claims to be serving
+    assert done.stderr.startswith(f"error: port {port} on 127.0.0.1 is taken")
+    assert done.stderr.endswith("choose another with --port\n") and done.stderr.count("\n") == 1
 
 
 def test_server_is_read_only_local_and_offline(server, database):

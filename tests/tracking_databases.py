@@ -130,3 +130,55 @@ def build_anchor_database(path: Path) -> None:
     conn.execute("INSERT INTO experiments (uuid) VALUES ('00000000')")
     conn.commit()
     conn.close()
+
+
+@dataclass
+class ReadmeDatabase:
+    """A database like the README's sweep of examples/fit.py, with what hides runs from a
+    chart: ``None`` parameters and values, keys some runs lack, failed runs."""
+
+    path: Path
+    #: uuids of every run, ok ones first
+    uuids: list[str]
+    failed: list[str]
+    #: Parameters equal in every run, with their value.
+    constant: dict[str, object]
+
+
+def build_readme_database(path: Path) -> ReadmeDatabase:
+    """Eight ok runs over n_estimators x max_depth (None among them) x criterion: ``oob`` only
+    where n_estimators is 50, ``roc_auc`` None in two runs; then a failed and a crashed run
+    with a value or none. Six parameters are the same in every run."""
+    constant = {"random_state": 0, "n_samples": 10_000, "n_features": 20, "n_informative": 8,
+                "test_size": 0.25, "dataset": "synthetic-classification"}
+    uuids, failed = [], []
+    grid = [(n, d, c) for n in (10, 50) for d in (5, None) for c in ("gini", "entropy")]
+    with Store(path) as store:
+        for i, (n, depth, criterion) in enumerate(grid):
+            score = round(0.7 + i / 50, 4)
+            values = {"accuracy": score + 0.01, "precision": score + 0.02,
+                      "recall": score - 0.03, "f1": score, "roc_auc": None if i % 4 == 1 else score}
+            if n == 50:
+                values["oob"] = score - 0.01
+            parameters = {"n_estimators": n, "max_depth": depth, "criterion": criterion,
+                          **constant}
+            record = Record(
+                uuid=f"{i:02d}bb{i:04d}-readme", created=new_created(), path="fit.py",
+                source=SOURCE, parameters=parameters, overrides={"n_estimators": n},
+                status="ok", values=values, duration=1.0 + i,
+            )
+            store.finish(record)
+            uuids.append(record.uuid)
+        for i, (status, values) in enumerate((("failed", {"accuracy": 0.1}), ("crashed", {}))):
+            record = Record(
+                uuid=f"ee{i:06d}-{status}", created=new_created(), path="fit.py", source=SOURCE,
+                parameters={"n_estimators": 100, "max_depth": 3, "criterion": "gini",
+                            **constant},
+                overrides={"n_estimators": 100}, status=status, values=values,
+                error=RunError(type="ValueError", message="bad input", traceback="", group=2),
+                duration=0.5,
+            )
+            store.finish(record)
+            uuids.append(record.uuid)
+            failed.append(record.uuid)
+    return ReadmeDatabase(path, uuids, failed, constant)

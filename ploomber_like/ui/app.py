@@ -8,10 +8,11 @@ included, is served by the package: the UI works offline.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ploomber_like.errors import TrackerError
+from ploomber_like.errors import ParameterError, QueryError, TrackerError
 from ploomber_like.ui import pages, views
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
         where = request.query_params.get("where") or None
         try:
             payload = views.runs_payload(tracker, where=where, run_href="/run/{uuid}")
+        except QueryError as exc:
+            # The user wrote the condition, not the query around it: show them theirs.
+            message = f"{exc.sqlite_message} (in the condition: {where})"
+            return JSONResponse({"error": message}, status_code=400)
         except TrackerError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(payload)
@@ -96,11 +101,29 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
     return Starlette(routes=routes, middleware=middleware)
 
 
-def serve(app: Starlette, port: int) -> None:
-    """Serve ``app`` (see :func:`create_app`) on 127.0.0.1:``port`` until interrupted."""
+def listen(port: int) -> socket.socket:
+    """A socket bound to 127.0.0.1:``port`` for :func:`serve`; a port another program holds
+    is a ``ParameterError``, said before anything claims to be serving."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As uvicorn binds: a port left in TIME_WAIT by a UI just stopped is free again.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError as exc:
+        sock.close()
+        raise ParameterError(
+            f"port {port} on {HOST} is taken ({exc.strerror}): choose another with --port"
+        ) from None
+    return sock
+
+
+def serve(app: Starlette, sock: socket.socket) -> None:
+    """Serve ``app`` (see :func:`create_app`) on ``sock`` (see :func:`listen`) until
+    interrupted."""
     import uvicorn
 
-    uvicorn.run(app, host=HOST, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
 
 
 def _html(text: str, status_code: int = 200) -> Response:

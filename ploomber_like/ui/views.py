@@ -98,21 +98,24 @@ def runs_payload(
 ) -> dict[str, Any]:
     """The runs table, parallel coordinates and scatter data as JSON-able data.
 
-    ``columns``: key, kind (``run``, ``parameter``, ``value``) and whether numeric; ``runs``:
+    ``columns``: key, kind (``run``, ``parameter``, ``value``), whether numeric, and whether
+    ``constant`` (the same in every run: the table names it in one line instead); in the order
+    of :meth:`~ploomber_like.comparing.Comparison.table_columns`, what differs first. ``runs``:
     one object per run with its full and short uuid, status, link, and per column the value
     (``v``, numbers and text only) and the text shown (``t``).
     """
     comparison = _table(tracker, where, precision)
+    varying, same = comparison.table_columns()
     columns = []
-    numeric = {}
-    for column in comparison.columns:
+    for column in [*varying, *same]:
         cells = [comparison.value(run, column) for run in comparison.runs]
-        numeric[column.key] = column.kind != "run" and _numeric(cells)
+        numeric = column.kind != "run" and _numeric(cells)
         columns.append({
             "key": column.key,
             "kind": column.kind,
-            "numeric": numeric[column.key] or column.key == "duration",
+            "numeric": numeric or column.key == "duration",
             "plot": any(render.is_displayable(v) for v in cells),
+            "constant": column in same,
         })
     runs = []
     for run in comparison.runs:

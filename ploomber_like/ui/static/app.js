@@ -11,15 +11,23 @@
     interrupted: "#868e96", running: "#1c7ed6"
   };
   var PLOT_FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11 };
+  // Runs that did not end ok are drawn in this grey under the others, whatever their colour value.
+  var MUTED = "#ced4da";
+  var VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];
+  // Where None and missing values sit on a numeric axis: this share of its range below the lowest
+  // number, with a tick of their own.
+  var MISSING_GAP = 0.15;
 
   var state = {
     payload: null,
     sortKey: null,
     sortAsc: false,
-    hidden: null,          // column keys hidden in the table
+    chosen: new Map(),     // column key -> shown (true) or hidden (false), as the user ticked
     brush: {},             // parcoords constraint ranges by column key
     selected: new Set(),   // uuids ticked for compare
     textFilter: "",        // the report's filter (no SQL without a server)
+    axes: {},              // axis positions by column key, for the current payload
+    position: new Map(),   // uuid -> index in payload.runs
     colorKey: null,
     xKey: null,
     yKey: null
@@ -57,21 +65,62 @@
     });
   }
 
+  function niceTicks(low, high, count) {
+    if (low === high) return [low];
+    var step = Math.pow(10, Math.floor(Math.log10((high - low) / count)));
+    var error = (high - low) / count / step;
+    if (error >= 7.5) step *= 10; else if (error >= 3.5) step *= 5; else if (error >= 1.5) step *= 2;
+    var ticks = [];
+    for (var t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) {
+      ticks.push(Number(t.toPrecision(12)));
+    }
+    return ticks;
+  }
+
+  function missingText(text) { return text === "" ? state.payload.missing : text; }
+
+  // One position per run on a column's axis, in the order of state.payload.runs: numbers as they
+  // are, None and missing values on a tick of their own below them; text as categories (None
+  // first, at the bottom). Every run gets a position, so every run gets a line.
   function axisValues(column) {
+    var runs = state.payload.runs;
     if (column.numeric) {
+      var numbers = runs.map(function (r) {
+        var v = cell(r, column.key).v;
+        return typeof v === "number" && isFinite(v) ? v : null;
+      });
+      var present = numbers.filter(function (n) { return n !== null; });
+      if (present.length === numbers.length) return { values: numbers };
+      var low = present.length ? Math.min.apply(null, present) : 0;
+      var high = present.length ? Math.max.apply(null, present) : 0;
+      var slot = low - ((high - low) || Math.abs(high) || 1) * MISSING_GAP;
+      var ticks = present.length ? niceTicks(low, high, 5) : [];
       return {
-        values: state.payload.runs.map(function (r) {
-          var v = cell(r, column.key).v;
-          return typeof v === "number" ? v : NaN;
-        })
+        values: numbers.map(function (n) { return n === null ? slot : n; }),
+        tickvals: [slot].concat(ticks),
+        ticktext: [state.payload.missing].concat(ticks.map(String)),
+        range: [slot, high]
       };
     }
-    var labels = Array.from(new Set(state.payload.runs.map(function (r) { return cell(r, column.key).t; }))).sort();
+    var texts = runs.map(function (r) { return missingText(cell(r, column.key).t); });
+    var labels = Array.from(new Set(texts)).sort(function (a, b) {
+      if (a === state.payload.missing) return -1;
+      if (b === state.payload.missing) return 1;
+      return a.localeCompare(b, undefined, { numeric: true });
+    });
     return {
-      values: state.payload.runs.map(function (r) { return labels.indexOf(cell(r, column.key).t); }),
+      values: texts.map(function (t) { return labels.indexOf(t); }),
       tickvals: labels.map(function (_, i) { return i; }),
       ticktext: labels
     };
+  }
+
+  function axisOf(key) {
+    if (!state.axes[key]) {
+      var column = state.payload.columns.find(function (c) { return c.key === key; });
+      state.axes[key] = column ? axisValues(column) : null;
+    }
+    return state.axes[key];
   }
 
   function passesBrush(run) {
@@ -79,12 +128,9 @@
       var ranges = state.brush[key];
       if (!ranges || !ranges.length) return true;
       if (!Array.isArray(ranges[0])) ranges = [ranges];
-      var column = state.payload.columns.find(function (c) { return c.key === key; });
-      if (!column) return true;
-      var value;
-      if (column.numeric) value = cell(run, key).v;
-      else value = axisValues(column).ticktext.indexOf(cell(run, key).t);
-      if (typeof value !== "number") return false;
+      var axis = axisOf(key);
+      if (!axis) return true;
+      var value = axis.values[state.position.get(run.uuid)];
       return ranges.some(function (r) { return value >= r[0] && value <= r[1]; });
     });
   }
@@ -114,10 +160,31 @@
 
   // --- table ---------------------------------------------------------------------------------
 
-  function defaultHidden() {
-    var hidden = new Set();
-    state.payload.columns.forEach(function (c) { if (c.plot) hidden.add(c.key); });
-    return hidden;
+  function isHidden(column) {
+    if (state.chosen.has(column.key)) return !state.chosen.get(column.key);
+    // Plots are thumbnails nobody reads in a row; a column equal in every run is named once,
+    // above the table, so the room goes to what differs. Both follow the runs as they come.
+    return Boolean(column.plot || column.constant);
+  }
+
+  function renderConstants() {
+    var line = document.getElementById("constant-columns");
+    if (!line) return;
+    var first = state.payload.runs[0];
+    var same = state.payload.columns.filter(function (c) {
+      return c.constant && isHidden(c) && !c.plot;
+    });
+    line.textContent = "";
+    line.hidden = !same.length || !first;
+    if (line.hidden) return;
+    line.appendChild(el("span", { "class": "hint" }, "same in every run: "));
+    same.forEach(function (column, i) {
+      if (i) line.appendChild(document.createTextNode(", "));
+      var pair = el("span", { "class": "pair", "data-key": column.key });
+      pair.appendChild(el("span", { "class": "kind-" + column.kind }, column.key));
+      pair.appendChild(document.createTextNode(" = " + cell(first, column.key).t));
+      line.appendChild(pair);
+    });
   }
 
   function renderColumnsMenu() {
@@ -131,9 +198,9 @@
         if (column.key === "uuid") return;
         var label = el("label");
         var box = el("input", { type: "checkbox", "data-key": column.key });
-        box.checked = !state.hidden.has(column.key);
+        box.checked = !isHidden(column);
         box.addEventListener("change", function () {
-          if (box.checked) state.hidden.delete(column.key); else state.hidden.add(column.key);
+          state.chosen.set(column.key, box.checked);
           renderTable();
         });
         label.appendChild(box);
@@ -145,7 +212,11 @@
 
   function renderTable() {
     var table = document.getElementById("runs-table");
-    var columns = state.payload.columns.filter(function (c) { return !state.hidden.has(c.key); });
+    renderConstants();
+    // The column the runs are sorted by stays in sight, even one hidden by default.
+    var columns = state.payload.columns.filter(function (c) {
+      return !isHidden(c) || c.key === state.sortKey;
+    });
     var head = table.tHead, body = table.tBodies[0];
     head.textContent = "";
     body.textContent = "";
@@ -235,7 +306,14 @@
     var values = numeric.filter(function (c) { return c.kind === "value"; });
     var parameters = numeric.filter(function (c) { return c.kind === "parameter"; });
     var has = function (key) { return key && numeric.some(function (c) { return c.key === key; }); };
-    if (!has(state.colorKey)) state.colorKey = (values[values.length - 1] || numeric[0] || {}).key || null;
+    // The last value every ok run shows (f1 after accuracy...), so few lines are left grey.
+    var complete = values.filter(function (c) {
+      return state.payload.runs.every(function (r) {
+        return r.status !== "ok" || typeof cell(r, c.key).v === "number";
+      });
+    });
+    var colour = complete[complete.length - 1] || values[values.length - 1] || numeric[0] || {};
+    if (!has(state.colorKey)) state.colorKey = colour.key || null;
     if (!has(state.yKey)) state.yKey = state.colorKey;
     if (!has(state.xKey)) state.xKey = (parameters[0] || numeric[0] || {}).key || null;
   }
@@ -248,22 +326,20 @@
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
     }
+    // Runs that did not end ok first: drawn first, under the others.
+    var order = state.payload.runs.map(function (_, i) { return i; });
+    var muted = state.payload.runs.map(function (r) { return r.status !== "ok"; });
+    order.sort(function (a, b) { return (muted[b] - muted[a]) || (a - b); });
+    var pick = function (values) { return order.map(function (i) { return values[i]; }); };
     var dimensions = columns.map(function (column) {
-      var axis = axisValues(column);
-      var dimension = { label: column.key, values: axis.values };
+      var axis = axisOf(column.key);
+      var dimension = { label: column.key, values: pick(axis.values) };
       if (axis.tickvals) { dimension.tickvals = axis.tickvals; dimension.ticktext = axis.ticktext; }
+      if (axis.range) dimension.range = axis.range;
       if (state.brush[column.key]) dimension.constraintrange = state.brush[column.key];
       return dimension;
     });
-    var colorColumn = state.payload.columns.find(function (c) { return c.key === state.colorKey; });
-    var line = { color: "#3b5bdb" };
-    if (colorColumn) {
-      line = {
-        color: axisValues(colorColumn).values, colorscale: "Viridis", showscale: true,
-        colorbar: { title: { text: colorColumn.key, side: "right" }, thickness: 10 }
-      };
-    }
-    var trace = { type: "parcoords", dimensions: dimensions, line: line,
+    var trace = { type: "parcoords", dimensions: dimensions, line: lineColours(order, muted),
                   labelfont: { size: 11 }, tickfont: { size: 10 }, rangefont: { size: 9 } };
     var layout = { margin: { l: 50, r: 70, t: 40, b: 20 }, font: PLOT_FONT, paper_bgcolor: "rgba(0,0,0,0)" };
     Plotly.react(host, [trace], layout, { displaylogo: false, responsive: true });
@@ -281,6 +357,45 @@
     }
   }
 
+  // Colours by the chosen column on a Viridis scale; runs that did not end ok, and runs without a
+  // number in that column, in grey: a colour value below the scale's numbers maps to it.
+  function lineColours(order, muted) {
+    var colorColumn = state.payload.columns.find(function (c) { return c.key === state.colorKey; });
+    var numbers = state.payload.runs.map(function (r, i) {
+      var v = colorColumn ? cell(r, colorColumn.key).v : 1;
+      return !muted[i] && typeof v === "number" && isFinite(v) ? v : null;
+    });
+    var present = numbers.filter(function (n) { return n !== null; });
+    var low = present.length ? Math.min.apply(null, present) : 0;
+    var high = present.length ? Math.max.apply(null, present) : 1;
+    if (high === low) high = low + 1;
+    // The grey band is there only for runs that need it: otherwise the scale is all colour.
+    var anyGrey = numbers.some(function (n) { return n === null; });
+    var grey = anyGrey ? low - (high - low) * 0.25 : low;
+    var edge = (low - grey) / (high - grey);
+    var scale = (anyGrey ? [[0, MUTED], [edge, MUTED]] : []).concat(VIRIDIS.map(function (colour, i) {
+      return [edge + (1 - edge) * i / (VIRIDIS.length - 1), colour];
+    }));
+    var line = {
+      color: order.map(function (i) { return numbers[i] === null ? grey : numbers[i]; }),
+      colorscale: scale, cmin: grey, cmax: high, showscale: Boolean(colorColumn)
+    };
+    if (colorColumn) {
+      line.colorbar = { title: { text: colorColumn.key, side: "right" }, thickness: 10,
+                        tickvals: niceTicks(low, high, 4) };
+    }
+    return line;
+  }
+
+  function scatterAxis(key) {
+    var axis = axisOf(key);
+    var layout = { title: { text: key }, zeroline: false };
+    if (axis && axis.tickvals) {
+      layout.tickmode = "array"; layout.tickvals = axis.tickvals; layout.ticktext = axis.ticktext;
+    }
+    return { values: axis ? axis.values : [], layout: layout };
+  }
+
   function renderScatter() {
     var host = document.getElementById("scatter");
     var numeric = numericColumns();
@@ -290,27 +405,32 @@
       return;
     }
     var runs = state.payload.runs.filter(function (r) { return passesBrush(r) && passesText(r); });
+    var xAxis = scatterAxis(state.xKey), yAxis = scatterAxis(state.yKey);
     var byStatus = {};
     runs.forEach(function (run) {
-      var x = cell(run, state.xKey).v, y = cell(run, state.yKey).v;
-      if (typeof x !== "number" || typeof y !== "number") return;
+      // None and missing values sit on their own tick, as on the parallel coordinates.
+      var i = state.position.get(run.uuid);
+      var x = xAxis.values[i], y = yAxis.values[i];
       var group = byStatus[run.status] = byStatus[run.status] || { x: [], y: [], text: [], customdata: [] };
-      group.x.push(x); group.y.push(y); group.text.push(run.short); group.customdata.push(run.href);
+      group.x.push(x); group.y.push(y); group.text.push(run.short);
+      group.customdata.push([run.href, cell(run, state.xKey).t || state.payload.missing,
+                             cell(run, state.yKey).t || state.payload.missing]);
     });
     var traces = Object.keys(byStatus).map(function (status) {
       var group = byStatus[status];
       return {
         type: "scatter", mode: "markers", name: status, x: group.x, y: group.y, text: group.text,
         customdata: group.customdata,
-        hovertemplate: "%{text}<br>" + state.xKey + "=%{x}<br>" + state.yKey + "=%{y}<extra>" + status + "</extra>",
+        hovertemplate: "%{text}<br>" + state.xKey + "=%{customdata[1]}<br>" + state.yKey +
+          "=%{customdata[2]}<extra>" + status + "</extra>",
         marker: { size: 10, color: STATUS_COLOURS[status] || "#495057", opacity: .85,
                   line: { width: 1, color: "#fff" } }
       };
     });
     var layout = {
       margin: { l: 55, r: 10, t: 10, b: 45 }, font: PLOT_FONT, paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "#fafbfc", xaxis: { title: { text: state.xKey }, zeroline: false },
-      yaxis: { title: { text: state.yKey }, zeroline: false }, legend: { orientation: "h", y: 1.08 },
+      plot_bgcolor: "#fafbfc", xaxis: xAxis.layout, yaxis: yAxis.layout,
+      legend: { orientation: "h", y: 1.08 },
       hovermode: "closest"
     };
     Plotly.react(host, traces, layout, { displaylogo: false, responsive: true });
@@ -318,13 +438,14 @@
       host.dataset.listening = "1";
       host.on("plotly_click", function (event) {
         var point = event.points && event.points[0];
-        if (point && point.customdata) window.location.href = point.customdata;
+        if (point && point.customdata) window.location.href = point.customdata[0];
       });
     }
   }
 
   function renderAll() {
-    if (state.hidden === null) state.hidden = defaultHidden();
+    state.axes = {};
+    state.position = new Map(state.payload.runs.map(function (r, i) { return [r.uuid, i]; }));
     chooseDefaults();
     var numeric = numericColumns();
     fillSelect(document.getElementById("color-by"), numeric, state.colorKey);
