@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import sys
 import threading
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
