@@ -113,7 +113,7 @@ def browser():
     )
     executable = chromium_path()
     if executable is None:
-        pytest.skip("browser tests need Chromium (apt-get install chromium)")
+        pytest.skip("browser tests need Chromium: apt-get install -y chromium")
     with playwright_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         yield launched
