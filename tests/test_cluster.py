@@ -163,7 +163,7 @@ def test_the_cli_runs_a_grid_on_the_scheduler_given_by_dask(cluster, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tracker", str(path), "-g", "x=1,2", "-d", str(database),
          "-q", "--dask", cluster.scheduler_address],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
 
     assert result.returncode == 0, result.stderr

@@ -61,7 +61,8 @@ def run(name, cwd=None):
 
 def wait_until_dead(pid):
     # A killed process is torn down for a while before its parent can reap it.
-    for _ in range(300):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
         except FileNotFoundError:
@@ -106,10 +107,8 @@ def processes_using(tmpdir: Path) -> list[int]:
 
 def wait_until_gone(tmpdir: Path) -> list[int]:
     # Bounded wait for processes that were already told to end (not a timing assertion).
-    for _ in range(300):
-        left = processes_using(tmpdir)
-        if not left:
-            break
+    deadline = time.monotonic() + 120
+    while (left := processes_using(tmpdir)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
 
