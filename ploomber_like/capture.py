@@ -73,6 +73,8 @@ KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
 
 _NOT_JSON = object()
 _CRASH_LOG: list[Any] = []
+#: The bounds of the kernel's streams, kept for its life (see :meth:`_BoundedStream.wrap`).
+_BOUNDED_STREAMS: list[_BoundedStream] = []
 
 #: For each top-level module a warm template preloaded, the top-level modules its import
 #: brought in (itself included); set in the template before forking.
@@ -130,6 +132,7 @@ def install(shell: Any, script_path: str) -> None:
     shell.display_formatter.ipython_display_formatter.for_type_by_name(
         "matplotlib.figure", "Figure", hook.figures.render
     )
+    shell.events.register("pre_execute", hook.pre_execute)
     shell.events.register("pre_run_cell", hook.pre_run_cell)
     # Run before matplotlib-inline's flush so figures we render are not rendered twice.
     shell.events.callbacks["post_execute"].insert(0, hook.post_execute)
@@ -165,6 +168,17 @@ class _KernelCapture:
         self.streams: list[_BoundedStream] = []
 
     # events
+
+    def pre_execute(self) -> None:
+        # IPython 9 wraps each cell's stream writes and restores them when it ends, which
+        # would leave the bound out; it runs this event inside that wrapping.
+        for stream in self.streams:
+            stream.outermost()
+        # IPython 9 also keeps every cell's printed text and displayed bundles (our figures'
+        # PNGs too) for `%notebook`; a kernel serves one run, which never reads them back.
+        outputs = getattr(self.shell.history_manager, "outputs", None)
+        if outputs:
+            outputs.clear()
 
     def pre_run_cell(self, info: Any) -> None:
         # A thread may have written after the last cell ended: send its held tail first.
@@ -300,13 +314,21 @@ class _BoundedStream:
     (live output still streams); of the rest only the last half is held here, and sent after a
     :func:`cut_marker` when the cell ends. A crash mid-cell loses that held tail.
 
+    The bound is the stream's outermost ``write`` in every cell (:meth:`outermost`), so what
+    wraps the stream in a cell, such as IPython 9's copy of each cell's output into its history,
+    sees only the bounded text.
+
     Output scalars of the cut middle still reach the driver (see :meth:`read_scalars`): the
     complete lines of the dropped text that match the run's pattern are sent, in order, in
     :func:`scalar_lines_block` s the driver reads as scalar input only, never as stdout.
     """
 
-    def __init__(self, write: Callable[[str], Any], limit: int = MAX_STREAM_CHARS) -> None:
-        self.original_write = write
+    def __init__(self, stream: Any, limit: int = MAX_STREAM_CHARS) -> None:
+        self.stream = stream
+        # Where the bounded text goes: the write this bound last took the place of.
+        self.forward: Callable[[str], Any] = stream.write
+        # True while the text goes to `forward`, which may itself call `write` (see outermost).
+        self.forwarding = False
         self.half = limit // 2
         self.pid = os.getpid()
         # Threads and ipykernel's watcher of file descriptor 1 and 2 write concurrently; and a
@@ -331,14 +353,25 @@ class _BoundedStream:
 
     @classmethod
     def wrap(cls, stream: Any) -> _BoundedStream:
-        """Route ``stream.write`` through a new bound; the object stays the kernel's own, so
-        ``isinstance`` checks, ``flush`` and ``fileno`` behave as before."""
-        current = getattr(stream.write, "__self__", None)
-        if isinstance(current, cls):  # capture installed again in this kernel
-            return current
-        bounded = cls(stream.write)
-        stream.write = bounded.write
+        """Route ``stream.write`` through the stream's bound, made once per kernel; the object
+        stays the kernel's own, so ``isinstance`` checks, ``flush`` and ``fileno`` behave as
+        before."""
+        for bounded in _BOUNDED_STREAMS:
+            if bounded.stream is stream:  # capture installed again in this kernel
+                break
+        else:
+            bounded = cls(stream)
+            _BOUNDED_STREAMS.append(bounded)
+        bounded.outermost()
         return bounded
+
+    def outermost(self) -> None:
+        """Be ``stream.write`` again if another write took its place: the text then goes
+        through that write, which only ever sees the bounded text."""
+        with self.lock:
+            if self.stream.write != self.write:
+                self.forward = self.stream.write
+                self.stream.write = self.write
 
     def read_scalars(self, pattern: str | None) -> None:
         """Send the dropped lines matching ``pattern`` (a regular expression) from now on, up to
@@ -350,9 +383,13 @@ class _BoundedStream:
     def write(self, text: str) -> int:
         if os.getpid() != self.pid:
             # A forked child (multiprocessing) never sees its cell end: hold nothing there.
-            return self.original_write(text)
+            return self._unbounded(text)
         written = len(text)
         with self.lock:
+            if self.forwarding:
+                # `forward` wraps this bound in turn (a cell started while the bound was in
+                # place wraps it, then :meth:`outermost` put it above): bounded already.
+                return self._unbounded(text)
             if self.passed < self.half:
                 head = text[: self.half - self.passed]
                 before, self.passed = self.passed, self.passed + len(head)
@@ -360,7 +397,7 @@ class _BoundedStream:
                     # Near the cut: follow the line the head ends in, for the scalar lines.
                     self._follow_head_line(head, before)
                 text = text[len(head) :]
-                self.original_write(head)
+                self._send(head)
                 if self.passed == self.half:  # what is dropped continues the head's last line
                     self.line = self.head_line
             if text:
@@ -403,7 +440,19 @@ class _BoundedStream:
             self.tail.clear()
             self.head_line, self.line = "", ""
             if tail:
-                self.original_write(cut_marker(cut) + tail if cut else tail)
+                self._send(cut_marker(cut) + tail if cut else tail)
+
+    def _send(self, text: str) -> None:
+        self.forwarding = True
+        try:
+            self.forward(text)
+        finally:
+            self.forwarding = False
+
+    def _unbounded(self, text: str) -> Any:
+        # The stream's own write, under every wrapper: one that wraps this bound must not be
+        # called again from it.
+        return type(self.stream).write(self.stream, text)
 
     def _follow_head_line(self, head: str, before: int) -> None:
         newline = head.rfind("\n")
@@ -448,7 +497,7 @@ class _BoundedStream:
 
     def _send_scalar_lines(self) -> None:
         if self.pending:
-            self.original_write(scalar_lines_block(self.pending))
+            self._send(scalar_lines_block(self.pending))
             self.pending.clear()
             self.pending_chars = 0
         self.last_sent = time.monotonic()

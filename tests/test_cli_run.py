@@ -27,7 +27,7 @@ score
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
 
 

@@ -42,7 +42,8 @@ def cluster():
 @pytest.fixture
 def client(cluster):
     with distributed.Client(cluster) as client:
-        client.wait_for_workers(2, timeout=60)
+        # A worker a test killed is restarted by its nanny: slow on a loaded machine.
+        client.wait_for_workers(2, timeout=300)
         yield client
 
 
@@ -54,14 +55,6 @@ def rows(database: Path) -> list[dict]:
             "FROM experiments ORDER BY created"
         ).fetchall()
     return [dict(row) for row in found]
-
-
-def running_rows(database: Path) -> list[dict]:
-    """The rows still ``running``; none while the driver is still creating the database."""
-    try:
-        return [row for row in rows(database) if row["status"] == "running"]
-    except sqlite3.OperationalError:  # no file or no table yet
-        return []
 
 
 def script(tmp_path: Path, text: str, name: str = "script.py") -> Path:
@@ -170,7 +163,7 @@ def test_the_cli_runs_a_grid_on_the_scheduler_given_by_dask(cluster, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tracker", str(path), "-g", "x=1,2", "-d", str(database),
          "-q", "--dask", cluster.scheduler_address],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
 
     assert result.returncode == 0, result.stderr
@@ -179,20 +172,53 @@ def test_the_cli_runs_a_grid_on_the_scheduler_given_by_dask(cluster, tmp_path):
     assert {r["status"] for r in found} == {"ok"}
 
 
-SLEEPY = """\
+# Names its kernel process in a marker file in {markers}, then waits for the test's `release`.
+WAITING = """\
 # parameters
 x = 1
 
-import time
-time.sleep(5)
+import os, pathlib, time
+markers = pathlib.Path({markers!r})
+(markers / "started.part").write_text(str(os.getpid()))
+(markers / "started.part").rename(markers / f"started-{{os.getpid()}}")
+deadline = time.monotonic() + 600
+while not (markers / "release").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
 
 slept = x
 slept
 """
 
 
-def _kill_worker_running_a_point(client, database: Path, path: Path) -> tuple[dict, str]:
-    """Run one slow point, SIGKILL the worker process executing it; the row and its address."""
+def waiting_script(tmp_path: Path) -> tuple[Path, Path]:
+    """A script whose runs wait for the test (see ``WAITING``), and its markers folder."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    return script(tmp_path, WAITING.format(markers=str(markers))), markers
+
+
+def started_kernel(markers: Path, alive=lambda: True) -> int:
+    """The process of the first run to reach the user's code, once one has."""
+    deadline = time.monotonic() + 300
+    while not (found := list(markers.glob("started-*"))):
+        assert alive(), "the sweep ended before a run started"
+        assert time.monotonic() < deadline, "no run reached the user's code in 300 s"
+        time.sleep(0.05)
+    return int(found[0].name.removeprefix("started-"))
+
+
+def is_dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # a zombie only waits for its parent to read its status
+
+
+def _kill_worker_running_a_point(client, database: Path, tmp_path: Path) -> tuple[dict, str]:
+    """Run one point, SIGKILL the worker process executing it while the point is in the user's
+    code, then let every run finish; the row and the worker's address."""
+    path, markers = waiting_script(tmp_path)
     outcome: dict = {}
     sweep = threading.Thread(
         target=lambda: outcome.update(
@@ -200,18 +226,12 @@ def _kill_worker_running_a_point(client, database: Path, path: Path) -> tuple[di
         )
     )
     sweep.start()
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        if running_rows(database):
-            busy = [addr for addr, keys in client.processing().items() if keys]
-            victim = busy[0] if busy else None
-    assert victim is not None, "the point never started on a worker"
-    time.sleep(1.5)  # well into the run: the kernel is executing the user's code
+    started_kernel(markers, sweep.is_alive)
+    (victim,) = [addr for addr, keys in client.processing().items() if keys]
     pid = client.run(os.getpid, workers=[victim])[victim]
     os.kill(pid, signal.SIGKILL)
-    sweep.join(timeout=90)
+    (markers / "release").touch()
+    sweep.join(timeout=300)
     assert not sweep.is_alive()
     found = rows(database)
     assert len(found) == 1  # never recorded twice, never lost
@@ -220,7 +240,7 @@ def _kill_worker_running_a_point(client, database: Path, path: Path) -> tuple[di
 
 
 def test_a_killed_worker_is_survived_by_retrying_the_point_elsewhere(client, tmp_path):
-    row, _ = _kill_worker_running_a_point(client, tmp_path / "runs.db", script(tmp_path, SLEEPY))
+    row, _ = _kill_worker_running_a_point(client, tmp_path / "runs.db", tmp_path)
 
     assert row["status"] == "ok"  # the scheduler ran it again on the other worker
     assert json.loads(row["parameters"])["slept"] == 7
@@ -231,9 +251,7 @@ def test_a_point_whose_worker_dies_past_the_allowed_failures_is_recorded_crashed
 ):
     cluster.scheduler.allowed_failures = 0  # no retry: the first lost worker is final
     try:
-        row, victim = _kill_worker_running_a_point(
-            client, tmp_path / "runs.db", script(tmp_path, SLEEPY)
-        )
+        row, victim = _kill_worker_running_a_point(client, tmp_path / "runs.db", tmp_path)
     finally:
         cluster.scheduler.allowed_failures = 3
 
@@ -243,16 +261,7 @@ def test_a_point_whose_worker_dies_past_the_allowed_failures_is_recorded_crashed
 
 
 def test_ctrl_c_stops_the_sweep_and_the_runs_on_the_workers(cluster, client, tmp_path):
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    path = script(tmp_path, f"""\
-# parameters
-x = 1
-
-import pathlib, time
-time.sleep(4)
-pathlib.Path({str(markers)!r}, str(x)).write_text('finished')
-""")
+    path, markers = waiting_script(tmp_path)
     database = tmp_path / "runs.db"
     driver = subprocess.Popen(
         [sys.executable, "-m", "tracker", str(path), "-g", "x=1,2,3", "-w", "1", "-q",
@@ -260,17 +269,18 @@ pathlib.Path({str(markers)!r}, str(x)).write_text('finished')
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not running_rows(database) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.5)  # the first point is sleeping in its kernel on a worker
-        driver.send_signal(signal.SIGINT)
-        _, stderr = driver.communicate(timeout=60)
+        kernel = started_kernel(markers, lambda: driver.poll() is None)
+        driver.send_signal(signal.SIGINT)  # the first point is waiting in its kernel
+        _, stderr = driver.communicate(timeout=300)
+        assert driver.returncode == 130, stderr
+        found = rows(database)
+        assert [r["status"] for r in found] == ["interrupted"]  # no further point was started
+        # Its kernel was stopped, not left running (a bounded wait for a process told to end).
+        deadline = time.monotonic() + 120
+        while not is_dead(kernel) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert is_dead(kernel)
+        assert len(list(markers.glob("started-*"))) == 1
     finally:
         driver.kill()
-
-    assert driver.returncode == 130, stderr
-    found = rows(database)
-    assert [r["status"] for r in found] == ["interrupted"]  # no further point was started
-    time.sleep(4)  # past the moment the first point would have finished
-    assert list(markers.iterdir()) == []  # its kernel was stopped, not left running
+        (markers / "release").touch()  # a kernel left running ends

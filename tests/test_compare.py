@@ -217,7 +217,7 @@ def test_name_is_stored_for_a_run_and_shown(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "tracker", str(script), "-p", "n=2", "-d", str(database),
          "--name", "first try", "-q"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     (run,) = SQLiteTracker(database).runs()
@@ -304,7 +304,7 @@ def test_rm_without_runs_or_with_an_unknown_uuid_is_a_usage_error(sweep):
     for args, message in ((["rm"], "nothing to remove"), (["rm", "zzzz", "-y"], "no run with")):
         done = subprocess.run(
             [sys.executable, "-m", "tracker", *args, "-d", str(sweep.path)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
         )
         assert done.returncode == 2 and done.stderr.startswith("error:") and message in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
@@ -359,7 +359,7 @@ def test_uuids_show_as_their_shortest_unique_prefix_and_are_accepted_back(sweep)
 def test_a_mistyped_command_suggests_the_close_one(typed, suggestion, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "tracker", typed, "8dec"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 2
     assert f"No such command '{typed}'" in done.stderr
@@ -370,12 +370,12 @@ def test_a_word_that_names_a_file_still_runs_it(tmp_path):
     (tmp_path / "train").write_text("x = 1\n")  # exists, no suffix: still a file to run
     done = subprocess.run(
         [sys.executable, "-m", "tracker", "train"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 2 and "unsupported file type" in done.stderr
     done = subprocess.run(
         [sys.executable, "-m", "tracker", "missing.py"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 2 and "No such command" not in done.stderr
 

@@ -40,7 +40,7 @@ FENCE = re.compile(r"^```(\w*)\s*$")
 MARKER = re.compile(r"^<!--\s*docs-test:\s*(.*?)\s*-->\s*$")
 TRACKER_COMMAND = re.compile(r"^python -m (tracker|ploomber_like\.tracking)\b")
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
-COMMAND_TIMEOUT = 120
+COMMAND_TIMEOUT = 300
 
 
 @dataclass

@@ -3,11 +3,13 @@ notebook, bounded output, and failures that point at the user's file."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
@@ -356,15 +358,120 @@ def test_scalars_of_the_cut_middle_follow_the_run_pattern(tmp_path):
     ]
 
 
+needs_proc = pytest.mark.skipif(
+    not os.path.exists("/proc/self/status"), reason="reads memory sizes in /proc (Linux)"
+)
+
+# Two handshakes with the test (marker files in {folder}): the kernel names its process and
+# waits, so both baselines are taken before it prints; after printing it waits while both peaks
+# are read. The kernel takes each answer away, so a sweep's next run waits for its own.
+BIG_OUTPUT = """
+# parameters
+n = 0
+
+import os, sys, time
+def handshake(said, answer):
+    with open(said + ".part", "w") as file:
+        file.write(str(os.getpid()))
+    os.replace(said + ".part", said)
+    deadline = time.monotonic() + 600
+    while not os.path.exists(answer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.unlink(answer)
+handshake({folder!r} + "/started", {folder!r} + "/go")
+
+print("start")
+for _ in range(200):
+    sys.stdout.write("x" * 999_999 + "\\n")
+print("the end")
+
+handshake({folder!r} + "/printed", {folder!r} + "/measured")
+"""
+BIG_PRINTED = "start\n" + ("x" * 999_999 + "\n") * 200 + "the end\n"
+BIG_RUNS = {
+    "cli": ["-m", "tracker", "big.py", "-d", "runs.db"],
+    "cli -q": ["-m", "tracker", "big.py", "-d", "runs.db", "-q"],
+    "track_execution": [
+        "-c",
+        "from ploomber_like import track_execution; track_execution('big.py', None, 'runs.db')",
+    ],
+    # Two runs: what the driver kept of the first would add to the second's.
+    "sweep": ["-m", "tracker", "big.py", "-g", "n=1,2", "-w", "1", "-d", "runs.db"],
+}
+
+
+@needs_proc
+@pytest.mark.parametrize("how", BIG_RUNS)
+def test_200_mb_of_output_cost_neither_driver_nor_kernel_memory(tmp_path, how):
+    write_script(tmp_path, BIG_OUTPUT.format(folder=str(tmp_path)), "big.py")
+    runs = 2 if how == "sweep" else 1
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        driver = subprocess.Popen([sys.executable, *BIG_RUNS[how]], cwd=tmp_path, stdout=out,
+                                  stderr=err)
+    try:
+        for _ in range(runs):
+            kernel = int(wait_for_marker(tmp_path / "started", driver))
+            baseline = {kernel: memory_kib(kernel, "VmRSS")}
+            baseline.setdefault(driver.pid, memory_kib(driver.pid, "VmRSS"))
+            (tmp_path / "go").touch()
+            wait_for_marker(tmp_path / "printed", driver)
+            # VmHWM: the highest the process was ever resident, so no peak is missed.
+            grown = {pid: memory_kib(pid, "VmHWM") - baseline[pid] for pid in baseline}
+            (tmp_path / "measured").touch()
+            growth = f"driver +{grown[driver.pid]} KiB, kernel +{grown[kernel]} KiB"
+            assert max(grown.values()) < 100 * 1024, growth
+        assert driver.wait(timeout=300) == 0, (tmp_path / "err.txt").read_text()
+    finally:
+        driver.kill()
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    stored = [stdout for (stdout,) in conn.execute("SELECT stdout FROM experiments")]
+    assert stored == [cap_text(BIG_PRINTED)] * runs
+    if how == "cli":  # the terminal shows the head, the cut marker and the tail
+        assert cap_text(BIG_PRINTED) in (tmp_path / "out.txt").read_text()
+
+
+@needs_proc
+def test_a_kernel_holds_no_copy_of_the_output_of_earlier_groups(track):
+    # Each group's output is cut to 2 x 200 kB; IPython 9 would keep all 100 groups' copies.
+    resident = "int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
+    chatty = 'sys.stdout.write("x" * 1_000_000);\nsys.stderr.write("e" * 1_000_000);'
+    script = "\n\n".join([f"import sys\nbefore = {resident}", *[chatty] * 100,
+                          f"grown_kib = {resident} - before\ngrown_kib"])
+    record = track(script, quiet=True).record
+    assert record.ok and record.values == {"grown_kib": record.values["grown_kib"]}
+    assert record.values["grown_kib"] < 20 * 1024
+
+
+def wait_for_marker(path, driver: subprocess.Popen) -> str:
+    """The text of the marker file at ``path`` once it exists; the file is taken away."""
+    deadline = time.monotonic() + 300
+    while not path.exists():
+        assert driver.poll() is None, f"the run ended early: {driver.returncode}"
+        assert time.monotonic() < deadline, f"no {path.name} after 300 s"
+        time.sleep(0.05)
+    text = path.read_text()
+    path.unlink()
+    return text
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """A process's ``VmRSS`` (resident now) or ``VmHWM`` (highest resident), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} for process {pid}")
+
+
 def test_the_kernel_sends_cut_scalar_lines_up_to_the_point_limit(monkeypatch):
     monkeypatch.setattr(capture, "MAX_POINTS", 5)
-    written: list[str] = []
-    stream = capture._BoundedStream(written.append, limit=100)
+    written = io.StringIO()
+    stream = capture._BoundedStream(written, limit=100)
     stream.read_scalars(DEFAULT_PATTERN)
     for i in range(100):
         stream.write(f"loss: {i}\n" + "y" * 30 + "\n")
     stream.end_cell()
-    blocks = [p.text for p in split_stream("".join(written)) if isinstance(p, ScalarLines)]
+    blocks = [p.text for p in split_stream(written.getvalue()) if isinstance(p, ScalarLines)]
     assert "".join(blocks).splitlines() == [f"loss: {i}" for i in range(2, 7)]
 
 

@@ -34,7 +34,7 @@ def invoke(*args: str) -> str:
 def tracker_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=60,
+        timeout=300,
     )
 
 

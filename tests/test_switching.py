@@ -161,7 +161,7 @@ def test_a_missing_file_is_created_but_the_cli_says_it_is_missing(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-m", "tracker", "ls", "-d", "typo.db"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2
     assert result.stderr == "error: database not found: typo.db\n"

@@ -61,7 +61,8 @@ def run(name, cwd=None):
 
 def wait_until_dead(pid):
     # A killed process is torn down for a while before its parent can reap it.
-    for _ in range(300):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
         except FileNotFoundError:
@@ -106,23 +107,24 @@ def processes_using(tmpdir: Path) -> list[int]:
 
 def wait_until_gone(tmpdir: Path) -> list[int]:
     # Bounded wait for processes that were already told to end (not a timing assertion).
-    for _ in range(300):
-        left = processes_using(tmpdir)
-        if not left:
-            break
+    deadline = time.monotonic() + 120
+    while (left := processes_using(tmpdir)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
 
 
-def user_site_packages(user_base: Path) -> Path:
-    """The site-packages folder Python uses with ``PYTHONUSERBASE=user_base``: a package put
-    there counts as installed (third-party), so templates preload it."""
-    return Path(
-        subprocess.run(
-            [sys.executable, "-c", "import site; print(site.getusersitepackages())"],
-            env={**os.environ, "PYTHONUSERBASE": str(user_base)}, capture_output=True, text=True,
-        ).stdout.strip()
-    )
+def user_site_packages(user_base: Path) -> tuple[Path, dict[str, str]]:
+    """The site-packages folder ``pip install --user`` fills with ``PYTHONUSERBASE=user_base``
+    (a package put there counts as installed, so templates preload it), and the environment
+    a driver and its kernels import from it with: a venv leaves that folder off ``sys.path``,
+    so it goes on ``PYTHONPATH`` too."""
+    env = {"PYTHONUSERBASE": str(user_base)}
+    folder = subprocess.run(
+        [sys.executable, "-c", "import site; print(site.getusersitepackages())"],
+        env={**os.environ, **env}, capture_output=True, text=True,
+    ).stdout.strip()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))
+    return Path(folder), env
 
 
 @pytest.fixture
@@ -168,8 +170,7 @@ def test_the_template_is_rebuilt_when_it_cannot_serve(tmp_path, work):
     write_script(work, SHOW + "\nimport userpkg\nuserpkg.VALUE\n", "uses_userpkg.py")
     other = tmp_path / "other"
     other.mkdir()
-    user_base = tmp_path / "userbase"
-    site_packages = user_site_packages(user_base)
+    site_packages, user_env = user_site_packages(tmp_path / "userbase")
     (site_packages / "userpkg").mkdir(parents=True)
     (site_packages / "userpkg" / "__init__.py").write_text("VALUE = 1\n")
 
@@ -200,7 +201,7 @@ def test_the_template_is_rebuilt_when_it_cannot_serve(tmp_path, work):
             t1=t1, same=same, t2=t2, union=union, t3=t3, t4=t4, t5=t5, t6=t6, again=again, t7=t7,
             other={str(other)!r},
         )))
-    """, PYTHONUSERBASE=str(user_base))
+    """, **user_env)
     assert out["same"] == out["t1"]
     assert out["t2"] != out["t1"]
     assert out["union"] == out["t2"]
@@ -220,8 +221,8 @@ def test_a_template_that_dies_as_a_call_forks_from_it_is_replaced_and_the_run_go
 ):
     # A package whose import makes the first template that preloads it exit on its first fork
     # request: the template looks alive when the call asks for a kernel, and dies answering.
-    user_base = tmp_path / "userbase"
-    package = user_site_packages(user_base) / "forkbomb_once"
+    site_packages, user_env = user_site_packages(tmp_path / "userbase")
+    package = site_packages / "forkbomb_once"
     package.mkdir(parents=True)
     marker = tmp_path / "first-template-pid"
     (package / "__init__.py").write_text(textwrap.dedent(f"""
@@ -239,7 +240,7 @@ def test_a_template_that_dies_as_a_call_forks_from_it_is_replaced_and_the_run_go
         run("show.py")                  # fresh kernel
         record = run("dies.py")         # asserts the run is ok
         print(json.dumps(record))
-    """, PYTHONUSERBASE=str(user_base))
+    """, **user_env)
     first_template = int(marker.read_text())
     assert out["VALUE"] == 1
     assert out["ppid"] != first_template
