@@ -306,11 +306,7 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
         tmp_path,
         SLOW.replace(
             "time.sleep(1.5)",
-            f"shown = x * 2
-shown
-
-open(f'{markers}/started-{{x}}', 'w').close()
-"
+            f"shown = x * 2\nshown\n\nopen(f'{markers}/started-{{x}}', 'w').close()\n"
             "time.sleep(600)",
         ),
     )
