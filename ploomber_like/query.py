@@ -65,7 +65,7 @@ class RunQuery:
                 rows = _select_runs(conn, columns, sort_sql, ascending, limit,
                                     _filters(columns, statuses, tag, script, where))
             else:
-                full = [self._resolve(conn, uuid) for uuid in uuids]
+                full = self._resolve_all(conn, uuids)
                 rows = self._rows_of(conn, columns, full, sort_sql, ascending, limit,
                                      _filters(columns, statuses, tag, script, where))
         return [Run.from_stored(store.decode_run(row), self.database) for row in rows]
@@ -79,7 +79,7 @@ class RunQuery:
             No run has this uuid, or the prefix matches several runs.
         """
         with store.reading(self.database) as conn:
-            full = self._resolve(conn, uuid)
+            full = self._resolve_all(conn, [uuid])[0]
             row = conn.execute(
                 f"SELECT {store.select_list(self._columns(conn))} FROM experiments "
                 "WHERE uuid = ?",
@@ -94,7 +94,7 @@ class RunQuery:
     def full_uuids(self, uuids: Iterable[str]) -> list[str]:
         """The full uuid of each run named exactly or by a unique prefix, in order."""
         with store.reading(self.database) as conn:
-            return [self._resolve(conn, uuid) for uuid in uuids]
+            return self._resolve_all(conn, uuids)
 
     def uuid_prefixes(self) -> dict[str, str]:
         """Each run's shortest unique uuid prefix (at least 8 characters)."""
@@ -155,12 +155,19 @@ class RunQuery:
             )
         return columns
 
-    def _resolve(self, conn: sqlite3.Connection, uuid: str) -> str:
-        """The full uuid of the run ``uuid`` names exactly or as a unique prefix."""
+    def _resolve_all(self, conn: sqlite3.Connection, uuids: Iterable[str]) -> list[str]:
+        """The full uuid of each run named exactly or as a unique prefix: whole uuids are looked
+        up together, so naming thousands of runs takes a few statements."""
         self._columns(conn)
-        uuid = str(uuid)  # sklearn-evaluation's users may have stored numbers as uuids
-        if conn.execute("SELECT 1 FROM experiments WHERE uuid = ?", (uuid,)).fetchone():
-            return uuid
+        # sklearn-evaluation's users may have stored numbers as uuids
+        wanted = [str(uuid) for uuid in uuids]
+        stored: set[str] = set()
+        for marks, chunk in store.in_chunks(list(dict.fromkeys(wanted))):
+            found = conn.execute(f"SELECT uuid FROM experiments WHERE uuid IN ({marks})", chunk)
+            stored.update(str(row[0]) for row in found)
+        return [uuid if uuid in stored else self._resolve_prefix(conn, uuid) for uuid in wanted]
+
+    def _resolve_prefix(self, conn: sqlite3.Connection, uuid: str) -> str:
         matches = [
             row[0]
             for row in conn.execute(
