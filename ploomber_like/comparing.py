@@ -1,8 +1,9 @@
 """Runs side by side: :class:`Comparison` (one row per run, one column per parameter and value,
 ``tracker compare``) and :class:`RunDiff` (what differs between two runs, ``tracker diff``).
 
-Both are built from :class:`~ploomber_like.tracker.Run` objects the tracker has read; this module
-only reads the database for the source texts a diff shows.
+Both are built from :class:`~ploomber_like.results.Run` objects already read (see
+:mod:`ploomber_like.query`); this module only reads the database for the source texts a diff
+shows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
-    from ploomber_like.tracker import Run
+    from ploomber_like.results import Run
 
 #: Formats of :meth:`Comparison.format` (and ``tracker compare --format``).
 FORMATS = ("table", "csv", "json", "markdown")

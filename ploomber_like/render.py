@@ -19,15 +19,14 @@ import math
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ploomber_like.record import is_blob_reference
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ploomber_like.record import Record
-    from ploomber_like.results import Run
+    from ploomber_like.record import Record, RunError
 
 #: What a plot shows as when it is not rendered; an HTML output (a DataFrame) is "[HTML]".
 PLOT_PLACEHOLDER = "[Plot]"
@@ -71,6 +70,23 @@ class InlineImage:
 
     def _repr_html_(self) -> str:
         return rich_output_html(self.mimetype, self.data)
+
+
+class SummarizedRun(Protocol):
+    """What the run summaries read of a run: a :class:`ploomber_like.results.Run` is one. Named
+    here so this module, which results uses, does not depend on it in turn."""
+
+    uuid: str
+    created: str | None
+    status: str | None
+    duration: float | None
+    name: str | None
+    tags: list[str]
+    error: RunError | None
+
+    def flat_parameters(self) -> dict[str, Any]: ...
+
+    def scalar_values(self) -> dict[str, Any]: ...
 
 
 def is_displayable(value: Any) -> bool:
@@ -276,7 +292,7 @@ def text_table(
 
 
 def runs_text_table(
-    runs: Sequence[Run],
+    runs: Sequence[SummarizedRun],
     title: str | None = None,
     shorten_uuids: bool = True,
     precision: int = DEFAULT_PRECISION,
@@ -299,13 +315,13 @@ def runs_text_table(
     return table
 
 
-def runs_html(runs: Sequence[Run]) -> str:
+def runs_html(runs: Sequence[SummarizedRun]) -> str:
     """The runs as an HTML table, one row each (whole uuids: a page has the room)."""
     return table_html(SUMMARY_COLUMNS, [run_summary(run) for run in runs])
 
 
 def run_summary(
-    run: Run, precision: int = DEFAULT_PRECISION, label: str | None = None
+    run: SummarizedRun, precision: int = DEFAULT_PRECISION, label: str | None = None
 ) -> list[str]:
     """The cells of :data:`SUMMARY_COLUMNS` for one run: its uuid (``label`` if given, then its
     name and tags), parameters (as given) and scalar values (at ``precision``) each as

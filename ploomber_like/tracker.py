@@ -2,24 +2,25 @@
 sklearn-evaluation's writing calls too (see :mod:`ploomber_like.experiment`).
 
 The API follows sklearn-evaluation's ``SQLiteTracker`` so users switch by changing one import.
-Every read opens its own read-only connection, so a query cannot modify results and always sees
-the runs a sweep has committed so far. Rows come back as the objects of
-:mod:`ploomber_like.results`; rich outputs stay in the ``blobs`` table until shown.
+It is a facade: filters, sort, uuid prefixes and keys are :mod:`ploomber_like.query`'s, which
+the web UI and ``compare`` use as well. Every read opens its own read-only connection, so a query
+cannot modify results and always sees the runs a sweep has committed so far. Rows come back as
+the objects of :mod:`ploomber_like.results`; rich outputs stay in the ``blobs`` table until shown.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import experiment, render, store
-from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
+from ploomber_like.errors import ParameterError
 from ploomber_like.experiment import Experiment
-from ploomber_like.record import STATUSES, Artifact
+from ploomber_like.query import RunQuery
+from ploomber_like.record import Artifact
 from ploomber_like.results import Results, RichOutput, Run, flatten
 from ploomber_like.ui import DEFAULT_PORT
 
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
     from ploomber_like.comparing import Comparison, RunDiff
 
 __all__ = ["Experiment", "Results", "RichOutput", "Run", "SQLiteTracker"]
-
-#: Keys as :meth:`SQLiteTracker.get_parameters_keys` returns them: JSON path segments, plain
-#: names or double-quoted labels, joined by dots.
-_KEY_PATH = re.compile(r'(?:[A-Za-z_]\w*|"[^"]*")(?:\.(?:[A-Za-z_]\w*|"[^"]*"))*')
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
-
 
 #: What an empty tracker's reprs say (sklearn-evaluation's words).
 _NO_RUNS = "(No experiments saved yet)"
@@ -67,12 +62,13 @@ class SQLiteTracker:
             # The database lives as long as one connection to it does: this one, held open.
             self._memory = store.connect(location)
             self.path = Path(location)
-        else:
+        elif create:
             self.path = Path(path)
             if not self.path.exists():
-                if not create:
-                    raise DatabaseError(f"database not found: {self.path}")
                 store.connect(self.path).close()
+        else:
+            self.path = RunQuery.existing(path).database
+        self._query = RunQuery(self.path)
 
     def query(
         self, sql: str, as_frame: bool = True, render_plots: bool = False
@@ -117,12 +113,7 @@ class SQLiteTracker:
         UnknownRunError
             No run has this uuid, or the prefix matches several runs (also a ``ValueError``).
         """
-        with store.reading(self.path) as conn:
-            full = _resolve_uuid(conn, uuid, self.path)
-            row = conn.execute(
-                f"SELECT {_select_list(conn, self.path)} FROM experiments WHERE uuid = ?", (full,)
-            ).fetchone()
-        return Experiment.from_stored(store.decode_run(row), self.path)
+        return Experiment.from_stored(self._query.stored_run(uuid), self.path)
 
     def runs(
         self,
@@ -160,37 +151,8 @@ class SQLiteTracker:
             A SQL condition on ``experiments``, as after ``WHERE``:
             ``"json_extract(parameters, '$.f1') > 0.8"``.
         """
-        statuses = _statuses(status)
-        with store.reading(self.path) as conn:
-            columns = _table_columns(conn, self.path)
-            if sort is None:
-                order_by = "created DESC, rowid DESC"
-            else:
-                if sort in columns:
-                    sort_sql = f'"{sort}"'
-                elif sort in self._keys(conn):
-                    sort_sql = f"json_extract(parameters, '{_sql_text(_json_path(sort))}')"
-                else:
-                    raise ParameterError(f"unknown sort key {sort!r}: no such column or key")
-                direction = "ASC" if ascending else "DESC"
-                order_by = f"{sort_sql} IS NULL, {sort_sql} {direction}, created DESC"
-            full = None if uuids is None else [_resolve_uuid(conn, u, self.path) for u in uuids]
-            conditions, params = _run_conditions(columns, full, statuses, tag, script, where)
-            where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-            sql = (
-                f"SELECT {_select_list(conn, self.path)} FROM experiments {where_sql} "
-                f"ORDER BY {order_by} LIMIT ?"
-            )
-            params.append(-1 if limit is None or (full and sort is None) else limit)
-            try:
-                rows = conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise QueryError(str(exc), sql) from None
-        runs = [Run.from_stored(store.decode_run(row), self.path) for row in rows]
-        if full and sort is None:
-            position = {uuid: i for i, uuid in enumerate(full)}
-            runs = sorted(runs, key=lambda run: position[run.uuid])[:limit]
-        return runs
+        return self._query.runs(uuids, status=status, sort=sort, ascending=ascending,
+                                limit=limit, tag=tag, script=script, where=where)
 
     def to_frame(self, **filters: Any) -> pd.DataFrame:
         """A tidy DataFrame of runs: one column per parameter, then per scalar value.
@@ -217,12 +179,7 @@ class SQLiteTracker:
 
         columns = ("uuid", "created", "status", "duration", "error_type", "error_message",
                    "parameters", "comment")
-        with store.reading(self.path) as conn:
-            rows = conn.execute(
-                f"SELECT {_select_list(conn, self.path, columns)} FROM experiments "
-                "ORDER BY created DESC, rowid DESC LIMIT ?",
-                (n,),
-            ).fetchall()
+        rows = self._query.recent_rows(n, columns)
         return pd.DataFrame.from_records(rows, columns=columns).set_index("uuid")
 
     def get_parameters_keys(self, limit: int | None = None) -> list[str]:
@@ -232,9 +189,7 @@ class SQLiteTracker:
         double-quoted as in a JSON path (``"f1-score"``). A plot counts as one key. ``limit``
         looks at the first ``limit`` runs only (sklearn-evaluation scans 100); default: all.
         """
-        with store.reading(self.path) as conn:
-            _table_columns(conn, self.path)
-            return self._keys(conn, limit)
+        return self._query.keys(limit)
 
     def get_sample_query(self, compatibility_mode: bool = True) -> str:
         """A query selecting every stored key as its own column.
@@ -246,18 +201,7 @@ class SQLiteTracker:
             and SQLite is 3.38 or newer, the shorter ``parameters ->> '$.key'``.
         """
         arrow = not compatibility_mode and sqlite3.sqlite_version_info >= (3, 38, 0)
-        with store.reading(self.path) as conn:
-            _table_columns(conn, self.path)
-            keys = self._keys(conn)
-            selected = ["    uuid"]
-            for key in keys:
-                path = _sql_text(_json_path(key))
-                if arrow:
-                    extract = f"parameters ->> '{path}'"
-                else:
-                    extract = f"json_extract(parameters, '{path}')"
-                selected.append(f"    {extract} AS {_alias(conn, key)}")
-        return "SELECT\n" + ",\n".join(selected) + "\nFROM experiments\nLIMIT 10\n"
+        return self._query.sample_query(arrow)
 
     def metrics(self, uuids: str | Iterable[str]) -> pd.DataFrame:
         """The series runs printed as ``name: number`` lines (their output scalars).
@@ -268,29 +212,25 @@ class SQLiteTracker:
         import pandas as pd
 
         wanted = [uuids] if isinstance(uuids, str) else list(uuids)
+        full = self._query.full_uuids(wanted)
         with store.reading(self.path) as conn:
-            full = [_resolve_uuid(conn, uuid, self.path) for uuid in wanted]
             rows = store.load_metrics(conn, list(dict.fromkeys(full)))
         return pd.DataFrame.from_records(rows, columns=["uuid", "key", "step", "value"])
 
     def artifacts(self, uuid: str) -> list[Artifact]:
         """The files run ``uuid`` (or unique prefix) created or changed, by path."""
+        full = self._query.full_uuids([uuid])[0]
         with store.reading(self.path) as conn:
-            return store.load_artifacts(conn, _resolve_uuid(conn, uuid, self.path))
+            return store.load_artifacts(conn, full)
 
     def comment(self, uuid: str, text: str) -> None:
         """Set the comment of a run (given by uuid or unique uuid prefix)."""
-        with store.reading(self.path) as conn:
-            full = _resolve_uuid(conn, uuid, self.path)
-        experiment.set_comment(self.path, full, text)
+        experiment.set_comment(self.path, self._query.full_uuids([uuid])[0], text)
 
     def uuid_prefixes(self) -> dict[str, str]:
         """Each run's shortest unique uuid prefix (at least 8 characters): how views show uuids,
         and what every call taking a uuid accepts."""
-        with store.reading(self.path) as conn:
-            _table_columns(conn, self.path)
-            uuids = [str(row[0]) for row in conn.execute("SELECT uuid FROM experiments")]
-        return render.unique_prefixes(uuids)
+        return self._query.uuid_prefixes()
 
     def compare(
         self,
@@ -428,17 +368,15 @@ class SQLiteTracker:
         indexed by uuid, as sklearn-evaluation returns it; :meth:`get` gives the values."""
         import pandas as pd
 
+        full = self._query.full_uuids([uuid])[0]
         with store.reading(self.path) as conn:
-            full = _resolve_uuid(conn, uuid, self.path)
             cursor = conn.execute("SELECT * FROM experiments WHERE uuid = ?", (full,))
             rows = cursor.fetchall()
             columns = [d[0] for d in cursor.description]
         return pd.DataFrame.from_records(rows, columns=columns).set_index("uuid")
 
     def __len__(self) -> int:
-        with store.reading(self.path) as conn:
-            _table_columns(conn, self.path)
-            return conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
+        return self._query.count()
 
     def __repr__(self) -> str:
         name = f"SQLiteTracker({store.display_name(self.path)!r})"
@@ -468,121 +406,6 @@ class SQLiteTracker:
             + "<p>(most recent runs)</p>"
         )
 
-    def _keys(self, conn: sqlite3.Connection, limit: int | None = None) -> list[str]:
-        rows = conn.execute(
-            """
-            SELECT t.fullkey, t.path, t.type,
-                   -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
-                   CASE WHEN t.type = 'object'
-                        THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
-                   -- with one min(), SQLite takes the other columns from the row holding it:
-                   -- t.id is then the key's position in the first run that has it
-                   min(e.rowid) AS first_run, t.id AS position
-            FROM (SELECT rowid, parameters FROM experiments WHERE json_valid(parameters)
-                  ORDER BY rowid LIMIT ?) AS e,
-                 json_tree(e.parameters) AS t
-            -- object members only: not array elements, nor anything inside an array
-            WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
-            GROUP BY t.fullkey
-            ORDER BY first_run, position
-            """,
-            (-1 if limit is None else limit,),
-        ).fetchall()
-        blobs = {fullkey for fullkey, _, _, is_blob, _, _ in rows if is_blob}
-        return [
-            _key_from_fullkey(fullkey)
-            for fullkey, parent, kind, is_blob, _, _ in rows
-            # nested objects are reached through their leaves; a plot's members are not keys
-            if (kind != "object" or is_blob) and parent not in blobs
-        ]
-
-
-# --- reading rows -------------------------------------------------------------------------
-
-
-def _table_columns(conn: sqlite3.Connection, path: Path) -> set[str]:
-    columns = store.check_schema(conn, store.display_name(path))
-    if not columns:
-        raise DatabaseError(
-            f"not a tracking database (no experiments table): {store.display_name(path)}"
-        )
-    return columns
-
-
-def _select_list(
-    conn: sqlite3.Connection, path: Path, columns: Sequence[str] = store.RUN_COLUMNS
-) -> str:
-    """``columns`` for a SELECT, with NULL for the ones an older schema lacks."""
-    return store.select_list(_table_columns(conn, path), columns)
-
-
-def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
-    """The statuses a ``status`` filter names (None: no filter); unknown names are refused."""
-    if status is None:
-        return None
-    names = status.split(",") if isinstance(status, str) else list(status)
-    names = [name.strip() for name in names]
-    for name in names:
-        if name not in STATUSES:
-            expected = ", ".join(STATUSES)
-            raise ParameterError(f"unknown status {name!r}; expected one of {expected}")
-    return names
-
-
-def _run_conditions(
-    columns: set[str],
-    uuids: Sequence[str] | None,
-    statuses: list[str] | None,
-    tag: str | None,
-    script: str | None,
-    where: str | None,
-) -> tuple[list[str], list[Any]]:
-    """SQL conditions (and their parameters) selecting runs for :meth:`SQLiteTracker.runs`."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    if uuids is not None:
-        conditions.append(f"uuid IN ({', '.join('?' for _ in uuids) or 'NULL'})")
-        params += uuids
-    if statuses is not None:
-        conditions.append(f"status IN ({', '.join('?' for _ in statuses)})")
-        params += statuses
-    if tag is not None:
-        if "tags" not in columns:
-            return ["0"], []  # a database nobody has tagged: no run has the tag
-        conditions.append(
-            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(tags) THEN tags END) "
-            "WHERE value = ?)"
-        )
-        params.append(tag)
-    if script is not None:
-        # "fit.py" finds runs of "examples/fit.py" too.
-        conditions.append("(source_path = ? OR source_path LIKE ? ESCAPE '\\')")
-        escaped = script.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params += [script, f"%/{escaped}"]
-    if where is not None and where.strip():
-        conditions.append(f"({where})")
-    return conditions, params
-
-
-def _resolve_uuid(conn: sqlite3.Connection, uuid: str, path: Path) -> str:
-    """The full uuid of the run ``uuid`` names exactly or as a unique prefix."""
-    _table_columns(conn, path)
-    uuid = str(uuid)  # sklearn-evaluation's users may have stored numbers as uuids
-    if conn.execute("SELECT 1 FROM experiments WHERE uuid = ?", (uuid,)).fetchone():
-        return uuid
-    matches = [
-        row[0]
-        for row in conn.execute(
-            "SELECT uuid FROM experiments WHERE substr(uuid, 1, length(?)) = ? LIMIT 3",
-            (uuid, uuid),
-        )
-    ] if uuid else []
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise UnknownRunError(f"uuid prefix {uuid!r} matches several runs: {', '.join(matches)}...")
-    raise UnknownRunError(f"no run with uuid {uuid!r} in {store.display_name(path)}")
-
 
 def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
     """One row per run: parameter columns (across all runs) before value columns."""
@@ -609,44 +432,3 @@ def _runs_frame(runs: Sequence[Run], scalars_only: bool) -> pd.DataFrame:
     columns = ["uuid", "created", "status", "duration", *parameter_columns, *value_columns,
                "error_type", "error_message", "comment"]
     return pd.DataFrame.from_records(records, columns=columns).set_index("uuid")
-
-
-# --- writing queries ----------------------------------------------------------------------
-
-
-def _json_path(key: str) -> str:
-    """The JSON path of a key: ``$...`` paths as they are, keys as listed by
-    ``get_parameters_keys`` under ``$.``, anything else as one quoted label."""
-    if key.startswith("$"):
-        return key
-    if _KEY_PATH.fullmatch(key):
-        return f"$.{key}"
-    return f'$."{key}"'
-
-
-def _key_from_fullkey(fullkey: str) -> str:
-    """``$."n_estimators".depth`` -> ``n_estimators.depth``: SQLite quotes any key with an
-    underscore, but only labels that are not identifiers need it."""
-    segments = re.findall(r'"[^"]*"|[^.]+', fullkey[2:])
-    return ".".join(
-        s[1:-1] if s.startswith('"') and _IDENTIFIER.fullmatch(s[1:-1]) else s for s in segments
-    )
-
-
-def _alias(conn: sqlite3.Connection, key: str) -> str:
-    """A column alias for a key: ``model.depth`` -> ``model_depth``, quoted when SQLite would not
-    take it bare (not an identifier, or a keyword such as ``order``)."""
-    alias = "_".join(part.strip('"') for part in re.findall(r'"[^"]*"|[^.]+', key))
-    if _IDENTIFIER.fullmatch(alias):
-        try:
-            # SQLite's parser is the one authority on which words are reserved.
-            conn.execute(f"SELECT 1 AS {alias}")
-            return alias
-        except sqlite3.Error:
-            pass
-    return '"' + alias.replace('"', '""') + '"'
-
-
-def _sql_text(text: str) -> str:
-    """``text`` ready to sit between single quotes in SQL."""
-    return text.replace("'", "''")

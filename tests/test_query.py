@@ -334,6 +334,35 @@ def test_runs_filter_sort_and_limit(tracker, sweep):
     assert tracker.runs(sort='"f1-score"', limit=1)[0].uuid == top3(sweep)[0]
 
 
+def test_runs_named_past_sqlites_parameter_limit(tmp_path):
+    """Naming more runs than SQLite binds in one statement still selects and sorts them all."""
+    probe = sqlite3.connect(":memory:")
+    # Python 3.11 tells the limit; SQLite as Debian builds it binds 250,000.
+    getlimit = getattr(probe, "getlimit", None)
+    n = (getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else 250_000) + 1
+    path = tmp_path / "many.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE experiments (uuid TEXT NOT NULL UNIQUE, created TIMESTAMP, "
+        "parameters TEXT, comment TEXT)"
+    )
+    uuids = [f"{i:032x}" for i in range(n)]
+    conn.executemany(
+        "INSERT INTO experiments VALUES (?, ?, ?, NULL)",
+        ((uuid, f"{i:09d}", f'{{"i": {i % 1000}}}') for i, uuid in enumerate(uuids)),
+    )
+    conn.commit()
+    conn.close()
+    tracker = SQLiteTracker(path)
+    # ties on i: the most recent first, as when every run fits in one statement
+    for ascending, sign in ((True, 1), (False, -1)):
+        best = tracker.runs(uuids, sort="i", ascending=ascending, limit=4)
+        expected = sorted(range(n), key=lambda i, sign=sign: (sign * (i % 1000), -i))[:4]
+        assert [run.uuid for run in best] == [uuids[i] for i in expected]
+    given = tracker.runs(uuids[::-1], where="json_extract(parameters, '$.i') = 7")
+    assert [run.uuid for run in given] == [uuids[i] for i in reversed(range(7, n, 1000))]
+
+
 def test_runs_reject_unknown_status_and_sort_key(tracker):
     with pytest.raises(ParameterError, match="unknown status 'good'"):
         tracker.runs(status="good")

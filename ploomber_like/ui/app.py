@@ -39,20 +39,20 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.routing import Route
 
-    from ploomber_like.tracker import SQLiteTracker
+    from ploomber_like.query import RunQuery
 
-    tracker = SQLiteTracker(database, create=False)
-    len(tracker)  # fail now, with one line, if the file is not a tracking database
+    query = RunQuery.existing(database)
+    query.count()  # fail now, with one line, if the file is not a tracking database
 
     async def runs(request: Request) -> Response:
-        return _html(pages.runs_html(tracker, live=True))
+        return _html(pages.runs_html(query, live=True))
 
     async def runs_api(request: Request) -> Response:
         from starlette.responses import JSONResponse
 
         where = request.query_params.get("where") or None
         try:
-            payload = views.runs_payload(tracker, where=where, run_href="/run/{uuid}")
+            payload = views.runs_payload(query, where=where, run_href="/run/{uuid}")
         except QueryError as exc:
             # The user wrote the condition, not the query around it: show them theirs.
             message = f"{exc.sqlite_message} (in the condition: {where})"
@@ -63,19 +63,19 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
 
     async def run(request: Request) -> Response:
         try:
-            return _html(pages.run_html(tracker, request.path_params["uuid"], live=True))
+            return _html(pages.run_html(query, request.path_params["uuid"], live=True))
         except TrackerError as exc:
             return _html(pages.error_html(str(exc)), status_code=404)
 
     async def compare(request: Request) -> Response:
         uuids = [u for value in request.query_params.getlist("uuid") for u in value.split(",") if u]
         try:
-            return _html(pages.compare_html(tracker, uuids, live=True))
+            return _html(pages.compare_html(query, uuids, live=True))
         except TrackerError as exc:
             return _html(pages.error_html(str(exc)), status_code=400)
 
     async def blob(request: Request) -> Response:
-        return _blob(tracker.path, request.path_params["sha256"])
+        return _blob(query.database, request.path_params["sha256"])
 
     async def static(request: Request) -> Response:
         from starlette.responses import Response

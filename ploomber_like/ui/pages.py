@@ -18,7 +18,7 @@ from ploomber_like.ui import views
 if TYPE_CHECKING:
     import jinja2
 
-    from ploomber_like.tracker import SQLiteTracker
+    from ploomber_like.query import RunQuery
 
 #: Static files and their media types; plotly.min.js comes from the plotly package.
 ASSETS = {
@@ -31,45 +31,45 @@ ASSETS = {
 REPORT_RUN_PAGES = 500
 
 
-def runs_html(tracker: SQLiteTracker, live: bool) -> str:
+def runs_html(query: RunQuery, live: bool) -> str:
     """The runs page: table, parallel coordinates, scatter. Live: it loads and polls
     ``/api/runs``."""
     return _render(
-        "runs.html", live=live, title=f"runs · {tracker.path.name}", database=str(tracker.path),
+        "runs.html", live=live, title=f"runs · {query.database.name}", database=str(query.database),
         config={"mode": "live", "api": "/api/runs", "blob": "/blob/", "compare": "/compare"},
     )
 
 
-def run_html(tracker: SQLiteTracker, uuid: str, live: bool) -> str:
+def run_html(query: RunQuery, uuid: str, live: bool) -> str:
     """The page of one run."""
-    page = views.run_page(tracker, uuid, views.url_source if live else views.inline_source)
+    page = views.run_page(query, uuid, views.url_source if live else views.inline_source)
     return _render(
-        "run.html", live=live, title=f"run {page.short} · {tracker.path.name}",
-        database=str(tracker.path), page=page, run_href=_href(live),
+        "run.html", live=live, title=f"run {page.short} · {query.database.name}",
+        database=str(query.database), page=page, run_href=_href(live),
     )
 
 
-def compare_html(tracker: SQLiteTracker, uuids: Sequence[str], live: bool) -> str:
+def compare_html(query: RunQuery, uuids: Sequence[str], live: bool) -> str:
     """The page comparing 2 to 4 runs."""
-    page = views.compare_page(tracker, uuids, views.url_source if live else views.inline_source)
+    page = views.compare_page(query, uuids, views.url_source if live else views.inline_source)
     return _render(
         "compare.html", live=live, title=f"compare {len(page.runs)} runs",
-        database=str(tracker.path), compare=page, run_href=_href(live),
+        database=str(query.database), compare=page, run_href=_href(live),
     )
 
 
 def report_html(
-    tracker: SQLiteTracker, where: str | None = None, compare: Sequence[str] = ()
+    query: RunQuery, where: str | None = None, compare: Sequence[str] = ()
 ) -> str:
     """The report: the runs page with its data inlined, each run's page, and the compare page
     of ``compare`` (2 to 4 runs) if given; plotly.js, styles and images inline."""
-    payload = views.runs_payload(tracker, where=where, run_href="#run-{uuid}")
-    runs = tracker.runs(where=where)[:REPORT_RUN_PAGES]
-    pages = [views.run_page(tracker, run.uuid, views.inline_source) for run in runs]
-    compared = views.compare_page(tracker, compare, views.inline_source) if compare else None
+    payload = views.runs_payload(query, where=where, run_href="#run-{uuid}")
+    runs = query.runs(where=where)[:REPORT_RUN_PAGES]
+    pages = [views.run_page(query, run.uuid, views.inline_source) for run in runs]
+    compared = views.compare_page(query, compare, views.inline_source) if compare else None
     return _render(
-        "report.html", live=False, title=f"report · {tracker.path.name}",
-        database=str(tracker.path), pages=pages, compare=compared, run_href=_href(False),
+        "report.html", live=False, title=f"report · {query.database.name}",
+        database=str(query.database), pages=pages, compare=compared, run_href=_href(False),
         config={"mode": "report", "data": payload, "compare": "#compare" if compared else ""},
         assets={name: _inline_script(name) for name in ASSETS},
     )

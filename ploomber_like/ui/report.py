@@ -30,12 +30,10 @@ def write_report(
     compare
         2 to 4 runs (uuids or prefixes) whose compare page the report includes.
     """
-    from ploomber_like.tracker import SQLiteTracker
+    from ploomber_like.query import RunQuery
     from ploomber_like.ui import pages
 
-    text = pages.report_html(
-        SQLiteTracker(database, create=False), where=where, compare=compare
-    )
+    text = pages.report_html(RunQuery.existing(database), where=where, compare=compare)
     path = Path(output)
     try:
         path.write_text(text, encoding="utf-8")

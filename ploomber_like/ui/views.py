@@ -1,5 +1,5 @@
 """What the pages of the web UI and the report show, as plain data for the templates and the
-JSON the runs page polls. Reads only, through :class:`~ploomber_like.tracker.SQLiteTracker` and
+JSON the runs page polls. Reads only, through :class:`~ploomber_like.query.RunQuery` and
 read-only connections; nothing here knows whether it feeds a server or a file.
 """
 
@@ -21,7 +21,8 @@ from ploomber_like.comparing import Comparison, compare_runs
 from ploomber_like.errors import ParameterError
 
 if TYPE_CHECKING:
-    from ploomber_like.tracker import RichOutput, Run, SQLiteTracker
+    from ploomber_like.query import RunQuery
+    from ploomber_like.results import RichOutput, Run
 
     #: How a page refers to a stored output: a URL (the server) or a data URI (the report).
     OutputSource = Callable[[RichOutput], str]
@@ -90,7 +91,7 @@ def inline_source(output: RichOutput) -> str:
 
 
 def runs_payload(
-    tracker: SQLiteTracker,
+    query: RunQuery,
     *,
     where: str | None = None,
     precision: int = render.DEFAULT_PRECISION,
@@ -104,7 +105,7 @@ def runs_payload(
     one object per run with its full and short uuid, status, link, and per column the value
     (``v``, numbers and text only) and the text shown (``t``).
     """
-    comparison = _table(tracker, where, precision)
+    comparison = _table(query, where, precision)
     varying, same = comparison.table_columns()
     columns = []
     for column in [*varying, *same]:
@@ -144,14 +145,14 @@ def runs_payload(
 
 
 def run_page(
-    tracker: SQLiteTracker,
+    query: RunQuery,
     uuid: str,
     source: OutputSource,
     precision: int = render.DEFAULT_PRECISION,
 ) -> RunPage:
     """The run page of ``uuid`` (a full uuid or unique prefix)."""
-    run = tracker.get(uuid)
-    extra = _extra_columns(tracker, run.uuid)
+    run = query.run(uuid)
+    extra = _extra_columns(query, run.uuid)
     environment, packages = [], []
     if run.environment is not None:
         data = dataclasses.asdict(run.environment)
@@ -159,7 +160,7 @@ def run_page(
         environment = [(key, render.parameter_text(value)) for key, value in data.items()]
     return RunPage(
         run=run,
-        short=tracker.uuid_prefixes().get(run.uuid, run.uuid),
+        short=query.uuid_prefixes().get(run.uuid, run.uuid),
         parameters=[(k, render.parameter_text(v)) for k, v in run.flat_parameters().items()],
         values=[
             (k, render.cell_text(v, precision))
@@ -167,18 +168,18 @@ def run_page(
             if not render.is_displayable(v)
         ],
         outputs=[_output(key, value, source) for key, value in run.outputs().items()],
-        metrics=_metrics(tracker, run.uuid),
+        metrics=_metrics(query, run.uuid),
         stdout=extra.get("stdout") or "",
         stderr=extra.get("stderr") or "",
         source=extra.get("source") or "",
         environment=environment,
         packages=packages,
-        files=_files(tracker, run.uuid),
+        files=_files(query, run.uuid),
     )
 
 
 def compare_page(
-    tracker: SQLiteTracker,
+    query: RunQuery,
     uuids: Sequence[str],
     source: OutputSource,
     precision: int = render.DEFAULT_PRECISION,
@@ -186,8 +187,10 @@ def compare_page(
     """The compare page of 2 to 4 runs (uuids or unique prefixes)."""
     if not 2 <= len(uuids) <= MAX_COMPARED:
         raise ParameterError(f"compare takes 2 to {MAX_COMPARED} runs, got {len(uuids)}")
-    changed = tracker.compare(list(uuids), only_changed=True, precision=precision)
-    everything = tracker.compare(list(uuids), precision=precision)
+    compared = query.runs(list(uuids))
+    short = query.uuid_prefixes()
+    changed = compare_runs(compared, short, only_changed=True, precision=precision)
+    everything = compare_runs(compared, short, precision=precision)
     runs = everything.runs
     parameters = [
         [column.key, *(changed.text(run, column) for run in runs)]
@@ -225,10 +228,10 @@ def script_json(value: Any) -> Markup:
     )
 
 
-def _table(tracker: SQLiteTracker, where: str | None, precision: int) -> Comparison:
-    runs = tracker.runs(where=where)
+def _table(query: RunQuery, where: str | None, precision: int) -> Comparison:
+    runs = query.runs(where=where)
     return compare_runs(
-        runs, tracker.uuid_prefixes(), precision=precision, run_columns=TABLE_RUN_COLUMNS
+        runs, query.uuid_prefixes(), precision=precision, run_columns=TABLE_RUN_COLUMNS
     )
 
 
@@ -242,9 +245,9 @@ def _output(key: str, value: RichOutput, source: OutputSource) -> Output:
     return Output(key, value.mimetype, value.sha256, document=text)
 
 
-def _extra_columns(tracker: SQLiteTracker, uuid: str) -> dict[str, str | None]:
+def _extra_columns(query: RunQuery, uuid: str) -> dict[str, str | None]:
     """stdout, stderr and the source text: columns a :class:`Run` does not carry."""
-    with store.reading(tracker.path) as conn:
+    with store.reading(query.database) as conn:
         present = store.experiment_columns(conn)
         wanted = [c for c in ("stdout", "stderr", "source_sha256") if c in present]
         if not wanted:
@@ -263,9 +266,9 @@ def _tables(conn) -> set[str]:
     return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def _metrics(tracker: SQLiteTracker, uuid: str) -> dict[str, dict[str, list[Any]]]:
+def _metrics(query: RunQuery, uuid: str) -> dict[str, dict[str, list[Any]]]:
     """The run's metric series from a ``metrics`` table (uuid, key, step, value, time)."""
-    with store.reading(tracker.path) as conn:
+    with store.reading(query.database) as conn:
         if "metrics" not in _tables(conn):
             return {}
         series: dict[str, dict[str, list[Any]]] = {}
@@ -280,9 +283,9 @@ def _metrics(tracker: SQLiteTracker, uuid: str) -> dict[str, dict[str, list[Any]
         return series
 
 
-def _files(tracker: SQLiteTracker, uuid: str) -> list[dict[str, str]]:
+def _files(query: RunQuery, uuid: str) -> list[dict[str, str]]:
     """The run's files from an ``artifacts`` table, whatever its other columns."""
-    with store.reading(tracker.path) as conn:
+    with store.reading(query.database) as conn:
         if "artifacts" not in _tables(conn):
             return []
         cursor = conn.execute("SELECT * FROM artifacts WHERE uuid = ?", (uuid,))

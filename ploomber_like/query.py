@@ -1,0 +1,381 @@
+"""The query engine under :class:`~ploomber_like.tracker.SQLiteTracker`, the web UI, the report
+and ``compare``: which runs a filter selects and in which order, what a uuid prefix names, which
+keys the runs hold, and how a key is written as a JSON path.
+
+:class:`RunQuery` reads one tracking database. Every call opens its own read-only connection, so
+it cannot modify results and always sees the runs a sweep has committed so far. Runs come back
+as :class:`~ploomber_like.results.Run` objects; rich outputs stay in the ``blobs`` table until
+shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ploomber_like import render, store
+from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
+from ploomber_like.record import STATUSES
+from ploomber_like.results import Run
+
+#: Keys as :meth:`RunQuery.keys` returns them: JSON path segments, plain names or double-quoted
+#: labels, joined by dots.
+_KEY_PATH = re.compile(r'(?:[A-Za-z_]\w*|"[^"]*")(?:\.(?:[A-Za-z_]\w*|"[^"]*"))*')
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+class RunQuery:
+    """Read the runs of the tracking database at ``database``, which must exist (an in-memory
+    one included: see :func:`ploomber_like.store.new_memory_database`)."""
+
+    def __init__(self, database: str | os.PathLike[str]) -> None:
+        self.database = Path(database)
+
+    @classmethod
+    def existing(cls, database: str | os.PathLike[str]) -> RunQuery:
+        """The query of ``database``; a missing file is a :class:`DatabaseError`
+        (``database not found``), so a mistyped name creates nothing."""
+        if not store.exists(database):
+            raise DatabaseError(f"database not found: {Path(database)}")
+        return cls(database)
+
+    def runs(
+        self,
+        uuids: Sequence[str] | None = None,
+        *,
+        status: str | Sequence[str] | None = None,
+        sort: str | None = None,
+        ascending: bool = False,
+        limit: int | None = None,
+        tag: str | None = None,
+        script: str | None = None,
+        where: str | None = None,
+    ) -> list[Run]:
+        """Stored runs, most recent first unless ``sort`` is given: the filters of
+        :meth:`SQLiteTracker.runs <ploomber_like.tracker.SQLiteTracker.runs>`."""
+        statuses = _statuses(status)
+        with store.reading(self.database) as conn:
+            columns = self._columns(conn)
+            sort_sql = None if sort is None else self._sort_expression(conn, columns, sort)
+            if uuids is None:
+                rows = _select_runs(conn, columns, sort_sql, ascending, limit,
+                                    _filters(columns, statuses, tag, script, where))
+            else:
+                full = self._resolve_all(conn, uuids)
+                rows = self._rows_of(conn, columns, full, sort_sql, ascending, limit,
+                                     _filters(columns, statuses, tag, script, where))
+        return [Run.from_stored(store.decode_run(row), self.database) for row in rows]
+
+    def stored_run(self, uuid: str) -> store.StoredRun:
+        """The decoded row of the run ``uuid`` (a full uuid or unique prefix) names.
+
+        Raises
+        ------
+        UnknownRunError
+            No run has this uuid, or the prefix matches several runs.
+        """
+        with store.reading(self.database) as conn:
+            full = self._resolve_all(conn, [uuid])[0]
+            row = conn.execute(
+                f"SELECT {store.select_list(self._columns(conn))} FROM experiments "
+                "WHERE uuid = ?",
+                (full,),
+            ).fetchone()
+        return store.decode_run(row)
+
+    def run(self, uuid: str) -> Run:
+        """The run ``uuid`` (a full uuid or unique prefix) names, as :meth:`stored_run`."""
+        return Run.from_stored(self.stored_run(uuid), self.database)
+
+    def full_uuids(self, uuids: Iterable[str]) -> list[str]:
+        """The full uuid of each run named exactly or by a unique prefix, in order."""
+        with store.reading(self.database) as conn:
+            return self._resolve_all(conn, uuids)
+
+    def uuid_prefixes(self) -> dict[str, str]:
+        """Each run's shortest unique uuid prefix (at least 8 characters)."""
+        with store.reading(self.database) as conn:
+            self._columns(conn)
+            uuids = [str(row[0]) for row in conn.execute("SELECT uuid FROM experiments")]
+        return render.unique_prefixes(uuids)
+
+    def recent_rows(self, n: int, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The ``columns`` of the ``n`` most recent runs as stored (NULL for the columns an older
+        schema lacks)."""
+        with store.reading(self.database) as conn:
+            return conn.execute(
+                f"SELECT {store.select_list(self._columns(conn), columns)} FROM experiments "
+                "ORDER BY created DESC, rowid DESC LIMIT ?",
+                (n,),
+            ).fetchall()
+
+    def count(self) -> int:
+        """How many runs the database holds (a :class:`DatabaseError` if it is not a tracking
+        database)."""
+        with store.reading(self.database) as conn:
+            self._columns(conn)
+            return conn.execute("SELECT count(*) FROM experiments").fetchone()[0]
+
+    def keys(self, limit: int | None = None) -> list[str]:
+        """Every key stored in ``parameters`` across runs, in order of first appearance.
+
+        Nested keys are dotted paths (``model.depth``); keys that are not identifiers are
+        double-quoted as in a JSON path (``"f1-score"``). A plot counts as one key. ``limit``
+        looks at the first ``limit`` runs only; default: all.
+        """
+        with store.reading(self.database) as conn:
+            self._columns(conn)
+            return _keys(conn, limit)
+
+    def sample_query(self, arrow: bool = False) -> str:
+        """A query selecting every stored key as its own column, with
+        ``json_extract(parameters, '$.key')`` or, with ``arrow``, ``parameters ->> '$.key'``."""
+        with store.reading(self.database) as conn:
+            self._columns(conn)
+            selected = ["    uuid"]
+            for key in _keys(conn):
+                path = _sql_text(json_path(key))
+                if arrow:
+                    extract = f"parameters ->> '{path}'"
+                else:
+                    extract = f"json_extract(parameters, '{path}')"
+                selected.append(f"    {extract} AS {_alias(conn, key)}")
+        return "SELECT\n" + ",\n".join(selected) + "\nFROM experiments\nLIMIT 10\n"
+
+    def _columns(self, conn: sqlite3.Connection) -> set[str]:
+        columns = store.check_schema(conn, store.display_name(self.database))
+        if not columns:
+            raise DatabaseError(
+                "not a tracking database (no experiments table): "
+                f"{store.display_name(self.database)}"
+            )
+        return columns
+
+    def _resolve_all(self, conn: sqlite3.Connection, uuids: Iterable[str]) -> list[str]:
+        """The full uuid of each run named exactly or as a unique prefix: whole uuids are looked
+        up together, so naming thousands of runs takes a few statements."""
+        self._columns(conn)
+        # sklearn-evaluation's users may have stored numbers as uuids
+        wanted = [str(uuid) for uuid in uuids]
+        stored: set[str] = set()
+        for marks, chunk in store.in_chunks(list(dict.fromkeys(wanted))):
+            found = conn.execute(f"SELECT uuid FROM experiments WHERE uuid IN ({marks})", chunk)
+            stored.update(str(row[0]) for row in found)
+        return [uuid if uuid in stored else self._resolve_prefix(conn, uuid) for uuid in wanted]
+
+    def _resolve_prefix(self, conn: sqlite3.Connection, uuid: str) -> str:
+        matches = [
+            row[0]
+            for row in conn.execute(
+                "SELECT uuid FROM experiments WHERE substr(uuid, 1, length(?)) = ? LIMIT 3",
+                (uuid, uuid),
+            )
+        ] if uuid else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UnknownRunError(
+                f"uuid prefix {uuid!r} matches several runs: {', '.join(matches)}..."
+            )
+        raise UnknownRunError(f"no run with uuid {uuid!r} in {store.display_name(self.database)}")
+
+    def _sort_expression(self, conn: sqlite3.Connection, columns: set[str], sort: str) -> str:
+        if sort in columns:
+            return f'"{sort}"'
+        if sort in _keys(conn):
+            return f"json_extract(parameters, '{_sql_text(json_path(sort))}')"
+        raise ParameterError(f"unknown sort key {sort!r}: no such column or key")
+
+    def _rows_of(
+        self,
+        conn: sqlite3.Connection,
+        columns: set[str],
+        uuids: list[str],
+        sort_sql: str | None,
+        ascending: bool,
+        limit: int | None,
+        filters: tuple[list[str], list[Any]],
+    ) -> list[tuple[Any, ...]]:
+        """The rows of these runs that pass ``filters``: in the order given, or sorted."""
+        conditions, params = filters
+        rows: list[tuple[Any, ...]] = []
+        # One statement per chunk: SQLite bounds how many parameters a statement binds.
+        # Without a sort the order is the one given: the limit applies after it.
+        chunk_limit = None if sort_sql is None else limit
+        for marks, chunk in store.in_chunks(list(dict.fromkeys(uuids))):
+            rows += _select_runs(
+                conn, columns, sort_sql, ascending, chunk_limit,
+                ([*conditions, f"uuid IN ({marks})"], [*params, *chunk]), sort_columns=True,
+            )
+        if sort_sql is None:
+            position = {uuid: i for i, uuid in enumerate(uuids)}
+            rows.sort(key=lambda row: position[row[0]])
+        else:
+            # Each chunk came sorted by SQLite: sort their union the same way, least
+            # significant key first (Python's sort is stable).
+            rows.sort(key=lambda row: _sqlite_order(row[-1]), reverse=True)  # created DESC
+            rows.sort(key=lambda row: _sqlite_order(row[-2]), reverse=not ascending)
+            rows.sort(key=lambda row: row[-2] is None)
+            rows = [row[:-2] for row in rows]
+        return rows[:limit]
+
+
+def json_path(key: str) -> str:
+    """The JSON path of a key: ``$...`` paths as they are, keys as :meth:`RunQuery.keys` lists
+    them under ``$.``, anything else as one quoted label."""
+    if key.startswith("$"):
+        return key
+    if _KEY_PATH.fullmatch(key):
+        return f"$.{key}"
+    return f'$."{key}"'
+
+
+# --- selecting rows -------------------------------------------------------------------------
+
+
+def _select_runs(
+    conn: sqlite3.Connection,
+    columns: set[str],
+    sort_sql: str | None,
+    ascending: bool,
+    limit: int | None,
+    filters: tuple[list[str], list[Any]],
+    sort_columns: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Rows of :data:`store.RUN_COLUMNS` passing ``filters`` (conditions and their parameters),
+    most recent first or by ``sort_sql``; with ``sort_columns``, each row ends with its sort
+    value and ``created``."""
+    conditions, params = filters
+    if sort_sql is None:
+        order_by = "created DESC, rowid DESC"
+    else:
+        direction = "ASC" if ascending else "DESC"
+        order_by = f"{sort_sql} IS NULL, {sort_sql} {direction}, created DESC"
+    selected = store.select_list(columns)
+    if sort_columns and sort_sql is not None:
+        selected += f", {sort_sql}, created"
+    where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    sql = f"SELECT {selected} FROM experiments {where_sql} ORDER BY {order_by} LIMIT ?"
+    try:
+        return conn.execute(sql, [*params, -1 if limit is None else limit]).fetchall()
+    except sqlite3.Error as exc:
+        raise QueryError(str(exc), sql) from None
+
+
+def _filters(
+    columns: set[str],
+    statuses: list[str] | None,
+    tag: str | None,
+    script: str | None,
+    where: str | None,
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) selecting runs for :meth:`RunQuery.runs`."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if statuses is not None:
+        conditions.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
+    if tag is not None:
+        if "tags" not in columns:
+            return ["0"], []  # a database nobody has tagged: no run has the tag
+        conditions.append(
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(tags) THEN tags END) "
+            "WHERE value = ?)"
+        )
+        params.append(tag)
+    if script is not None:
+        # "fit.py" finds runs of "examples/fit.py" too.
+        conditions.append("(source_path = ? OR source_path LIKE ? ESCAPE '\\')")
+        escaped = script.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [script, f"%/{escaped}"]
+    if where is not None and where.strip():
+        conditions.append(f"({where})")
+    return conditions, params
+
+
+def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
+    """The statuses a ``status`` filter names (None: no filter); unknown names are refused."""
+    if status is None:
+        return None
+    names = status.split(",") if isinstance(status, str) else list(status)
+    names = [name.strip() for name in names]
+    for name in names:
+        if name not in STATUSES:
+            expected = ", ".join(STATUSES)
+            raise ParameterError(f"unknown status {name!r}; expected one of {expected}")
+    return names
+
+
+def _sqlite_order(value: Any) -> tuple[int, Any]:
+    """A sort key ordering values as SQLite does: NULL, then numbers, text, blobs."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, bytes(value))
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def _keys(conn: sqlite3.Connection, limit: int | None = None) -> list[str]:
+    rows = conn.execute(
+        """
+        SELECT t.fullkey, t.path, t.type,
+               -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
+               CASE WHEN t.type = 'object'
+                    THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
+               -- with one min(), SQLite takes the other columns from the row holding it:
+               -- t.id is then the key's position in the first run that has it
+               min(e.rowid) AS first_run, t.id AS position
+        FROM (SELECT rowid, parameters FROM experiments WHERE json_valid(parameters)
+              ORDER BY rowid LIMIT ?) AS e,
+             json_tree(e.parameters) AS t
+        -- object members only: not array elements, nor anything inside an array
+        WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
+        GROUP BY t.fullkey
+        ORDER BY first_run, position
+        """,
+        (-1 if limit is None else limit,),
+    ).fetchall()
+    blobs = {fullkey for fullkey, _, _, is_blob, _, _ in rows if is_blob}
+    return [
+        _key_from_fullkey(fullkey)
+        for fullkey, parent, kind, is_blob, _, _ in rows
+        # nested objects are reached through their leaves; a plot's members are not keys
+        if (kind != "object" or is_blob) and parent not in blobs
+    ]
+
+
+def _key_from_fullkey(fullkey: str) -> str:
+    """``$."n_estimators".depth`` -> ``n_estimators.depth``: SQLite quotes any key with an
+    underscore, but only labels that are not identifiers need it."""
+    segments = re.findall(r'"[^"]*"|[^.]+', fullkey[2:])
+    return ".".join(
+        s[1:-1] if s.startswith('"') and _IDENTIFIER.fullmatch(s[1:-1]) else s for s in segments
+    )
+
+
+def _alias(conn: sqlite3.Connection, key: str) -> str:
+    """A column alias for a key: ``model.depth`` -> ``model_depth``, quoted when SQLite would not
+    take it bare (not an identifier, or a keyword such as ``order``)."""
+    alias = "_".join(part.strip('"') for part in re.findall(r'"[^"]*"|[^.]+', key))
+    if _IDENTIFIER.fullmatch(alias):
+        try:
+            # SQLite's parser is the one authority on which words are reserved.
+            conn.execute(f"SELECT 1 AS {alias}")
+            return alias
+        except sqlite3.Error:
+            pass
+    return '"' + alias.replace('"', '""') + '"'
+
+
+def _sql_text(text: str) -> str:
+    """``text`` ready to sit between single quotes in SQL."""
+    return text.replace("'", "''")
