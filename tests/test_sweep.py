@@ -342,7 +342,7 @@ def suggested_listing(stderr: str, cwd: Path) -> set[str]:
     assert args[:3] == ["python", "-m", "tracker"]
     done = run_cli(*args[3:], cwd=cwd)
     assert done.returncode == 0, done.stderr
-    return set(re.findall(r"^ ([0-9a-f]{8}) ", done.stdout, re.MULTILINE))
+    return set(re.findall(r"^([0-9a-f]{8}) ", done.stdout, re.MULTILINE))
 
 
 def test_a_grid_with_a_crash_and_a_timeout_is_summarised_by_status(tmp_path):
@@ -377,7 +377,7 @@ def test_ls_takes_several_statuses(tmp_path):
     script(tmp_path, "# parameters\nx = 0\n\n1 / x\n")
     run_cli("job.py", "-g", "x=0,1", "-w", "1", "-q", "-d", "s.db", cwd=tmp_path)
     both = run_cli("ls", "-d", "s.db", "--status", "failed,ok", cwd=tmp_path)
-    assert len(re.findall(r"^ [0-9a-f]{8} ", both.stdout, re.MULTILINE)) == 2, both.stdout
+    assert len(re.findall(r"^[0-9a-f]{8} ", both.stdout, re.MULTILINE)) == 2, both.stdout
     bad = run_cli("ls", "-d", "s.db", "--status", "ok,fail", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown status 'fail'")
 
