@@ -30,6 +30,7 @@ from ploomber_like.capture.protocol import (
     split_stream,
 )
 from ploomber_like.capture.streams import BoundedStream
+from ploomber_like.output_notebook import executed_notebook
 from ploomber_like.scalars import DEFAULT_PATTERN
 
 
@@ -122,6 +123,17 @@ def test_the_driver_reads_tagged_outputs_by_kind():
     assert captured.values == {"accuracy": 0.5}
     assert captured.modules == ["numpy"]
     assert captured.run_imports == {"wave": "/usr/lib/wave.py"}
+
+
+def test_the_saved_notebook_shows_a_tagged_value_under_its_key():
+    value = {JSON_MIMETYPE: "0.5"}
+    outputs = [
+        {"output_type": "display_data", "data": value, "metadata": CaptureTag("acc").metadata()},
+        {"output_type": "display_data", "data": {"text/plain": "7"}, "metadata": {}},
+    ]
+    blob = executed_notebook([("acc\n7", outputs, 1, [])], add_blob=lambda blob: {})
+    (cell,) = json.loads(blob.data)["cells"]
+    assert [o["data"] for o in cell["outputs"]] == [{"text/plain": "acc: 0.5"}, {"text/plain": "7"}]
 
 
 def test_setup_code_installs_the_kernel_side():
