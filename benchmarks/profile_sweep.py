@@ -78,7 +78,8 @@ def instrument_kernel(shell: Any, out_dir: str) -> None:
 
     import IPython.core.pylabtools as pylabtools
 
-    from ploomber_like.capture import HOOK_NAME, _ExpressionWrapper
+    from ploomber_like.capture.kernel import ExpressionWrapper
+    from ploomber_like.capture.protocol import HOOK_NAME
 
     totals: dict[str, float] = collections.defaultdict(float)
     started_cpu = proc_cpu()
@@ -122,7 +123,7 @@ def instrument_kernel(shell: Any, out_dir: str) -> None:
             timed(key, cb) if getattr(cb, "__self__", None) is hook else cb for cb in callbacks
         ]
     for transformer in shell.ast_transformers:
-        if isinstance(transformer, _ExpressionWrapper):
+        if isinstance(transformer, ExpressionWrapper):
             transformer.visit_Module = timed("ast_rewrite", transformer.visit_Module)
     pylabtools.print_figure = timed("render", pylabtools.print_figure)
     shell.run_code = timed("run_code", shell.run_code)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import render, store
-from ploomber_like.capture import without_addresses
+from ploomber_like.capture.kernel import without_addresses
 from ploomber_like.errors import ParameterError
 from ploomber_like.record import BLOB_REF_KEY
 

@@ -20,18 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.artifacts import changed_files, run_directory, snapshot
-from ploomber_like.capture import (
+from ploomber_like.capture.outputs import CapturedRun, cap_text, strip_ansi
+from ploomber_like.capture.protocol import (
     HOOK_NAME,
     MAX_STREAM_CHARS,
-    CapturedRun,
     ScalarLines,
-    cap_text,
     cut_marker,
     keep_figures_code,
     scalar_lines_code,
     setup_code,
     split_stream,
-    strip_ansi,
 )
 from ploomber_like.errors import ParameterError
 from ploomber_like.kernels import KernelPool, ReadyKernel

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ploomber_like.capture import JSON_MIMETYPE, METADATA_KEY
+from ploomber_like.capture.protocol import JSON_MIMETYPE, read_tag
 from ploomber_like.record import BLOB_REF_KEY, Blob
 
 NOTEBOOK_MIMETYPE = "application/x-ipynb+json"
@@ -71,9 +71,9 @@ def _stored_output(output: dict[str, Any], add_blob: Callable[[Blob], dict[str, 
         # A captured value: Jupyter shows text; the private mimetype means nothing to it.
         data.setdefault("text/plain", data[JSON_MIMETYPE])
         del data[JSON_MIMETYPE]
-    tag = output.get("metadata", {}).get(METADATA_KEY)
+    tag = read_tag(output)
     if tag and "text/plain" in data:
-        data["text/plain"] = f"{tag['key']}: {data['text/plain']}"
+        data["text/plain"] = f"{tag.key}: {data['text/plain']}"
     for mimetype, content in list(data.items()):
         if isinstance(content, list):
             content = "".join(content)

@@ -5,7 +5,8 @@ line; each name becomes a series of :class:`~ploomber_like.record.MetricPoint`. 
 ``epoch`` pair on the line gives the step of the others; without one, a name's steps count
 0, 1, 2... Lines are read as they stream in, so nothing depends on how much stdout is stored:
 of a group printing more than ``MAX_STREAM_CHARS`` the kernel sends only the head and tail, but
-also, apart, the lines of the cut middle that match the pattern (see ``ploomber_like.capture``).
+also, apart, the lines of the cut middle that match the pattern (see
+``ploomber_like.capture.protocol``).
 """
 
 from __future__ import annotations

@@ -7,13 +7,9 @@ import sqlite3
 import pytest
 from conftest import run
 
-from ploomber_like.capture import (
-    StreamText,
-    cap_text,
-    cut_marker,
-    expression_key,
-    split_stream,
-)
+from ploomber_like.capture.kernel import expression_key
+from ploomber_like.capture.outputs import StreamText, cap_text
+from ploomber_like.capture.protocol import cut_marker, split_stream
 
 # One group per contract row, so each row is checked in the situation it describes.
 SCRIPT = '''

@@ -280,5 +280,5 @@ def test_failing_import_shows_only_the_users_frames(track):
     error = tracked.record.error
     assert error.type == "ModuleNotFoundError"
     assert error.location.endswith("script.py:3")
-    assert "capture.py" not in error.traceback
+    assert "capture/kernel.py" not in error.traceback
     assert "record_then_import" not in error.traceback

@@ -15,9 +15,11 @@ import nbformat
 import pytest
 from conftest import write_script
 
-from ploomber_like import SQLiteTracker, TrackerError, capture, track_execution, track_grid
+from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
 from ploomber_like.artifacts import write_file
-from ploomber_like.capture import ScalarLines, cap_text, split_stream
+from ploomber_like.capture import streams
+from ploomber_like.capture.outputs import cap_text
+from ploomber_like.capture.protocol import ScalarLines, split_stream
 from ploomber_like.errors import ParameterError
 from ploomber_like.scalars import DEFAULT_PATTERN, ScalarReader, scalar_pattern
 
@@ -464,9 +466,9 @@ def memory_kib(pid: int, field: str) -> int:
 
 
 def test_the_kernel_sends_cut_scalar_lines_up_to_the_point_limit(monkeypatch):
-    monkeypatch.setattr(capture, "MAX_POINTS", 5)
+    monkeypatch.setattr(streams, "MAX_POINTS", 5)
     written = io.StringIO()
-    stream = capture._BoundedStream(written, limit=100)
+    stream = streams.BoundedStream(written, limit=100)
     stream.read_scalars(DEFAULT_PATTERN)
     for i in range(100):
         stream.write(f"loss: {i}\n" + "y" * 30 + "\n")

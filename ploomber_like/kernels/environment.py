@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ploomber_like.capture import KERNEL_LOG_VARIABLE
+from ploomber_like.capture.protocol import KERNEL_LOG_VARIABLE
 
 #: Every kernel runs without IPython's history database: parallel kernels would all write
 #: to the same file in the user's profile, for nothing we keep.

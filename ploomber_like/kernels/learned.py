@@ -5,7 +5,7 @@ model class picked by name after the parameters cell (``import_module(module_nam
 submodules a library loads on first use (``sklearn.ensemble._forest``, ``scipy.sparse.linalg``,
 pandas' io modules). A kernel forked from a template reports the modules new in its
 ``sys.modules`` after the run, with their files (see ``report_modules`` in
-:mod:`ploomber_like.capture`); :meth:`LearnedModules.note` keeps those whose file is in the
+:mod:`ploomber_like.capture.kernel`); :meth:`LearnedModules.note` keeps those whose file is in the
 standard library or site-packages, never one of the user's folder. Before the template's next
 fork, :meth:`LearnedModules.extend` has it import them (it leaves out any whose import fails or
 writes output); those it imported are *learned*: later forks of the same sweep and later

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ploomber_like.capture import setup_code
+from ploomber_like.capture.protocol import setup_code
 from ploomber_like.kernels.handle import (
     STARTUP_TIMEOUT,
     FreshKernels,

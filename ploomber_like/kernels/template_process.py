@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
-from ploomber_like.capture import KERNEL_LOG_VARIABLE
+from ploomber_like.capture.protocol import KERNEL_LOG_VARIABLE
 from ploomber_like.kernels import protocol
 from ploomber_like.kernels.environment import KERNEL_OPTIONS
 from ploomber_like.kernels.processes import become_subreaper, signal_group
@@ -114,10 +114,10 @@ def preload(modules: list[str]) -> list[str]:
 
 def import_modules(modules: list[str]) -> list[str]:
     """Import ``modules``; return those that imported. Notes what each brought in
-    (:data:`~ploomber_like.capture.PRELOAD_CLOSURES`), so runs count it as theirs."""
-    import ploomber_like.capture
+    (:data:`~ploomber_like.capture.kernel.PRELOAD_CLOSURES`), so runs count it as theirs."""
+    import ploomber_like.capture.kernel
 
-    closures = {k: set(v) for k, v in ploomber_like.capture.PRELOAD_CLOSURES.items()}
+    closures = {k: set(v) for k, v in ploomber_like.capture.kernel.PRELOAD_CLOSURES.items()}
     done = []
     for name in modules:
         before = _top_level_names()
@@ -128,7 +128,7 @@ def import_modules(modules: list[str]) -> list[str]:
         top = name.partition(".")[0]
         closures.setdefault(top, {top}).update(_top_level_names() - before)
         done.append(name)
-    ploomber_like.capture.PRELOAD_CLOSURES = {k: frozenset(v) for k, v in closures.items()}
+    ploomber_like.capture.kernel.PRELOAD_CLOSURES = {k: frozenset(v) for k, v in closures.items()}
     return done
 
 
