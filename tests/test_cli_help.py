@@ -1,0 +1,72 @@
+"""Every command of the CLI says what it does and is shown in the docs (as sqlite-utils does).
+
+The docs test runs the documented commands; this one checks that none is left undocumented, so
+a new command cannot land without help text and an example.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from ploomber_like.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def commands(group: click.Group = cli, prefix: tuple[str, ...] = ()):
+    """(words, command) for every leaf command, ``export mlflow`` as ("export", "mlflow")."""
+    for name, command in sorted(group.commands.items()):
+        words = (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from commands(command, words)
+        else:
+            yield words, command
+
+
+def documentation() -> str:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return "\n".join(page.read_text(encoding="utf-8") for page in pages)
+
+
+COMMANDS = list(commands())
+IDS = [" ".join(words) for words, _ in COMMANDS]
+
+
+def test_the_cli_has_the_commands_this_test_walks():
+    assert {"run", "ls", "show", "query", "export mlflow"} <= set(IDS)
+
+
+@pytest.mark.parametrize(("words", "command"), COMMANDS, ids=IDS)
+def test_every_command_and_option_has_help(words, command):
+    assert (command.help or "").strip(), f"{' '.join(words)} has no help text"
+    for parameter in command.params:
+        if isinstance(parameter, click.Option) and not parameter.hidden:
+            assert (parameter.help or "").strip(), f"{' '.join(words)} {parameter.opts} has no help"
+
+
+@pytest.mark.parametrize(("words", "command"), COMMANDS, ids=IDS)
+def test_every_command_is_shown_in_the_docs(words, command):
+    docs = documentation()
+    spelled = r"\s+".join(map(re.escape, words))
+    shown = re.search(rf"python -m tracker\s+{spelled}\b", docs)
+    if words == ("run",):
+        # The default command: documented as `python -m tracker FILE ...`.
+        shown = shown or re.search(r"python -m tracker\s+\S+\.(py|ipynb)\b", docs)
+    assert shown, f"no example of `python -m tracker {' '.join(words)}` in README.md or docs/"
+
+
+@pytest.mark.parametrize(("words", "command"), COMMANDS, ids=IDS)
+def test_help_prints_in_a_pipe_and_exits_0(words, command):
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", *words, "--help"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    first_line = " ".join(command.help.strip().splitlines()[0].split())
+    assert first_line[:40] in " ".join(done.stdout.split())
