@@ -42,9 +42,22 @@ def cluster():
 @pytest.fixture
 def client(cluster):
     with distributed.Client(cluster) as client:
-        # A worker a test killed is restarted by its nanny: slow on a loaded machine.
         client.wait_for_workers(2, timeout=300)
         yield client
+
+
+@pytest.fixture
+def doomed_cluster():
+    """A cluster of its own for a test that kills a worker: on a loaded machine a nanny may
+    give up restarting its worker, which would leave the shared cluster one worker short."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.wait_for_workers(2, timeout=300)
+        yield cluster, client
 
 
 def rows(database: Path) -> list[dict]:
@@ -239,7 +252,8 @@ def _kill_worker_running_a_point(client, database: Path, tmp_path: Path) -> tupl
     return found[0], victim
 
 
-def test_a_killed_worker_is_survived_by_retrying_the_point_elsewhere(client, tmp_path):
+def test_a_killed_worker_is_survived_by_retrying_the_point_elsewhere(doomed_cluster, tmp_path):
+    _, client = doomed_cluster
     row, _ = _kill_worker_running_a_point(client, tmp_path / "runs.db", tmp_path)
 
     assert row["status"] == "ok"  # the scheduler ran it again on the other worker
@@ -247,13 +261,11 @@ def test_a_killed_worker_is_survived_by_retrying_the_point_elsewhere(client, tmp
 
 
 def test_a_point_whose_worker_dies_past_the_allowed_failures_is_recorded_crashed(
-    cluster, client, tmp_path
+    doomed_cluster, tmp_path
 ):
+    cluster, client = doomed_cluster
     cluster.scheduler.allowed_failures = 0  # no retry: the first lost worker is final
-    try:
-        row, victim = _kill_worker_running_a_point(client, tmp_path / "runs.db", tmp_path)
-    finally:
-        cluster.scheduler.allowed_failures = 3
+    row, victim = _kill_worker_running_a_point(client, tmp_path / "runs.db", tmp_path)
 
     assert row["status"] == "crashed"
     assert row["error_type"] == "KilledWorker"
