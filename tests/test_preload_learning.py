@@ -3,7 +3,8 @@
 Each run of ``probe.py`` shows ``preloaded``: whether a module it is about to import by name
 (``module_name``, ``+`` between several) was in ``sys.modules`` before its code imported it,
 i.e. imported by the template it was forked from; and ``static_preloaded``, the same for a
-module the file imports in its source, which every template preloads. Sweeps run through the
+module the file imports in its source, which every template preloads. Both modules are ones
+no kernel machinery imports (IPython 8 imports ``colorsys``, so it would not do). Sweeps run through the
 CLI in processes of their own, with their own cache folder (``XDG_CACHE_HOME``) and a
 site-packages folder of the test's (``PYTHONUSERBASE``, also on ``PYTHONPATH``: this venv does
 not put the user site on ``sys.path`` itself).
@@ -34,7 +35,7 @@ repeat = 1
 
 names = module_name.split("+")
 preloaded = any(name in sys.modules for name in names)
-static_preloaded = "colorsys" in sys.modules
+static_preloaded = "graphlib" in sys.modules
 try:
     for name in names:
         import_module(name)
@@ -43,7 +44,7 @@ except Exception as exc:
 preloaded
 static_preloaded
 
-import colorsys
+import graphlib
 """
 
 #: Installed modules of the test's site-packages folder: one that imports quietly, and three
