@@ -2,9 +2,11 @@
 server``), so a team can look at everyone's runs in ``mlflow ui``.
 
 Each of our runs becomes one MLflow run: the parameters cell's values as params, numeric shown
-values as metrics (series from the ``metrics`` table with their steps), plots and files as
-artifacts with the source text, stdout and stderr, and tags naming our uuid. The uuid tag is
-written last: a run it marks was exported completely, and exporting again skips it.
+values as metrics (series from the ``metrics`` table with their steps), plots, files and the
+saved notebook as artifacts with the source text, stdout and stderr, and tags naming our uuid.
+The uuid tag is written last: a run it marks was exported completely, and exporting again
+skips it. What a run left is read through :attr:`Run.detail
+<ploomber_like.results.Run.detail>`.
 """
 
 from __future__ import annotations
