@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,10 @@ from ploomber_like.comparing import FORMATS
 from ploomber_like.errors import TrackerError
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, STATUSES
 from ploomber_like.ui import DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from ploomber_like.record import MetricPoint
+    from ploomber_like.results import Run
 
 DEFAULT_DATABASE = "experiments.db"
 
@@ -492,11 +497,11 @@ def show_command(uuid: str, database: str, export_dir: str | None, all_output: b
 OUTPUT_TAIL_LINES = 20
 
 
-def _show_leaves(run, all_output: bool) -> None:
+def _show_leaves(run: Run, all_output: bool) -> None:
     """The parts of ``show`` for what a run left: its series, its files, its output's tail."""
     from ploomber_like import render
 
-    series: dict[str, list] = {}
+    series: dict[str, list[MetricPoint]] = {}
     for point in run.metrics:
         series.setdefault(point.key, []).append(point)
     if series:
