@@ -72,21 +72,16 @@ class RunQuery:
                                      _filters(columns, statuses, tag, script, where))
         return [Run.from_stored(store.decode_run(row), self.database) for row in rows]
 
-    def stored_run(self, uuid: str) -> store.StoredRun:
-        """The decoded row of the run ``uuid`` (a full uuid or unique prefix) names.
+    def run(self, uuid: str, *, detail: bool = False, kind: type[RunT] = Run) -> RunT:
+        """The run ``uuid`` (a full uuid or unique prefix) names, as a ``kind`` (:class:`Run` or
+        a subclass); with ``detail``, what it left (:attr:`Run.detail`) is read at once, in the
+        same connection.
 
         Raises
         ------
         UnknownRunError
             No run has this uuid, or the prefix matches several runs.
         """
-        with store.reading(self.database) as conn:
-            return self._stored_run(conn, uuid)
-
-    def run(self, uuid: str, *, detail: bool = False, kind: type[RunT] = Run) -> RunT:
-        """The run ``uuid`` (a full uuid or unique prefix) names, as :meth:`stored_run`, a
-        ``kind`` (:class:`Run` or a subclass); with ``detail``, what it left
-        (:attr:`Run.detail`) is read at once, in the same connection."""
         with store.reading(self.database) as conn:
             stored = self._stored_run(conn, uuid)
             left = store.read_run_detail(conn, stored.uuid) if detail else None
