@@ -83,7 +83,7 @@ def read_run_detail(conn: sqlite3.Connection, uuid: str) -> RunDetail:
         group_durations=durations if isinstance(durations, list) else [],
         stdout=data["stdout"] or "",
         stderr=data["stderr"] or "",
-        metrics=[MetricPoint(*row[1:]) for row in load_metrics(conn, [uuid])],
+        metrics=[MetricPoint(*point[1:]) for point in load_metrics(conn, [uuid])],
         artifacts=load_artifacts(conn, uuid),
         notebook=data["notebook"] or None,
         workdir=data["workdir"],
