@@ -12,15 +12,12 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-import sqlite3
 import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
 from ploomber_like.errors import ExportError
-from ploomber_like.output_notebook import resolve_notebook
 from ploomber_like.record import Artifact, Blob, RecordOptions
-from ploomber_like.store import experiment_columns, load_artifacts, load_blob
 
 #: Directories never looked into: caches, checkpoints, version control, environments.
 IGNORED_DIRECTORIES = frozenset({
@@ -117,26 +114,6 @@ def changed_files(
         except OSError:
             continue  # removed or unreadable since it was listed
     return artifacts, blobs, notes
-
-
-def export_run_files(
-    conn: sqlite3.Connection, uuid: str, directory: str | os.PathLike[str]
-) -> list[Path]:
-    """Write the stored files of run ``uuid`` under ``directory`` with their relative paths,
-    and its executed notebook, if saved, as ``<uuid>.ipynb``; return the paths written."""
-    written = []
-    for artifact in load_artifacts(conn, uuid):
-        blob = load_blob(conn, artifact.sha256) if artifact.stored else None
-        if blob is not None:
-            written.append(write_file(directory, artifact.path, blob.data))
-    columns = experiment_columns(conn)
-    if "notebook" in columns:
-        row = conn.execute("SELECT notebook FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
-        notebook = load_blob(conn, row[0]) if row and row[0] else None
-        if notebook is not None:
-            text = resolve_notebook(notebook.data, lambda sha: load_blob(conn, sha))
-            written.append(write_file(directory, f"{uuid}.ipynb", text.encode()))
-    return written
 
 
 def write_file(directory: str | os.PathLike[str], relative: str, data: bytes) -> Path:

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,10 @@ from ploomber_like.comparing import FORMATS
 from ploomber_like.errors import TrackerError
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, STATUSES
 from ploomber_like.ui import DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from ploomber_like.record import MetricPoint
+    from ploomber_like.results import Run
 
 DEFAULT_DATABASE = "experiments.db"
 
@@ -448,20 +453,12 @@ def show_command(uuid: str, database: str, export_dir: str | None, all_output: b
     environment."""
     from ploomber_like import render
 
-    tracker = _tracker(database)
-    run = tracker.get(uuid)
+    run = _tracker(database).get(uuid, detail=True)
     exported = {}
     files_written = []
     if export_dir is not None:
-        from ploomber_like.artifacts import export_run_files
-        from ploomber_like.store import connect
-
         exported = dict(zip(run.outputs(), run.export(export_dir), strict=True))
-        conn = connect(database, readonly=True)
-        try:
-            files_written = export_run_files(conn, run.uuid, export_dir)
-        finally:
-            conn.close()
+        files_written = run.export_files(export_dir)
     header = [
         ("uuid", run.uuid), ("created", run.created), ("status", run.status),
         ("duration", None if run.duration is None else f"{run.duration:.2f} s"),
@@ -478,7 +475,7 @@ def show_command(uuid: str, database: str, export_dir: str | None, all_output: b
     ]
     if values:
         _print(render.text_table(["value", ""], values))
-    _show_leaves(tracker, run.uuid, database, all_output)
+    _show_leaves(run, all_output)
     for path in files_written:
         click.echo(f"exported {path}")
     if run.error is not None:
@@ -500,32 +497,27 @@ def show_command(uuid: str, database: str, export_dir: str | None, all_output: b
 OUTPUT_TAIL_LINES = 20
 
 
-def _show_leaves(tracker, uuid: str, database: str, all_output: bool) -> None:
+def _show_leaves(run: Run, all_output: bool) -> None:
     """The parts of ``show`` for what a run left: its series, its files, its output's tail."""
     from ploomber_like import render
-    from ploomber_like.store import connect, load_output
 
-    metrics = tracker.metrics(uuid)
-    if len(metrics):
-        rows = [
-            (key, len(series), series["step"].iloc[-1], series["value"].iloc[-1],
-             series["value"].min(), series["value"].max())
-            for key, series in metrics.groupby("key", sort=False)
-        ]
+    series: dict[str, list[MetricPoint]] = {}
+    for point in run.metrics:
+        series.setdefault(point.key, []).append(point)
+    if series:
+        rows = []
+        for key, points in series.items():
+            values = [p.value for p in points if p.value is not None]
+            rows.append((key, len(points), points[-1].step, points[-1].value,
+                         min(values, default=None), max(values, default=None)))
         _print(render.text_table(["series", "points", "last step", "last", "min", "max"], rows))
-    artifacts = tracker.artifacts(uuid)
-    if artifacts:
+    if run.artifacts:
         rows = [
             (a.path, f"{a.size:,}", a.sha256[:12], "" if a.stored else "over the limit: not stored")
-            for a in artifacts
+            for a in run.artifacts
         ]
         _print(render.text_table(["file", "bytes", "sha256", ""], rows))
-    conn = connect(database, readonly=True)
-    try:
-        outputs = load_output(conn, uuid)
-    finally:
-        conn.close()
-    for name, text in zip(("stdout", "stderr"), outputs, strict=True):
+    for name, text in (("stdout", run.stdout), ("stderr", run.stderr)):
         if not text:
             continue
         lines = text.rstrip("\n").splitlines()

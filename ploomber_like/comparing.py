@@ -2,8 +2,7 @@
 ``tracker compare``) and :class:`RunDiff` (what differs between two runs, ``tracker diff``).
 
 Both are built from :class:`~ploomber_like.results.Run` objects already read (see
-:mod:`ploomber_like.query`); this module only reads the database for the source texts a diff
-shows.
+:mod:`ploomber_like.query`); a diff reads their source texts through them.
 """
 
 from __future__ import annotations
@@ -14,13 +13,11 @@ import difflib
 import html
 import io
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ploomber_like import render, store
+from ploomber_like import render
 from ploomber_like.capture.kernel import without_addresses
 from ploomber_like.errors import ParameterError
 from ploomber_like.record import BLOB_REF_KEY
@@ -347,17 +344,15 @@ class RunDiff:
 def diff_runs(
     a: Run,
     b: Run,
-    database: str | os.PathLike[str],
     short: Mapping[str, str],
     precision: int = render.DEFAULT_PRECISION,
 ) -> RunDiff:
-    """The :class:`RunDiff` of two runs read from ``database``."""
-    sources = _source_texts(Path(database), [a.uuid, b.uuid])
+    """The :class:`RunDiff` of two runs (their source texts read on first use)."""
     labels = [short.get(run.uuid, run.uuid) for run in (a, b)]
     source = "".join(
         difflib.unified_diff(
-            sources[a.uuid].splitlines(keepends=True),
-            sources[b.uuid].splitlines(keepends=True),
+            (a.source or "").splitlines(keepends=True),
+            (b.source or "").splitlines(keepends=True),
             fromfile=f"{labels[0]}/{a.source_path or 'source'}",
             tofile=f"{labels[1]}/{b.source_path or 'source'}",
         )
@@ -388,21 +383,6 @@ def _environment(run: Run) -> dict[str, Any]:
     environment = dataclasses.asdict(run.environment)
     packages = environment.pop("packages") or {}
     return {**environment, **{f"packages.{k}": v for k, v in packages.items()}}
-
-
-def _source_texts(database: Path, uuids: Sequence[str]) -> dict[str, str]:
-    with store.reading(database) as conn:
-        columns = store.experiment_columns(conn)
-        texts = {}
-        for uuid in uuids:
-            blob = None
-            if "source_sha256" in columns:
-                row = conn.execute(
-                    "SELECT source_sha256 FROM experiments WHERE uuid = ?", (uuid,)
-                ).fetchone()
-                blob = store.load_blob(conn, row[0]) if row and row[0] else None
-            texts[uuid] = blob.data.decode("utf-8", errors="replace") if blob else ""
-        return texts
 
 
 def _identity(value: Any) -> str:

@@ -2,9 +2,11 @@
 server``), so a team can look at everyone's runs in ``mlflow ui``.
 
 Each of our runs becomes one MLflow run: the parameters cell's values as params, numeric shown
-values as metrics (series from the ``metrics`` table with their steps), plots and files as
-artifacts with the source text, stdout and stderr, and tags naming our uuid. The uuid tag is
-written last: a run it marks was exported completely, and exporting again skips it.
+values as metrics (series from the ``metrics`` table with their steps), plots, files and the
+saved notebook as artifacts with the source text, stdout and stderr, and tags naming our uuid.
+The uuid tag is written last: a run it marks was exported completely, and exporting again
+skips it. What a run left is read through :attr:`Run.detail
+<ploomber_like.results.Run.detail>`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ploomber_like import store
-from ploomber_like.errors import DatabaseError, TrackerError
+from ploomber_like.errors import TrackerError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -119,16 +119,15 @@ def export_mlflow(
             experiment_id = found.experiment_id if found else client.create_experiment(experiment)
             result = MlflowExport(experiment_id)
             done = _exported_uuids(client, experiment_id)
-            with _extras(Path(database)) as extras:
-                for uuid in uuids:
-                    if uuid in done:
-                        result.already_exported.append(uuid)
-                        continue
-                    run = tracker.get(uuid)
-                    if run.status == "running":
-                        result.running.append(uuid)
-                        continue
-                    result.exported[uuid] = _export_run(client, experiment_id, run, extras)
+            for uuid in uuids:
+                if uuid in done:
+                    result.already_exported.append(uuid)
+                    continue
+                run = tracker.get(uuid, detail=True)
+                if run.status == "running":
+                    result.running.append(uuid)
+                    continue
+                result.exported[uuid] = _export_run(client, experiment_id, run)
     except MlflowException as exc:
         raise TrackerError(f"MLflow at {tracking_uri}: {_first_line(exc.message)}") from None
     return result
@@ -171,14 +170,13 @@ def _exported_uuids(client: MlflowClient, experiment_id: str) -> set[str]:
             return uuids
 
 
-def _export_run(client: MlflowClient, experiment_id: str, run: Run, extras: _Extras) -> str:
+def _export_run(client: MlflowClient, experiment_id: str, run: Run) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    detail = extras.run(run.uuid)
     start = _millis(run.created)
     end = start + round((run.duration or 0.0) * 1000)
     source = Path(run.source_path) if run.source_path else None
-    name = detail.name or (f"{source.stem}-{run.uuid[:8]}" if source else run.uuid[:8])
+    name = run.name or (f"{source.stem}-{run.uuid[:8]}" if source else run.uuid[:8])
     created = client.create_run(experiment_id, start_time=start, run_name=name)
     run_id = created.info.run_id
 
@@ -190,9 +188,9 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run, extras: _Ext
         and math.isfinite(value)
     ]
     metrics += [
-        Metric(key, value, _series_millis(time, start), step)
-        for key, step, value, time in detail.metrics
-        if value is not None and math.isfinite(value)
+        Metric(point.key, point.value, _series_millis(point.time, start), point.step)
+        for point in run.metrics
+        if point.value is not None and math.isfinite(point.value)
     ]
     environment = run.environment
     tags = {
@@ -204,8 +202,8 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run, extras: _Ext
         "mlflow.note.content": run.comment_text,
         "ploomber_like.comment": run.comment_text,
         "ploomber_like.error": run.error.summary() if run.error else None,
-        "ploomber_like.reproduces": detail.reproduces,
-        **detail.tags,
+        "ploomber_like.reproduces": run.detail.reproduces,
+        "ploomber_like.tags": ", ".join(run.tags) or None,
     }
     tag_list = [RunTag(key, str(value)) for key, value in tags.items() if value is not None]
     for kind, items in (("params", params), ("metrics", metrics), ("tags", tag_list)):
@@ -217,19 +215,17 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run, extras: _Ext
         files = Path(folder)
         if run.outputs():
             run.export(files / "outputs")
-        if detail.source is not None and source is not None:
+        if run.source is not None and source is not None:
             (files / "source").mkdir()
-            (files / "source" / source.name).write_text(detail.source, encoding="utf-8")
+            (files / "source" / source.name).write_text(run.source, encoding="utf-8")
         for stream in ("stdout", "stderr"):
-            text = getattr(detail, stream)
+            text = getattr(run, stream)
             if text:
                 (files / f"{stream}.txt").write_text(text, encoding="utf-8")
         if run.error is not None and run.error.traceback:
             (files / "traceback.txt").write_text(run.error.traceback, encoding="utf-8")
-        for relative, data in detail.files:
-            target = files / "files" / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        if not run.export_files(files / "files"):
+            (files / "files").rmdir()
         if any(files.iterdir()):
             client.log_artifacts(run_id, str(files))
 
@@ -237,95 +233,6 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run, extras: _Ext
     client.set_tag(run_id, UUID_TAG, run.uuid)
     client.set_terminated(run_id, _MLFLOW_STATUS.get(run.status or "ok", "FINISHED"), end)
     return run_id
-
-
-@dataclass
-class _RunDetail:
-    source: str | None
-    stdout: str | None
-    stderr: str | None
-    name: str | None
-    reproduces: str | None
-    tags: dict[str, str]
-    #: (key, step, value, time) rows of the ``metrics`` table.
-    metrics: list[tuple[str, int, float, float | None]]
-    #: (relative path, bytes) of the files the run left, from the ``artifacts`` table.
-    files: list[tuple[str, bytes]]
-
-
-class _Extras:
-    """Reads what :class:`~ploomber_like.results.Run` does not hold: source, streams, series,
-    files, name and tags, from whichever of those columns and tables the database has."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.columns = store.experiment_columns(conn)
-        self.tables = {
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-
-    def run(self, uuid: str) -> _RunDetail:
-        wanted = ("source_sha256", "stdout", "stderr", "name", "tags", "reproduces")
-        selected = ", ".join(c if c in self.columns else f"NULL AS {c}" for c in wanted)
-        sha, stdout, stderr, name, tags, reproduces = self.conn.execute(
-            f"SELECT {selected} FROM experiments WHERE uuid = ?", (uuid,)
-        ).fetchone()
-        blob = store.load_blob(self.conn, sha) if sha else None
-        return _RunDetail(
-            source=blob.data.decode("utf-8", errors="replace") if blob and blob.data else None,
-            stdout=stdout, stderr=stderr, name=name, reproduces=reproduces,
-            tags=_tags(tags), metrics=self._metrics(uuid), files=self._files(uuid),
-        )
-
-    def _metrics(self, uuid: str) -> list[tuple[str, int, float, float | None]]:
-        if "metrics" not in self.tables:
-            return []
-        return self.conn.execute(
-            "SELECT key, step, value, time FROM metrics WHERE uuid = ? ORDER BY key, step",
-            (uuid,),
-        ).fetchall()
-
-    def _files(self, uuid: str) -> list[tuple[str, bytes]]:
-        if "artifacts" not in self.tables:
-            return []
-        rows = self.conn.execute(
-            "SELECT a.path, b.data FROM artifacts AS a JOIN blobs AS b ON b.sha256 = a.sha256 "
-            "WHERE a.uuid = ? ORDER BY a.path", (uuid,),
-        ).fetchall()
-        return [(_inside(path), bytes(data)) for path, data in rows]
-
-
-@contextmanager
-def _extras(database: Path) -> Iterator[_Extras]:
-    conn = store.connect(database, readonly=True)
-    try:
-        yield _Extras(conn)
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"cannot read database {database}: {exc}") from None
-    finally:
-        conn.close()
-
-
-def _inside(path: str) -> str:
-    """``path`` as a relative path that stays inside the export folder (no root, no ``..``)."""
-    parts = [part for part in PurePosixPath(path.replace("\\", "/")).parts
-             if part not in ("/", "..", ".")]
-    return "/".join(parts) or "unnamed"
-
-
-def _tags(text: str | None) -> dict[str, str]:
-    """The ``tags`` column (a JSON list or object) as MLflow tags."""
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {"ploomber_like.tags": text}
-    if isinstance(value, dict):
-        return {str(k): json.dumps(v) if not isinstance(v, str) else v for k, v in value.items()}
-    if isinstance(value, list):
-        return {"ploomber_like.tags": ", ".join(map(str, value))}
-    return {"ploomber_like.tags": str(value)}
 
 
 def _param_text(value: Any) -> str:

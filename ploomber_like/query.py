@@ -15,7 +15,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ploomber_like import render, store
 from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
@@ -26,6 +26,8 @@ from ploomber_like.results import Run
 #: labels, joined by dots.
 _KEY_PATH = re.compile(r'(?:[A-Za-z_]\w*|"[^"]*")(?:\.(?:[A-Za-z_]\w*|"[^"]*"))*')
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+RunT = TypeVar("RunT", bound=Run)
 
 
 class RunQuery:
@@ -70,8 +72,10 @@ class RunQuery:
                                      _filters(columns, statuses, tag, script, where))
         return [Run.from_stored(store.decode_run(row), self.database) for row in rows]
 
-    def stored_run(self, uuid: str) -> store.StoredRun:
-        """The decoded row of the run ``uuid`` (a full uuid or unique prefix) names.
+    def run(self, uuid: str, *, detail: bool = False, kind: type[RunT] = Run) -> RunT:
+        """The run ``uuid`` (a full uuid or unique prefix) names, as a ``kind`` (:class:`Run` or
+        a subclass); with ``detail``, what it left (:attr:`Run.detail`) is read at once, in the
+        same connection.
 
         Raises
         ------
@@ -79,17 +83,9 @@ class RunQuery:
             No run has this uuid, or the prefix matches several runs.
         """
         with store.reading(self.database) as conn:
-            full = self._resolve_all(conn, [uuid])[0]
-            row = conn.execute(
-                f"SELECT {store.select_list(self._columns(conn))} FROM experiments "
-                "WHERE uuid = ?",
-                (full,),
-            ).fetchone()
-        return store.decode_run(row)
-
-    def run(self, uuid: str) -> Run:
-        """The run ``uuid`` (a full uuid or unique prefix) names, as :meth:`stored_run`."""
-        return Run.from_stored(self.stored_run(uuid), self.database)
+            stored = self._stored_run(conn, uuid)
+            left = store.read_run_detail(conn, stored.uuid) if detail else None
+        return kind.from_stored(stored, self.database, left)
 
     def full_uuids(self, uuids: Iterable[str]) -> list[str]:
         """The full uuid of each run named exactly or by a unique prefix, in order."""
@@ -145,6 +141,14 @@ class RunQuery:
                     extract = f"json_extract(parameters, '{path}')"
                 selected.append(f"    {extract} AS {_alias(conn, key)}")
         return "SELECT\n" + ",\n".join(selected) + "\nFROM experiments\nLIMIT 10\n"
+
+    def _stored_run(self, conn: sqlite3.Connection, uuid: str) -> store.StoredRun:
+        full = self._resolve_all(conn, [uuid])[0]
+        row = conn.execute(
+            f"SELECT {store.select_list(self._columns(conn))} FROM experiments WHERE uuid = ?",
+            (full,),
+        ).fetchone()
+        return store.decode_run(row)
 
     def _columns(self, conn: sqlite3.Connection) -> set[str]:
         columns = store.check_schema(conn, store.display_name(self.database))

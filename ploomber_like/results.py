@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import reprlib
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 from ploomber_like import render, store
 from ploomber_like.artifacts import write_file
 from ploomber_like.errors import DatabaseError
-from ploomber_like.record import BLOB_REF_KEY, is_blob_reference
+from ploomber_like.output_notebook import resolve_notebook
+from ploomber_like.record import BLOB_REF_KEY, Artifact, MetricPoint, is_blob_reference
 
 #: File extensions for exported outputs.
 _EXTENSIONS = {
@@ -52,10 +54,7 @@ class RichOutput:
     @cached_property
     def data(self) -> bytes:
         with store.reading(self.database) as conn:
-            blob = store.load_blob(conn, self.sha256)
-        if blob is None:
-            raise DatabaseError(f"output {self.sha256[:12]} is missing from {self.database}")
-        return blob.data
+            return _blob_data(conn, self.sha256, self.database)
 
     @property
     def text(self) -> str:
@@ -80,14 +79,24 @@ class Run(store.StoredRun):
     """One stored run. ``run[key]`` is a parameter or value, and a run compares equal to the
     dict of them (as sklearn-evaluation's ``Experiment``); plots are :class:`RichOutput`
     objects, other values plain Python. Its fields are those of the decoded row
-    (:class:`~ploomber_like.store.StoredRun`), blob references turned into outputs."""
+    (:class:`~ploomber_like.store.StoredRun`), blob references turned into outputs.
+
+    What the run left beyond its values (:attr:`source`, :attr:`stdout`, :attr:`stderr`,
+    :attr:`metrics`, :attr:`artifacts`, :attr:`notebook`) is read on first use, all of it at once
+    through one connection (:attr:`detail`), and kept.
+    """
 
     #: The database the run was read from, where its plots are loaded from.
     database: Path = dataclasses.field(kw_only=True)
+    #: What the run left, once read (see :attr:`detail`).
+    _detail: store.RunDetail | None = dataclasses.field(default=None, kw_only=True, repr=False)
 
     @classmethod
-    def from_stored(cls, stored: store.StoredRun, database: Path) -> Run:
-        """The run of a decoded row, blob references turned into :class:`RichOutput`."""
+    def from_stored(
+        cls, stored: store.StoredRun, database: Path, detail: store.RunDetail | None = None
+    ) -> Run:
+        """The run of a decoded row, blob references turned into :class:`RichOutput`; with
+        ``detail`` already read (in the same connection as the row), :attr:`detail` is that."""
         fields = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
         return cls(**{
             **fields,
@@ -95,7 +104,52 @@ class Run(store.StoredRun):
             "values": {k: as_output(v, database) for k, v in stored.values.items()},
             "tags": list(stored.tags),
             "database": database,
+            "_detail": detail,
         })
+
+    @property
+    def detail(self) -> store.RunDetail:
+        """What the run left beyond its values (:class:`~ploomber_like.store.RunDetail`), read
+        from the database on first use; empty parts where an older database lacks them."""
+        if self._detail is None:
+            with store.reading(self.database) as conn:
+                self._detail = store.read_run_detail(conn, self.uuid)
+        return self._detail
+
+    @property
+    def source(self) -> str | None:
+        """The source text the run executed (None when none was stored: logged by hand, or by
+        another tracker)."""
+        return self.detail.source
+
+    @property
+    def stdout(self) -> str:
+        """The run's stdout as kept (of a long one, its head and tail)."""
+        return self.detail.stdout
+
+    @property
+    def stderr(self) -> str:
+        """The run's stderr as kept."""
+        return self.detail.stderr
+
+    @property
+    def metrics(self) -> list[MetricPoint]:
+        """The series of ``name: number`` lines the run printed, by key, then step."""
+        return self.detail.metrics
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        """The files the run created or changed under its working directory, by path."""
+        return self.detail.artifacts
+
+    @cached_property
+    def notebook(self) -> str | None:
+        """The executed notebook as ``.ipynb`` text, its outputs whole (None unless the run
+        saved it)."""
+        if self.detail.notebook is None:
+            return None
+        with store.reading(self.database) as conn:
+            return _notebook_text(conn, self.detail.notebook)
 
     @property
     def error_type(self) -> str | None:
@@ -129,7 +183,8 @@ class Run(store.StoredRun):
         return {k: v for k, v in self.values.items() if isinstance(v, RichOutput)}
 
     def export(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write each plot and HTML output to ``directory/<key><ext>``; returns the files.
+        """Write each plot and HTML output to ``directory/<key><ext>``; returns the files, in the
+        order of :meth:`outputs`.
 
         A key that is not a safe file name is made one (long keys are cut and end with a short
         hash of the key, so names stay distinct and the same across exports). A file already
@@ -138,9 +193,35 @@ class Run(store.StoredRun):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
-        for key, output in self.outputs().items():
-            name = _file_stem(key, {p.stem for p in written}) + output.extension
-            written.append(write_file(directory, name, output.data))
+        outputs = self.outputs()
+        if not outputs:
+            return written
+        with store.reading(self.database) as conn:
+            for key, output in outputs.items():
+                name = _file_stem(key, {p.stem for p in written}) + output.extension
+                data = _blob_data(conn, output.sha256, self.database)
+                written.append(write_file(directory, name, data))
+        return written
+
+    def export_files(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write the files the run left (:attr:`artifacts` whose content was stored) under
+        ``directory`` by their relative paths, and its executed notebook, if saved, as
+        ``<uuid>.ipynb``; returns the files written. Never through a symbolic link, never
+        outside ``directory`` (:class:`ExportError`)."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        stored = [artifact for artifact in self.artifacts if artifact.stored]
+        if not stored and self.detail.notebook is None:
+            return []
+        written = []
+        with store.reading(self.database) as conn:
+            for artifact in stored:
+                blob = store.load_blob(conn, artifact.sha256)
+                if blob is not None:
+                    written.append(write_file(directory, artifact.path, blob.data))
+            if self.detail.notebook is not None:
+                text = _notebook_text(conn, self.detail.notebook)
+                if text is not None:
+                    written.append(write_file(directory, f"{self.uuid}.ipynb", text.encode()))
         return written
 
     def keys(self) -> list[str]:
@@ -334,6 +415,21 @@ _bounded_repr.maxstring = 200
 _bounded_repr.maxother = 200
 _bounded_repr.maxdict = 50
 _bounded_repr.maxlist = 20
+
+
+def _blob_data(conn: sqlite3.Connection, sha256: str, database: Path) -> bytes:
+    blob = store.load_blob(conn, sha256)
+    if blob is None:
+        raise DatabaseError(f"output {sha256[:12]} is missing from {database}")
+    return blob.data
+
+
+def _notebook_text(conn: sqlite3.Connection, sha256: str) -> str | None:
+    """The stored notebook ``sha256`` as ``.ipynb`` text with its outputs put back."""
+    notebook = store.load_blob(conn, sha256)
+    if notebook is None:
+        return None
+    return resolve_notebook(notebook.data, lambda sha: store.load_blob(conn, sha))
 
 
 def _file_stem(key: str, taken: set[str]) -> str:

@@ -99,7 +99,7 @@ class SQLiteTracker:
         frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
         return frame.set_index("uuid") if "uuid" in frame.columns else frame
 
-    def get(self, uuid: str, unserialize_plots: bool = True) -> Experiment:
+    def get(self, uuid: str, unserialize_plots: bool = True, *, detail: bool = False) -> Experiment:
         """The run with this uuid (or unique uuid prefix): parameters, values, status, error.
 
         It compares equal to the dict of its parameters and values, and takes more values with
@@ -108,12 +108,15 @@ class SQLiteTracker:
         compatibility with sklearn-evaluation: plots are always
         :class:`~ploomber_like.results.RichOutput` objects, which display themselves.
 
+        What the run left (``run.source``, ``run.stdout``, ``run.metrics``, ``run.artifacts``...)
+        is read on first use; ``detail=True`` reads it now, in the same connection as the run.
+
         Raises
         ------
         UnknownRunError
             No run has this uuid, or the prefix matches several runs (also a ``ValueError``).
         """
-        return Experiment.from_stored(self._query.stored_run(uuid), self.path)
+        return self._query.run(uuid, detail=detail, kind=Experiment)
 
     def runs(
         self,
@@ -215,13 +218,14 @@ class SQLiteTracker:
         full = self._query.full_uuids(wanted)
         with store.reading(self.path) as conn:
             rows = store.load_metrics(conn, list(dict.fromkeys(full)))
-        return pd.DataFrame.from_records(rows, columns=["uuid", "key", "step", "value"])
+        return pd.DataFrame.from_records(
+            [row[:4] for row in rows], columns=["uuid", "key", "step", "value"]
+        )
 
     def artifacts(self, uuid: str) -> list[Artifact]:
-        """The files run ``uuid`` (or unique prefix) created or changed, by path."""
-        full = self._query.full_uuids([uuid])[0]
-        with store.reading(self.path) as conn:
-            return store.load_artifacts(conn, full)
+        """The files run ``uuid`` (or unique prefix) created or changed, by path (as
+        ``tracker.get(uuid).artifacts``)."""
+        return self._query.run(uuid, detail=True).artifacts
 
     def comment(self, uuid: str, text: str) -> None:
         """Set the comment of a run (given by uuid or unique uuid prefix)."""
@@ -267,8 +271,8 @@ class SQLiteTracker:
         values, a unified diff of their source texts, and their environments."""
         from ploomber_like.comparing import diff_runs
 
-        first, second = self.get(a), self.get(b)
-        return diff_runs(first, second, self.path, self.uuid_prefixes(), precision)
+        first, second = self.get(a, detail=True), self.get(b, detail=True)
+        return diff_runs(first, second, self.uuid_prefixes(), precision)
 
     def tag(self, uuid: str, *tags: str) -> list[str]:
         """Add tags to a run (uuid or unique prefix); returns its tags."""

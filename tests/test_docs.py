@@ -257,6 +257,12 @@ def check_tracking(run: DocumentRun) -> None:
     ) == [("loss", 4, 3), ("val_loss", 4, 3)]
     assert (run.folder / "exported" / "model.txt").read_text().startswith("lr=0.1 loss=0.65")
     assert (run.folder / "exported" / f"{uuid}.ipynb").is_file()
+    # The same, read back on the run itself.
+    left = run.namespace["run"]
+    assert left.stderr == "training done\n" and left.metrics[0].key == "loss"
+    assert [a.path for a in left.artifacts] == ["model.txt"]
+    assert json.loads(run.namespace["notebook"])["nbformat"] == 4
+    assert [p.name for p in run.namespace["written"]] == ["model.txt", f"{uuid}.ipynb"]
     record = run.namespace["record"]
     assert set(record.values) == {"slope", "intercept", "residuals"}  # `mse;` is hidden
     assert record.parameters == {"n": 50, "noise": 0.5}
@@ -279,6 +285,7 @@ def check_querying(run: DocumentRun) -> None:
     hand_logged = namespace["tracker"].get(namespace["exp"].uuid)
     assert hand_logged["accuracy"] == 0.91
     assert (run.folder / "plots" / "confusion_matrix.png").exists()
+    assert namespace["run"].source == (run.folder / "examples" / "fit.py").read_text()
     page = (run.folder / "top3.html").read_text()
     assert page.count('<img src="data:image/png;base64,') == 3  # the page of the top 3
     assert run.commands[-2:] == [  # both exit 2

@@ -115,6 +115,11 @@ def test_sklearn_evaluation_database_reads_renders_and_migrates(sklearn_evaluati
     page = tracker.query("SELECT uuid, json_extract(parameters, '$.scatter') AS scatter "
                          "FROM experiments", as_frame=False, render_plots=True)._repr_html_()
     assert len(STRICT_IMAGE.findall(page)) == 2
+    # The peer keeps no source, output, series or files: each reads empty, not as an error.
+    left = runs[0]
+    assert (left.source, left.stdout, left.metrics, left.artifacts, left.notebook) == (
+        None, "", [], [], None
+    )
     before = rows(sklearn_evaluation_db)
 
     result = move_inline_images(sklearn_evaluation_db)

@@ -8,7 +8,9 @@ Modules, from the bottom up (each imports only those above it):
 - :mod:`~ploomber_like.store.connections`: opening files, read-only and in-memory databases;
   :func:`writing`, the one write transaction; ``IN`` lists in chunks.
 - :mod:`~ploomber_like.store.sandbox`: :func:`run_query`, a user's SQL that cannot write.
-- :mod:`~ploomber_like.store.reads`: stored runs decoded, their series, files, output, blobs.
+- :mod:`~ploomber_like.store.reads`: rows of stored runs decoded, and blobs.
+- :mod:`~ploomber_like.store.run_detail`: :class:`RunDetail`, what a run left beyond its row
+  (source, output, series, files, notebook...), read from a database of any age.
 - :mod:`~ploomber_like.store.writes`: :class:`Store`, every write.
 
 The names below are imported from their modules on first use.
@@ -24,6 +26,8 @@ _EXPORTS = {
     "TABLES": "schema",
     "ANCHOR_COLUMNS": "schema",
     "experiment_columns": "schema",
+    "table_names": "schema",
+    "table_columns": "schema",
     "check_schema": "schema",
     "create_tables_and_columns": "schema",
     "to_json": "schema",
@@ -54,12 +58,14 @@ _EXPORTS = {
     "StoredRun": "reads",
     "select_list": "reads",
     "decode_run": "reads",
-    "StoredSource": "reads",
-    "read_source": "reads",
-    "load_metrics": "reads",
-    "load_output": "reads",
-    "load_artifacts": "reads",
     "load_blob": "reads",
+    "DETAIL_COLUMNS": "run_detail",
+    "RunDetail": "run_detail",
+    "read_run_detail": "run_detail",
+    "StoredSource": "run_detail",
+    "read_source": "run_detail",
+    "load_metrics": "run_detail",
+    "load_artifacts": "run_detail",
     "RecordedTrial": "writes",
     "Store": "writes",
     "Deletion": "writes",
@@ -73,6 +79,7 @@ __all__ = [
     "ANCHOR_COLUMNS",
     "BLOB_REFERENCES",
     "BUSY_TIMEOUT",
+    "DETAIL_COLUMNS",
     "Deletion",
     "EXTRA_COLUMNS",
     "InlineMigration",
@@ -82,6 +89,7 @@ __all__ = [
     "Migration",
     "RUN_COLUMNS",
     "RecordedTrial",
+    "RunDetail",
     "SCHEMA_VERSION",
     "Store",
     "StoredRun",
@@ -103,17 +111,19 @@ __all__ = [
     "load_blob",
     "load_json",
     "load_metrics",
-    "load_output",
     "migrate",
     "move_inline_images",
     "move_inline_images_in",
     "new_memory_database",
+    "read_run_detail",
     "read_source",
     "reading",
     "retry_busy",
     "run_query",
     "schema_version",
     "select_list",
+    "table_columns",
+    "table_names",
     "to_json",
     "upgrade",
     "writing",
@@ -148,14 +158,18 @@ if TYPE_CHECKING:
     from ploomber_like.store.reads import (
         RUN_COLUMNS,
         StoredRun,
-        StoredSource,
         decode_run,
-        load_artifacts,
         load_blob,
-        load_metrics,
-        load_output,
-        read_source,
         select_list,
+    )
+    from ploomber_like.store.run_detail import (
+        DETAIL_COLUMNS,
+        RunDetail,
+        StoredSource,
+        load_artifacts,
+        load_metrics,
+        read_run_detail,
+        read_source,
     )
     from ploomber_like.store.sandbox import (
         run_query,
@@ -168,6 +182,8 @@ if TYPE_CHECKING:
         create_tables_and_columns,
         experiment_columns,
         load_json,
+        table_columns,
+        table_names,
         to_json,
     )
     from ploomber_like.store.writes import (

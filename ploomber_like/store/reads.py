@@ -1,20 +1,16 @@
 """Reading stored runs back: rows of ``experiments`` decoded (the inverse of the writer's
-encoding), their series, files, output and blobs."""
+encoding) and blobs. What a run left beyond its row is :mod:`~ploomber_like.store.run_detail`'s."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ploomber_like.errors import DatabaseError, TrackerError
-from ploomber_like.record import Artifact, Blob, Environment, RunError
-from ploomber_like.store.connections import in_chunks, reading
-from ploomber_like.store.schema import experiment_columns, load_json
+from ploomber_like.record import Blob, Environment, RunError
+from ploomber_like.store.schema import load_json
 
 #: Columns a stored run is read from; those an older schema lacks (databases made by
 #: sklearn-evaluation have only the anchor's four) are selected as NULL.
@@ -104,86 +100,6 @@ def _decode_environment(data: Any) -> Environment | None:
     except TypeError:
         # Written by another version with required fields we lack: not worth failing a read.
         return None
-
-
-@dataclass
-class StoredSource:
-    """What rerunning a run needs: its source text, path and overrides, and what it recorded."""
-
-    source: str
-    source_path: str
-    overrides: dict[str, Any]
-    #: The ``parameters`` column: parameters and values, outputs as blob references.
-    values: dict[str, Any]
-
-
-def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
-    """The stored source of run ``uuid`` with its overrides and values.
-
-    Raises a :class:`~ploomber_like.errors.TrackerError` for a run without a stored source (a
-    database not written by a tracked run, or a run logged by hand) and a
-    :class:`DatabaseError` for one that cannot be decoded.
-    """
-    with reading(path) as conn:
-        columns = experiment_columns(conn)
-        if not {"source_sha256", "source_path", "overrides"} <= columns:
-            raise TrackerError(
-                f"run {uuid} has no stored source (the database was not written by a tracked "
-                "run): nothing to rerun"
-            )
-        source_sha256, source_path, overrides, parameters = conn.execute(
-            "SELECT source_sha256, source_path, overrides, parameters FROM experiments "
-            "WHERE uuid = ?", (uuid,),
-        ).fetchone()
-        blob = load_blob(conn, source_sha256) if source_sha256 else None
-    if not source_path or blob is None or not blob.data:
-        raise TrackerError(
-            f"run {uuid} has no stored source (logged by hand or by another tracker): "
-            "nothing to rerun"
-        )
-    try:
-        return StoredSource(
-            blob.data.decode("utf-8"), source_path, json.loads(overrides or "{}"),
-            json.loads(parameters or "{}"),
-        )
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DatabaseError(f"run {uuid} has an unreadable stored source: {exc}") from None
-
-
-def load_metrics(conn: sqlite3.Connection, uuids: list[str]) -> list[tuple[Any, ...]]:
-    """Rows ``(uuid, key, step, value)`` of the series of ``uuids``, in order."""
-    rows: list[tuple[Any, ...]] = []
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
-        return rows  # a database made before series were kept
-    for marks, chunk in in_chunks(uuids):
-        rows += conn.execute(
-            f"SELECT uuid, key, step, value FROM metrics WHERE uuid IN ({marks}) "
-            "ORDER BY uuid, key, step, rowid",
-            chunk,
-        ).fetchall()
-    return rows
-
-
-def load_output(conn: sqlite3.Connection, uuid: str) -> tuple[str, str]:
-    """The stdout and stderr kept for run ``uuid`` (empty for an anchor database)."""
-    columns = experiment_columns(conn)
-    if not {"stdout", "stderr"} <= columns:
-        return "", ""
-    row = conn.execute("SELECT stdout, stderr FROM experiments WHERE uuid = ?", (uuid,)).fetchone()
-    return (row[0] or "", row[1] or "") if row else ("", "")
-
-
-def load_artifacts(conn: sqlite3.Connection, uuid: str) -> list[Artifact]:
-    """The files run ``uuid`` left, by path (none for a database made before they were kept)."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'artifacts'").fetchone():
-        return []
-    return [
-        Artifact(path, size, sha256, bool(stored))
-        for path, size, sha256, stored in conn.execute(
-            "SELECT path, size, sha256, stored FROM artifacts WHERE uuid = ? ORDER BY path",
-            (uuid,),
-        )
-    ]
 
 
 def load_blob(conn: sqlite3.Connection, sha256: str) -> Blob | None:

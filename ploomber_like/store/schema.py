@@ -98,9 +98,22 @@ CREATE TABLE IF NOT EXISTS artifacts (
 ANCHOR_COLUMNS = ("uuid", "created", "parameters", "comment")
 
 
+def table_names(conn: sqlite3.Connection) -> set[str]:
+    """The tables the database has: the one way to ask whether a table exists (an older or a
+    peer's database lacks some of ours)."""
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of ``table`` (empty if there is no such table): the one way to ask
+    whether a column exists."""
+    quoted = table.replace('"', '""')
+    return {row[1] for row in conn.execute(f'PRAGMA table_info("{quoted}")')}
+
+
 def experiment_columns(conn: sqlite3.Connection) -> set[str]:
     """The column names of table ``experiments`` (empty if there is no such table)."""
-    return {row[1] for row in conn.execute("PRAGMA table_info(experiments)")}
+    return table_columns(conn, "experiments")
 
 
 def check_schema(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> set[str]:

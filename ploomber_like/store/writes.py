@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import DatabaseError
-from ploomber_like.record import Blob, Record, SearchTrial, Status, new_created
+from ploomber_like.record import Blob, Record, Status, new_created
 from ploomber_like.store.connections import connect, in_chunks, reading, upgrade, writing
 from ploomber_like.store.migrations import (
     MOVE_INLINE_IMAGES,
     InlineMigration,
     move_inline_images_in,
 )
-from ploomber_like.store.reads import RUN_COLUMNS, decode_run, load_blob, select_list
-from ploomber_like.store.schema import load_json, to_json
+from ploomber_like.store.reads import RUN_COLUMNS, decode_run, select_list
+from ploomber_like.store.run_detail import read_run_detail
+from ploomber_like.store.schema import load_json, table_columns, table_names, to_json
 
 
 @dataclass
@@ -176,32 +177,19 @@ class Store:
 
     def load_record(self, uuid: str) -> Record:
         """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
-        ours = (
-            "overrides", "source_sha256", "group_durations", "stdout", "stderr", "reproduces",
-            "fingerprint", "search", "trial", "objective", "trial_error",
-        )
         row = self.conn.execute(
-            f"SELECT {select_list(RUN_COLUMNS)}, {', '.join(ours)} FROM experiments "
-            "WHERE uuid = ?",
-            (uuid,),
+            f"SELECT {select_list(RUN_COLUMNS)} FROM experiments WHERE uuid = ?", (uuid,)
         ).fetchone()
-        run = decode_run(row[: len(RUN_COLUMNS)])
-        extra = dict(zip(ours, row[len(RUN_COLUMNS) :], strict=True))
-        source = load_blob(self.conn, extra["source_sha256"]) if extra["source_sha256"] else None
-        trial = None
-        if extra["search"] is not None:
-            trial = SearchTrial(
-                extra["search"], extra["trial"], extra["objective"], extra["trial_error"]
-            )
+        run = decode_run(row)
+        detail = read_run_detail(self.conn, uuid)
         return Record(
             uuid=run.uuid, created=run.created or "", path=run.source_path or "",
-            source=source.data.decode() if source else "",
-            parameters=run.parameters, overrides=load_json(extra["overrides"]) or {},
+            source=detail.source or "", parameters=run.parameters, overrides=detail.overrides,
             status=Status(run.status), values=run.values, error=run.error,
-            duration=run.duration, group_durations=load_json(extra["group_durations"]) or [],
-            stdout=extra["stdout"] or "", stderr=extra["stderr"] or "",
-            environment=run.environment, comment=run.comment_text, reproduces=extra["reproduces"],
-            fingerprint=extra["fingerprint"], trial=trial,
+            duration=run.duration, group_durations=detail.group_durations,
+            stdout=detail.stdout, stderr=detail.stderr, environment=run.environment,
+            comment=run.comment_text, reproduces=detail.reproduces,
+            fingerprint=detail.fingerprint, trial=detail.trial,
         )
 
     def mark_orphans_interrupted(self, alive: Callable[[int], bool]) -> int:
@@ -282,7 +270,7 @@ def delete_orphan_blobs(conn: sqlite3.Connection) -> int:
 
     Runs inside the caller's transaction.
     """
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = table_names(conn)
     kept = " UNION ".join(sql for table, sql in BLOB_REFERENCES.items() if table in tables)
     cursor = conn.execute(f"DELETE FROM blobs WHERE sha256 NOT IN ({kept})")
     return cursor.rowcount
@@ -291,11 +279,7 @@ def delete_orphan_blobs(conn: sqlite3.Connection) -> int:
 def _tables_keyed_by_run(conn: sqlite3.Connection) -> list[str]:
     """``experiments`` and every other table with a ``uuid`` column (a run's metrics, artifacts,
     notebook): deleting a run deletes its rows there too."""
-    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-    return [
-        name for name in names
-        if any(column[1] == "uuid" for column in conn.execute(f'PRAGMA table_info("{name}")'))
-    ]
+    return sorted(name for name in table_names(conn) if "uuid" in table_columns(conn, name))
 
 
 def move_inline_images(path: str | os.PathLike[str]) -> InlineMigration:
@@ -309,9 +293,7 @@ def move_inline_images(path: str | os.PathLike[str]) -> InlineMigration:
     path = Path(path)
     # Read-only first: a mistyped path must not create an empty database.
     with reading(path) as check:
-        if not check.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiments'"
-        ).fetchone():
+        if "experiments" not in table_names(check):
             raise DatabaseError(f"not a tracking database (no experiments table): {path}")
     conn = connect(path, migrate=False)
     try:

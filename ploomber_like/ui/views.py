@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from ploomber_like import render, store
+from ploomber_like import render
 from ploomber_like.comparing import Comparison, compare_runs
 from ploomber_like.errors import ParameterError
 
@@ -62,7 +62,7 @@ class RunPage:
     source: str
     environment: list[tuple[str, str]]
     packages: list[tuple[str, str]]
-    #: Rows of the run's files (an ``artifacts`` table), each a mapping of column to text.
+    #: Rows of the run's files, each a mapping of field (path, size, sha256, stored) to text.
     files: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -151,8 +151,7 @@ def run_page(
     precision: int = render.DEFAULT_PRECISION,
 ) -> RunPage:
     """The run page of ``uuid`` (a full uuid or unique prefix)."""
-    run = query.run(uuid)
-    extra = _extra_columns(query, run.uuid)
+    run = query.run(uuid, detail=True)
     environment, packages = [], []
     if run.environment is not None:
         data = dataclasses.asdict(run.environment)
@@ -168,13 +167,16 @@ def run_page(
             if not render.is_displayable(v)
         ],
         outputs=[_output(key, value, source) for key, value in run.outputs().items()],
-        metrics=_metrics(query, run.uuid),
-        stdout=extra.get("stdout") or "",
-        stderr=extra.get("stderr") or "",
-        source=extra.get("source") or "",
+        metrics=_metrics(run),
+        stdout=run.stdout,
+        stderr=run.stderr,
+        source=run.source or "",
         environment=environment,
         packages=packages,
-        files=_files(query, run.uuid),
+        files=[
+            {key: render.cell_text(value) for key, value in dataclasses.asdict(artifact).items()}
+            for artifact in run.artifacts
+        ],
     )
 
 
@@ -245,56 +247,14 @@ def _output(key: str, value: RichOutput, source: OutputSource) -> Output:
     return Output(key, value.mimetype, value.sha256, document=text)
 
 
-def _extra_columns(query: RunQuery, uuid: str) -> dict[str, str | None]:
-    """stdout, stderr and the source text: columns a :class:`Run` does not carry."""
-    with store.reading(query.database) as conn:
-        present = store.experiment_columns(conn)
-        wanted = [c for c in ("stdout", "stderr", "source_sha256") if c in present]
-        if not wanted:
-            return {}
-        row = conn.execute(
-            f"SELECT {', '.join(wanted)} FROM experiments WHERE uuid = ?", (uuid,)
-        ).fetchone()
-        extra = dict(zip(wanted, row, strict=True))
-        sha256 = extra.pop("source_sha256", None)
-        blob = store.load_blob(conn, sha256) if sha256 else None
-        extra["source"] = blob.data.decode("utf-8", errors="replace") if blob else None
-        return extra
-
-
-def _tables(conn) -> set[str]:
-    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-
-
-def _metrics(query: RunQuery, uuid: str) -> dict[str, dict[str, list[Any]]]:
-    """The run's metric series from a ``metrics`` table (uuid, key, step, value, time)."""
-    with store.reading(query.database) as conn:
-        if "metrics" not in _tables(conn):
-            return {}
-        series: dict[str, dict[str, list[Any]]] = {}
-        rows = conn.execute(
-            "SELECT key, step, value FROM metrics WHERE uuid = ? ORDER BY key, step, rowid",
-            (uuid,),
-        )
-        for key, step, value in rows:
-            points = series.setdefault(key, {"step": [], "value": []})
-            points["step"].append(step)
-            points["value"].append(_json_value(value))
-        return series
-
-
-def _files(query: RunQuery, uuid: str) -> list[dict[str, str]]:
-    """The run's files from an ``artifacts`` table, whatever its other columns."""
-    with store.reading(query.database) as conn:
-        if "artifacts" not in _tables(conn):
-            return []
-        cursor = conn.execute("SELECT * FROM artifacts WHERE uuid = ?", (uuid,))
-        names = [d[0] for d in cursor.description]
-        return [
-            {name: render.cell_text(value) for name, value in zip(names, row, strict=True)
-             if name != "uuid" and not isinstance(value, bytes)}
-            for row in cursor
-        ]
+def _metrics(run: Run) -> dict[str, dict[str, list[Any]]]:
+    """The run's metric series by key, as the page's charts take them."""
+    series: dict[str, dict[str, list[Any]]] = {}
+    for point in run.metrics:
+        points = series.setdefault(point.key, {"step": [], "value": []})
+        points["step"].append(point.step)
+        points["value"].append(_json_value(point.value))
+    return series
 
 
 def _is_number(value: Any) -> bool:
