@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ploomber_like.errors import DatabaseError, TrackerError
-from ploomber_like.record import Artifact, Blob, Environment, RunError
+from ploomber_like.record import Artifact, Blob, Environment, Input, RunError
 from ploomber_like.store.connections import in_chunks, reading
 from ploomber_like.store.schema import experiment_columns, load_json
 
@@ -184,6 +184,22 @@ def load_artifacts(conn: sqlite3.Connection, uuid: str) -> list[Artifact]:
             (uuid,),
         )
     ]
+
+
+def load_inputs(conn: sqlite3.Connection, uuids: list[str]) -> dict[str, list[Input]]:
+    """What each of ``uuids`` read (see :mod:`ploomber_like.inputs`), by kind and path; runs
+    that read nothing, and every run of a database made before inputs were kept, are absent."""
+    found: dict[str, list[Input]] = {}
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'inputs'").fetchone():
+        return found
+    for marks, chunk in in_chunks(uuids):
+        for uuid, kind, path, size, sha256 in conn.execute(
+            f"SELECT uuid, kind, path, size, sha256 FROM inputs WHERE uuid IN ({marks}) "
+            "ORDER BY uuid, kind, path",
+            chunk,
+        ):
+            found.setdefault(uuid, []).append(Input(kind, path, size, sha256))
+    return found
 
 
 def load_blob(conn: sqlite3.Connection, sha256: str) -> Blob | None:
