@@ -145,19 +145,6 @@ class Store:
         """Set the ``comment`` column of run ``uuid``."""
         self.conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, uuid))
 
-    def ok_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
-        """The subset of ``fingerprints`` already recorded with status ``ok``."""
-        wanted = list(dict.fromkeys(fingerprints))
-        found: set[str] = set()
-        for marks, chunk in in_chunks(wanted):
-            rows = self.conn.execute(
-                f"SELECT DISTINCT fingerprint FROM experiments "
-                f"WHERE status = ? AND fingerprint IN ({marks})",
-                [Status.OK, *chunk],
-            )
-            found.update(row[0] for row in rows)
-        return found
-
     def ok_inputs(self, fingerprints: Iterable[str]) -> dict[str, list[list[Input]]]:
         """The inputs of each run recorded ``ok`` under one of ``fingerprints``, by fingerprint
         (a run that read nothing has an empty list)."""
