@@ -350,7 +350,7 @@ def compare_command(
 @_database_option
 @_precision_option
 def diff_command(a: str, b: str, database: str, precision: int) -> None:
-    """Show what differs between runs A and B: parameters, values, source, environment.
+    """Show what differs between runs A and B: parameters, values, inputs, source, environment.
 
     \b
     python -m tracker diff 09e7b217 d12c1c39
@@ -520,6 +520,15 @@ def _show_leaves(tracker, uuid: str, database: str, all_output: bool) -> None:
             for a in artifacts
         ]
         _print(render.text_table(["file", "bytes", "sha256", ""], rows))
+    inputs = tracker.inputs(uuid)
+    if len(inputs):
+        # A file gone before it could be hashed has no size or hash (NaN in the frame).
+        rows = [
+            (i.path, i.kind, f"{int(i.size):,}", i.sha256[:12]) if isinstance(i.sha256, str)
+            else (i.path, i.kind, "-", "gone")
+            for i in inputs.itertuples()
+        ]
+        _print(render.text_table(["input", "kind", "bytes", "sha256"], rows))
     conn = connect(database, readonly=True)
     try:
         outputs = load_output(conn, uuid)
