@@ -3,7 +3,8 @@ server``), so a team can look at everyone's runs in ``mlflow ui``.
 
 Each of our runs becomes one MLflow run: the parameters cell's values as params, numeric shown
 values as metrics (series from the ``metrics`` table with their steps), plots and files as
-artifacts with the source text, stdout and stderr, and tags naming our uuid. The uuid tag is
+artifacts with the source text, stdout and stderr, the files it read and the user modules it
+imported as dataset inputs (``run.inputs`` in MLflow), and tags naming our uuid. The uuid tag is
 written last: a run it marks was exported completely, and exporting again skips it.
 """
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ploomber_like import store
 from ploomber_like.errors import DatabaseError, TrackerError
+from ploomber_like.record import Input
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -213,6 +215,9 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run, extras: _Ext
         for offset in range(0, len(items), size):
             client.log_batch(run_id, **{kind: items[offset : offset + size]})
 
+    if detail.inputs:
+        client.log_inputs(run_id, datasets=[_dataset_input(i) for i in detail.inputs])
+
     with tempfile.TemporaryDirectory(prefix="ploomber-like-export-") as folder:
         files = Path(folder)
         if run.outputs():
@@ -251,6 +256,8 @@ class _RunDetail:
     metrics: list[tuple[str, int, float, float | None]]
     #: (relative path, bytes) of the files the run left, from the ``artifacts`` table.
     files: list[tuple[str, bytes]]
+    #: What the run read, from the ``inputs`` table: files and user modules still hashed.
+    inputs: list[Input]
 
 
 class _Extras:
@@ -275,6 +282,10 @@ class _Extras:
             source=blob.data.decode("utf-8", errors="replace") if blob and blob.data else None,
             stdout=stdout, stderr=stderr, name=name, reproduces=reproduces,
             tags=_tags(tags), metrics=self._metrics(uuid), files=self._files(uuid),
+            inputs=[
+                i for i in store.load_inputs(self.conn, [uuid]).get(uuid, [])
+                if i.sha256 is not None
+            ],
         )
 
     def _metrics(self, uuid: str) -> list[tuple[str, int, float, float | None]]:
@@ -311,6 +322,19 @@ def _inside(path: str) -> str:
     parts = [part for part in PurePosixPath(path.replace("\\", "/")).parts
              if part not in ("/", "..", ".")]
     return "/".join(parts) or "unnamed"
+
+
+def _dataset_input(read: Input) -> Any:
+    """An input of a run as an MLflow dataset input: named by its path, its content hash as
+    the digest (MLflow's stores keep 36 characters of it; the profile has it whole), and its
+    kind (``file``, ``module``) as the context MLflow shows next to it."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    dataset = Dataset(
+        name=read.path, digest=(read.sha256 or "")[:32], source_type="local", source=read.path,
+        profile=json.dumps({"kind": read.kind, "size": read.size, "sha256": read.sha256}),
+    )
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", read.kind)])
 
 
 def _tags(text: str | None) -> dict[str, str]:

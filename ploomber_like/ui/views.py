@@ -19,6 +19,7 @@ from markupsafe import Markup
 from ploomber_like import render, store
 from ploomber_like.comparing import Comparison, compare_runs
 from ploomber_like.errors import ParameterError
+from ploomber_like.record import Input
 
 if TYPE_CHECKING:
     from ploomber_like.query import RunQuery
@@ -64,6 +65,8 @@ class RunPage:
     packages: list[tuple[str, str]]
     #: Rows of the run's files (an ``artifacts`` table), each a mapping of column to text.
     files: list[dict[str, str]] = field(default_factory=list)
+    #: What the run read: files and user modules (see :mod:`ploomber_like.inputs`).
+    inputs: list[Input] = field(default_factory=list)
 
 
 @dataclass
@@ -175,6 +178,7 @@ def run_page(
         environment=environment,
         packages=packages,
         files=_files(query, run.uuid),
+        inputs=_inputs(query, run.uuid),
     )
 
 
@@ -295,6 +299,11 @@ def _files(query: RunQuery, uuid: str) -> list[dict[str, str]]:
              if name != "uuid" and not isinstance(value, bytes)}
             for row in cursor
         ]
+
+
+def _inputs(query: RunQuery, uuid: str) -> list[Input]:
+    with store.reading(query.database) as conn:
+        return store.load_inputs(conn, [uuid]).get(uuid, [])
 
 
 def _is_number(value: Any) -> bool:
