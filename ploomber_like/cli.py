@@ -444,8 +444,8 @@ def rm_command(uuids: tuple[str, ...], database: str, where: str | None, yes: bo
 @click.option("--stdout", "all_output", is_flag=True,
               help="Print all of the run's stdout and stderr, not only their last lines.")
 def show_command(uuid: str, database: str, export_dir: str | None, all_output: bool) -> None:
-    """Show every value of run UUID (or a unique prefix), its series, files, output, error and
-    environment."""
+    """Show every value of run UUID (or a unique prefix), its series, files, inputs, output,
+    error and environment."""
     from ploomber_like import render
 
     tracker = _tracker(database)
