@@ -218,3 +218,24 @@ def test_the_recorder_keeps_reads_under_its_folders_only(tmp_path: Path):
         ("module", str((tmp_path / "utils.py").resolve())),
         ("file", str((tmp_path / "data.csv").resolve())),
     ]
+
+
+def test_settings_read_from_a_home_folder_the_run_works_in_are_not_inputs(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("HOME", str(project))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    (project / ".config").mkdir()
+    (project / ".config" / "tool.cfg").write_text("verbose = 1")
+    write_script(project, (
+        "import os\n\n"
+        "with open(os.path.expanduser('~/.config/tool.cfg')) as file:\n"
+        "    settings = file.read()\n"
+        "with open('data.csv') as file:\n"
+        "    data = file.read()\n"
+    ), "tool.py")
+
+    record = track_execution(project / "tool.py", None, "runs.db", quiet=True, preload=False)
+
+    assert record.ok, record.error
+    assert [i.path for i in record.inputs] == ["data.csv"]

@@ -249,9 +249,16 @@ class KernelCapture:
             if name not in self.loaded_before_run and isinstance(file, str):
                 modules[name] = file
         roots = [self.script_dir, self.working_directory, os.getcwd()]
-        # Our own package: a checkout of it may sit in the user's folder.
+        # Our own package (a checkout of it may sit in the user's folder), and the caches and
+        # settings libraries read from a home folder a run may work in.
         ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        found = self.reads.inputs(roots, modules, [*library_roots(), ours])
+        home = os.path.expanduser("~")
+        settings = [
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+            os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+            *(os.path.join(home, name) for name in (".ipython", ".jupyter", ".local")),
+        ]
+        found = self.reads.inputs(roots, modules, [*library_roots(), ours, *settings])
         self.publish("inputs", {JSON_MIMETYPE: json.dumps(found)}, kind="inputs")
 
     # helpers
