@@ -262,10 +262,12 @@ async def execute_run(
         record.notebook = _save_notebook(prepared, steps, notebook.cells, output.captured)
     artifacts, blobs, notes = changed_files(workdir, before, options)
     record.artifacts = artifacts
-    # What the run wrote is its output, not an input, even when it read it back.
+    # What the run wrote is its output, not an input, even when it read it back. Off the event
+    # loop: the first hash of a large data file takes seconds, while other runs stream output.
     written = [str(workdir / a.path) for a in artifacts]
-    record.inputs = hash_inputs(
-        output.captured.inputs, prepared.script_path, [*written, *options.ignored_paths]
+    record.inputs = await asyncio.to_thread(
+        hash_inputs, output.captured.inputs, prepared.script_path,
+        [*written, *options.ignored_paths],
     )
     for blob in blobs:
         output.captured.add_blob(blob)
