@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from ploomber_like.errors import ExportError
+from ploomber_like.inputs import sha256_of_file
 from ploomber_like.record import Artifact, Blob, RecordOptions
 
 #: Directories never looked into: caches, checkpoints, version control, environments.
@@ -105,7 +106,7 @@ def changed_files(
                 artifacts.append(Artifact(relative, len(data), blob.sha256, stored=True))
                 blobs.append(blob)
             else:
-                artifacts.append(Artifact(relative, size, _file_sha256(path), stored=False))
+                artifacts.append(Artifact(relative, size, sha256_of_file(path), stored=False))
                 notes.append(
                     f"[ploomber_like] {relative} ({size:,} bytes) is over the artifact limit of "
                     f"{options.max_artifact_bytes:,} bytes: only its path, size and sha256 are "
@@ -164,9 +165,3 @@ def _mimetype(relative: str) -> str:
     return mimetypes.guess_type(relative)[0] or "application/octet-stream"
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

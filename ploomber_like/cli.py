@@ -355,7 +355,7 @@ def compare_command(
 @_database_option
 @_precision_option
 def diff_command(a: str, b: str, database: str, precision: int) -> None:
-    """Show what differs between runs A and B: parameters, values, source, environment.
+    """Show what differs between runs A and B: parameters, values, inputs, source, environment.
 
     \b
     python -m tracker diff 09e7b217 d12c1c39
@@ -449,8 +449,8 @@ def rm_command(uuids: tuple[str, ...], database: str, where: str | None, yes: bo
 @click.option("--stdout", "all_output", is_flag=True,
               help="Print all of the run's stdout and stderr, not only their last lines.")
 def show_command(uuid: str, database: str, export_dir: str | None, all_output: bool) -> None:
-    """Show every value of run UUID (or a unique prefix), its series, files, output, error and
-    environment."""
+    """Show every value of run UUID (or a unique prefix), its series, files, inputs, output,
+    error and environment."""
     from ploomber_like import render
 
     run = _tracker(database).get(uuid, detail=True)
@@ -517,6 +517,14 @@ def _show_leaves(run: Run, all_output: bool) -> None:
             for a in run.artifacts
         ]
         _print(render.text_table(["file", "bytes", "sha256", ""], rows))
+    if run.inputs:
+        # A file gone before it could be hashed has no size or hash.
+        rows = [
+            (i.path, i.kind, f"{i.size:,}", i.sha256[:12]) if i.sha256 is not None
+            else (i.path, i.kind, "-", "gone")
+            for i in run.inputs
+        ]
+        _print(render.text_table(["input", "kind", "bytes", "sha256"], rows))
     for name, text in (("stdout", run.stdout), ("stderr", run.stderr)):
         if not text:
             continue

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ploomber_like import render
 from ploomber_like.capture.kernel import without_addresses
 from ploomber_like.errors import ParameterError
+from ploomber_like.inputs import InputChange, compare_inputs
 from ploomber_like.record import BLOB_REF_KEY
 
 if TYPE_CHECKING:
@@ -282,7 +283,8 @@ class Change:
 
 @dataclass
 class RunDiff:
-    """What differs between runs ``a`` and ``b``: parameters, values, source text, environment.
+    """What differs between runs ``a`` and ``b``: parameters, values, inputs, source text,
+    environment.
 
     ``str(diff)`` is what ``tracker diff`` prints.
     """
@@ -296,10 +298,14 @@ class RunDiff:
     source: str = ""
     environment: list[Change] = field(default_factory=list)
     precision: int = render.DEFAULT_PRECISION
+    #: The files read and user modules imported that differ: ``data.csv: changed``.
+    inputs: list[InputChange] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return not (self.parameters or self.values or self.source or self.environment)
+        return not (
+            self.parameters or self.values or self.source or self.environment or self.inputs
+        )
 
     def to_text(self, width: int | None = 100) -> str:
         a, b = self.short.get(self.a.uuid, self.a.uuid), self.short.get(self.b.uuid, self.b.uuid)
@@ -308,10 +314,12 @@ class RunDiff:
             if changes:
                 rows = [(c.key, show(c.a), show(c.b)) for c in changes]
                 parts.append(_console_text(render.text_table((title, a, b), rows), width))
+        if self.inputs:
+            parts.append("inputs:\n" + "".join(f"  {change}\n" for change in self.inputs))
         if self.source:
             parts.append(self.source)
         if not parts:
-            return f"{a} and {b}: same parameters, values, source and environment\n"
+            return f"{a} and {b}: same parameters, values, inputs, source and environment\n"
         return "\n".join(part.rstrip("\n") + "\n" for part in parts)
 
     def __str__(self) -> str:
@@ -327,6 +335,9 @@ class RunDiff:
             if changes:
                 rows = [(c.key, show(c.a), show(c.b)) for c in changes]
                 parts.append(render.table_html((title, a, b), rows, self.precision))
+        if self.inputs:
+            items = "".join(f"<li>{html.escape(str(change))}</li>" for change in self.inputs)
+            parts.append(f"<p>inputs:</p><ul>{items}</ul>")
         if self.source:
             parts.append(f"<pre>{html.escape(render.truncate(self.source))}</pre>")
         if not parts:
@@ -347,7 +358,7 @@ def diff_runs(
     short: Mapping[str, str],
     precision: int = render.DEFAULT_PRECISION,
 ) -> RunDiff:
-    """The :class:`RunDiff` of two runs (their source texts read on first use)."""
+    """The :class:`RunDiff` of two runs (their source texts and inputs read on first use)."""
     labels = [short.get(run.uuid, run.uuid) for run in (a, b)]
     source = "".join(
         difflib.unified_diff(
@@ -364,6 +375,7 @@ def diff_runs(
         source=source,
         environment=_changes(_environment(a), _environment(b)),
         precision=precision,
+        inputs=compare_inputs(a.inputs, b.inputs),
     )
 
 

@@ -32,6 +32,7 @@ from ploomber_like.capture.protocol import (
     split_stream,
 )
 from ploomber_like.errors import ParameterError
+from ploomber_like.inputs import hash_inputs
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import Group, PreparedRun
 from ploomber_like.output_notebook import INJECTED_TAG, PARAMETERS_TAG, executed_notebook
@@ -248,7 +249,7 @@ async def execute_run(
         record.status = Status.OK  # also after sys.exit(0): it ends a script successfully
     if record.status in (Status.OK, Status.FAILED):
         # The kernel still runs: ask which modules the run imported, for package versions.
-        modules_cell = _code_cell(f"{HOOK_NAME}.report_modules()")
+        modules_cell = _code_cell(f"{HOOK_NAME}.report_modules()\n{HOOK_NAME}.report_inputs()")
         notebook.cells.append(modules_cell)
         state.deadline = time.monotonic() + 10
         with contextlib.suppress(Exception):
@@ -261,6 +262,13 @@ async def execute_run(
         record.notebook = _save_notebook(prepared, steps, notebook.cells, output.captured)
     artifacts, blobs, notes = changed_files(workdir, before, options)
     record.artifacts = artifacts
+    # What the run wrote is its output, not an input, even when it read it back. Off the event
+    # loop: the first hash of a large data file takes seconds, while other runs stream output.
+    written = [str(workdir / a.path) for a in artifacts]
+    record.inputs = await asyncio.to_thread(
+        hash_inputs, output.captured.inputs, prepared.script_path,
+        [*written, *options.ignored_paths],
+    )
     for blob in blobs:
         output.captured.add_blob(blob)
     for note in notes:

@@ -3,8 +3,9 @@ server``), so a team can look at everyone's runs in ``mlflow ui``.
 
 Each of our runs becomes one MLflow run: the parameters cell's values as params, numeric shown
 values as metrics (series from the ``metrics`` table with their steps), plots, files and the
-saved notebook as artifacts with the source text, stdout and stderr, and tags naming our uuid.
-The uuid tag is written last: a run it marks was exported completely, and exporting again
+saved notebook as artifacts with the source text, stdout and stderr, the files it read and the
+user modules it imported as dataset inputs (``run.inputs`` in MLflow), and tags naming our
+uuid. The uuid tag is written last: a run it marks was exported completely, and exporting again
 skips it. What a run left is read through :attr:`Run.detail
 <ploomber_like.results.Run.detail>`.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like.errors import TrackerError
+from ploomber_like.record import Input
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -211,6 +213,11 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run) -> str:
         for offset in range(0, len(items), size):
             client.log_batch(run_id, **{kind: items[offset : offset + size]})
 
+    # A file gone before it could be hashed has no digest to give MLflow.
+    hashed = [read for read in run.inputs if read.sha256 is not None]
+    if hashed:
+        client.log_inputs(run_id, datasets=[_dataset_input(read) for read in hashed])
+
     with tempfile.TemporaryDirectory(prefix="ploomber-like-export-") as folder:
         files = Path(folder)
         if run.outputs():
@@ -233,6 +240,19 @@ def _export_run(client: MlflowClient, experiment_id: str, run: Run) -> str:
     client.set_tag(run_id, UUID_TAG, run.uuid)
     client.set_terminated(run_id, _MLFLOW_STATUS.get(run.status or "ok", "FINISHED"), end)
     return run_id
+
+
+def _dataset_input(read: Input) -> Any:
+    """An input of a run as an MLflow dataset input: named by its path, its content hash as
+    the digest (MLflow's stores keep 36 characters of it; the profile has it whole), and its
+    kind (``file``, ``module``) as the context MLflow shows next to it."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    dataset = Dataset(
+        name=read.path, digest=(read.sha256 or "")[:32], source_type="local", source=read.path,
+        profile=json.dumps({"kind": read.kind, "size": read.size, "sha256": read.sha256}),
+    )
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", read.kind)])
 
 
 def _param_text(value: Any) -> str:

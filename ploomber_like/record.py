@@ -119,6 +119,20 @@ class Artifact:
     stored: bool = True
 
 
+@dataclass
+class Input:
+    """A file a run read, or a module of the user's it imported (see
+    :mod:`ploomber_like.inputs`)."""
+
+    #: ``file`` or ``module``.
+    kind: str
+    #: Relative to the script's folder, with ``/`` separators (``data.csv``, ``../shared.py``).
+    path: str
+    #: None when the file was gone before it could be hashed.
+    size: int | None
+    sha256: str | None
+
+
 #: Files larger than this are listed (path, size, sha256) but their content is not stored.
 DEFAULT_MAX_ARTIFACT_BYTES = 100 * 2**20
 
@@ -228,6 +242,8 @@ class Record:
     metrics: list[MetricPoint] = field(default_factory=list)
     #: Files created or changed under ``workdir``; their contents are in ``blobs``.
     artifacts: list[Artifact] = field(default_factory=list)
+    #: Files the run read and modules of the user's it imported.
+    inputs: list[Input] = field(default_factory=list)
     #: The directory the run worked in.
     workdir: str | None = None
     #: sha256 of the executed notebook's blob, when it was saved.

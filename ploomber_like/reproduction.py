@@ -18,6 +18,7 @@ from typing import Any
 
 from ploomber_like import store
 from ploomber_like.errors import TrackerError
+from ploomber_like.inputs import changed_inputs
 from ploomber_like.record import BLOB_REF_KEY, Environment, Record, is_blob_reference
 
 #: Default relative tolerance for numbers: tight enough that only float noise passes.
@@ -25,7 +26,8 @@ DEFAULT_RTOL = 1e-9
 
 
 class ReproductionWarning(UserWarning):
-    """The rerun's conditions differ from the original's (versions, working directory)."""
+    """The rerun's conditions differ from the original's (versions, inputs, working
+    directory)."""
 
 
 @dataclass
@@ -67,7 +69,7 @@ class Reproduction:
     differences: list[Difference]
     #: Every plot and HTML output, identical or not (they do not decide :attr:`reproduced`).
     outputs: list[OutputComparison]
-    #: Python and package versions that differ, a missing working directory...
+    #: Python and package versions and inputs that differ, a missing working directory...
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -126,8 +128,9 @@ def rerun(
     stored = store.read_source(database, original.uuid)
     cwd, notes = _working_directory(original.uuid, original.environment)
     script = Path(stored.source_path)
-    prepared = prepare_source(stored.source, script if script.is_absolute() else cwd / script,
-                              stored.overrides)
+    script = script if script.is_absolute() else cwd / script
+    notes += _input_changes(original.uuid, database, script)
+    prepared = prepare_source(stored.source, script, stored.overrides)
     record = track_prepared(prepared, database, quiet=True, timeout=timeout, cwd=cwd,
                             reproduces=original.uuid)
     notes += _version_changes(original.environment, record.environment)
@@ -193,6 +196,16 @@ def _working_directory(uuid: str, environment: Environment | None) -> tuple[Path
         return here, [f"{recorded}, where run {uuid[:8]} ran, no longer exists: "
                       f"running from {here}"]
     return Path(recorded), []
+
+
+def _input_changes(uuid: str, database: str | os.PathLike[str], script: Path) -> list[str]:
+    """A note naming the files and user modules the run read that differ now, if any."""
+    with store.reading(database) as conn:
+        recorded = store.load_inputs(conn, [uuid]).get(uuid, [])
+    changes = changed_inputs(recorded, str(script))
+    if not changes:
+        return []
+    return [f"inputs changed since run {uuid[:8]}: " + ", ".join(str(c) for c in changes)]
 
 
 def _version_changes(recorded: Environment | None, now: Environment | None) -> list[str]:

@@ -22,7 +22,7 @@ from ploomber_like import render, store
 from ploomber_like.artifacts import write_file
 from ploomber_like.errors import DatabaseError
 from ploomber_like.output_notebook import resolve_notebook
-from ploomber_like.record import BLOB_REF_KEY, Artifact, MetricPoint, is_blob_reference
+from ploomber_like.record import BLOB_REF_KEY, Artifact, Input, MetricPoint, is_blob_reference
 
 #: File extensions for exported outputs.
 _EXTENSIONS = {
@@ -141,6 +141,11 @@ class Run(store.StoredRun):
     def artifacts(self) -> list[Artifact]:
         """The files the run created or changed under its working directory, by path."""
         return self.detail.artifacts
+
+    @property
+    def inputs(self) -> list[Input]:
+        """What the run read: files under its folders and the user modules it imported."""
+        return self.detail.inputs
 
     @cached_property
     def notebook(self) -> str | None:

@@ -21,11 +21,13 @@ from ploomber_like.errors import ParameterError
 from ploomber_like.execute import check_timeout, new_record, recording_options
 from ploomber_like.executors import ExecutionOptions, Executor, executor_for
 from ploomber_like.executors.base import fail_record
+from ploomber_like.inputs import InputChange, changed_inputs
 from ploomber_like.kernels.processes import pid_alive
 from ploomber_like.notebook import PreparedRun, plan_runs, read_groups, validate_parameters
 from ploomber_like.record import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     Environment,
+    Input,
     Record,
     RecordOptions,
     Status,
@@ -253,11 +255,31 @@ class _Plan:
     def _keep_unrecorded(self) -> None:
         batch, self._unchecked = self._unchecked, []
         if self.sampler.planned and not self.force and self.store is not None:
-            done = self.store.ok_fingerprints(run.fingerprint for _, run in batch)
-            kept = [(point, run) for point, run in batch if run.fingerprint not in done]
+            recorded = self.store.ok_inputs(run.fingerprint for _, run in batch)
+            kept = [
+                (point, run) for point, run in batch
+                if not self._still_current(run, recorded.get(run.fingerprint, []))
+            ]
             self.skipped += len(batch) - len(kept)
             batch = kept
         self.ready.extend(batch)
+
+
+    def _still_current(self, run: PreparedRun, recorded: list[list[Input]]) -> bool:
+        """Whether a run recorded ``ok`` with ``run``'s fingerprint read inputs (files, user
+        modules) that all hash the same now; notes the inputs that changed otherwise."""
+        changes: list[InputChange] = []
+        for inputs in recorded:
+            changes = changed_inputs(inputs, run.script_path)
+            if not changes:
+                return True
+        message = "recorded ok but inputs changed since, rerunning: " + ", ".join(
+            str(c) for c in changes
+        )
+        if changes and message not in self._warned:
+            self._warned.add(message)
+            self.reporter.note(message)
+        return False
 
 
 class _Driver:

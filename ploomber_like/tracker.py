@@ -10,6 +10,7 @@ the objects of :mod:`ploomber_like.results`; rich outputs stay in the ``blobs`` 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -226,6 +227,20 @@ class SQLiteTracker:
         """The files run ``uuid`` (or unique prefix) created or changed, by path (as
         ``tracker.get(uuid).artifacts``)."""
         return self._query.run(uuid, detail=True).artifacts
+
+    def inputs(self, uuid: str) -> pd.DataFrame:
+        """What run ``uuid`` (or unique prefix) read: the files it opened for reading and the
+        modules of the user's it imported, under its script's folder and working directory.
+
+        Returns a DataFrame with columns ``kind`` (``file`` or ``module``), ``path`` (relative
+        to the script's folder), ``size`` and ``sha256``, ordered by kind and path.
+        """
+        import pandas as pd
+
+        inputs = self._query.run(uuid, detail=True).inputs
+        return pd.DataFrame.from_records(
+            [dataclasses.astuple(i) for i in inputs], columns=["kind", "path", "size", "sha256"]
+        )
 
     def comment(self, uuid: str, text: str) -> None:
         """Set the comment of a run (given by uuid or unique uuid prefix)."""

@@ -241,7 +241,10 @@ def check_readme(run: DocumentRun) -> None:
 
 
 def check_tracking(run: DocumentRun) -> None:
-    rows = run.rows("SELECT status, overrides, comment FROM experiments ORDER BY created")
+    rows = run.rows(
+        "SELECT status, overrides, comment FROM experiments WHERE source_path != 'rank.py' "
+        "ORDER BY created"
+    )
     assert [(status, json.loads(overrides), comment) for status, overrides, comment in rows] == [
         ("ok", {"n": 200}, None),
         ("ok", {"n": 200}, None),
@@ -263,6 +266,12 @@ def check_tracking(run: DocumentRun) -> None:
     assert [a.path for a in left.artifacts] == ["model.txt"]
     assert json.loads(run.namespace["notebook"])["nbformat"] == 4
     assert [p.name for p in run.namespace["written"]] == ["model.txt", f"{uuid}.ipynb"]
+    # What a run read: the first run and the sweep after scores.csv changed list its new hash.
+    assert run.namespace["inputs"].path.tolist() == ["scores.csv", "prep.py"]
+    assert run.rows(
+        "SELECT count(*), count(DISTINCT i.sha256) FROM inputs AS i JOIN experiments AS e "
+        "USING (uuid) WHERE i.path = 'scores.csv' AND e.source_path = 'rank.py'"
+    ) == [(4, 2)]  # the first run, power=2, then both points again with the new data
     record = run.namespace["record"]
     assert set(record.values) == {"slope", "intercept", "residuals"}  # `mse;` is hidden
     assert record.parameters == {"n": 50, "noise": 0.5}

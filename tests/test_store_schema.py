@@ -99,11 +99,31 @@ def test_a_database_of_an_earlier_version_migrates_on_first_open(tmp_path: Path)
     assert tracker.artifacts(database.failed) == []
 
 
+def test_a_database_of_version_3_gets_the_inputs_table(tmp_path: Path):
+    database = build_sweep_database(tmp_path / "v3.db")
+    conn = sqlite3.connect(database.path, isolation_level=None)
+    conn.execute("DROP TABLE inputs")
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    # Read as it is, before any migration: no table, no inputs.
+    assert SQLiteTracker(database.path).inputs(database.failed).empty
+
+    Store(database.path).close()
+
+    assert user_version(database.path) == SCHEMA_VERSION
+    conn = sqlite3.connect(database.path)
+    try:
+        names = [row[1] for row in conn.execute("PRAGMA table_info(inputs)")]
+    finally:
+        conn.close()
+    assert names == ["uuid", "kind", "path", "size", "sha256"]
+
+
 def test_every_column_is_in_the_schema_version(tmp_path: Path):
     """Databases at the current version never get a column added to EXTRA_COLUMNS later: a new
     column needs a new migration (appended to store.migrations.MIGRATIONS), and then this list
     and version move on together."""
-    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (3, sorted([
+    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (4, sorted([
         "status", "duration", "error_type", "error_message", "traceback", "error_group",
         "error_source", "parameter_keys", "overrides", "group_durations", "source_path",
         "source_sha256", "environment", "stdout", "stderr", "fingerprint", "driver",

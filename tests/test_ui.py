@@ -29,7 +29,7 @@ from tracking_databases import (
 
 from ploomber_like import SQLiteTracker
 from ploomber_like.cli import cli
-from ploomber_like.record import Blob, Record, RunError, new_created
+from ploomber_like.record import Blob, Input, Record, RunError, new_created
 from ploomber_like.store import Store
 
 pytest.importorskip("starlette", reason="the UI needs the [ui] extra (starlette)")
@@ -311,6 +311,31 @@ def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
         chart.locator(".main-svg").first.wait_for()
         assert chart.evaluate("node => node.data[0].y.length") == 5
         assert "model.pkl" in page.locator("section:has(h2:text-is('Files'))").inner_text()
+
+
+def test_run_page_lists_what_the_run_read(page, tmp_path):
+    path = tmp_path / "inputs.db"
+    record = Record(
+        uuid="1a1a1a1a-inputs", created=new_created(), path="fit.py", source="x = 1\n",
+        parameters={}, overrides={}, status="ok",
+        inputs=[
+            Input("file", "data/train.csv", 12_345, "ab" * 32),
+            Input("module", "utils.py", 31, "cd" * 32),
+            Input("file", "<b>gone</b>.csv", None, None),
+        ],
+    )
+    with Store(path) as store:
+        store.finish(record)
+    with serving(path) as url:
+        page.goto(f"{url}/run/{record.uuid}")
+        section = page.locator("section:has(h2:text-is('Inputs'))")
+        rows = section.locator("tr").all_inner_texts()
+    assert [row.split("\t") for row in rows] == [
+        ["path", "kind", "bytes", "sha256"],
+        ["<b>gone</b>.csv", "file", "-", "gone"],  # markup in a path shows as text
+        ["data/train.csv", "file", "12,345", "ab" * 6],
+        ["utils.py", "module", "31", "cd" * 6],
+    ]
 
 
 def test_markup_in_the_data_shows_as_text(page, server):

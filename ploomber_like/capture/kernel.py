@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ploomber_like.capture.figures import FigureRecorder, matplotlib_parts, pyplot_figures
+from ploomber_like.capture.inputs import ReadRecorder, library_roots, recorder
 from ploomber_like.capture.protocol import (
     HOOK_NAME,
     JSON_MIMETYPE,
@@ -62,6 +63,11 @@ def install(shell: Any, script_path: str) -> None:
         sys.path.insert(0, script_dir)
     shell.user_ns["__file__"] = script_path
     hook = KernelCapture(shell)
+    hook.script_dir = script_dir
+    hook.reads = recorder()
+    hook.reads.opened.clear()
+    hook.reads.written.clear()
+    hook.reads.active = True
     hook.initial_modules = _top_level_modules()
     hook.loaded_before_run = set(sys.modules)
     # What the kernel machinery imported is not the run's; what a warm template preloaded on
@@ -118,6 +124,9 @@ class KernelCapture:
         self.imported_modules: set[str] = set()
         self.loaded_before_run: set[str] = set()
         self.streams: list[BoundedStream] = []
+        self.script_dir = ""
+        self.reads: ReadRecorder | None = None
+        self.working_directory = os.getcwd()
 
     # events
 
@@ -227,6 +236,30 @@ class KernelCapture:
                 if name not in self.loaded_before_run and isinstance(file, str):
                     files[name] = file
             self.publish("run_imports", {JSON_MIMETYPE: json.dumps(files)}, kind="run_imports")
+
+    def report_inputs(self) -> None:
+        """Publish the files the run read and the user modules it imported (see
+        :mod:`.inputs`), as ``[kind, path]`` pairs; the driver hashes them."""
+        if self.reads is None:
+            return
+        self.reads.active = False
+        modules = {}
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__dict__", {}).get("__file__")
+            if name not in self.loaded_before_run and isinstance(file, str):
+                modules[name] = file
+        roots = [self.script_dir, self.working_directory, os.getcwd()]
+        # Our own package (a checkout of it may sit in the user's folder), and the caches and
+        # settings libraries read from a home folder a run may work in.
+        ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        home = os.path.expanduser("~")
+        settings = [
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+            os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+            *(os.path.join(home, name) for name in (".ipython", ".jupyter", ".local")),
+        ]
+        found = self.reads.inputs(roots, modules, [*library_roots(), ours, *settings])
+        self.publish("inputs", {JSON_MIMETYPE: json.dumps(found)}, kind="inputs")
 
     # helpers
 

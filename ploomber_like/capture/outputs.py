@@ -85,6 +85,8 @@ class CapturedRun:
     modules: list[str] = field(default_factory=list)
     #: Modules new in a forked kernel after the run, name -> file, in import order.
     run_imports: dict[str, str] = field(default_factory=dict)
+    #: ``(kind, absolute path)`` of the files the run read and the user modules it imported.
+    inputs: list[tuple[str, str]] = field(default_factory=list)
 
     def add_outputs(self, outputs: list[dict[str, Any]]) -> None:
         """Take the display outputs of one executed cell, in order (streams are written to
@@ -104,6 +106,9 @@ class CapturedRun:
             return
         if kind == "run_imports":
             self.run_imports = _plain_value(data)
+            return
+        if kind == "inputs":
+            self.inputs = [(input_kind, path) for input_kind, path in _plain_value(data)]
             return
         if kind == "figure" and key in self.values:
             # A plain script's figure changed by a later group: its last rendering replaces it.

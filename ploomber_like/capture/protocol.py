@@ -12,9 +12,11 @@ builtin ``HOOK_NAME``.
 **Values.** Each value the kernel captures is one ``display_data`` message whose metadata holds
 ``{METADATA_KEY: {"key": key, "kind": kind}}`` (:class:`CaptureTag`). ``kind`` is ``"value"``
 (a shown value), ``"parameter"``, ``"figure"`` (an ``image/png``; a later one of the same key
-replaces it), ``"modules"`` (the third-party modules imported) or ``"run_imports"`` (modules a
-forked kernel imported, name -> file). A value the kernel converted to JSON travels as
-``JSON_MIMETYPE`` (JSON text); others as the usual mimetypes. Any other output is not ours.
+replaces it), ``"modules"`` (the third-party modules imported), ``"run_imports"`` (modules a
+forked kernel imported, name -> file) or ``"inputs"`` (``[kind, path]`` pairs: the files the run
+read and the user modules it imported, see :mod:`.inputs`). A value the kernel converted to
+JSON travels as ``JSON_MIMETYPE`` (JSON text); others as the usual mimetypes. Any other output
+is not ours.
 
 **Streams.** Of each cell's stdout and stderr the kernel sends at most ``MAX_STREAM_CHARS``
 characters: the head as it is written, then, when the cell ends, a :func:`cut_marker` line

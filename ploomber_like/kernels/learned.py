@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ploomber_like.kernels.preload import library_roots
+from ploomber_like.capture.inputs import library_roots
 
 if TYPE_CHECKING:
     from ploomber_like.kernels.template import KernelTemplate
@@ -63,8 +63,13 @@ def learned_modules(script_path: str, source: str) -> LearnedModules:
 
 def cache_folder() -> Path:
     """Where the learned modules of every script are cached."""
+    return cache_home() / "preload"
+
+
+def cache_home() -> Path:
+    """The folder of our caches: ``$XDG_CACHE_HOME/ploomber_like`` (``~/.cache`` without it)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ploomber_like" / "preload"
+    return Path(base) / "ploomber_like"
 
 
 class LearnedModules:

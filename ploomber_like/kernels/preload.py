@@ -15,6 +15,7 @@ import sysconfig
 from collections.abc import Iterable
 from pathlib import Path
 
+from ploomber_like.capture.inputs import library_roots
 from ploomber_like.notebook import parse_cell
 
 
@@ -60,17 +61,6 @@ def imported_modules(source: str) -> list[str]:
             # `from sklearn import metrics` imports the submodule sklearn.metrics.
             names += [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
     return names
-
-
-def library_roots() -> list[str]:
-    """The standard library's and site-packages' folders, real paths ending in a separator."""
-    paths = sysconfig.get_paths()
-    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    import site
-
-    roots.update(site.getsitepackages())
-    roots.add(site.getusersitepackages())
-    return [os.path.realpath(r) + os.sep for r in roots]
 
 
 def installed_packages_stamp() -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ploomber_like.errors import DatabaseError, TrackerError
-from ploomber_like.record import Artifact, MetricPoint, SearchTrial
+from ploomber_like.record import Artifact, Input, MetricPoint, SearchTrial
 from ploomber_like.store.connections import in_chunks, reading
 from ploomber_like.store.reads import load_blob, select_list
 from ploomber_like.store.schema import experiment_columns, load_json, table_names
@@ -46,6 +46,9 @@ class RunDetail:
     metrics: list[MetricPoint] = field(default_factory=list)
     #: Files the run created or changed, by path.
     artifacts: list[Artifact] = field(default_factory=list)
+    #: What the run read: files and user modules, by kind and path (see
+    #: :mod:`ploomber_like.inputs`).
+    inputs: list[Input] = field(default_factory=list)
     #: sha256 of the executed notebook's blob, when it was saved.
     notebook: str | None = None
     #: The directory the run worked in.
@@ -85,6 +88,7 @@ def read_run_detail(conn: sqlite3.Connection, uuid: str) -> RunDetail:
         stderr=data["stderr"] or "",
         metrics=[MetricPoint(*point[1:]) for point in load_metrics(conn, [uuid])],
         artifacts=load_artifacts(conn, uuid),
+        inputs=load_inputs(conn, [uuid]).get(uuid, []),
         notebook=data["notebook"] or None,
         workdir=data["workdir"],
         reproduces=data["reproduces"],
@@ -156,3 +160,19 @@ def load_artifacts(conn: sqlite3.Connection, uuid: str) -> list[Artifact]:
             (uuid,),
         )
     ]
+
+
+def load_inputs(conn: sqlite3.Connection, uuids: list[str]) -> dict[str, list[Input]]:
+    """What each of ``uuids`` read (see :mod:`ploomber_like.inputs`), by kind and path; runs
+    that read nothing, and every run of a database made before inputs were kept, are absent."""
+    found: dict[str, list[Input]] = {}
+    if "inputs" not in table_names(conn):
+        return found
+    for marks, chunk in in_chunks(uuids):
+        for uuid, kind, path, size, sha256 in conn.execute(
+            f"SELECT uuid, kind, path, size, sha256 FROM inputs WHERE uuid IN ({marks}) "
+            "ORDER BY uuid, kind, path",
+            chunk,
+        ):
+            found.setdefault(uuid, []).append(Input(kind, path, size, sha256))
+    return found

@@ -92,6 +92,14 @@ CREATE TABLE IF NOT EXISTS artifacts (
     stored INTEGER NOT NULL,
     PRIMARY KEY (uuid, path)
 );
+CREATE TABLE IF NOT EXISTS inputs (
+    uuid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER,
+    sha256 TEXT,
+    PRIMARY KEY (uuid, path)
+);
 """
 
 #: The anchor's columns: an ``experiments`` table without them is not a tracking database.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.errors import DatabaseError
-from ploomber_like.record import Blob, Record, Status, new_created
+from ploomber_like.record import Blob, Input, Record, Status, new_created
 from ploomber_like.store.connections import connect, in_chunks, reading, upgrade, writing
 from ploomber_like.store.migrations import (
     MOVE_INLINE_IMAGES,
@@ -23,7 +23,7 @@ from ploomber_like.store.migrations import (
     move_inline_images_in,
 )
 from ploomber_like.store.reads import RUN_COLUMNS, decode_run, select_list
-from ploomber_like.store.run_detail import read_run_detail
+from ploomber_like.store.run_detail import load_inputs, read_run_detail
 from ploomber_like.store.schema import load_json, table_columns, table_names, to_json
 
 
@@ -140,18 +140,20 @@ class Store:
         """Set the ``comment`` column of run ``uuid``."""
         self.conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, uuid))
 
-    def ok_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
-        """The subset of ``fingerprints`` already recorded with status ``ok``."""
+    def ok_inputs(self, fingerprints: Iterable[str]) -> dict[str, list[list[Input]]]:
+        """The inputs of each run recorded ``ok`` under one of ``fingerprints``, by fingerprint
+        (a run that read nothing has an empty list)."""
         wanted = list(dict.fromkeys(fingerprints))
-        found: set[str] = set()
+        runs: dict[str, list[str]] = {}
         for marks, chunk in in_chunks(wanted):
-            rows = self.conn.execute(
-                f"SELECT DISTINCT fingerprint FROM experiments "
+            for fingerprint, uuid in self.conn.execute(
+                f"SELECT fingerprint, uuid FROM experiments "
                 f"WHERE status = ? AND fingerprint IN ({marks})",
                 [Status.OK, *chunk],
-            )
-            found.update(row[0] for row in rows)
-        return found
+            ):
+                runs.setdefault(fingerprint, []).append(uuid)
+        inputs = load_inputs(self.conn, [u for uuids in runs.values() for u in uuids])
+        return {f: [inputs.get(u, []) for u in uuids] for f, uuids in runs.items()}
 
     def search_trials(self, search: str) -> list[RecordedTrial]:
         """The trials of ``search`` recorded so far, by trial number."""
@@ -310,7 +312,8 @@ def move_inline_images(path: str | os.PathLike[str]) -> InlineMigration:
 
 
 def _write_leaves(conn: sqlite3.Connection, record: Record) -> None:
-    """Replace the run's series and file list, inside the transaction writing its row."""
+    """Replace the run's series, file list and inputs, inside the transaction writing its
+    row."""
     conn.execute("DELETE FROM metrics WHERE uuid = ?", (record.uuid,))
     conn.executemany(
         "INSERT INTO metrics (uuid, key, step, value, time) VALUES (?, ?, ?, ?, ?)",
@@ -324,6 +327,11 @@ def _write_leaves(conn: sqlite3.Connection, record: Record) -> None:
         "INSERT OR REPLACE INTO artifacts (uuid, path, size, sha256, stored) "
         "VALUES (?, ?, ?, ?, ?)",
         [(record.uuid, a.path, a.size, a.sha256, int(a.stored)) for a in record.artifacts],
+    )
+    conn.execute("DELETE FROM inputs WHERE uuid = ?", (record.uuid,))
+    conn.executemany(
+        "INSERT OR REPLACE INTO inputs (uuid, kind, path, size, sha256) VALUES (?, ?, ?, ?, ?)",
+        [(record.uuid, i.kind, i.path, i.size, i.sha256) for i in record.inputs],
     )
 
 

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from ploomber_like import render
 from ploomber_like.comparing import Comparison, compare_runs
 from ploomber_like.errors import ParameterError
+from ploomber_like.record import Input
 
 if TYPE_CHECKING:
     from ploomber_like.query import RunQuery
@@ -64,6 +65,8 @@ class RunPage:
     packages: list[tuple[str, str]]
     #: Rows of the run's files, each a mapping of field (path, size, sha256, stored) to text.
     files: list[dict[str, str]] = field(default_factory=list)
+    #: What the run read: files and user modules (see :mod:`ploomber_like.inputs`).
+    inputs: list[Input] = field(default_factory=list)
 
 
 @dataclass
@@ -177,6 +180,7 @@ def run_page(
             {key: render.cell_text(value) for key, value in dataclasses.asdict(artifact).items()}
             for artifact in run.artifacts
         ],
+        inputs=run.inputs,
     )
 
 
