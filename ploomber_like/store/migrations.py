@@ -82,6 +82,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(MOVE_INLINE_IMAGES, move_inline_images_in),
     # Adds the columns created since (kernel_wait): the step is idempotent, so it is reused.
     Migration("add kernel_wait", create_tables_and_columns),
+    # Pruned runs' step, replicates' index and group: the same idempotent step again.
+    Migration("add pruned_step, replicate, replicate_group", create_tables_and_columns),
 )
 
 #: The ``user_version`` of a database with every migration applied.

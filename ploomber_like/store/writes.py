@@ -139,15 +139,16 @@ class Store:
         """Set the ``comment`` column of run ``uuid``."""
         self.conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, uuid))
 
-    def ok_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
-        """The subset of ``fingerprints`` already recorded with status ``ok``."""
+    def done_fingerprints(self, fingerprints: Iterable[str]) -> set[str]:
+        """The subset of ``fingerprints`` already recorded ``ok`` or ``pruned``: the points a
+        resumed sweep does not run again (a pruned run would be pruned again)."""
         wanted = list(dict.fromkeys(fingerprints))
         found: set[str] = set()
         for marks, chunk in in_chunks(wanted):
             rows = self.conn.execute(
                 f"SELECT DISTINCT fingerprint FROM experiments "
-                f"WHERE status = ? AND fingerprint IN ({marks})",
-                [Status.OK, *chunk],
+                f"WHERE status IN (?, ?) AND fingerprint IN ({marks})",
+                [Status.OK, Status.PRUNED, *chunk],
             )
             found.update(row[0] for row in rows)
         return found
@@ -178,7 +179,8 @@ class Store:
         """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
         ours = (
             "overrides", "source_sha256", "group_durations", "stdout", "stderr", "reproduces",
-            "fingerprint", "search", "trial", "objective", "trial_error",
+            "fingerprint", "search", "trial", "objective", "trial_error", "pruned_step",
+            "replicate", "replicate_group",
         )
         row = self.conn.execute(
             f"SELECT {select_list(RUN_COLUMNS)}, {', '.join(ours)} FROM experiments "
@@ -201,7 +203,8 @@ class Store:
             duration=run.duration, group_durations=load_json(extra["group_durations"]) or [],
             stdout=extra["stdout"] or "", stderr=extra["stderr"] or "",
             environment=run.environment, comment=run.comment_text, reproduces=extra["reproduces"],
-            fingerprint=extra["fingerprint"], trial=trial,
+            fingerprint=extra["fingerprint"], trial=trial, pruned_step=extra["pruned_step"],
+            replicate=extra["replicate"], replicate_group=extra["replicate_group"],
         )
 
     def mark_orphans_interrupted(self, alive: Callable[[int], bool]) -> int:
@@ -380,6 +383,9 @@ def encode_run(record: Record) -> dict[str, Any]:
         "objective": record.trial.objective if record.trial else None,
         "trial_error": record.trial.error if record.trial else None,
         "kernel_wait": record.kernel_wait,
+        "pruned_step": record.pruned_step,
+        "replicate": record.replicate,
+        "replicate_group": record.replicate_group,
     }
 
 
