@@ -49,11 +49,6 @@ class PruneOptions:
     #: Steps without improvement a ``patience`` rule allows.
     patience: int = 0
 
-    def describe(self) -> str:
-        """``median on val_loss (min), from step 3``."""
-        rule = self.rule if self.rule == "median" else f"patience:{self.patience}"
-        return f"{rule} on {self.key} ({'max' if self.maximize else 'min'}), from step {self.min_steps}"
-
 
 def prune_options(
     prune: str | PruneOptions | None,

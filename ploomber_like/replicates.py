@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+import numbers
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ploomber_like.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
+
+    from ploomber_like.results import Run
 
 #: Parameter names taken as the seed when the parameters cell defines them, in this order.
 SEED_NAMES = ("seed", "random_state")
@@ -82,3 +91,87 @@ def group_key(file_name: str, parameters: Mapping[str, Any], seed: str | None) -
     kept = {name: value for name, value in parameters.items() if name != seed}
     identity = json.dumps({"file": file_name, "parameters": kept}, sort_keys=True, default=repr)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunGroup:
+    """Runs of one replicate group, aggregated: what ``compare --group`` shows per row."""
+
+    key: str
+    #: The parameters every run of the group shares (the seed, which differs, is left out).
+    parameters: dict[str, Any]
+    n: int
+    #: Runs of the group by status (``{"ok": 3}``).
+    statuses: dict[str, int]
+    #: Numeric value -> (mean, standard deviation, runs that showed it); the deviation is the
+    #: sample one, NaN for a single run.
+    values: dict[str, tuple[float, float, int]]
+
+
+def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
+    """``runs`` grouped by replicate group (a run recorded outside a sweep is its own group),
+    in the order of each group's first run."""
+    members: dict[str, list[Run]] = {}
+    for run in runs:
+        members.setdefault(run.replicate_group or run.uuid, []).append(run)
+    groups = []
+    for key, group in members.items():
+        first = group[0].flat_parameters()
+        shared = {
+            name: value
+            for name, value in first.items()
+            if all(run.flat_parameters().get(name, _ABSENT) == value for run in group[1:])
+        }
+        numbers_by_key: dict[str, list[float]] = {}
+        for run in group:
+            for name, value in run.scalar_values().items():
+                if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                    numbers_by_key.setdefault(name, []).append(float(value))
+        values = {}
+        for name, found in numbers_by_key.items():
+            finite = [v for v in found if math.isfinite(v)]
+            mean = statistics.fmean(finite) if finite else math.nan
+            std = statistics.stdev(finite) if len(finite) > 1 else math.nan
+            values[name] = (mean, std, len(finite))
+        statuses: dict[str, int] = {}
+        for run in group:
+            statuses[str(run.status)] = statuses.get(str(run.status), 0) + 1
+        groups.append(RunGroup(key, shared, len(group), statuses, values))
+    return groups
+
+
+def groups_frame(groups: Sequence[RunGroup]) -> pd.DataFrame:
+    """One row per group, indexed by its key: the shared parameters, ``n``, and for every
+    numeric value ``<key>_mean`` and ``<key>_std``."""
+    import pandas as pd
+
+    rows = []
+    for group in groups:
+        row: dict[str, Any] = {"group": group.key, **group.parameters, "n": group.n}
+        for name, (mean, std, _) in group.values.items():
+            row[f"{name}_mean"], row[f"{name}_std"] = mean, std
+        rows.append(row)
+    return pd.DataFrame.from_records(rows).set_index("group") if rows else pd.DataFrame()
+
+
+def groups_table(groups: Sequence[RunGroup], precision: int) -> Table:
+    """The groups for the terminal: parameters, ``n``, and ``mean ± std`` of every value."""
+    from ploomber_like import render
+
+    parameters = list(dict.fromkeys(name for g in groups for name in g.parameters))
+    values = list(dict.fromkeys(name for g in groups for name in g.values))
+    rows = []
+    for group in groups:
+        row = [group.key[:8], *(render.parameter_text(group.parameters.get(p)) for p in parameters)]
+        row.append(str(group.n))
+        for name in values:
+            mean, std, _ = group.values.get(name, (math.nan, math.nan, 0))
+            text = render.cell_text(mean, precision)
+            if not math.isnan(std):
+                text += f" ± {render.cell_text(std, precision)}"
+            row.append(text)
+        rows.append(row)
+    return render.text_table(["group", *parameters, "n", *values], rows, precision)
+
+
+_ABSENT = object()

@@ -179,8 +179,7 @@ class Store:
         """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
         ours = (
             "overrides", "source_sha256", "group_durations", "stdout", "stderr", "reproduces",
-            "fingerprint", "search", "trial", "objective", "trial_error", "pruned_step",
-            "replicate", "replicate_group",
+            "fingerprint", "search", "trial", "objective", "trial_error",
         )
         row = self.conn.execute(
             f"SELECT {select_list(RUN_COLUMNS)}, {', '.join(ours)} FROM experiments "
@@ -203,8 +202,8 @@ class Store:
             duration=run.duration, group_durations=load_json(extra["group_durations"]) or [],
             stdout=extra["stdout"] or "", stderr=extra["stderr"] or "",
             environment=run.environment, comment=run.comment_text, reproduces=extra["reproduces"],
-            fingerprint=extra["fingerprint"], trial=trial, pruned_step=extra["pruned_step"],
-            replicate=extra["replicate"], replicate_group=extra["replicate_group"],
+            fingerprint=extra["fingerprint"], trial=trial, pruned_step=run.pruned_step,
+            replicate=run.replicate, replicate_group=run.replicate_group,
         )
 
     def mark_orphans_interrupted(self, alive: Callable[[int], bool]) -> int:
