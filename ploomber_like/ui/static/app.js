@@ -8,7 +8,7 @@
   var POLL_MS = 2000;
   var STATUS_COLOURS = {
     ok: "#2f9e44", failed: "#e03131", timeout: "#e8590c", crashed: "#9c36b5",
-    interrupted: "#868e96", running: "#1c7ed6"
+    interrupted: "#868e96", running: "#1c7ed6", pruned: "#f08c00"
   };
   var PLOT_FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11 };
   // Runs that did not end ok are drawn in this grey under the others, whatever their colour value.
