@@ -213,6 +213,7 @@ def run_sweep(
     fixed = validate_parameters(fixed or {})
     pruning = prune_options(prune, prune_on, min_steps)
     replicates = Replicates(repeat, seed_param)
+    sampler.replicated(replicates.repeat)
     file = read_groups(path)
     reporter = _Reporter(quiet)
     plan = _Plan(file, sampler, fixed, reporter, replicates)

@@ -44,6 +44,10 @@ class Sampler(ABC):
     def ask(self, n: int) -> list[Point]:
         """Up to ``n`` points; an empty list when there are no more."""
 
+    def replicated(self, repeat: int) -> None:
+        """Each point will run ``repeat`` times, each run begun and told (default: nothing)."""
+        return None
+
     def pruning_rule(self, options: PruneOptions) -> PruningRule:
         """The rule that stops this sweep's bad runs: by default the one ``options`` name."""
         return rule_for(options)

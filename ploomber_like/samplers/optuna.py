@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ploomber_like.errors import TrackerError
+from ploomber_like.errors import ParameterError, TrackerError
 from ploomber_like.pruning import PruneOptions, PruningRule
 from ploomber_like.record import Record, Status
 from ploomber_like.samplers.base import Point
@@ -54,6 +54,11 @@ class OptunaSampler(SearchSampler):
 
     def pruning_rule(self, options: PruneOptions) -> PruningRule:
         """Optuna's ``MedianPruner`` or ``PatientPruner`` on this search's study."""
+        if self.repeat > 1:
+            raise ParameterError(
+                "pruning a search with repeated trials is not supported: Optuna prunes a "
+                "trial, not one of its replicates"
+            )
         pruners = self._optuna.pruners
         if options.rule == "median":
             # Judged at a step once 2 complete trials reached it, as the median rule.

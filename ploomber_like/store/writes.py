@@ -168,12 +168,19 @@ class Store:
     def best_trial(self, search: str, maximize: bool) -> Record | None:
         """The record of the best complete trial of ``search`` (objective set, run ``ok``)."""
         order = "DESC" if maximize else "ASC"
+        # A trial run several times (replicates) is as good as its mean.
         row = self.conn.execute(
-            f"SELECT uuid FROM experiments WHERE search = ? AND status = ? "
-            f"AND objective IS NOT NULL ORDER BY objective {order}, trial LIMIT 1",
+            f"SELECT min(uuid), avg(objective) AS mean FROM experiments WHERE search = ? "
+            f"AND status = ? AND objective IS NOT NULL GROUP BY trial "
+            f"ORDER BY mean {order}, trial LIMIT 1",
             (search, Status.OK),
         ).fetchone()
-        return None if row is None else self.load_record(row[0])
+        if row is None:
+            return None
+        record = self.load_record(row[0])
+        assert record.trial is not None
+        record.trial.objective = row[1]
+        return record
 
     def load_record(self, uuid: str) -> Record:
         """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
