@@ -602,7 +602,10 @@ class _Progress:
         self._update(1)
 
     def _counts(self) -> str:
-        ended = [f"[red]{n} {status}[/red]" for status, n in self.ended.items()]
+        ended = [
+            f"[{'yellow' if status == Status.PRUNED else 'red'}]{n} {status}[/]"
+            for status, n in self.ended.items()
+        ]
         return ", ".join([*ended, f"{self.running} running"])
 
     def _update(self, advance: int) -> None:

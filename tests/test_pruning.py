@@ -183,6 +183,15 @@ def test_a_grid_prunes_its_diverging_runs_from_the_printed_series(tmp_path: Path
     assert listed.stdout.count("pruned") == 3
     shown = tracker("show", by_lr[5]["uuid"][:8], "-d", "runs.db", cwd=tmp_path)
     assert "pruned" in shown.stdout
+    # The report's page of a pruned run marks it and draws the curve it has.
+    assert tracker("report", "-o", "report.html", "-d", "runs.db", cwd=tmp_path).returncode == 0
+    page = (tmp_path / "report.html").read_text()
+    uuid = by_lr[5]["uuid"]
+    run_page = page[page.index(f'id="run-{uuid}"') :]
+    run_page = run_page[: run_page.index('class="page"', 20)] if 'class="page"' in run_page[20:] \
+        else run_page
+    assert "status-pruned" in run_page
+    assert '"key": "val_loss", "step": [0, 1, 2, 3' in run_page
 
     # Resuming does not rerun the pruned points.
     again = tracker(
