@@ -75,6 +75,8 @@ def prune_options(
     ParameterError
         For an unknown rule, a bad ``K``, ``on`` or ``min_steps``, or no key to watch.
     """
+    if prune is None and on is not None:
+        raise ParameterError(f"prune_on / --on {on!r} needs a rule: --prune median, for one")
     if prune is None or isinstance(prune, PruneOptions):
         return prune
     if not isinstance(prune, str):

@@ -89,11 +89,22 @@ def test_run_pruner_reads_the_watched_key_and_decides_once():
         ("median", "loss:up", 3, "KEY:min or KEY:max"),
         ("median", None, 3, "output scalar to watch"),
         ("median", "loss", -1, "min_steps"),
+        (None, "loss", 3, "needs a rule"),
     ],
 )
 def test_bad_prune_options_are_one_line_errors(prune, on, min_steps, message):
     with pytest.raises(ParameterError, match=message):
         prune_options(prune, on, min_steps)
+
+
+def test_cli_prune_errors_are_one_line_usage_errors(tmp_path: Path):
+    write(tmp_path, TRAINING)
+    done = tracker("train.py", "-g", "lr=0.1,5", "--prune", "mean", "--on", "val_loss",
+                   "-d", "runs.db", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown prune rule 'mean'")
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs.db").exists()
+    single = tracker("train.py", "--prune", "median", cwd=tmp_path)
+    assert single.returncode == 2 and "apply to grids" in single.stderr
 
 
 def test_time_saved_is_estimated_from_the_completed_runs():
