@@ -229,7 +229,7 @@ def run_sweep(
             raise
     # Runs that may execute at once get a directory each, so files they write by the same name
     # stay apart; one at a time, they write where `python fit.py` would.
-    single = runner.workers == 1 or sampler.total == 1
+    single = runner.workers == 1 or (sampler.total == 1 and replicates.repeat == 1)
     record_options = recording_options(database, **recording, own_directories=not single)
     try:
         with Store(database) as store:
@@ -245,7 +245,8 @@ def run_sweep(
 
 
 class _Plan:
-    """The points still to run, planned as runs of the file; skips those recorded ``ok``."""
+    """The points still to run, planned as runs of the file (one per replicate); skips those
+    recorded ``ok`` or ``pruned``."""
 
     def __init__(
         self,
