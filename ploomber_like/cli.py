@@ -21,6 +21,7 @@ import click
 
 from ploomber_like.comparing import FORMATS
 from ploomber_like.errors import TrackerError
+from ploomber_like.pruning import DEFAULT_MIN_STEPS
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, STATUSES
 from ploomber_like.ui import DEFAULT_PORT
 
@@ -104,6 +105,17 @@ def cli() -> None:
 @click.option("--max-artifact-bytes", type=click.IntRange(min=0), metavar="BYTES",
               default=DEFAULT_MAX_ARTIFACT_BYTES, show_default=True,
               help="Store files a run writes up to this size; larger ones by size and hash only.")
+@click.option("--prune", metavar="median|patience:K",
+              help="Stop runs early from a series they print: worse than the median of the "
+                   "other runs at a step, or K steps without improvement.")
+@click.option("--on", "prune_on", metavar="KEY[:min|max]",
+              help="The printed series --prune reads (default for a search: the objective).")
+@click.option("--min-steps", type=click.IntRange(min=0), default=DEFAULT_MIN_STEPS,
+              show_default=True, help="No run is pruned before this step.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs of each point; replicates get seeds derived from the point's.")
+@click.option("--seed-param", metavar="NAME",
+              help="The seed parameter replicates vary (default: seed or random_state).")
 def run_command(
     path: str,
     parameters: tuple[str, ...],
@@ -129,6 +141,11 @@ def run_command(
     scalars_pattern: str | None,
     save_notebook: bool,
     max_artifact_bytes: int,
+    prune: str | None,
+    prune_on: str | None,
+    min_steps: int,
+    repeat: int,
+    seed_param: str | None,
 ) -> None:
     """Run PATH (.py or .ipynb) once, over a grid, or as a search, recording every run.
 
@@ -149,16 +166,23 @@ def run_command(
         "save_notebook": save_notebook,
         "max_artifact_bytes": max_artifact_bytes,
     }
+    sweeping = {
+        "prune": prune, "prune_on": prune_on, "min_steps": min_steps, "repeat": repeat,
+        "seed_param": seed_param,
+    }
     if search or maximize or minimize:
         if grid or grid_file or force:
             raise click.UsageError("-g, --grid-file and --force do not apply to a search (-s)")
         _run_search(path, search, maximize, minimize, fixed, trials, sampler, seed,
                     search_name, database, quiet, timeout, workers, not no_preload,
-                    dask_address, comment, leaves)
+                    dask_address, comment, {**leaves, **sweeping})
         return
     if not (grid or grid_file):
-        if workers or force or dask_address:
-            raise click.UsageError("-w, --force and --dask apply to grids (-g) and searches (-s)")
+        if workers or force or dask_address or prune or prune_on or repeat > 1 or seed_param:
+            raise click.UsageError(
+                "-w, --force, --dask, --prune, --on, --repeat and --seed-param apply to grids "
+                "(-g) and searches (-s)"
+            )
         _run_single(path, fixed, database, quiet, timeout, comment, name, not no_preload, leaves)
         return
 
@@ -173,7 +197,7 @@ def run_command(
     summary = track_grid(
         path, points, database=database, fixed=fixed, workers=workers, timeout=timeout,
         force=force, preload=not no_preload, quiet=quiet, comment=comment,
-        executor=dask_address, name=name, **leaves,
+        executor=dask_address, name=name, **leaves, **sweeping,
     )
     sys.exit(0 if summary.failed == 0 else 1)
 
@@ -271,6 +295,13 @@ def _filter_options(command):
     return command
 
 
+def _group_option(command):
+    return click.option(
+        "--group", is_flag=True,
+        help="One row per replicate group: parameters, n, mean ± std of every value.",
+    )(command)
+
+
 def _precision_option(command):
     from ploomber_like.render import DEFAULT_PRECISION
 
@@ -288,20 +319,27 @@ def _precision_option(command):
 @click.option("--sort", metavar="KEY",
               help="Sort by a key (f1) or column (duration), highest first.")
 @click.option("--asc", is_flag=True, help="With --sort: lowest first.")
+@_group_option
 @_precision_option
 def ls_command(
     database: str, limit: int, status: str | None, tag: str | None, script: str | None,
-    where: str | None, sort: str | None, asc: bool, precision: int,
+    where: str | None, sort: str | None, asc: bool, group: bool, precision: int,
 ) -> None:
     """List runs, most recent first: parameters, values, status, duration.
 
     \b
     python -m tracker ls --sort f1 --limit 3
     python -m tracker ls --status failed,crashed --tag baseline --script fit.py
+    python -m tracker ls --group
     """
     from ploomber_like import render
 
     tracker = _tracker(database)
+    if group:
+        # Every run the filters keep is read: a group is whole or not shown.
+        _print_groups(tracker.runs(status=status, sort=sort, ascending=asc, tag=tag,
+                                   script=script, where=where), "table", precision, limit)
+        return
     runs = tracker.runs(status=status, sort=sort, ascending=asc, limit=limit, tag=tag,
                         script=script, where=where)
     if not runs:
@@ -323,11 +361,12 @@ def ls_command(
 @click.option("-f", "--format", "output_format", type=click.Choice(FORMATS), default="table",
               show_default=True,
               help="table fits the terminal; csv and json hold every value in full.")
+@_group_option
 @_precision_option
 def compare_command(
     uuids: tuple[str, ...], database: str, status: str | None, tag: str | None,
     script: str | None, where: str | None, sort: str | None, asc: bool, only_changed: bool,
-    columns: str | None, limit: int | None, output_format: str, precision: int,
+    columns: str | None, limit: int | None, output_format: str, group: bool, precision: int,
 ) -> None:
     """Compare runs side by side: one row per run, a column per parameter and value.
 
@@ -336,7 +375,16 @@ def compare_command(
     \b
     python -m tracker compare --only-changed --sort f1
     python -m tracker compare 09e7b217 d12c1c39 --columns n_estimators,f1 -f csv
+    python -m tracker compare --group
     """
+    if group:
+        if only_changed or columns:
+            raise click.UsageError("--only-changed and --columns do not apply with --group")
+        runs = _tracker(database).runs(list(uuids) or None, status=status, sort=sort,
+                                       ascending=asc, tag=tag, script=script, where=where,
+                                       limit=limit)
+        _print_groups(runs, output_format, precision)
+        return
     comparison = _tracker(database).compare(
         list(uuids) or None, where=where, sort=sort, ascending=asc, only_changed=only_changed,
         columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
@@ -347,6 +395,22 @@ def compare_command(
         return
     width = shutil.get_terminal_size().columns if output_format == "table" else None
     click.echo(comparison.format(output_format, width=width), nl=False)
+
+
+def _print_groups(runs, output_format: str, precision: int, limit: int | None = None) -> None:
+    from ploomber_like.replicates import group_runs, groups_frame, groups_table
+
+    groups = group_runs(runs)[:limit]
+    if not groups:
+        click.echo("no runs")
+    elif output_format == "table":
+        _print(groups_table(groups, precision))
+    elif output_format == "csv":
+        click.echo(groups_frame(groups).to_csv(), nl=False)
+    elif output_format == "json":
+        click.echo(groups_frame(groups).reset_index().to_json(orient="records"))
+    else:
+        raise click.UsageError("--group shows a table, csv or json")
 
 
 @cli.command("diff")

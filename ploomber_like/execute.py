@@ -104,6 +104,7 @@ async def run_on_pool(
     timeout: float | None = None,
     still_needed: int = 0,
     on_group: Callable[[int], None] | None = None,
+    on_points: Callable[[list[MetricPoint]], None] | None = None,
 ) -> Record:
     """Take a kernel from ``pool``, run ``prepared`` on it, always release the kernel.
 
@@ -124,7 +125,7 @@ async def run_on_pool(
         own_directory = run_directory(prepared.options, record.uuid)
         return await execute_run(
             prepared, record, kernel, timeout=timeout, on_group=on_group,
-            own_directory=own_directory,
+            own_directory=own_directory, on_points=on_points,
             on_imports=learned.note if learned is not None else None,
         )
     finally:
@@ -145,10 +146,12 @@ async def execute_run(
     on_group: Callable[[int], None] | None = None,
     own_directory: Path | None = None,
     on_imports: Callable[[dict[str, str]], None] | None = None,
+    on_points: Callable[[list[MetricPoint]], None] | None = None,
 ) -> Record:
     """Execute every group of ``prepared`` on ``kernel``; fill in and return ``record``.
 
-    ``on_group`` is called with a group's index as it starts (for progress); ``on_imports``,
+    ``on_group`` is called with a group's index as it starts (for progress); ``on_points``
+    with the output scalars' new points as their lines are printed (for pruning); ``on_imports``,
     once the run has ended, with the modules it imported beyond those of the template the
     kernel was forked from (name -> file; not called for a fresh kernel). What else the run
     records (output scalars, files, the executed notebook, echoing its output) is set by
@@ -163,7 +166,7 @@ async def execute_run(
 
     started = time.monotonic()
     options = prepared.options
-    output = _RunOutput(options)
+    output = _RunOutput(options, on_points)
     # The kernel's working directory unless the run has its own (a sweep's parallel runs).
     workdir = own_directory or Path(options.working_directory or Path.cwd())
     record.workdir = str(workdir)
@@ -295,10 +298,16 @@ class _RunOutput:
     """Where a run's stream output goes as it arrives: the kept head and tail, the output
     scalars, this process's terminal, the executed notebook."""
 
-    def __init__(self, options: RecordOptions) -> None:
+    def __init__(
+        self,
+        options: RecordOptions,
+        on_points: Callable[[list[MetricPoint]], None] | None = None,
+    ) -> None:
         self.captured = CapturedRun()
         pattern = scalar_pattern(options.output_scalars)
         self.scalars = ScalarReader(pattern) if pattern is not None else None
+        self.on_points = on_points
+        self.points_reported = 0
         self.echo = options.stream_output
         self.keep_in_notebook = options.save_notebook
         self.notebook_chars = 0
@@ -325,6 +334,11 @@ class _RunOutput:
                 if scalars is not None:
                     scalars.feed(piece, now)
                 shown.append(piece)
+        if scalars is not None and self.on_points is not None:
+            fresh = scalars.points[self.points_reported :]
+            if fresh:
+                self.points_reported = len(scalars.points)
+                self.on_points(fresh)
         if len(pieces) > 1:
             text = "".join(shown)
         if not text:

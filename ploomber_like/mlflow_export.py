@@ -42,6 +42,8 @@ _MLFLOW_STATUS = {
     "timeout": "FAILED",
     "crashed": "FAILED",
     "interrupted": "KILLED",
+    # Stopped on purpose by pruning: MLflow's word for a run ended early.
+    "pruned": "KILLED",
 }
 #: MLflow's limits per ``log_batch`` call and per param value.
 _BATCH = {"metrics": 1000, "params": 100, "tags": 100}

@@ -55,6 +55,10 @@ class PreparedRun:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: A plain script (see :func:`is_plain_script`): its figures stay open from group to group.
     plain_script: bool = False
+    #: Index among its point's replicates, and the replicate group (see
+    #: :mod:`ploomber_like.replicates`; set by a sweep).
+    replicate: int = 0
+    replicate_group: str | None = None
 
     @property
     def script_path(self) -> str:
@@ -66,9 +70,13 @@ class PreparedRun:
         """Identity of the run for resuming sweeps: same file content, same effective parameters.
 
         Effective: the cell's literal defaults with the given values on top, so passing a
-        parameter with its default value is the same run as not passing it.
+        parameter with its default value is the same run as not passing it. Replicates past
+        the first are runs of their own, so a resumed sweep counts them.
         """
-        return run_fingerprint(self.text, {**self.defaults, **self.overrides})
+        effective = {**self.defaults, **self.overrides}
+        if self.replicate:
+            return run_fingerprint(self.text, {"replicate": self.replicate, "of": effective})
+        return run_fingerprint(self.text, effective)
 
 
 def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:

@@ -35,6 +35,9 @@ class Status(str, enum.Enum):
     #: The kernel process died (segfault, ``os._exit``, out of memory) or never started.
     CRASHED = "crashed"
     INTERRUPTED = "interrupted"
+    #: Stopped early by the sweep's pruning rule (see :mod:`ploomber_like.pruning`): its
+    #: values and series are those shown up to ``pruned_step``.
+    PRUNED = "pruned"
 
     def __str__(self) -> str:
         return self.value
@@ -257,6 +260,13 @@ class Record:
     fingerprint: str | None = None
     #: The search trial this run is, if it belongs to a search (see :class:`SearchTrial`).
     trial: SearchTrial | None = None
+    #: The step of the watched series at which pruning stopped the run.
+    pruned_step: int | None = None
+    #: 0-based index of the run among the replicates of its point (``repeat=N``).
+    replicate: int | None = None
+    #: The run's replicate group: a hash of its file and effective parameters but the seed
+    #: (see :mod:`ploomber_like.replicates`).
+    replicate_group: str | None = None
 
     @property
     def source_sha256(self) -> str:
@@ -279,6 +289,12 @@ class Record:
             self.error = RunError("KeyboardInterrupt", message)
         if self.duration is None and started is not None:
             self.duration = time.monotonic() - started
+
+    def prune(self, step: int, reason: str) -> None:
+        """Mark the run ``pruned`` at ``step`` of its watched series, for ``reason``."""
+        self.status = Status.PRUNED
+        self.error = RunError("Pruned", reason)
+        self.pruned_step = step
 
     def merged(self) -> dict[str, Any]:
         """Parameters and values in one object: the ``parameters`` column of the anchor's schema."""

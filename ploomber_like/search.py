@@ -18,6 +18,7 @@ from typing import Any
 
 from ploomber_like.errors import ParameterError
 from ploomber_like.notebook import validate_parameters
+from ploomber_like.pruning import DEFAULT_MIN_STEPS, PruneOptions, prune_options
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Record
 from ploomber_like.samplers.optuna import OPTUNA_SAMPLERS, OptunaSampler
 from ploomber_like.samplers.random import RandomSampler
@@ -67,6 +68,11 @@ def track_search(
     output_scalars: bool | str = True,
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+    prune: str | PruneOptions | None = None,
+    prune_on: str | None = None,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    repeat: int = 1,
+    seed_param: str | None = None,
 ) -> SearchSummary:
     """Search ``space`` for the parameters of ``path`` that optimize the value ``objective``.
 
@@ -114,6 +120,14 @@ def track_search(
     output_scalars, save_notebook, max_artifact_bytes
         As for :func:`~ploomber_like.track_execution`; trials that may run at once each work
         in a directory of their own, as in :func:`~ploomber_like.track_grid`.
+    prune, prune_on, min_steps
+        Stop bad trials early, as for :func:`~ploomber_like.track_grid`; ``prune_on`` defaults
+        to the objective (printed as a series, ``val_loss: 0.4`` per epoch) and its direction.
+        Optuna samplers decide with Optuna's pruners (``MedianPruner``, ``PatientPruner``) and
+        their trials end ``PRUNED``; a pruned trial counts toward ``trials``.
+    repeat, seed_param
+        Runs of each trial, as for :func:`~ploomber_like.track_grid`: the trial's value is the
+        mean of its replicates' objectives.
 
     Returns
     -------
@@ -127,6 +141,9 @@ def track_search(
     """
     dimensions = search_space(space)
     goal = Objective(objective, direction)
+    pruning = prune_options(
+        prune, prune_on, min_steps, default_on=(objective, direction == "maximize")
+    )
     fixed = validate_parameters(fixed or {})
     overlap = sorted(set(fixed) & set(dimensions))
     if overlap:
@@ -136,7 +153,8 @@ def track_search(
     summary = run_sweep(
         path, chosen, database, fixed=fixed, workers=workers, timeout=timeout, quiet=quiet,
         comment=comment, executor=executor, preload=preload, output_scalars=output_scalars,
-        save_notebook=save_notebook, max_artifact_bytes=max_artifact_bytes,
+        save_notebook=save_notebook, max_artifact_bytes=max_artifact_bytes, prune=pruning,
+        repeat=repeat, seed_param=seed_param,
     )
     with Store(database) as store:
         best = store.best_trial(search, maximize=direction == "maximize")

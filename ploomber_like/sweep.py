@@ -23,7 +23,21 @@ from ploomber_like.executors import ExecutionOptions, Executor, executor_for
 from ploomber_like.executors.base import fail_record
 from ploomber_like.inputs import InputChange, changed_inputs
 from ploomber_like.kernels.processes import pid_alive
-from ploomber_like.notebook import PreparedRun, plan_runs, read_groups, validate_parameters
+from ploomber_like.notebook import (
+    PreparedRun,
+    assigned_names,
+    literal_defaults,
+    plan_runs,
+    read_groups,
+    validate_parameters,
+)
+from ploomber_like.pruning import (
+    DEFAULT_MIN_STEPS,
+    PruneOptions,
+    RunPruner,
+    prune_options,
+    time_saved,
+)
 from ploomber_like.record import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     Environment,
@@ -32,6 +46,7 @@ from ploomber_like.record import (
     RecordOptions,
     Status,
 )
+from ploomber_like.replicates import Replicates, group_key
 from ploomber_like.samplers.base import Point, Sampler
 from ploomber_like.samplers.grid import Grid, GridSampler, expand_grid
 from ploomber_like.store import Store
@@ -44,8 +59,8 @@ PLAN_CHUNK = 1000
 
 @dataclass
 class SweepSummary:
-    """How a sweep went. ``failed`` counts every run that did not end ``ok``; ``statuses``
-    counts the runs by the status each ended with."""
+    """How a sweep went. ``failed`` counts every run that did not end ``ok`` or ``pruned``;
+    ``statuses`` counts the runs by the status each ended with."""
 
     database: str
     total: int
@@ -63,6 +78,10 @@ class SweepSummary:
     #: Why the sweep stopped early other than by Ctrl-C (an executor lost, a search whose
     #: objective the file does not show), or None.
     stopped_by: str | None = None
+    #: Runs stopped by pruning, and the seconds they did not spend (each pruned run estimated
+    #: to take the mean duration of the completed ones; None without a completed run).
+    pruned: int = 0
+    time_saved: float | None = None
 
 
 def track_grid(
@@ -82,6 +101,11 @@ def track_grid(
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     name: str | None = None,
+    prune: str | PruneOptions | None = None,
+    prune_on: str | None = None,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    repeat: int = 1,
+    seed_param: str | None = None,
 ) -> SweepSummary:
     """Run ``path`` once per point of ``grid``, recording each run in ``database``.
 
@@ -120,6 +144,21 @@ def track_grid(
         work in the current directory.
     name : str, optional
         Stored in every run's ``name`` column: a label for the sweep.
+    prune : {"median", "patience:K"}, optional
+        Stop runs early from the output scalar ``prune_on`` as they print it (see
+        :mod:`ploomber_like.pruning`): ``"median"`` stops a run worse than the median of the
+        other runs at the same step, ``"patience:K"`` one without improvement in ``K`` steps.
+        A stopped run is recorded ``pruned`` with what it showed so far; resuming does not
+        rerun it. Needs the local executor.
+    prune_on : str, optional
+        ``KEY``, ``KEY:min`` (the default direction) or ``KEY:max``: the series pruning reads.
+    min_steps : int
+        No run is pruned before this step of the series (default 3).
+    repeat : int
+        Runs of each point (default 1); replicates past the first get distinct seeds (see
+        :mod:`ploomber_like.replicates`).
+    seed_param : str, optional
+        The parameter holding the seed, if not ``seed`` or ``random_state``.
 
     Returns
     -------
@@ -130,7 +169,8 @@ def track_grid(
         path, sampler, database, fixed=fixed, workers=workers, timeout=timeout, force=force,
         preload=preload, quiet=quiet, comment=comment, executor=executor,
         output_scalars=output_scalars, save_notebook=save_notebook,
-        max_artifact_bytes=max_artifact_bytes, name=name,
+        max_artifact_bytes=max_artifact_bytes, name=name, prune=prune, prune_on=prune_on,
+        min_steps=min_steps, repeat=repeat, seed_param=seed_param,
     )
 
 
@@ -151,6 +191,11 @@ def run_sweep(
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
     name: str | None = None,
+    prune: str | PruneOptions | None = None,
+    prune_on: str | None = None,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    repeat: int = 1,
+    seed_param: str | None = None,
 ) -> SweepSummary:
     """Run the points ``sampler`` proposes; the driver behind :func:`track_grid` and searches.
 
@@ -168,16 +213,25 @@ def run_sweep(
     }
     recording_options(database, **recording)  # checked before anything runs
     fixed = validate_parameters(fixed or {})
+    pruning = prune_options(prune, prune_on, min_steps)
+    replicates = Replicates(repeat, seed_param)
+    sampler.replicated(replicates.repeat)
     file = read_groups(path)
     reporter = _Reporter(quiet)
-    plan = _Plan(file, sampler, fixed, reporter)
+    plan = _Plan(file, sampler, fixed, reporter, replicates)
     if sampler.planned:
         plan.read_ahead(1)  # the first points are checked before anything is written
     options = ExecutionOptions(workers=workers, timeout=timeout, preload=preload)
     runner = executor_for(executor, options)
+    if pruning is not None:
+        try:
+            runner.watch(RunPruner(pruning, sampler.pruning_rule(pruning)))
+        except BaseException:
+            runner.close()
+            raise
     # Runs that may execute at once get a directory each, so files they write by the same name
     # stay apart; one at a time, they write where `python fit.py` would.
-    single = runner.workers == 1 or sampler.total == 1
+    single = runner.workers == 1 or (sampler.total == 1 and replicates.repeat == 1)
     record_options = recording_options(database, **recording, own_directories=not single)
     try:
         with Store(database) as store:
@@ -193,12 +247,23 @@ def run_sweep(
 
 
 class _Plan:
-    """The points still to run, planned as runs of the file; skips those recorded ``ok``."""
+    """The points still to run, planned as runs of the file (one per replicate); skips those
+    recorded ``ok`` or ``pruned``."""
 
     def __init__(
-        self, file: tuple[Any, ...], sampler: Sampler, fixed: dict[str, Any], reporter: _Reporter
+        self,
+        file: tuple[Any, ...],
+        sampler: Sampler,
+        fixed: dict[str, Any],
+        reporter: _Reporter,
+        replicates: Replicates | None = None,
     ) -> None:
         self.file = file
+        self.replicates = replicates or Replicates()
+        _, _, groups, parameters_index = file
+        cell = None if parameters_index is None else groups[parameters_index].source
+        self.seed = self.replicates.seed_name([] if cell is None else assigned_names(cell))
+        self.defaults = {} if cell is None else literal_defaults(cell)
         self.sampler = sampler
         self.fixed = fixed
         self.reporter = reporter
@@ -236,26 +301,35 @@ class _Plan:
                     self.exhausted = True
                     return
                 self.drawn += len(points)
-                self._unchecked = list(zip(points, self._planned(points), strict=True))
+                self._unchecked = self._planned(points)
             if self.store is None:
                 return
             self._keep_unrecorded()
 
-    def _planned(self, points: list[Point]) -> list[PreparedRun]:
-        checked = [validate_parameters({**self.fixed, **p.parameters}) for p in points]
+    def _planned(self, points: list[Point]) -> list[tuple[Point, PreparedRun]]:
+        """Each point planned as a run per replicate."""
+        owners, checked = [], []
+        for point in points:
+            parameters = validate_parameters({**self.fixed, **point.parameters})
+            for copy in self.replicates.expand(parameters, self.seed, self.defaults):
+                owners.append(point)
+                checked.append(copy)
         path, text, groups, parameters_index = self.file
         runs = plan_runs(path, text, groups, parameters_index, checked)
-        for run in runs:
+        for i, run in enumerate(runs):
+            run.replicate = i % self.replicates.repeat
+            effective = {**run.defaults, **run.overrides}
+            run.replicate_group = group_key(path.name, effective, self.seed)
             for message in run.warnings:
                 if message not in self._warned:
                     self._warned.add(message)
                     self.reporter.warn(message)
-        return runs
+        return list(zip(owners, runs, strict=True))
 
     def _keep_unrecorded(self) -> None:
         batch, self._unchecked = self._unchecked, []
         if self.sampler.planned and not self.force and self.store is not None:
-            recorded = self.store.ok_inputs(run.fingerprint for _, run in batch)
+            recorded = self.store.done_inputs(run.fingerprint for _, run in batch)
             kept = [
                 (point, run) for point, run in batch
                 if not self._still_current(run, recorded.get(run.fingerprint, []))
@@ -307,19 +381,24 @@ class _Driver:
         self.environment = Environment.collect(plan.file[0])
         self.in_flight: dict[str, tuple[Point, Record, float]] = {}
         self.started: str | None = None
+        #: Durations of the runs that ended ``ok`` and ``pruned``: the time pruning saved.
+        self.durations: dict[str, list[float]] = {Status.OK: [], Status.PRUNED: []}
 
     def run(self, database: str | os.PathLike[str]) -> SweepSummary:
         summary = SweepSummary(str(database), total=0)
         # Read until the first point to run, so the note below is exact for every grid that
         # is entirely recorded (and for the first chunk of a larger one).
         self.plan.read_ahead(1)
+        repeat = self.plan.replicates.repeat
         if self.plan.skipped:
             seen = self.plan.drawn if self.plan.exhausted else self.sampler.total
+            runs = "points" if repeat == 1 else "runs"
             self.reporter.note(
-                f"skipping {self.plan.skipped} of {seen} points already recorded ok "
-                "(use force=True / --force to rerun them)"
+                f"skipping {self.plan.skipped} of {(seen or 0) * repeat} {runs} already "
+                "recorded ok (use force=True / --force to rerun them)"
             )
         total = self.sampler.total
+        total = None if total is None else total * repeat
         expected = None if total is None else total - self.plan.skipped
         summary.total = total or 0
         started = time.monotonic()
@@ -336,8 +415,11 @@ class _Driver:
             summary.duration = time.monotonic() - started
             summary.skipped = self.plan.skipped
             summary.started = self.started
+            summary.time_saved = time_saved(
+                self.durations[Status.PRUNED], self.durations[Status.OK]
+            )
             if total is None:
-                summary.total = self.plan.drawn
+                summary.total = self.plan.drawn * repeat
             self.reporter.summary(summary)
         return summary
 
@@ -359,6 +441,7 @@ class _Driver:
         record = new_record(run, self.environment)
         record.comment = self.comment
         record.name = self.name
+        record.replicate, record.replicate_group = run.replicate, run.replicate_group
         self.sampler.begin(point, record)
         self.store.start(record)
         if self.started is None:
@@ -378,8 +461,12 @@ class _Driver:
             self.store.finish(record)
             if record.ok:
                 summary.ok += 1
+            elif record.status == Status.PRUNED:
+                summary.pruned += 1
             else:
                 summary.failed += 1
+            if record.status in self.durations and record.duration is not None:
+                self.durations[record.status].append(record.duration)
             status = str(record.status)
             summary.statuses[status] = summary.statuses.get(status, 0) + 1
             summary.runs.append((record.uuid, status))
@@ -425,7 +512,7 @@ class _Reporter:
     def summary(self, summary: SweepSummary) -> None:
         if not self._console:
             return
-        ran = summary.ok + summary.failed
+        ran = summary.ok + summary.failed + summary.pruned
         head = "done"
         if summary.interrupted:
             head = "interrupted"
@@ -437,6 +524,12 @@ class _Reporter:
         )
         if summary.skipped:
             line += f", {summary.skipped} skipped"
+        if summary.pruned:
+            saved = (
+                "unknown without a completed run" if summary.time_saved is None
+                else f"~{summary.time_saved:.1f} s"
+            )
+            line += f"; pruning saved {saved} of compute"
         self._console.print(line)
         others = [status for status in summary.statuses if status != Status.OK]
         if others:
@@ -453,7 +546,7 @@ class _Reporter:
 
 def status_counts(statuses: Mapping[str, int], markup: bool = False) -> str:
     """``3 ok, 1 failed, 2 interrupted``: runs per status, ``ok`` first (``0 ok`` if none)."""
-    colours = {Status.OK: "green", Status.INTERRUPTED: "yellow"}
+    colours = {Status.OK: "green", Status.INTERRUPTED: "yellow", Status.PRUNED: "yellow"}
     parts = []
     for status in (Status.OK, *(s for s in Status if s != Status.OK)):
         count = statuses.get(status.value, 0)
@@ -532,7 +625,10 @@ class _Progress:
         self._update(1)
 
     def _counts(self) -> str:
-        ended = [f"[red]{n} {status}[/red]" for status, n in self.ended.items()]
+        ended = [
+            f"[{'yellow' if status == Status.PRUNED else 'red'}]{n} {status}[/]"
+            for status, n in self.ended.items()
+        ]
         return ", ".join([*ended, f"{self.running} running"])
 
     def _update(self, advance: int) -> None:

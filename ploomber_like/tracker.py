@@ -281,6 +281,15 @@ class SQLiteTracker:
         return compare_runs(runs, self.uuid_prefixes(), only_changed=only_changed,
                             columns=columns, precision=precision, sort=sort)
 
+    def groups(self, uuids: Sequence[str] | None = None, **filters: Any) -> pd.DataFrame:
+        """Runs aggregated by replicate group (see :mod:`ploomber_like.replicates`): one row
+        per group, indexed by its key, with the parameters its runs share, ``n`` (its runs),
+        and ``<key>_mean`` and ``<key>_std`` for every numeric value. Takes the filters of
+        :meth:`runs` (``limit`` counts runs)."""
+        from ploomber_like.replicates import group_runs, groups_frame
+
+        return groups_frame(group_runs(self.runs(uuids, **filters)))
+
     def diff(self, a: str, b: str, precision: int = render.DEFAULT_PRECISION) -> RunDiff:
         """What differs between runs ``a`` and ``b`` (uuids or unique prefixes): parameters,
         values, a unified diff of their source texts, and their environments."""

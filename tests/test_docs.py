@@ -326,6 +326,21 @@ def check_sweeps(run: DocumentRun) -> None:
     assert json.loads(rows[-1][1]) == {
         "random_state": 1, "n_estimators": 10, "criterion": "entropy", "max_depth": 5,
     }
+    # Pruning: the diverging half of the grid stopped at step 3, by the median and by patience.
+    for database, pruned in (("train.db", [5, 6, 7]), ("patience.db", [5, 6])):
+        rows = run.rows("SELECT status, overrides, pruned_step FROM experiments", database)
+        assert sorted(json.loads(o)["lr"] for s, o, step in rows if s == "pruned") == pruned
+        assert {step for s, _, step in rows if s == "pruned"} == {3}
+    assert (run.namespace["pruning"].pruned, run.namespace["pruning"].ok) == (2, 2)
+    assert {s for s, in run.rows("SELECT status FROM experiments", "search.db")} <= {
+        "ok", "pruned",
+    }
+    # Replicates: 3 per point with seeds 0, 1, 2, aggregated in 2 groups.
+    seeds = run.rows(
+        "SELECT json_extract(parameters, '$.random_state'), replicate FROM experiments", "seeds.db"
+    )
+    assert sorted(seeds) == [(0, 0), (0, 0), (1, 1), (1, 1), (2, 2), (2, 2)]
+    assert list(run.namespace["groups"]["n"]) == [3, 3]
 
 
 def check_comparing(run: DocumentRun) -> None:

@@ -123,13 +123,31 @@ def test_every_column_is_in_the_schema_version(tmp_path: Path):
     """Databases at the current version never get a column added to EXTRA_COLUMNS later: a new
     column needs a new migration (appended to store.migrations.MIGRATIONS), and then this list
     and version move on together."""
-    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (4, sorted([
+    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (5, sorted([
         "status", "duration", "error_type", "error_message", "traceback", "error_group",
         "error_source", "parameter_keys", "overrides", "group_durations", "source_path",
         "source_sha256", "environment", "stdout", "stderr", "fingerprint", "driver",
         "error_location", "workdir", "notebook", "name", "tags", "reproduces", "search",
-        "trial", "objective", "trial_error", "kernel_wait",
+        "trial", "objective", "trial_error", "kernel_wait", "pruned_step", "replicate",
+        "replicate_group",
     ])), "a column was added to EXTRA_COLUMNS without a migration adding it"
+
+
+def test_a_database_at_version_4_gains_the_pruning_and_replicate_columns(tmp_path: Path):
+    database = build_sweep_database(tmp_path / "v4.db")
+    conn = sqlite3.connect(database.path, isolation_level=None)
+    for column in ("pruned_step", "replicate", "replicate_group"):
+        conn.execute(f"ALTER TABLE experiments DROP COLUMN {column}")
+    conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    # Read as it is: the runs have no step, replicate or group.
+    run = SQLiteTracker(database.path).runs()[0]
+    assert (run.pruned_step, run.replicate, run.replicate_group) == (None, None, None)
+
+    Store(database.path).close()
+
+    assert user_version(database.path) == SCHEMA_VERSION
+    assert {"pruned_step", "replicate", "replicate_group"} <= columns(database.path)
 
 
 def test_the_store_does_not_import_kernels():

@@ -280,6 +280,40 @@ def test_the_table_shows_what_differs_first_without_scrolling_at_1400px(
     assert page.locator('#runs-table thead th[data-key="f1"]').is_visible()
 
 
+def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
+    import statistics
+    import uuid as uuids
+
+    path = tmp_path / "replicates.db"
+    scores = {1: [1.0, 1.2, 1.4], 2: [2.0, 2.5, 3.0]}
+    with Store(path) as store:
+        for alpha, values in scores.items():
+            for i, score in enumerate(values):
+                store.finish(Record(
+                    uuid=uuids.uuid4().hex, created=new_created(), path="fit.py", source="",
+                    parameters={"alpha": alpha, "seed": i}, overrides={"alpha": alpha},
+                    status="ok", values={"score": score}, replicate=i,
+                    replicate_group=f"group-{alpha}",
+                ))
+    with serving(path) as url:
+        open_runs(page, url)
+        page.select_option("#scatter-x", "alpha")
+        page.select_option("#scatter-y", "score")
+        page.check("#scatter-groups")
+        page.wait_for_function(
+            "document.getElementById('scatter').data.some(t => t.name === 'group mean ± std')"
+        )
+        trace = page.evaluate(
+            "document.getElementById('scatter').data.find(t => t.name === 'group mean ± std')"
+        )
+    assert trace["x"] == [1, 2] or trace["x"] == [2, 1]
+    means = {x: y for x, y in zip(trace["x"], trace["y"], strict=True)}
+    assert means == pytest.approx({a: statistics.fmean(v) for a, v in scores.items()})
+    errors = dict(zip(trace["x"], trace["error_y"]["array"], strict=True))
+    assert errors == pytest.approx({a: statistics.stdev(v) for a, v in scores.items()})
+    assert trace["error_x"]["array"] == [0, 0]
+
+
 def test_run_page_shows_plots_values_and_environment(page, server, database):
     open_runs(page, server + "/")
     uuid = database.ok[(25, None)]

@@ -11,10 +11,14 @@ import os
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from ploomber_like.errors import ParameterError
 from ploomber_like.notebook import PreparedRun
 from ploomber_like.record import Record, Status
+
+if TYPE_CHECKING:
+    from ploomber_like.pruning import RunPruner
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,15 @@ class Executor(ABC):
     def threads_per_run(self) -> int:
         """Threads each kernel's numerical libraries may use: a share of this machine's cores."""
         return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def watch(self, pruner: RunPruner) -> None:
+        """Show ``pruner`` every run's output scalars as they are printed, and stop a run it
+        decides to prune (recorded ``pruned``). Only executors that see the output live can.
+        """
+        raise ParameterError(
+            f"pruning needs runs whose output is read as it is printed: the {self.name} "
+            "executor hands runs back only when they end (use the local executor)"
+        )
 
     @abstractmethod
     def submit(self, run: PreparedRun, record: Record, *, still_needed: int = 0) -> None:

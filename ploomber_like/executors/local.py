@@ -18,7 +18,8 @@ from ploomber_like.execute import module_distributions, run_on_pool
 from ploomber_like.executors.base import Executor, fail_record
 from ploomber_like.kernels import KernelPool, learned_modules, preloadable_modules
 from ploomber_like.notebook import PreparedRun
-from ploomber_like.record import Record, Status
+from ploomber_like.pruning import PruneDecision, RunPruner
+from ploomber_like.record import MetricPoint, Record, Status
 
 
 class LocalExecutor(Executor):
@@ -40,10 +41,16 @@ class LocalExecutor(Executor):
         # Touched only on the loop's thread.
         self._tasks: dict[str, asyncio.Task[Record]] = {}
         self._stopping = False
+        self._pruner: RunPruner | None = None
+        #: Runs the pruner stopped (touched only on the loop's thread).
+        self._pruned: dict[str, PruneDecision] = {}
 
     @property
     def in_flight(self) -> int:
         return len(self._futures)
+
+    def watch(self, pruner: RunPruner) -> None:
+        self._pruner = pruner
 
     def submit(self, run: PreparedRun, record: Record, *, still_needed: int = 0) -> None:
         if self._loop is None:
@@ -115,18 +122,36 @@ class LocalExecutor(Executor):
             return record
         assert self._pool is not None
         self._tasks[record.uuid] = asyncio.current_task()  # type: ignore[assignment]
+        on_points = None
+        if self._pruner is not None:
+            def on_points(points: list[MetricPoint]) -> None:
+                self._judge(record.uuid, points)
         try:
             return await run_on_pool(
-                run, record, self._pool, timeout=self.options.timeout, still_needed=still_needed
+                run, record, self._pool, timeout=self.options.timeout, still_needed=still_needed,
+                on_points=on_points,
             )
         except asyncio.CancelledError:
-            # Ctrl-C: run_on_pool killed the kernel and kept what the run had shown.
+            # Ctrl-C or pruning: run_on_pool killed the kernel and kept what the run had shown.
+            decision = self._pruned.pop(record.uuid, None)
+            if decision is not None and not self._stopping:
+                record.prune(decision.step, decision.reason)
+                return record
             record.interrupt("the sweep was interrupted", started)
             return record
         except Exception as exc:  # a fault of ours must not lose the run
             return fail_record(record, Status.CRASHED, exc, started)
         finally:
             self._tasks.pop(record.uuid, None)
+
+    def _judge(self, uuid: str, points: list[MetricPoint]) -> None:
+        """Stop the run ``uuid`` if the pruner decides so on its new ``points``."""
+        assert self._pruner is not None
+        decision = self._pruner.observe(uuid, points)
+        task = self._tasks.get(uuid)
+        if decision is not None and task is not None:
+            self._pruned[uuid] = decision
+            task.cancel()
 
     def _stop_all(self) -> None:
         self._stopping = True

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ploomber_like.pruning import PruneOptions, PruningRule, rule_for
 from ploomber_like.record import Record
 from ploomber_like.store import Store
 
@@ -42,6 +43,14 @@ class Sampler(ABC):
     @abstractmethod
     def ask(self, n: int) -> list[Point]:
         """Up to ``n`` points; an empty list when there are no more."""
+
+    def replicated(self, repeat: int) -> None:
+        """Each point will run ``repeat`` times, each run begun and told (default: nothing)."""
+        return None
+
+    def pruning_rule(self, options: PruneOptions) -> PruningRule:
+        """The rule that stops this sweep's bad runs: by default the one ``options`` name."""
+        return rule_for(options)
 
     def begin(self, point: Point, record: Record) -> None:
         """``point`` is about to run as ``record`` (written ``running`` next)."""

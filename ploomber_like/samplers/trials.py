@@ -8,9 +8,11 @@ are real) with ``objective`` NULL and ``trial_error`` set: it is a failed trial 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import numbers
+import statistics
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -114,12 +116,20 @@ class SearchSampler(Sampler):
         self._asked = 0
         #: A run of this search has shown the objective (or the search was stopped for it).
         self._objective_shown = False
+        #: Runs of each trial (``repeat``): its value is the mean of their objectives.
+        self.repeat = 1
+        #: Trials in flight by their point: number and the records told so far.
+        self._open: dict[int, tuple[int, list[Record]]] = {}
+
+    def replicated(self, repeat: int) -> None:
+        self.repeat = repeat
 
     def resume(self, store: Store) -> None:
         """Count and learn the trials recorded before; interrupted ones are run again."""
         recorded = store.search_trials(self.search)
         self._next_number = max((t.number for t in recorded), default=-1) + 1
         finished = [t for t in recorded if t.status not in (Status.RUNNING, Status.INTERRUPTED)]
+        finished = _per_trial(finished)
         self.counted = len(finished)
         self._objective_shown = any(
             t.status == Status.OK and not (t.error or "").startswith(NOT_SHOWN) for t in finished
@@ -137,19 +147,37 @@ class SearchSampler(Sampler):
         return points
 
     def begin(self, point: Point, record: Record) -> None:
-        record.trial = SearchTrial(self.search, self._next_number)
-        self._next_number += 1
+        # The replicates of a point are one trial: they share its number.
+        if id(point) not in self._open:
+            self._open[id(point)] = (self._next_number, [])
+            self._next_number += 1
+        record.trial = SearchTrial(self.search, self._open[id(point)][0])
 
     def tell(self, point: Point, record: Record) -> None:
         assert record.trial is not None
-        self._asked -= 1
         if record.status == Status.INTERRUPTED:
             record.trial.error = "the run was interrupted"
-            self.learn(point, None, record)
+        else:
+            record.trial.objective, record.trial.error = self.objective.read(record)
+        _, told = self._open[id(point)]
+        told.append(record)
+        if len(told) == self.repeat:
+            del self._open[id(point)]
+            self._asked -= 1
+            self._learn_trial(point, told)
+        if record.status != Status.INTERRUPTED:
+            self._check_objective(record)
+
+    def _learn_trial(self, point: Point, records: list[Record]) -> None:
+        """Every replicate of ``point`` was told: learn the mean of their objectives."""
+        if any(r.status == Status.INTERRUPTED for r in records):
+            self.learn(point, None, records[-1])
             return  # not counted: a resumed search runs it again
-        record.trial.objective, record.trial.error = self.objective.read(record)
         self.counted += 1
-        self.learn(point, record.trial.objective, record)
+        values = [r.trial.objective for r in records if r.trial and r.trial.objective is not None]
+        self.learn(point, statistics.fmean(values) if values else None, records[-1])
+
+    def _check_objective(self, record: Record) -> None:
         # Until a run of the search has shown the objective, a complete run without it means
         # the name is wrong: stop. Once one has, a run that ends early without it (an early
         # sys.exit(0)) is only a failed trial.
@@ -171,6 +199,19 @@ class SearchSampler(Sampler):
 
     def learn_history(self, trials: list[RecordedTrial]) -> None:
         """Trials recorded by earlier runs of the same search, in trial order."""
+
+
+def _per_trial(recorded: list[RecordedTrial]) -> list[RecordedTrial]:
+    """One trial per number: the replicates of a trial merged, their objectives averaged."""
+    numbers: dict[int, list[RecordedTrial]] = {}
+    for trial in recorded:
+        numbers.setdefault(trial.number, []).append(trial)
+    merged = []
+    for rows in numbers.values():
+        values = [t.objective for t in rows if t.objective is not None]
+        objective = statistics.fmean(values) if values else None
+        merged.append(dataclasses.replace(rows[-1], objective=objective))
+    return merged
 
 
 def _short(value: Any) -> str:

@@ -84,6 +84,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("add kernel_wait", create_tables_and_columns),
     # The table of what each run read (ploomber_like.inputs); the same idempotent step.
     Migration("add inputs", create_tables_and_columns),
+    # Pruned runs' step, replicates' index and group: the same idempotent step again.
+    Migration("add pruned_step, replicate, replicate_group", create_tables_and_columns),
 )
 
 #: The ``user_version`` of a database with every migration applied.

@@ -17,7 +17,8 @@ from ploomber_like.store.schema import load_json
 RUN_COLUMNS = (
     "uuid", "created", "parameters", "comment", "status", "duration", "error_type",
     "error_message", "traceback", "error_group", "error_source", "parameter_keys",
-    "environment", "source_path", "error_location", "name", "tags",
+    "environment", "source_path", "error_location", "name", "tags", "pruned_step", "replicate",
+    "replicate_group",
 )
 
 
@@ -41,6 +42,10 @@ class StoredRun:
     comment_text: str | None
     name: str | None = None
     tags: list[str] = field(default_factory=list)
+    #: Pruning and replicates (see :class:`~ploomber_like.record.Record`).
+    pruned_step: int | None = None
+    replicate: int | None = None
+    replicate_group: str | None = None
 
 
 def select_list(present: Iterable[str], columns: Sequence[str] = RUN_COLUMNS) -> str:
@@ -83,7 +88,14 @@ def decode_run(row: Sequence[Any]) -> StoredRun:
         comment_text=data["comment"],
         name=None if data["name"] is None else str(data["name"]),
         tags=_decode_tags(load_json(data["tags"])),
+        pruned_step=_integer(data["pruned_step"]),
+        replicate=_integer(data["replicate"]),
+        replicate_group=None if data["replicate_group"] is None else str(data["replicate_group"]),
     )
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _decode_tags(data: Any) -> list[str]:

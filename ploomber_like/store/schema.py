@@ -62,6 +62,11 @@ EXTRA_COLUMNS: dict[str, str] = {
     # Seconds a run waited for its kernel (started, forked, a warm template built), apart from
     # ``duration``, the run's own time.
     "kernel_wait": "REAL",
+    # Pruning and replicates (ploomber_like.pruning, ploomber_like.replicates): the step a
+    # pruned run was stopped at, a run's replicate index and its group.
+    "pruned_step": "INTEGER",
+    "replicate": "INTEGER",
+    "replicate_group": "TEXT",
 }
 
 TABLES = """

@@ -140,16 +140,17 @@ class Store:
         """Set the ``comment`` column of run ``uuid``."""
         self.conn.execute("UPDATE experiments SET comment = ? WHERE uuid = ?", (text, uuid))
 
-    def ok_inputs(self, fingerprints: Iterable[str]) -> dict[str, list[list[Input]]]:
-        """The inputs of each run recorded ``ok`` under one of ``fingerprints``, by fingerprint
-        (a run that read nothing has an empty list)."""
+    def done_inputs(self, fingerprints: Iterable[str]) -> dict[str, list[list[Input]]]:
+        """The inputs of each run recorded ``ok`` or ``pruned`` (a pruned run would be pruned
+        again) under one of ``fingerprints``, by fingerprint (a run that read nothing has an
+        empty list): what a resumed sweep may reuse."""
         wanted = list(dict.fromkeys(fingerprints))
         runs: dict[str, list[str]] = {}
         for marks, chunk in in_chunks(wanted):
             for fingerprint, uuid in self.conn.execute(
                 f"SELECT fingerprint, uuid FROM experiments "
-                f"WHERE status = ? AND fingerprint IN ({marks})",
-                [Status.OK, *chunk],
+                f"WHERE status IN (?, ?) AND fingerprint IN ({marks})",
+                [Status.OK, Status.PRUNED, *chunk],
             ):
                 runs.setdefault(fingerprint, []).append(uuid)
         inputs = load_inputs(self.conn, [u for uuids in runs.values() for u in uuids])
@@ -170,12 +171,19 @@ class Store:
     def best_trial(self, search: str, maximize: bool) -> Record | None:
         """The record of the best complete trial of ``search`` (objective set, run ``ok``)."""
         order = "DESC" if maximize else "ASC"
+        # A trial run several times (replicates) is as good as its mean.
         row = self.conn.execute(
-            f"SELECT uuid FROM experiments WHERE search = ? AND status = ? "
-            f"AND objective IS NOT NULL ORDER BY objective {order}, trial LIMIT 1",
+            f"SELECT min(uuid), avg(objective) AS mean FROM experiments WHERE search = ? "
+            f"AND status = ? AND objective IS NOT NULL GROUP BY trial "
+            f"ORDER BY mean {order}, trial LIMIT 1",
             (search, Status.OK),
         ).fetchone()
-        return None if row is None else self.load_record(row[0])
+        if row is None:
+            return None
+        record = self.load_record(row[0])
+        assert record.trial is not None
+        record.trial.objective = row[1]
+        return record
 
     def load_record(self, uuid: str) -> Record:
         """The stored run ``uuid`` as a :class:`Record` (rich values stay blob references)."""
@@ -192,6 +200,8 @@ class Store:
             stdout=detail.stdout, stderr=detail.stderr, environment=run.environment,
             comment=run.comment_text, reproduces=detail.reproduces,
             fingerprint=detail.fingerprint, trial=detail.trial,
+            pruned_step=run.pruned_step, replicate=run.replicate,
+            replicate_group=run.replicate_group,
         )
 
     def mark_orphans_interrupted(self, alive: Callable[[int], bool]) -> int:
@@ -370,6 +380,9 @@ def encode_run(record: Record) -> dict[str, Any]:
         "objective": record.trial.objective if record.trial else None,
         "trial_error": record.trial.error if record.trial else None,
         "kernel_wait": record.kernel_wait,
+        "pruned_step": record.pruned_step,
+        "replicate": record.replicate,
+        "replicate_group": record.replicate_group,
     }
 
 

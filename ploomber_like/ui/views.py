@@ -105,8 +105,8 @@ def runs_payload(
     ``columns``: key, kind (``run``, ``parameter``, ``value``), whether numeric, and whether
     ``constant`` (the same in every run: the table names it in one line instead); in the order
     of :meth:`~ploomber_like.comparing.Comparison.table_columns`, what differs first. ``runs``:
-    one object per run with its full and short uuid, status, link, and per column the value
-    (``v``, numbers and text only) and the text shown (``t``).
+    one object per run with its full and short uuid, status, link, replicate group, and per
+    column the value (``v``, numbers and text only) and the text shown (``t``).
     """
     comparison = _table(query, where, precision)
     varying, same = comparison.table_columns()
@@ -135,6 +135,8 @@ def runs_payload(
             "status": run.status,
             "href": run_href.format(uuid=run.uuid),
             "cells": cells,
+            # Replicates share a group (see ploomber_like.replicates); any other run is its own.
+            "group": run.replicate_group or run.uuid,
         })
     signature = json.dumps([[r["uuid"], r["status"], r["cells"].get("duration")] for r in runs])
     return {

@@ -8,7 +8,7 @@
   var POLL_MS = 2000;
   var STATUS_COLOURS = {
     ok: "#2f9e44", failed: "#e03131", timeout: "#e8590c", crashed: "#9c36b5",
-    interrupted: "#868e96", running: "#1c7ed6"
+    interrupted: "#868e96", running: "#1c7ed6", pruned: "#f08c00"
   };
   var PLOT_FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11 };
   // Runs that did not end ok are drawn in this grey under the others, whatever their colour value.
@@ -26,6 +26,7 @@
     brush: {},             // parcoords constraint ranges by column key
     selected: new Set(),   // uuids ticked for compare
     textFilter: "",        // the report's filter (no SQL without a server)
+    groupMeans: false,     // the scatter draws each replicate group's mean ± std
     axes: {},              // axis positions by column key, for the current payload
     position: new Map(),   // uuid -> index in payload.runs
     colorKey: null,
@@ -423,10 +424,11 @@
         customdata: group.customdata,
         hovertemplate: "%{text}<br>" + state.xKey + "=%{customdata[1]}<br>" + state.yKey +
           "=%{customdata[2]}<extra>" + status + "</extra>",
-        marker: { size: 10, color: STATUS_COLOURS[status] || "#495057", opacity: .85,
-                  line: { width: 1, color: "#fff" } }
+        marker: { size: 10, color: STATUS_COLOURS[status] || "#495057",
+                  opacity: state.groupMeans ? .25 : .85, line: { width: 1, color: "#fff" } }
       };
     });
+    if (state.groupMeans) traces.push(groupMeansTrace(runs));
     var layout = {
       margin: { l: 55, r: 10, t: 10, b: 45 }, font: PLOT_FONT, paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "#fafbfc", xaxis: xAxis.layout, yaxis: yAxis.layout,
@@ -441,6 +443,40 @@
         if (point && point.customdata) window.location.href = point.customdata[0];
       });
     }
+  }
+
+  // One point per replicate group at the mean of its runs' numbers, with the sample standard
+  // deviation as error bars (none for a group of one run).
+  function groupMeansTrace(runs) {
+    var groups = new Map();
+    runs.forEach(function (run) {
+      var x = cell(run, state.xKey).v, y = cell(run, state.yKey).v;
+      if (typeof x !== "number" || typeof y !== "number") return;
+      var group = groups.get(run.group);
+      if (!group) { group = { x: [], y: [] }; groups.set(run.group, group); }
+      group.x.push(x); group.y.push(y);
+    });
+    var trace = {
+      type: "scatter", mode: "markers", name: "group mean ± std", x: [], y: [], text: [],
+      error_x: { type: "data", array: [], visible: true, color: "#343a40" },
+      error_y: { type: "data", array: [], visible: true, color: "#343a40" },
+      marker: { size: 11, symbol: "diamond", color: "#343a40" },
+      hovertemplate: "%{text}<br>" + state.xKey + "=%{x}<br>" + state.yKey + "=%{y}<extra></extra>"
+    };
+    groups.forEach(function (group) {
+      var x = meanAndStd(group.x), y = meanAndStd(group.y);
+      trace.x.push(x[0]); trace.y.push(y[0]);
+      trace.error_x.array.push(x[1]); trace.error_y.array.push(y[1]);
+      trace.text.push("n=" + group.x.length);
+    });
+    return trace;
+  }
+
+  function meanAndStd(values) {
+    var mean = values.reduce(function (a, b) { return a + b; }, 0) / values.length;
+    if (values.length < 2) return [mean, 0];
+    var squares = values.reduce(function (a, b) { return a + (b - mean) * (b - mean); }, 0);
+    return [mean, Math.sqrt(squares / (values.length - 1))];
   }
 
   function renderAll() {
@@ -487,6 +523,7 @@
     document.getElementById("color-by").addEventListener("change", function (e) { state.colorKey = e.target.value; renderParcoords(); });
     document.getElementById("scatter-x").addEventListener("change", function (e) { state.xKey = e.target.value; renderScatter(); });
     document.getElementById("scatter-y").addEventListener("change", function (e) { state.yKey = e.target.value; renderScatter(); });
+    document.getElementById("scatter-groups").addEventListener("change", function (e) { state.groupMeans = e.target.checked; renderScatter(); });
     if (config.mode === "report") {
       state.payload = config.data;
       form.addEventListener("submit", function (e) { e.preventDefault(); state.textFilter = input.value; renderTable(); renderScatter(); });
