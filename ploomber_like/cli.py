@@ -149,7 +149,7 @@ def run_command(
             raise click.UsageError("-g, --grid-file and --force do not apply to a search (-s)")
         _run_search(path, search, maximize, minimize, fixed, trials, sampler, seed,
                     search_name, database, quiet, timeout, workers, not no_preload,
-                    dask_address, comment, leaves)
+                    dask_address, comment, name, leaves)
         return
     if not (grid or grid_file):
         if workers or force or dask_address:
@@ -173,8 +173,9 @@ def run_command(
     sys.exit(0 if summary.failed == 0 else 1)
 
 
-def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, name,
-                database, quiet, timeout, workers, preload, dask_address, comment, leaves) -> None:
+def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, search_name,
+                database, quiet, timeout, workers, preload, dask_address, comment, name,
+                leaves) -> None:
     from ploomber_like.arguments import parse_search_option
     from ploomber_like.search import track_search
 
@@ -190,7 +191,7 @@ def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, n
         direction="maximize" if maximize else "minimize", trials=trials, database=database,
         sampler=sampler, seed=seed, workers=workers, fixed=fixed, timeout=timeout,
         executor=dask_address, preload=preload, quiet=quiet, comment=comment, name=name,
-        **leaves,
+        search_name=search_name, **leaves,
     )
     if not quiet:
         if summary.best is None:

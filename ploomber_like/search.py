@@ -18,6 +18,7 @@ from typing import Any
 
 from ploomber_like.errors import ParameterError
 from ploomber_like.notebook import validate_parameters
+from ploomber_like.options import RunOptions
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Record
 from ploomber_like.samplers.optuna import OPTUNA_SAMPLERS, OptunaSampler
 from ploomber_like.samplers.random import RandomSampler
@@ -67,6 +68,7 @@ def track_search(
     output_scalars: bool | str = True,
     save_notebook: bool = False,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+    search_name: str | None = None,
 ) -> SearchSummary:
     """Search ``space`` for the parameters of ``path`` that optimize the value ``objective``.
 
@@ -108,9 +110,12 @@ def track_search(
     comment : str, optional
         Stored in every trial's ``comment`` column.
     name : str, optional
-        The search's name; default: one derived from the file's content, the space, the
-        objective, the direction, ``fixed``, the sampler and the seed, so the same call
-        continues the same search and a changed one starts another.
+        Stored in every trial's ``name`` column: a label for the runs, as for
+        :func:`~ploomber_like.track_grid`.
+    search_name : str, optional
+        The search's name (its identity, in the ``search`` column); default: one derived from
+        the file's content, the space, the objective, the direction, ``fixed``, the sampler and
+        the seed, so the same call continues the same search and a changed one starts another.
     output_scalars, save_notebook, max_artifact_bytes
         As for :func:`~ploomber_like.track_execution`; trials that may run at once each work
         in a directory of their own, as in :func:`~ploomber_like.track_grid`.
@@ -125,19 +130,20 @@ def track_search(
         For a bad space, objective, direction, sampler or ``trials``, or a missing Optuna,
         before anything runs or is written.
     """
+    options = RunOptions(
+        workers=workers, timeout=timeout, executor=executor, preload=preload, quiet=quiet,
+        comment=comment, name=name, output_scalars=output_scalars, save_notebook=save_notebook,
+        max_artifact_bytes=max_artifact_bytes,
+    )
     dimensions = search_space(space)
     goal = Objective(objective, direction)
     fixed = validate_parameters(fixed or {})
     overlap = sorted(set(fixed) & set(dimensions))
     if overlap:
         raise ParameterError(f"parameters both searched and fixed: {', '.join(overlap)}")
-    search = name or default_search_name(path, dimensions, goal, fixed, sampler, seed)
+    search = search_name or default_search_name(path, dimensions, goal, fixed, sampler, seed)
     chosen = _sampler(sampler, dimensions, goal, search, trials, seed)
-    summary = run_sweep(
-        path, chosen, database, fixed=fixed, workers=workers, timeout=timeout, quiet=quiet,
-        comment=comment, executor=executor, preload=preload, output_scalars=output_scalars,
-        save_notebook=save_notebook, max_artifact_bytes=max_artifact_bytes,
-    )
+    summary = run_sweep(path, chosen, database, options, fixed=fixed)
     with Store(database) as store:
         best = store.best_trial(search, maximize=direction == "maximize")
     return SearchSummary(

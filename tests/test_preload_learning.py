@@ -4,8 +4,8 @@ Each run of ``probe.py`` shows ``preloaded``: whether a module it is about to im
 (``module_name``, ``+`` between several) was in ``sys.modules`` before its code imported it,
 i.e. imported by the template it was forked from; and ``static_preloaded``, the same for a
 module the file imports in its source, which every template preloads. Both modules are ones
-no kernel machinery imports (IPython 8 imports ``colorsys``, so it would not do). Sweeps run through the
-CLI in processes of their own, with their own cache folder (``XDG_CACHE_HOME``) and a
+no kernel machinery imports (IPython 8 imports ``colorsys``, so it would not do). Sweeps run
+through the CLI in processes of their own, with their own cache folder (``XDG_CACHE_HOME``) and a
 site-packages folder of the test's (``PYTHONUSERBASE``, also on ``PYTHONPATH``: this venv does
 not put the user site on ``sys.path`` itself).
 """

@@ -82,6 +82,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(MOVE_INLINE_IMAGES, move_inline_images_in),
     # Adds the columns created since (kernel_wait): the step is idempotent, so it is reused.
     Migration("add kernel_wait", create_tables_and_columns),
+    Migration("add recording_options", create_tables_and_columns),
 )
 
 #: The ``user_version`` of a database with every migration applied.

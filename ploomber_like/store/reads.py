@@ -115,6 +115,9 @@ class StoredSource:
     overrides: dict[str, Any]
     #: The ``parameters`` column: parameters and values, outputs as blob references.
     values: dict[str, Any]
+    #: The options the run recorded with (see ``record.RECORDED_OPTIONS``); empty for a run
+    #: recorded before they were stored.
+    recording_options: dict[str, Any]
 
 
 def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
@@ -131,9 +134,11 @@ def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
                 f"run {uuid} has no stored source (the database was not written by a tracked "
                 "run): nothing to rerun"
             )
-        source_sha256, source_path, overrides, parameters = conn.execute(
-            "SELECT source_sha256, source_path, overrides, parameters FROM experiments "
-            "WHERE uuid = ?", (uuid,),
+        # A database read-only to us may be of a version from before the options were stored.
+        options = "recording_options" if "recording_options" in columns else "NULL"
+        source_sha256, source_path, overrides, parameters, recorded = conn.execute(
+            f"SELECT source_sha256, source_path, overrides, parameters, {options} "
+            "FROM experiments WHERE uuid = ?", (uuid,),
         ).fetchone()
         blob = load_blob(conn, source_sha256) if source_sha256 else None
     if not source_path or blob is None or not blob.data:
@@ -144,7 +149,7 @@ def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
     try:
         return StoredSource(
             blob.data.decode("utf-8"), source_path, json.loads(overrides or "{}"),
-            json.loads(parameters or "{}"),
+            json.loads(parameters or "{}"), json.loads(recorded or "{}"),
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise DatabaseError(f"run {uuid} has an unreadable stored source: {exc}") from None

@@ -62,6 +62,9 @@ EXTRA_COLUMNS: dict[str, str] = {
     # Seconds a run waited for its kernel (started, forked, a warm template built), apart from
     # ``duration``, the run's own time.
     "kernel_wait": "REAL",
+    # JSON object: the options that decide what the run recorded (output scalars, notebook,
+    # artifact limit; see record.RECORDED_OPTIONS), so a rerun records the same way.
+    "recording_options": "TEXT",
 }
 
 TABLES = """

@@ -380,6 +380,7 @@ def encode_run(record: Record) -> dict[str, Any]:
         "objective": record.trial.objective if record.trial else None,
         "trial_error": record.trial.error if record.trial else None,
         "kernel_wait": record.kernel_wait,
+        "recording_options": to_json(record.options.stored()) if record.options else None,
     }
 
 
