@@ -1,4 +1,5 @@
-"""Tracking one run: ``track_execution``. Also ``python -m ploomber_like.tracking``, the CLI."""
+"""Tracking one run: ``track_execution``. ``python -m ploomber_like.tracking`` is the CLI (see
+``__main__.py``: the CLI imports this module, so this module does not import the CLI)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import dataclasses
 import functools
 import itertools
 import os
-import sys
 import threading
 import time
 import warnings
@@ -274,9 +274,3 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with ThreadPoolExecutor(max_workers=1) as executor:
         return executor.submit(asyncio.run, coroutine).result()
-
-
-if __name__ == "__main__":
-    from ploomber_like.cli import main
-
-    main(sys.argv[1:])
