@@ -135,6 +135,27 @@ def track_search(
         comment=comment, name=name, output_scalars=output_scalars, save_notebook=save_notebook,
         max_artifact_bytes=max_artifact_bytes,
     )
+    return run_search(
+        path, space, database, options, objective=objective, direction=direction,
+        trials=trials, sampler=sampler, seed=seed, fixed=fixed, search_name=search_name,
+    )
+
+
+def run_search(
+    path: str | os.PathLike[str],
+    space: Mapping[str, Any],
+    database: str | os.PathLike[str],
+    options: RunOptions,
+    *,
+    objective: str,
+    direction: Direction = "maximize",
+    trials: int = 20,
+    sampler: Any = "tpe",
+    seed: int | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    search_name: str | None = None,
+) -> SearchSummary:
+    """:func:`track_search` with its run options built (the CLI builds them from its own)."""
     dimensions = search_space(space)
     goal = Objective(objective, direction)
     fixed = validate_parameters(fixed or {})

@@ -6,6 +6,7 @@ See :mod:`ploomber_like.tracking`, :mod:`ploomber_like.sweep`, :mod:`ploomber_li
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
@@ -16,7 +17,8 @@ from ploomber_like.cli.base import (
     database_option,
     echo_rich,
 )
-from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES
+from ploomber_like.cli.options import run_options
+from ploomber_like.options import RunOptions
 
 
 @cli.command("run")
@@ -41,25 +43,7 @@ from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES
               help="Name of the search (default: derived from the file and the options).")
 @click.option("-d", "--database", default=DEFAULT_DATABASE, show_default=True,
               help="SQLite file to record the runs in.")
-@click.option("-q", "--quiet", is_flag=True, help="No warnings, no progress bar.")
-@click.option("--timeout", type=float, help="Seconds each run may take.")
-@click.option("-w", "--workers", type=int, help="Runs at once in a sweep (default: cores).")
-@click.option("--force", is_flag=True, help="Rerun sweep points already recorded ok.")
-@click.option("--no-preload", is_flag=True,
-              help="Start a fresh kernel per run instead of forking a warm template.")
-@click.option("--dask", "dask_address", metavar="ADDRESS",
-              help="Run the sweep on the Dask scheduler at ADDRESS (tcp://host:8786).")
-@click.option("--comment", help="Text stored in the comment column.")
-@click.option("--name", help="A label stored with the run (every run of a sweep).")
-@click.option("--no-output-scalars", is_flag=True,
-              help="Do not record 'name: number' lines of stdout as series.")
-@click.option("--output-scalars", "scalars_pattern", metavar="REGEX",
-              help="Read series with this pattern instead: groups (?P<key>..) and (?P<value>..).")
-@click.option("--save-notebook", is_flag=True,
-              help="Store each run's executed notebook (show UUID --export DIR writes it).")
-@click.option("--max-artifact-bytes", type=click.IntRange(min=0), metavar="BYTES",
-              default=DEFAULT_MAX_ARTIFACT_BYTES, show_default=True,
-              help="Store files a run writes up to this size; larger ones by size and hash only.")
+@run_options()
 def run_command(
     path: str,
     parameters: tuple[str, ...],
@@ -73,18 +57,7 @@ def run_command(
     seed: int | None,
     search_name: str | None,
     database: str,
-    quiet: bool,
-    timeout: float | None,
-    workers: int | None,
-    force: bool,
-    no_preload: bool,
-    dask_address: str | None,
-    comment: str | None,
-    name: str | None,
-    no_output_scalars: bool,
-    scalars_pattern: str | None,
-    save_notebook: bool,
-    max_artifact_bytes: int,
+    options: RunOptions,
 ) -> None:
     """Run PATH (.py or .ipynb) once, over a grid, or as a search, recording every run.
 
@@ -98,47 +71,34 @@ def run_command(
     from ploomber_like.arguments import parse_grid_option, parse_parameter_options
 
     fixed = parse_parameter_options(parameters)
-    if no_output_scalars and scalars_pattern:
-        raise click.UsageError("--no-output-scalars and --output-scalars exclude each other")
-    leaves = {
-        "output_scalars": False if no_output_scalars else scalars_pattern or True,
-        "save_notebook": save_notebook,
-        "max_artifact_bytes": max_artifact_bytes,
-    }
     if search or maximize or minimize:
-        if grid or grid_file or force:
+        if grid or grid_file or options.force:
             raise click.UsageError("-g, --grid-file and --force do not apply to a search (-s)")
         _run_search(path, search, maximize, minimize, fixed, trials, sampler, seed,
-                    search_name, database, quiet, timeout, workers, not no_preload,
-                    dask_address, comment, name, leaves)
+                    search_name, database, options)
         return
     if not (grid or grid_file):
-        if workers or force or dask_address:
+        if options.workers or options.force or options.executor:
             raise click.UsageError("-w, --force and --dask apply to grids (-g) and searches (-s)")
-        _run_single(path, fixed, database, quiet, timeout, comment, name, not no_preload, leaves)
+        _run_single(path, fixed, database, options)
         return
 
-    from ploomber_like.samplers.grid import Grid, load_grid_file
-    from ploomber_like.sweep import track_grid
+    from ploomber_like.samplers.grid import Grid, GridSampler, load_grid_file
+    from ploomber_like.sweep import run_sweep
 
     # Crossed lazily: a grid is read point by point as the sweep goes, never expanded.
     dimensions = Grid(dict(parse_grid_option(text) for text in grid)) if grid else None
     points = Grid(load_grid_file(grid_file)) if grid_file else dimensions
     if grid_file and dimensions is not None:
         points = Grid.crossed(points, dimensions)
-    summary = track_grid(
-        path, points, database=database, fixed=fixed, workers=workers, timeout=timeout,
-        force=force, preload=not no_preload, quiet=quiet, comment=comment,
-        executor=dask_address, name=name, **leaves,
-    )
+    summary = run_sweep(path, GridSampler(points), database, options, fixed=fixed)
     sys.exit(0 if summary.failed == 0 else 1)
 
 
 def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, search_name,
-                database, quiet, timeout, workers, preload, dask_address, comment, name,
-                leaves) -> None:
+                database, options: RunOptions) -> None:
     from ploomber_like.arguments import parse_search_option
-    from ploomber_like.search import track_search
+    from ploomber_like.search import run_search
 
     if not specs:
         raise click.UsageError("--maximize/--minimize need the parameters to search: -s NAME=SPEC")
@@ -147,14 +107,12 @@ def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, s
     space = dict(parse_search_option(text) for text in specs)
     if len(space) < len(specs):
         raise click.UsageError("a parameter is searched twice (-s)")
-    summary = track_search(
-        path, space, objective=maximize or minimize,
-        direction="maximize" if maximize else "minimize", trials=trials, database=database,
-        sampler=sampler, seed=seed, workers=workers, fixed=fixed, timeout=timeout,
-        executor=dask_address, preload=preload, quiet=quiet, comment=comment, name=name,
-        search_name=search_name, **leaves,
+    summary = run_search(
+        path, space, database, options, objective=maximize or minimize,
+        direction="maximize" if maximize else "minimize", trials=trials, sampler=sampler,
+        seed=seed, fixed=fixed, search_name=search_name,
     )
-    if not quiet:
+    if not options.quiet:
         if summary.best is None:
             click.echo(f"search {summary.search}: no complete trial yet", err=True)
         else:
@@ -169,20 +127,18 @@ def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, s
     sys.exit(0 if summary.failed == 0 else 1)
 
 
-def _run_single(
-    path, parameters, database, quiet, timeout, comment, name, preload, leaves
-) -> None:
+def _run_single(path, parameters, database, options: RunOptions) -> None:
     import warnings
 
+    from ploomber_like.notebook import prepare_run
     from ploomber_like.render import print_record_summary
-    from ploomber_like.tracking import track_execution
+    from ploomber_like.tracking import track_prepared
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = track_execution(
-            path, parameters, database, quiet=quiet, timeout=timeout, comment=comment,
-            name=name, keep_warm=False, preload=preload, **leaves,
-        )
+        # A single call: no warm template kept for later ones.
+        single = dataclasses.replace(options, keep_warm=False)
+        record = track_prepared(prepare_run(path, parameters), database, single)
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     print_record_summary(record)
@@ -194,8 +150,8 @@ def _run_single(
 @database_option
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-9, show_default=True,
               help="Relative tolerance for numbers; strings compare exactly.")
-@click.option("--timeout", type=float, help="Seconds the rerun may take.")
-def rerun_command(uuid: str, database: str, rtol: float, timeout: float | None) -> None:
+@run_options("timeout")
+def rerun_command(uuid: str, database: str, rtol: float, options: RunOptions) -> None:
     """Rerun run UUID from its stored source and parameters; list the values that differ.
 
     Exit 0 when every value reproduces, 1 when some differ. Plots are compared by content
@@ -212,7 +168,7 @@ def rerun_command(uuid: str, database: str, rtol: float, timeout: float | None) 
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = rerun(uuid, database, rtol=rtol, timeout=timeout)
+        result = rerun(uuid, database, rtol=rtol, timeout=options.timeout)
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     click.echo(f"rerun {result.record.uuid} ({result.record.status}) of {result.original}")
