@@ -6,38 +6,39 @@ it shows, and query the runs from SQLite.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ploomber_like.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 # Public names and the module holding each: imported on first use, so importing the package
 # (which every kernel does to load the capture hooks) stays cheap.
 _EXPORTS = {
-    "track_execution": "ploomber_like.tracking",
-    "track_grid": "ploomber_like.sweep",
-    "track_search": "ploomber_like.search",
-    "SearchSummary": "ploomber_like.search",
-    "SweepSummary": "ploomber_like.sweep",
-    "rerun": "ploomber_like.reproduction",
-    "export_mlflow": "ploomber_like.mlflow_export",
-    "SQLiteTracker": "ploomber_like.tracker",
-    "Results": "ploomber_like.results",
-    "Run": "ploomber_like.results",
-    "RichOutput": "ploomber_like.results",
-    "Experiment": "ploomber_like.experiment",
-    "Comparison": "ploomber_like.comparing",
-    "RunDiff": "ploomber_like.comparing",
-    "Record": "ploomber_like.record",
-    "RunError": "ploomber_like.record",
-    "TrackerError": "ploomber_like.errors",
-    "InputFileError": "ploomber_like.errors",
-    "ParameterError": "ploomber_like.errors",
-    "DatabaseError": "ploomber_like.errors",
-    "QueryError": "ploomber_like.errors",
-    "UnknownRunError": "ploomber_like.errors",
-    "ExportError": "ploomber_like.errors",
-    "ObjectiveError": "ploomber_like.errors",
+    "track_execution": "tracking",
+    "track_grid": "sweep",
+    "track_search": "search",
+    "SearchSummary": "search",
+    "SweepSummary": "sweep",
+    "rerun": "reproduction",
+    "export_mlflow": "mlflow_export",
+    "SQLiteTracker": "tracker",
+    "Results": "results",
+    "Run": "results",
+    "RichOutput": "results",
+    "Experiment": "experiment",
+    "Comparison": "comparing",
+    "RunDiff": "comparing",
+    "Record": "record",
+    "RunError": "record",
+    "TrackerError": "errors",
+    "InputFileError": "errors",
+    "ParameterError": "errors",
+    "DatabaseError": "errors",
+    "QueryError": "errors",
+    "UnknownRunError": "errors",
+    "ExportError": "errors",
+    "ObjectiveError": "errors",
 }
 
 __all__ = [
@@ -91,7 +92,4 @@ if TYPE_CHECKING:
     from ploomber_like.tracking import track_execution
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ploomber_like' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

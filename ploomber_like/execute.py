@@ -6,7 +6,6 @@ import ast
 import asyncio
 import contextlib
 import math
-import numbers
 import os
 import re
 import shutil
@@ -31,13 +30,11 @@ from ploomber_like.capture.protocol import (
     setup_code,
     split_stream,
 )
-from ploomber_like.errors import ParameterError
 from ploomber_like.inputs import hash_inputs
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import Group, PreparedRun
 from ploomber_like.output_notebook import INJECTED_TAG, PARAMETERS_TAG, executed_notebook
 from ploomber_like.record import (
-    DEFAULT_MAX_ARTIFACT_BYTES,
     Environment,
     MetricPoint,
     Record,
@@ -61,38 +58,7 @@ def new_record(prepared: PreparedRun, environment: Environment | None = None) ->
         overrides=dict(prepared.overrides),
         environment=environment or Environment.collect(prepared.path),
         fingerprint=prepared.fingerprint,
-    )
-
-
-def recording_options(
-    database: str | os.PathLike[str],
-    *,
-    output_scalars: bool | str = True,
-    save_notebook: bool = False,
-    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
-    own_directories: bool = False,
-    stream_output: bool = False,
-) -> RecordOptions:
-    """Check and bundle what runs writing to ``database`` record beyond their values.
-
-    ``own_directories``: each run works in a temporary directory of its own, outside the
-    current directory and holding links to its entries (a sweep's parallel runs), instead of
-    the current directory itself. Raises :class:`ParameterError` for a bad pattern or limit.
-    """
-    scalar_pattern(output_scalars)
-    if isinstance(max_artifact_bytes, bool) or not isinstance(max_artifact_bytes, int):
-        raise ParameterError(f"max_artifact_bytes must be an int, got {max_artifact_bytes!r:.60}")
-    if max_artifact_bytes < 0:
-        raise ParameterError(f"max_artifact_bytes must be 0 or more, got {max_artifact_bytes}")
-    database = Path(database).absolute()
-    journals = [database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))]
-    return RecordOptions(
-        output_scalars=output_scalars,
-        save_notebook=save_notebook,
-        max_artifact_bytes=max_artifact_bytes,
-        linked_directory=str(Path.cwd()) if own_directories else None,
-        ignored_paths=tuple(str(path) for path in journals),
-        stream_output=stream_output,
+        options=prepared.options,
     )
 
 
@@ -668,22 +634,3 @@ def module_distributions() -> dict[str, list[str]]:
     from importlib import metadata
 
     return metadata.packages_distributions()
-
-
-def check_timeout(timeout: float | None) -> float | None:
-    """``timeout`` in seconds as a float, or ``None`` for no timeout.
-
-    Raises
-    ------
-    ParameterError
-        Unless ``timeout`` is ``None`` or a finite number of seconds above zero (``nan``,
-        ``inf``, ``0`` and negative numbers are refused, before any run is recorded).
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-        raise ParameterError(f"timeout must be a number of seconds, got {timeout!r:.60}")
-    seconds = float(timeout)
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ParameterError(f"timeout must be a finite number of seconds above 0, got {seconds:g}")
-    return seconds

@@ -139,6 +139,9 @@ class Input:
 #: Files larger than this are listed (path, size, sha256) but their content is not stored.
 DEFAULT_MAX_ARTIFACT_BYTES = 100 * 2**20
 
+#: The options stored with each run (column ``recording_options``): a rerun records with them.
+RECORDED_OPTIONS = ("output_scalars", "save_notebook", "max_artifact_bytes")
+
 
 @dataclass
 class RecordOptions:
@@ -162,6 +165,10 @@ class RecordOptions:
     ignored_paths: tuple[str, ...] = ()
     #: Echo the script's stdout and stderr to this process's as they arrive.
     stream_output: bool = False
+
+    def stored(self) -> dict[str, Any]:
+        """The options that decide what the run records, as stored with it."""
+        return {name: getattr(self, name) for name in RECORDED_OPTIONS}
 
 
 @dataclass
@@ -267,6 +274,8 @@ class Record:
     #: The run's replicate group: a hash of its file and effective parameters but the seed
     #: (see :mod:`ploomber_like.replicates`).
     replicate_group: str | None = None
+    #: What the run was set to record beyond its values; None for runs logged by hand.
+    options: RecordOptions | None = None
 
     @property
     def source_sha256(self) -> str:

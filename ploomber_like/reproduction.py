@@ -19,6 +19,7 @@ from typing import Any
 from ploomber_like import store
 from ploomber_like.errors import TrackerError
 from ploomber_like.inputs import changed_inputs
+from ploomber_like.options import RunOptions
 from ploomber_like.record import BLOB_REF_KEY, Environment, Record, is_blob_reference
 
 #: Default relative tolerance for numbers: tight enough that only float noise passes.
@@ -126,13 +127,14 @@ def rerun(
         raise TrackerError(f"rtol must be a number >= 0, got {rtol!r}")
     original = SQLiteTracker(database, create=False).get(uuid)
     stored = store.read_source(database, original.uuid)
+    # Recorded the way the original was: its series, its notebook, its artifact limit.
+    options = RunOptions.recorded(stored.recording_options, timeout=timeout, quiet=True)
     cwd, notes = _working_directory(original.uuid, original.environment)
     script = Path(stored.source_path)
     script = script if script.is_absolute() else cwd / script
     notes += _input_changes(original.uuid, database, script)
     prepared = prepare_source(stored.source, script, stored.overrides)
-    record = track_prepared(prepared, database, quiet=True, timeout=timeout, cwd=cwd,
-                            reproduces=original.uuid)
+    record = track_prepared(prepared, database, options, cwd=cwd, reproduces=original.uuid)
     notes += _version_changes(original.environment, record.environment)
     again = store.read_source(database, record.uuid)
     differences, outputs = compare_values(stored.values, again.values, rtol)

@@ -18,6 +18,7 @@ from typing import Any
 
 from ploomber_like.errors import ParameterError
 from ploomber_like.notebook import validate_parameters
+from ploomber_like.options import RunOptions
 from ploomber_like.pruning import DEFAULT_MIN_STEPS, PruneOptions, prune_options
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Record
 from ploomber_like.samplers.optuna import OPTUNA_SAMPLERS, OptunaSampler
@@ -73,6 +74,7 @@ def track_search(
     min_steps: int = DEFAULT_MIN_STEPS,
     repeat: int = 1,
     seed_param: str | None = None,
+    search_name: str | None = None,
 ) -> SearchSummary:
     """Search ``space`` for the parameters of ``path`` that optimize the value ``objective``.
 
@@ -114,9 +116,12 @@ def track_search(
     comment : str, optional
         Stored in every trial's ``comment`` column.
     name : str, optional
-        The search's name; default: one derived from the file's content, the space, the
-        objective, the direction, ``fixed``, the sampler and the seed, so the same call
-        continues the same search and a changed one starts another.
+        Stored in every trial's ``name`` column: a label for the runs, as for
+        :func:`~ploomber_like.track_grid`.
+    search_name : str, optional
+        The search's name (its identity, in the ``search`` column); default: one derived from
+        the file's content, the space, the objective, the direction, ``fixed``, the sampler and
+        the seed, so the same call continues the same search and a changed one starts another.
     output_scalars, save_notebook, max_artifact_bytes
         As for :func:`~ploomber_like.track_execution`; trials that may run at once each work
         in a directory of their own, as in :func:`~ploomber_like.track_grid`.
@@ -139,6 +144,38 @@ def track_search(
         For a bad space, objective, direction, sampler or ``trials``, or a missing Optuna,
         before anything runs or is written.
     """
+    options = RunOptions(
+        workers=workers, timeout=timeout, executor=executor, preload=preload, quiet=quiet,
+        comment=comment, name=name, output_scalars=output_scalars, save_notebook=save_notebook,
+        max_artifact_bytes=max_artifact_bytes,
+    )
+    return run_search(
+        path, space, database, options, objective=objective, direction=direction,
+        trials=trials, sampler=sampler, seed=seed, fixed=fixed, search_name=search_name,
+        prune=prune, prune_on=prune_on, min_steps=min_steps, repeat=repeat, seed_param=seed_param,
+    )
+
+
+def run_search(
+    path: str | os.PathLike[str],
+    space: Mapping[str, Any],
+    database: str | os.PathLike[str],
+    options: RunOptions,
+    *,
+    objective: str,
+    direction: Direction = "maximize",
+    trials: int = 20,
+    sampler: Any = "tpe",
+    seed: int | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    search_name: str | None = None,
+    prune: str | PruneOptions | None = None,
+    prune_on: str | None = None,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    repeat: int = 1,
+    seed_param: str | None = None,
+) -> SearchSummary:
+    """:func:`track_search` with its run options built (the CLI builds them from its own)."""
     dimensions = search_space(space)
     goal = Objective(objective, direction)
     pruning = prune_options(
@@ -148,13 +185,11 @@ def track_search(
     overlap = sorted(set(fixed) & set(dimensions))
     if overlap:
         raise ParameterError(f"parameters both searched and fixed: {', '.join(overlap)}")
-    search = name or default_search_name(path, dimensions, goal, fixed, sampler, seed)
+    search = search_name or default_search_name(path, dimensions, goal, fixed, sampler, seed)
     chosen = _sampler(sampler, dimensions, goal, search, trials, seed)
     summary = run_sweep(
-        path, chosen, database, fixed=fixed, workers=workers, timeout=timeout, quiet=quiet,
-        comment=comment, executor=executor, preload=preload, output_scalars=output_scalars,
-        save_notebook=save_notebook, max_artifact_bytes=max_artifact_bytes, prune=pruning,
-        repeat=repeat, seed_param=seed_param,
+        path, chosen, database, options, fixed=fixed, prune=pruning, repeat=repeat,
+        seed_param=seed_param,
     )
     with Store(database) as store:
         best = store.best_trial(search, maximize=direction == "maximize")

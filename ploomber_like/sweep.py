@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ploomber_like.errors import ParameterError
-from ploomber_like.execute import check_timeout, new_record, recording_options
-from ploomber_like.executors import ExecutionOptions, Executor, executor_for
+from ploomber_like.execute import new_record
+from ploomber_like.executors import Executor, executor_for
 from ploomber_like.executors.base import fail_record
 from ploomber_like.inputs import InputChange, changed_inputs
 from ploomber_like.kernels.processes import pid_alive
@@ -31,6 +30,7 @@ from ploomber_like.notebook import (
     read_groups,
     validate_parameters,
 )
+from ploomber_like.options import RunOptions
 from ploomber_like.pruning import (
     DEFAULT_MIN_STEPS,
     PruneOptions,
@@ -164,12 +164,14 @@ def track_grid(
     -------
     SweepSummary
     """
+    options = RunOptions(
+        workers=workers, timeout=timeout, force=force, preload=preload, quiet=quiet,
+        comment=comment, executor=executor, output_scalars=output_scalars,
+        save_notebook=save_notebook, max_artifact_bytes=max_artifact_bytes, name=name,
+    )
     sampler = GridSampler(grid if isinstance(grid, Grid) else Grid(grid))
     return run_sweep(
-        path, sampler, database, fixed=fixed, workers=workers, timeout=timeout, force=force,
-        preload=preload, quiet=quiet, comment=comment, executor=executor,
-        output_scalars=output_scalars, save_notebook=save_notebook,
-        max_artifact_bytes=max_artifact_bytes, name=name, prune=prune, prune_on=prune_on,
+        path, sampler, database, options, fixed=fixed, prune=prune, prune_on=prune_on,
         min_steps=min_steps, repeat=repeat, seed_param=seed_param,
     )
 
@@ -178,19 +180,9 @@ def run_sweep(
     path: str | os.PathLike[str],
     sampler: Sampler,
     database: str | os.PathLike[str],
+    options: RunOptions,
     *,
     fixed: Mapping[str, Any] | None = None,
-    workers: int | None = None,
-    timeout: float | None = None,
-    force: bool = False,
-    preload: bool = True,
-    quiet: bool = False,
-    comment: str | None = None,
-    executor: Any = None,
-    output_scalars: bool | str = True,
-    save_notebook: bool = False,
-    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
-    name: str | None = None,
     prune: str | PruneOptions | None = None,
     prune_on: str | None = None,
     min_steps: int = DEFAULT_MIN_STEPS,
@@ -199,30 +191,20 @@ def run_sweep(
 ) -> SweepSummary:
     """Run the points ``sampler`` proposes; the driver behind :func:`track_grid` and searches.
 
-    Bad input (the file, the first points, ``workers``, an unreachable executor) raises a
-    :class:`~ploomber_like.errors.TrackerError` before the database is opened.
-    Parameters as for :func:`track_grid`.
+    Bad input (the file, the first points, an unreachable executor) raises a
+    :class:`~ploomber_like.errors.TrackerError` before the database is opened; ``options``
+    were checked when built. ``path`` and ``fixed`` as for :func:`track_grid`.
     """
-    timeout = check_timeout(timeout)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise ParameterError(f"workers must be at least 1, got {workers}")
-    recording = {
-        "output_scalars": output_scalars, "save_notebook": save_notebook,
-        "max_artifact_bytes": max_artifact_bytes,
-    }
-    recording_options(database, **recording)  # checked before anything runs
     fixed = validate_parameters(fixed or {})
     pruning = prune_options(prune, prune_on, min_steps)
     replicates = Replicates(repeat, seed_param)
     sampler.replicated(replicates.repeat)
     file = read_groups(path)
-    reporter = _Reporter(quiet)
+    reporter = _Reporter(options.quiet)
     plan = _Plan(file, sampler, fixed, reporter, replicates)
     if sampler.planned:
         plan.read_ahead(1)  # the first points are checked before anything is written
-    options = ExecutionOptions(workers=workers, timeout=timeout, preload=preload)
-    runner = executor_for(executor, options)
+    runner = executor_for(options.executor, options)
     if pruning is not None:
         try:
             runner.watch(RunPruner(pruning, sampler.pruning_rule(pruning)))
@@ -232,15 +214,13 @@ def run_sweep(
     # Runs that may execute at once get a directory each, so files they write by the same name
     # stay apart; one at a time, they write where `python fit.py` would.
     single = runner.workers == 1 or (sampler.total == 1 and replicates.repeat == 1)
-    record_options = recording_options(database, **recording, own_directories=not single)
+    record_options = options.record_options(database, own_directories=not single)
     try:
         with Store(database) as store:
             store.mark_orphans_interrupted(pid_alive)
             sampler.resume(store)
-            plan.store, plan.force = store, force
-            driver = _Driver(
-                store, runner, sampler, plan, reporter, comment, record_options, name
-            )
+            plan.store, plan.force = store, options.force
+            driver = _Driver(store, runner, sampler, plan, reporter, options, record_options)
             return driver.run(database)
     finally:
         runner.close()
@@ -366,9 +346,8 @@ class _Driver:
         sampler: Sampler,
         plan: _Plan,
         reporter: _Reporter,
-        comment: str | None,
+        options: RunOptions,
         record_options: RecordOptions,
-        name: str | None = None,
     ) -> None:
         self.store = store
         self.record_options = record_options
@@ -376,8 +355,8 @@ class _Driver:
         self.sampler = sampler
         self.plan = plan
         self.reporter = reporter
-        self.comment = comment
-        self.name = name
+        self.comment = options.comment
+        self.name = options.name
         self.environment = Environment.collect(plan.file[0])
         self.in_flight: dict[str, tuple[Point, Record, float]] = {}
         self.started: str | None = None

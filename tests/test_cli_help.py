@@ -70,3 +70,18 @@ def test_help_prints_in_a_pipe_and_exits_0(words, command):
     assert done.returncode == 0, done.stderr
     first_line = " ".join(command.help.strip().splitlines()[0].split())
     assert first_line[:40] in " ".join(done.stdout.split())
+
+
+def test_every_run_option_has_its_click_options_declared_once():
+    """``run`` takes every field of RunOptions through the one shared declaration (keep_warm
+    aside: a command makes one call), and ``rerun`` takes its timeout from the same place."""
+    import dataclasses
+
+    from ploomber_like.cli.options import CLICK_OPTIONS
+    from ploomber_like.options import RunOptions
+
+    fields = {field.name for field in dataclasses.fields(RunOptions)}
+    assert set(CLICK_OPTIONS) == fields - {"keep_warm"}
+    run_options = {p.name for p in cli.commands["run"].params}
+    assert {"quiet", "timeout", "no_preload", "dask_address", "scalars_pattern"} <= run_options
+    assert "timeout" in {p.name for p in cli.commands["rerun"].params}

@@ -8,16 +8,10 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ploomber_like"
 
-#: Cycles known and not yet broken, each as the set of its modules: this test refuses any other.
-#: ``python -m ploomber_like.tracking`` calls the CLI, which runs files through ``tracking``.
-KNOWN_CYCLES = [
-    {"ploomber_like.cli", "ploomber_like.reproduction", "ploomber_like.tracking"},
-]
-
 
 def test_no_import_cycle_in_the_package():
     graph = _import_graph()
-    cycles = [c for c in _cycles(graph) if not any(c <= known for known in KNOWN_CYCLES)]
+    cycles = _cycles(graph)
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in cycles)
 
 

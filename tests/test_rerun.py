@@ -224,3 +224,38 @@ def test_rerun_of_the_example_sweep_reproduces_every_number(tmp_path: Path):
         "SELECT reproduces FROM experiments WHERE reproduces IS NOT NULL", as_frame=False
     )
     assert sorted(row[0] for row in reruns.rows) == sorted(run.uuid for run in runs)
+
+
+def test_rerun_records_the_way_the_original_run_was_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Series, the saved notebook and the artifact limit come from the original run's options:
+    before, a rerun recorded with the defaults (series on, no notebook, 100 MB)."""
+    write_script(tmp_path, """
+        # parameters
+        n = 2
+
+        from pathlib import Path
+        print(f"loss: {n}")
+        Path("out.txt").write_text("x" * 50)
+        n
+        """, "leaves.py")
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "leaves.db"
+    original = track_execution(
+        tmp_path / "leaves.py", {"n": 3}, database, quiet=True, output_scalars=False,
+        save_notebook=True, max_artifact_bytes=10,
+    )
+    assert original.ok and not original.metrics and original.notebook is not None
+    assert [a.stored for a in original.artifacts] == [False]
+
+    again = rerun(original.uuid, database, quiet=True)
+
+    assert again.reproduced, again.differences
+    record = again.record
+    assert record.metrics == [] and record.notebook is not None
+    assert [(a.path, a.stored) for a in record.artifacts] == [("out.txt", False)]
+    assert read_row(database, record.uuid)["recording_options"] == read_row(
+        database, original.uuid
+    )["recording_options"] == '{"output_scalars": false, "save_notebook": true, ' \
+        '"max_artifact_bytes": 10}'

@@ -90,10 +90,10 @@ def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_
     db = tmp_path / "f.db"
     # A first trial shows the objective: later runs ending ok without it are failed trials.
     track_search(path, {"x": [0]}, objective="score", trials=1, database=db, sampler="random",
-                 name="mixed", quiet=True)
+                 search_name="mixed", quiet=True)
     summary = track_search(path, {"x": [0, 1, 2, 3]}, objective="score", trials=12,
                            database=db, sampler="random", seed=0, workers=2, quiet=True,
-                           name="mixed")
+                           search_name="mixed")
     assert summary.trials == 12
     by_x = {}
     for row in rows(db):
@@ -234,3 +234,24 @@ def test_an_unknown_executor_is_a_one_line_error(tmp_path):
         track_search(script(tmp_path), {"x": [1]}, objective="score", sampler="random",
                      database=tmp_path / "e.db", executor=object(), quiet=True)
     assert not (tmp_path / "e.db").exists()
+
+
+def test_name_labels_the_trials_and_search_name_names_the_search(tmp_path):
+    """One word, one meaning: ``name`` (``--name``) is the runs' label, as for grids and single
+    runs; ``search_name`` (``--search-name``) the search's identity. Before, the CLI dropped
+    ``--name`` for a search and ``name=`` named the search."""
+    path = script(tmp_path)
+    db = tmp_path / "n.db"
+    summary = track_search(path, {"x": [1, 2]}, objective="score", trials=2, database=db,
+                           sampler="random", seed=0, workers=1, quiet=True, name="first try",
+                           search_name="peak")
+    assert summary.search == "peak"
+    assert [(r["name"], r["search"]) for r in rows(db)] == [("first try", "peak")] * 2
+
+    done = run_cli("job.py", "-s", "x=int:0:6", "--maximize", "score", "--trials", "2",
+                   "--sampler", "random", "-w", "1", "-q", "--name", "from the shell",
+                   "-d", "c.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = rows(tmp_path / "c.db")
+    assert [r["name"] for r in found] == ["from the shell"] * 2
+    assert found[0]["search"].startswith("job-score-")

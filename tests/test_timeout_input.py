@@ -9,7 +9,7 @@ import pytest
 from conftest import write_script
 
 from ploomber_like import ParameterError, track_execution, track_grid
-from ploomber_like.execute import check_timeout
+from ploomber_like.options import check_timeout
 
 BAD = ["nan", "inf", "-inf", "0", "-1"]
 

@@ -18,9 +18,10 @@ import importlib
 from typing import Any
 
 from ploomber_like.errors import TrackerError
-from ploomber_like.executors.base import ExecutionOptions, Executor
+from ploomber_like.executors.base import Executor
+from ploomber_like.options import RunOptions
 
-__all__ = ["ExecutionOptions", "Executor", "executor_for", "register_executor"]
+__all__ = ["Executor", "executor_for", "register_executor"]
 
 #: Registered executors, asked in order which one accepts the user's ``executor`` argument;
 #: the built-in ones by module path, imported only when a sweep looks them up.
@@ -48,7 +49,7 @@ def register_executor(executor: type[Executor]) -> type[Executor]:
     return executor
 
 
-def executor_for(target: Any, options: ExecutionOptions) -> Executor:
+def executor_for(target: Any, options: RunOptions) -> Executor:
     """The executor that runs on ``target`` (the ``executor`` argument of a sweep).
 
     Raises

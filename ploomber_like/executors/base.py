@@ -10,27 +10,15 @@ from __future__ import annotations
 import os
 import traceback
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ploomber_like.errors import ParameterError
 from ploomber_like.notebook import PreparedRun
+from ploomber_like.options import RunOptions
 from ploomber_like.record import Record, Status
 
 if TYPE_CHECKING:
     from ploomber_like.pruning import RunPruner
-
-
-@dataclass(frozen=True)
-class ExecutionOptions:
-    """How the runs of one sweep execute, whatever the executor."""
-
-    #: Runs at once; None: the executor's own default (local cores, a cluster's threads).
-    workers: int | None = None
-    #: Seconds each run may take.
-    timeout: float | None = None
-    #: Fork kernels from a warm template that has imported the file's third-party modules.
-    preload: bool = True
 
 
 class Executor(ABC):
@@ -43,14 +31,14 @@ class Executor(ABC):
     ----------
     target : object
         What the user passed as ``executor`` (None for the local pool, a client, an address...).
-    options : ExecutionOptions
-        Workers, timeout and preloading.
+    options : RunOptions
+        The sweep's options: workers, timeout and preloading matter here.
     """
 
     #: The registry key (``"local"``, ``"futures"``, ``"dask"``).
     name: ClassVar[str]
 
-    def __init__(self, target: Any, options: ExecutionOptions) -> None:
+    def __init__(self, target: Any, options: RunOptions) -> None:
         self.target = target
         self.options = options
         #: Runs at once: the option, or this executor's default.

@@ -21,8 +21,9 @@ which imports :mod:`~ploomber_like.kernels.template_process`, loads nothing else
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ploomber_like.lazy import lazy_exports
 
 _EXPORTS = {
     "CRASH_LOG_TAIL": "handle",
@@ -110,8 +111,4 @@ if TYPE_CHECKING:
     from ploomber_like.kernels.template import KernelTemplate, fork_available, make_factory
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"ploomber_like.kernels.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'ploomber_like.kernels' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -18,8 +18,9 @@ The names below are imported from their modules on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ploomber_like.lazy import lazy_exports
 
 _EXPORTS = {
     "EXTRA_COLUMNS": "schema",
@@ -200,8 +201,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"ploomber_like.store.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'ploomber_like.store' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -86,6 +86,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("add inputs", create_tables_and_columns),
     # Pruned runs' step, replicates' index and group: the same idempotent step again.
     Migration("add pruned_step, replicate, replicate_group", create_tables_and_columns),
+    # The options a run recorded with, so a rerun records the same way.
+    Migration("add recording_options", create_tables_and_columns),
 )
 
 #: The ``user_version`` of a database with every migration applied.

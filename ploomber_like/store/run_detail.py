@@ -25,6 +25,7 @@ from ploomber_like.store.schema import experiment_columns, load_json, table_name
 DETAIL_COLUMNS = (
     "source_sha256", "overrides", "group_durations", "stdout", "stderr", "workdir", "notebook",
     "reproduces", "fingerprint", "kernel_wait", "search", "trial", "objective", "trial_error",
+    "recording_options",
 )
 
 
@@ -61,6 +62,9 @@ class RunDetail:
     kernel_wait: float | None = None
     #: The search trial the run is, if it belongs to a search.
     trial: SearchTrial | None = None
+    #: The options the run recorded with (see ``record.RECORDED_OPTIONS``); empty for a run
+    #: recorded before they were stored.
+    recording_options: dict[str, Any] = field(default_factory=dict)
 
 
 def read_run_detail(conn: sqlite3.Connection, uuid: str) -> RunDetail:
@@ -79,6 +83,7 @@ def read_run_detail(conn: sqlite3.Connection, uuid: str) -> RunDetail:
         trial = SearchTrial(data["search"], data["trial"], data["objective"], data["trial_error"])
     overrides = load_json(data["overrides"])
     durations = load_json(data["group_durations"])
+    recorded = load_json(data["recording_options"])
     return RunDetail(
         uuid=uuid,
         source=source.data.decode("utf-8", errors="replace") if source else None,
@@ -95,6 +100,7 @@ def read_run_detail(conn: sqlite3.Connection, uuid: str) -> RunDetail:
         fingerprint=data["fingerprint"],
         kernel_wait=data["kernel_wait"],
         trial=trial,
+        recording_options=recorded if isinstance(recorded, dict) else {},
     )
 
 
@@ -107,6 +113,8 @@ class StoredSource:
     overrides: dict[str, Any]
     #: The ``parameters`` column: parameters and values, outputs as blob references.
     values: dict[str, Any]
+    #: The options the run recorded with (see :attr:`RunDetail.recording_options`).
+    recording_options: dict[str, Any]
 
 
 def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
@@ -131,7 +139,9 @@ def read_source(path: str | os.PathLike[str], uuid: str) -> StoredSource:
     values = load_json(parameters or "{}")
     if not isinstance(values, dict):
         raise DatabaseError(f"run {uuid} has unreadable values: {str(parameters)[:80]!r}")
-    return StoredSource(detail.source, source_path, detail.overrides, values)
+    return StoredSource(
+        detail.source, source_path, detail.overrides, values, detail.recording_options
+    )
 
 
 def load_metrics(conn: sqlite3.Connection, uuids: list[str]) -> list[tuple[Any, ...]]:

@@ -67,6 +67,9 @@ EXTRA_COLUMNS: dict[str, str] = {
     "pruned_step": "INTEGER",
     "replicate": "INTEGER",
     "replicate_group": "TEXT",
+    # JSON object: the options that decide what the run recorded (output scalars, notebook,
+    # artifact limit; see record.RECORDED_OPTIONS), so a rerun records the same way.
+    "recording_options": "TEXT",
 }
 
 TABLES = """

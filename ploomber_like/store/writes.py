@@ -383,6 +383,7 @@ def encode_run(record: Record) -> dict[str, Any]:
         "pruned_step": record.pruned_step,
         "replicate": record.replicate,
         "replicate_group": record.replicate_group,
+        "recording_options": to_json(record.options.stored()) if record.options else None,
     }
 
 

@@ -1,4 +1,5 @@
-"""Tracking one run: ``track_execution``. Also ``python -m ploomber_like.tracking``, the CLI."""
+"""Tracking one run: ``track_execution``. ``python -m ploomber_like.tracking`` is the CLI (see
+``__main__.py``: the CLI imports this module, so this module does not import the CLI)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import dataclasses
 import functools
 import itertools
 import os
-import sys
 import threading
 import time
 import warnings
@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ploomber_like.execute import check_timeout, new_record, recording_options, run_on_pool
+from ploomber_like.execute import new_record, run_on_pool
 from ploomber_like.kernels import (
     FreshKernels,
     KernelPool,
@@ -28,6 +28,7 @@ from ploomber_like.kernels import (
     shared_factory,
 )
 from ploomber_like.notebook import PreparedRun, prepare_run
+from ploomber_like.options import RunOptions
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Environment, Record, Status
 from ploomber_like.store import Store
 
@@ -106,54 +107,50 @@ def track_execution(
     TrackerError
         For bad input (missing file, bad parameters, unusable database), before any kernel starts.
     """
-    prepared = prepare_run(filename, parameters)
-    prepared.options = recording_options(
-        database, output_scalars=output_scalars, save_notebook=save_notebook,
-        max_artifact_bytes=max_artifact_bytes, stream_output=not quiet,
+    options = RunOptions(
+        quiet=quiet, timeout=timeout, comment=comment, output_scalars=output_scalars,
+        save_notebook=save_notebook, max_artifact_bytes=max_artifact_bytes, name=name,
+        keep_warm=keep_warm, preload=preload,
     )
-    return track_prepared(
-        prepared, database, quiet=quiet, timeout=timeout, comment=comment, name=name,
-        keep_warm=keep_warm and preload,
-    )
+    return track_prepared(prepare_run(filename, parameters), database, options)
 
 
 def track_prepared(
     prepared: PreparedRun,
     database: str | os.PathLike[str],
+    options: RunOptions,
     *,
-    quiet: bool = False,
-    timeout: float | None = None,
-    comment: str | None = None,
     cwd: Path | None = None,
     reproduces: str | None = None,
-    name: str | None = None,
-    keep_warm: bool = True,
 ) -> Record:
     """:func:`track_execution` for a run already prepared (e.g. from a stored source text by
-    :func:`ploomber_like.notebook.prepare_source`).
+    :func:`ploomber_like.notebook.prepare_source`), with its options built.
 
     ``cwd`` is the kernel's working directory (default: this process's); ``reproduces`` the
-    uuid of the run this one reruns, stored in the ``reproduces`` column; ``keep_warm`` as for
-    :func:`track_execution`.
+    uuid of the run this one reruns, stored in the ``reproduces`` column.
     """
-    timeout = check_timeout(timeout)
+    quiet = options.quiet
     if not quiet:
         for message in prepared.warnings:
             warnings.warn(message, TrackingWarning, stacklevel=2)
     cwd = cwd or Path.cwd()
     # The run writes where `python fit.py` would: its working directory, where its files are
     # looked for afterwards.
-    prepared.options = dataclasses.replace(prepared.options, working_directory=str(cwd))
+    prepared.options = dataclasses.replace(
+        options.record_options(database, stream_output=not quiet), working_directory=str(cwd)
+    )
+    # Preloading off: nothing is kept warm either (a fresh kernel per call).
+    keep_warm = options.keep_warm and options.preload
     with Store(database) as store:
         record = new_record(prepared, Environment.collect(prepared.path, cwd))
-        record.comment = comment
+        record.comment = options.comment
         record.reproduces = reproduces
-        record.name = name
+        record.name = options.name
         store.start(record)
         started = time.monotonic()
         try:
             with _group_progress(prepared, quiet) as on_group:
-                run_sync(_run_once(prepared, record, timeout, on_group, cwd, keep_warm))
+                run_sync(_run_once(prepared, record, options.timeout, on_group, cwd, keep_warm))
         except BaseException as exc:
             # Whatever stops the driver (Ctrl-C, a bug of ours), the row must not stay `running`.
             if isinstance(exc, KeyboardInterrupt):
@@ -277,9 +274,3 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with ThreadPoolExecutor(max_workers=1) as executor:
         return executor.submit(asyncio.run, coroutine).result()
-
-
-if __name__ == "__main__":
-    from ploomber_like.cli import main
-
-    main(sys.argv[1:])
