@@ -198,19 +198,20 @@ class Probe:
 def install_probe(probe: Probe, kernel_out: Path) -> None:
     import ploomber_like.execute as execute
     import ploomber_like.kernels as kernels
+    import ploomber_like.kernels.pool as pool_module
     import ploomber_like.sweep as sweep
     from ploomber_like.executors.local import LocalExecutor
     from ploomber_like.store import Store
 
     # Every kernel runs our timers right after the capture hook is installed.
-    original_setup = kernels.setup_code
+    original_setup = pool_module.setup_code
 
     def setup_code(script_path: str) -> str:
         return (original_setup(script_path)
                 + f"\n__import__('runpy').run_path({str(HERE)!r}, run_name='profile')"
                 f"['instrument_kernel'](get_ipython(), {str(kernel_out)!r})")
 
-    kernels.setup_code = execute.setup_code = setup_code
+    pool_module.setup_code = execute.setup_code = setup_code
 
     run_method = LocalExecutor._run
 
@@ -254,8 +255,8 @@ def install_probe(probe: Probe, kernel_out: Path) -> None:
 
     # Kernel starts: not per run (they are started ahead, for whichever run comes next).
     fork = kernels.KernelTemplate.start
-    connect = kernels.connect_client
-    install = kernels._run_silently
+    connect = pool_module.connect_client
+    install = pool_module._run_silently
     start_one = kernels.KernelPool._start_one
 
     def timed_fork(self: Any) -> Any:
@@ -287,8 +288,8 @@ def install_probe(probe: Probe, kernel_out: Path) -> None:
 
     starts: dict[int, dict[str, float]] = {}
     kernels.KernelTemplate.start = timed_fork
-    kernels.connect_client = timed_connect
-    kernels._run_silently = timed_install
+    pool_module.connect_client = timed_connect
+    pool_module._run_silently = timed_install
     kernels.KernelPool._start_one = timed_start_one
 
     template_init = kernels.KernelTemplate.__init__

@@ -21,6 +21,7 @@ import numbers
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from ploomber_like.capture.protocol import (
     JSON_MIMETYPE,
     KERNEL_LOG_VARIABLE,
     CaptureTag,
+    CellEnd,
 )
 from ploomber_like.capture.streams import BoundedStream
 
@@ -260,6 +262,38 @@ class KernelCapture:
         ]
         found = self.reads.inputs(roots, modules, [*library_roots(), ours, *settings])
         self.publish("inputs", {JSON_MIMETYPE: json.dumps(found)}, kind="inputs")
+
+    def run_cells(self, cells: list[tuple[str, int | None]]) -> None:
+        """Run ``cells`` (source, group or None for ours) one after the other as cells of their
+        own, publishing a :class:`~.protocol.CellEnd` after each; stop at the first that raises
+        (see :mod:`.protocol`, **Cells**)."""
+        shell = self.shell
+        interrupted = False
+        for source, group in cells:
+            count = shell.execution_count if group is not None else None
+            started = time.perf_counter()
+            result = shell.run_cell(source, store_history=group is not None)
+            error = result.error_before_exec or result.error_in_exec
+            end = CellEnd(group, count, time.perf_counter() - started)
+            if error is not None:
+                traceback = None
+                if isinstance(error, SystemExit):
+                    # The error output has no frames; the failing line is in them.
+                    traceback = shell.InteractiveTB.structured_traceback(
+                        type(error), error, error.__traceback__
+                    )
+                end = CellEnd(group, count, end.seconds, type(error).__name__, str(error),
+                              traceback)
+                interrupted = isinstance(error, KeyboardInterrupt)
+            self.publish("cell_end", {JSON_MIMETYPE: end.to_json()}, kind="cell_end")
+            if error is not None:
+                break
+        if not interrupted:
+            try:
+                self.report_modules()
+                self.report_inputs()
+            except Exception:  # noqa: S110 - the run has ended; its record only lacks these
+                pass
 
     # helpers
 

@@ -13,10 +13,17 @@ builtin ``HOOK_NAME``.
 ``{METADATA_KEY: {"key": key, "kind": kind}}`` (:class:`CaptureTag`). ``kind`` is ``"value"``
 (a shown value), ``"parameter"``, ``"figure"`` (an ``image/png``; a later one of the same key
 replaces it), ``"modules"`` (the third-party modules imported), ``"run_imports"`` (modules a
-forked kernel imported, name -> file) or ``"inputs"`` (``[kind, path]`` pairs: the files the run
-read and the user modules it imported, see :mod:`.inputs`). A value the kernel converted to
-JSON travels as ``JSON_MIMETYPE`` (JSON text); others as the usual mimetypes. Any other output
-is not ours.
+forked kernel imported, name -> file), ``"inputs"`` (``[kind, path]`` pairs: the files the run
+read and the user modules it imported, see :mod:`.inputs`) or ``"cell_end"`` (:class:`CellEnd`,
+see **Cells**). A value the kernel converted to JSON travels as ``JSON_MIMETYPE`` (JSON text);
+others as the usual mimetypes. Any other output is not ours.
+
+**Cells.** The driver sends a run's cells (its groups, and the cell assigning the given
+parameters) in one request, :func:`run_cells_code`: the kernel runs each as a cell of its own
+(events, history, ``Cell In[N]`` frames: as if sent one by one) and publishes a :class:`CellEnd`
+when each ends, so one round trip serves the whole run. It stops at the first cell that raises,
+whose traceback is the ``error`` output just before its ``CellEnd``. Unless that was a
+``KeyboardInterrupt``, it then reports the run's modules and inputs.
 
 **Streams.** Of each cell's stdout and stderr the kernel sends at most ``MAX_STREAM_CHARS``
 characters: the head as it is written, then, when the cell ends, a :func:`cut_marker` line
@@ -34,6 +41,7 @@ Standard library only: the kernel imports this module.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +81,33 @@ def read_tag(output: dict[str, Any]) -> CaptureTag | None:
     """The tag of a cell ``output`` (a notebook output dict); None when it is not ours."""
     tag = output.get("metadata", {}).get(METADATA_KEY)
     return CaptureTag(tag["key"], tag.get("kind")) if tag else None
+
+
+@dataclass(frozen=True)
+class CellEnd:
+    """A cell of :func:`run_cells_code` ended: its ``group`` (None: a cell of ours), the
+    execution count it ran as (``Cell In[count]``), its seconds, and, if it raised, the
+    exception's name and message; ``traceback`` is sent for ``SystemExit`` only, whose ``error``
+    output IPython gives without frames."""
+
+    group: int | None
+    count: int | None
+    seconds: float
+    ename: str | None = None
+    evalue: str | None = None
+    traceback: list[str] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> CellEnd:
+        return cls(**json.loads(text))
+
+
+def run_cells_code(cells: list[tuple[str, int | None]]) -> str:
+    """Code that runs ``cells`` (source, group or None) in order, as :class:`CellEnd` says."""
+    return f"{HOOK_NAME}.run_cells({cells!r})"
 
 
 def setup_code(script_path: str) -> str:

@@ -157,13 +157,15 @@ def _run_single(path, parameters, database, options: RunOptions) -> None:
 
     from ploomber_like.notebook import prepare_run
     from ploomber_like.render import print_record_summary
-    from ploomber_like.tracking import track_prepared
+    from ploomber_like.tracking import kernel_started_ahead, track_prepared
 
-    with warnings.catch_warnings(record=True) as caught:
+    # The kernel starts first: its start-up overlaps reading the file and opening the database.
+    with kernel_started_ahead() as fresh, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # A single call: no warm template kept for later ones.
         single = dataclasses.replace(options, keep_warm=False)
-        record = track_prepared(prepare_run(path, parameters), database, single)
+        record = track_prepared(prepare_run(path, parameters), database, single, fresh=fresh)
+
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     print_record_summary(record)

@@ -37,11 +37,13 @@ _KERNEL_NOTICE = re.compile(r"Kernel is running over TCP without encryption|Debu
 _EXTENSION_LIST = re.compile(r"^(Extension modules:) .*(\(total: \d+\))$")
 
 # A fresh kernel: become the reaper of the script's orphans, then start as ipykernel_launcher
-# does (the working directory off sys.path while ipykernel imports; the kernel adds it back).
+# does (the working directory off sys.path while ipykernel imports; the kernel adds it back),
+# without the debugger, as a forked kernel does.
 _FRESH_KERNEL_CODE = (
     "import sys; from ploomber_like.kernels.processes import become_subreaper; "
     "become_subreaper(); sys.path[:] = [p for p in sys.path if p != '']; "
-    "from ipykernel import kernelapp; kernelapp.launch_new_instance()"
+    "from ploomber_like.kernels.template_process import initialized_kernel; "
+    "initialized_kernel(sys.argv[1:]).start()"
 )
 
 
@@ -125,8 +127,19 @@ class FreshKernels:
         self.runtime_dir = runtime_dir
         self.cwd = cwd
         self.threads = threads
+        self._ahead: KernelHandle | None = None
+
+    def start_ahead(self) -> None:
+        """Start the next :meth:`start`'s kernel now, so that it initializes while this process
+        still prepares the run (a single run: the file read, the database opened)."""
+        if self._ahead is None:
+            self._ahead = self._start_process()
 
     def start(self) -> KernelHandle:
+        ahead, self._ahead = self._ahead, None
+        return ahead if ahead is not None else self._start_process()
+
+    def _start_process(self) -> KernelHandle:
         connection_file, log_file = kernel_files(self.runtime_dir)
         argv = [
             sys.executable, "-c", _FRESH_KERNEL_CODE, "-f", str(connection_file),
@@ -144,4 +157,7 @@ class FreshKernels:
         return True
 
     def close(self) -> None:
-        pass
+        """Kill a kernel started ahead that no run took."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.kill()

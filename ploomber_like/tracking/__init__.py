@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import itertools
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -17,13 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ploomber_like.execute import new_record, run_on_pool
+from ploomber_like.execute import module_distributions, new_record, run_on_pool
 from ploomber_like.kernels import (
     FreshKernels,
     KernelPool,
     KernelTemplate,
     LearnedModules,
     learned_modules,
+    new_runtime_dir,
     preloadable_modules,
     shared_factory,
 )
@@ -122,12 +124,14 @@ def track_prepared(
     *,
     cwd: Path | None = None,
     reproduces: str | None = None,
+    fresh: FreshKernels | None = None,
 ) -> Record:
     """:func:`track_execution` for a run already prepared (e.g. from a stored source text by
     :func:`ploomber_like.notebook.prepare_source`), with its options built.
 
     ``cwd`` is the kernel's working directory (default: this process's); ``reproduces`` the
-    uuid of the run this one reruns, stored in the ``reproduces`` column.
+    uuid of the run this one reruns, stored in the ``reproduces`` column; ``fresh``: where to
+    take the run's kernel from instead, such as one :func:`kernel_started_ahead` started.
     """
     quiet = options.quiet
     if not quiet:
@@ -150,7 +154,9 @@ def track_prepared(
         started = time.monotonic()
         try:
             with _group_progress(prepared, quiet) as on_group:
-                run_sync(_run_once(prepared, record, options.timeout, on_group, cwd, keep_warm))
+                run_sync(
+                    _run_once(prepared, record, options.timeout, on_group, cwd, keep_warm, fresh)
+                )
         except BaseException as exc:
             # Whatever stops the driver (Ctrl-C, a bug of ours), the row must not stay `running`.
             if isinstance(exc, KeyboardInterrupt):
@@ -170,9 +176,13 @@ async def _run_once(
     on_group: Callable[[int], None] | None,
     cwd: Path,
     keep_warm: bool,
+    fresh: FreshKernels | None = None,
 ) -> Record:
+    # The installed packages are indexed (for the record's package versions) while the kernel
+    # starts and runs, on the core the run leaves free, not after the run on its critical path.
+    threading.Thread(target=module_distributions, daemon=True).start()
     warm = learned = None
-    if keep_warm:
+    if keep_warm and fresh is None:
         learned = learned_modules(prepared.script_path, prepared.text)
         sources = [group.source for group in prepared.groups]
         modules = preloadable_modules(
@@ -187,9 +197,8 @@ async def _run_once(
     # kernel from the template, then fork the next call's once theirs runs the user's code
     # (earlier, it could take the spare this call is about to use).
     first = next(_CALLS) == 0
-    pool = KernelPool(
-        cwd, preload=None, ahead=0, shared=None if first else warm, learned=learned
-    )
+    shared = (lambda: fresh) if fresh is not None else None if first else warm
+    pool = KernelPool(cwd, preload=None, ahead=0, shared=shared, learned=learned)
     preparing = False
 
     def prepare_next() -> None:
@@ -233,6 +242,21 @@ def _prepare_next_kernel(
             if learned is not None:
                 learned.extend(template)
             template.prepare_spare()
+
+
+@contextlib.contextmanager
+def kernel_started_ahead(cwd: Path | None = None) -> Iterator[FreshKernels]:
+    """Fresh kernels for a single run, the first started at once (in ``cwd``, default this
+    process's working directory): it initializes while the caller reads the file and opens the
+    database, then :func:`track_prepared` takes it (``fresh``). Killed if no run took it."""
+    runtime_dir = new_runtime_dir()
+    kernels = FreshKernels(runtime_dir, cwd or Path.cwd())
+    try:
+        kernels.start_ahead()
+        yield kernels
+    finally:
+        kernels.close()
+        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
