@@ -17,7 +17,7 @@ import select
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from ploomber_like.capture.protocol import KERNEL_LOG_VARIABLE
@@ -106,9 +106,10 @@ def preload(modules: list[str]) -> list[str]:
     done = import_modules([*modules, *ALWAYS_PRELOADED])
     if "matplotlib.pyplot" in sys.modules:
         warm_up_matplotlib()
-    for name in kernel_imports():
-        with contextlib.suppress(BaseException):
-            importlib.import_module(name)
+    with without_debugger():  # ipykernel.debugger among them: imported as the kernels have it
+        for name in kernel_imports():
+            with contextlib.suppress(BaseException):
+                importlib.import_module(name)
     return [name for name in done if name in modules]
 
 
@@ -307,16 +308,24 @@ def initialized_kernel(argv: list[str]) -> Any:
     """
     from ipykernel.kernelapp import IPKernelApp
 
-    blocked = "debugpy" not in sys.modules
-    if blocked:
-        sys.modules["debugpy"] = None  # type: ignore[assignment]  # ipykernel: "not installed"
-    try:
+    with without_debugger():
         app = IPKernelApp.instance()
         app.initialize(argv)
+    return app
+
+
+@contextlib.contextmanager
+def without_debugger() -> Iterator[None]:
+    """ipykernel, imported or initialized in this block, finds no debugpy (as if not installed);
+    a run may still import it afterwards."""
+    blocked = "debugpy" not in sys.modules
+    if blocked:
+        sys.modules["debugpy"] = None  # type: ignore[assignment]
+    try:
+        yield
     finally:
         if blocked and "debugpy" in sys.modules and sys.modules["debugpy"] is None:
             del sys.modules["debugpy"]
-    return app
 
 
 def reseed_random_generators() -> None:
