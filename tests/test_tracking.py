@@ -358,6 +358,16 @@ def test_sys_exit_0_ends_the_run_ok(track):
     assert "after" not in tracked.stored
 
 
+def test_kernels_start_without_the_debugger_which_a_run_may_still_import(track):
+    """ipykernel's debugger (debugpy) is a third of a kernel's start-up and no run uses it: left
+    out of the kernel, fresh (the first call) or forked (the next), not out of the run's reach."""
+    for _ in range(2):
+        tracked = track("import sys\nloaded = 'debugpy' in sys.modules\nloaded\n", quiet=True)
+        assert tracked.record.values == {"loaded": False}
+    tracked = track("import debugpy\nimported = debugpy.__name__\nimported\n", quiet=True)
+    assert tracked.record.values == {"imported": "debugpy"}
+
+
 # --- the examples ---------------------------------------------------------------------------
 
 
