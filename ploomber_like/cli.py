@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ploomber_like.comparing import FORMATS
+from ploomber_like.comparing import FORMATS, TOP_RUNS
 from ploomber_like.errors import TrackerError
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, STATUSES
 from ploomber_like.ui import DEFAULT_PORT
@@ -302,7 +302,8 @@ def ls_command(
     if not runs:
         click.echo("no runs")
         return
-    _print(render.runs_text_table(runs, precision=precision, short=tracker.uuid_prefixes()))
+    short = tracker.uuid_prefixes(run.uuid for run in runs)
+    _print(render.runs_text_table(runs, precision=precision, short=short))
 
 
 @cli.command("compare")
@@ -332,7 +333,13 @@ def compare_command(
     python -m tracker compare --only-changed --sort f1
     python -m tracker compare 09e7b217 d12c1c39 --columns n_estimators,f1 -f csv
     """
-    comparison = _tracker(database).compare(
+    tracker = _tracker(database)
+    # Every run of a large database would not fit a terminal, nor be read in a second: the
+    # table without a filter shows the top ones (csv and json export them all).
+    top = not (uuids or status or tag or script or where) and output_format == "table"
+    if top and limit is None:
+        limit = TOP_RUNS
+    comparison = tracker.compare(
         list(uuids) or None, where=where, sort=sort, ascending=asc, only_changed=only_changed,
         columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
         status=status, tag=tag, script=script, limit=limit, precision=precision,
@@ -342,6 +349,10 @@ def compare_command(
         return
     width = shutil.get_terminal_size().columns if output_format == "table" else None
     click.echo(comparison.format(output_format, width=width), nl=False)
+    more = len(tracker) - len(comparison) if top and len(comparison) == limit else 0
+    if more:
+        click.echo(f"{more} more run{'s' if more != 1 else ''} match: -n/--limit shows more, "
+                   "--where picks some")
 
 
 @cli.command("diff")
@@ -415,7 +426,7 @@ def rm_command(uuids: tuple[str, ...], database: str, where: str | None, yes: bo
     if not runs:
         click.echo("no runs match: nothing removed")
         return
-    short = tracker.uuid_prefixes()
+    short = tracker.uuid_prefixes(run.uuid for run in runs)
     if not yes:
         _print(render.runs_text_table(runs, short=short))
         try:

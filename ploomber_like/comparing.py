@@ -42,6 +42,9 @@ DEFAULT_RUN_COLUMNS = ("uuid", "name", "status", "tags")
 #: A text column is cut to this many characters when the terminal is narrow.
 NARROW_COLUMN = 12
 
+#: Runs ``compare`` shows without a filter: the top ones by its sort, the rest counted.
+TOP_RUNS = 20
+
 
 @dataclass(frozen=True)
 class Column:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ploomber_like.record import Blob
+from ploomber_like.store.indexes import build_read_indexes
 from ploomber_like.store.schema import create_tables_and_columns, to_json
 
 
@@ -82,6 +83,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(MOVE_INLINE_IMAGES, move_inline_images_in),
     # Adds the columns created since (kernel_wait): the step is idempotent, so it is reused.
     Migration("add kernel_wait", create_tables_and_columns),
+    # Keys, blob uses and expression indexes, so that reads need not scan every run.
+    Migration("index shown values", build_read_indexes),
 )
 
 #: The ``user_version`` of a database with every migration applied.

@@ -188,7 +188,7 @@ def compare_page(
     if not 2 <= len(uuids) <= MAX_COMPARED:
         raise ParameterError(f"compare takes 2 to {MAX_COMPARED} runs, got {len(uuids)}")
     compared = query.runs(list(uuids))
-    short = query.uuid_prefixes()
+    short = query.uuid_prefixes(run.uuid for run in compared)
     changed = compare_runs(compared, short, only_changed=True, precision=precision)
     everything = compare_runs(compared, short, precision=precision)
     runs = everything.runs
