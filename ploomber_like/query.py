@@ -11,6 +11,7 @@ shown.
 from __future__ import annotations
 
 import os
+import random
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -21,9 +22,18 @@ from ploomber_like import render, store
 from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
 from ploomber_like.record import STATUSES
 from ploomber_like.results import Run
-from ploomber_like.store.indexes import has_read_indexes, json_path, key_from_fullkey
+from ploomber_like.store.indexes import (
+    has_read_indexes,
+    json_path,
+    key_from_fullkey,
+    value_expression,
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+#: A sample draws from the rowids of the matching runs when fewer than one run in this many
+#: matches (a random rowid would then rarely match).
+_SPARSE = 20
 
 
 class RunQuery:
@@ -52,21 +62,55 @@ class RunQuery:
         tag: str | None = None,
         script: str | None = None,
         where: str | None = None,
+        offset: int = 0,
     ) -> list[Run]:
         """Stored runs, most recent first unless ``sort`` is given: the filters of
-        :meth:`SQLiteTracker.runs <ploomber_like.tracker.SQLiteTracker.runs>`."""
+        :meth:`SQLiteTracker.runs <ploomber_like.tracker.SQLiteTracker.runs>`; ``offset`` skips
+        that many of them first (a page of a list, without uuids)."""
         statuses = _statuses(status)
         with store.reading(self.database) as conn:
             columns = self._columns(conn)
             sort_sql = None if sort is None else self._sort_expression(conn, columns, sort)
             if uuids is None:
                 rows = _select_runs(conn, columns, sort_sql, ascending, limit,
-                                    _filters(columns, statuses, tag, script, where))
+                                    _filters(columns, statuses, tag, script, where),
+                                    offset=offset)
             else:
                 full = self._resolve_all(conn, uuids)
                 rows = self._rows_of(conn, columns, full, sort_sql, ascending, limit,
                                      _filters(columns, statuses, tag, script, where))
         return [Run.from_stored(store.decode_run(row), self.database) for row in rows]
+
+    def sample(self, n: int, where: str | None = None, seed: int = 0) -> list[Run]:
+        """Every run ``where`` selects, or, when there are more than ``n``, about ``n`` of them
+        drawn at random (the same ones for the same ``seed`` while the runs do not change);
+        most recent first. Reads only the rows it returns, plus their rowids when a condition
+        selects a small share of the runs."""
+        with store.reading(self.database) as conn:
+            columns = self._columns(conn)
+            filters = _filters(columns, None, None, None, where)
+            conditions, params = filters
+            where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            total = _scalar(conn, f"SELECT count(*) FROM experiments {where_sql}", params)
+            if total <= n:
+                rows = _select_runs(conn, columns, None, False, None, filters)
+                return [Run.from_stored(store.decode_run(row), self.database) for row in rows]
+            generator = random.Random(seed)
+            last = _scalar(conn, "SELECT max(rowid) FROM experiments", [])
+            if total * _SPARSE < last:
+                # Few runs match: draw from their rowids rather than from every rowid.
+                matching = [row[0] for row in conn.execute(
+                    f"SELECT rowid FROM experiments {where_sql}", params
+                )]
+                drawn = generator.sample(matching, n)
+            else:
+                drawn = generator.sample(range(1, last + 1), min(last, n * last // total))
+            rows = []
+            for marks, chunk in store.in_chunks(sorted(drawn)):
+                rows += _select_runs(conn, columns, None, False, None,
+                                     ([*conditions, f"rowid IN ({marks})"], [*params, *chunk]))
+        rows.sort(key=lambda row: _sqlite_order(row[1]), reverse=True)
+        return [Run.from_stored(store.decode_run(row), self.database) for row in rows[:n]]
 
     def stored_run(self, uuid: str) -> store.StoredRun:
         """The decoded row of the run ``uuid`` (a full uuid or unique prefix) names.
@@ -212,7 +256,7 @@ class RunQuery:
         if sort in columns:
             return f'"{sort}"'
         if sort in _keys(conn):
-            return f"json_extract(parameters, '{_sql_text(json_path(sort))}')"
+            return value_expression(sort)
         raise ParameterError(f"unknown sort key {sort!r}: no such column or key")
 
     def _rows_of(
@@ -260,24 +304,31 @@ def _select_runs(
     limit: int | None,
     filters: tuple[list[str], list[Any]],
     sort_columns: bool = False,
+    offset: int = 0,
 ) -> list[tuple[Any, ...]]:
     """Rows of :data:`store.RUN_COLUMNS` passing ``filters`` (conditions and their parameters),
-    most recent first or by ``sort_sql``; with ``sort_columns``, each row ends with its sort
-    value and ``created``."""
+    most recent first or by ``sort_sql``, from the ``offset``-th; with ``sort_columns``, each
+    row ends with its sort value and ``created``."""
     conditions, params = filters
     selected = store.select_list(columns)
     if sort_sql is None:
-        return _select(conn, selected, conditions, params, "created DESC, rowid DESC", limit)
+        return _select(conn, selected, conditions, params, "created DESC, rowid DESC", limit,
+                       offset)
     if sort_columns:
         selected += f", {sort_sql}, created"
     # Runs with a value first, then those without: each part in an order an index on the
     # sort expression (see store.indexes) serves, so a limit reads only the rows it returns.
     direction = "ASC" if ascending else "DESC"
-    rows = _select(conn, selected, [*conditions, f"{sort_sql} IS NOT NULL"], params,
-                   f"{sort_sql} {direction}, created DESC", limit)
+    valued = [*conditions, f"{sort_sql} IS NOT NULL"]
+    rows = _select(conn, selected, valued, params, f"{sort_sql} {direction}, created DESC",
+                   limit, offset)
     if limit is None or len(rows) < limit:
+        if offset and not rows:
+            where_sql = " AND ".join(valued)
+            offset -= _scalar(conn, f"SELECT count(*) FROM experiments WHERE {where_sql}", params)
         rows += _select(conn, selected, [*conditions, f"{sort_sql} IS NULL"], params,
-                        "created DESC, rowid DESC", None if limit is None else limit - len(rows))
+                        "created DESC, rowid DESC", None if limit is None else limit - len(rows),
+                        max(offset, 0) if not rows else 0)
     return rows
 
 
@@ -288,11 +339,19 @@ def _select(
     params: list[Any],
     order_by: str,
     limit: int | None,
+    offset: int = 0,
 ) -> list[tuple[Any, ...]]:
     where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    sql = f"SELECT {selected} FROM experiments {where_sql} ORDER BY {order_by} LIMIT ?"
+    sql = f"SELECT {selected} FROM experiments {where_sql} ORDER BY {order_by} LIMIT ? OFFSET ?"
     try:
-        return conn.execute(sql, [*params, -1 if limit is None else limit]).fetchall()
+        return conn.execute(sql, [*params, -1 if limit is None else limit, offset]).fetchall()
+    except sqlite3.Error as exc:
+        raise QueryError(str(exc), sql) from None
+
+
+def _scalar(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    try:
+        return conn.execute(sql, params).fetchone()[0]
     except sqlite3.Error as exc:
         raise QueryError(str(exc), sql) from None
 

@@ -38,6 +38,7 @@ _EXPORTS = {
     "index_numeric_keys": "indexes",
     "json_path": "indexes",
     "key_from_fullkey": "indexes",
+    "value_expression": "indexes",
     "InlineMigration": "migrations",
     "move_inline_images_in": "migrations",
     "Migration": "migrations",
@@ -134,6 +135,7 @@ __all__ = [
     "select_list",
     "to_json",
     "upgrade",
+    "value_expression",
     "writing",
 ]
 
@@ -161,6 +163,7 @@ if TYPE_CHECKING:
         index_numeric_keys,
         json_path,
         key_from_fullkey,
+        value_expression,
     )
     from ploomber_like.store.migrations import (
         MIGRATIONS,

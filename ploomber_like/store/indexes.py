@@ -156,7 +156,9 @@ def ensure_read_indexes(
     database is only read (two small queries)."""
     if _missing_structures(conn):
         with write():
-            build_read_indexes(conn)
+            # Checked again under the write lock: another process may have rebuilt them.
+            if _missing_structures(conn):
+                build_read_indexes(conn)
     elif _unindexed_keys(conn):
         with write():
             index_numeric_keys(conn)
@@ -185,7 +187,7 @@ def index_numeric_keys(
         progress(f"indexing {path} ({number} of {len(missing)})")
         conn.execute(
             f"CREATE INDEX IF NOT EXISTS {index_name(path)} "
-            f"ON experiments (json_extract(parameters, '{_sql_text(path)}'), created)"
+            f"ON experiments ({value_expression(path)}, created)"
         )
     return missing
 
@@ -204,6 +206,12 @@ def json_path(key: str) -> str:
     if _KEY_PATH.fullmatch(key):
         return f"$.{key}"
     return f'$."{key}"'
+
+
+def value_expression(key: str) -> str:
+    """``json_extract(parameters, '$.key')``: the SQL of a key's value, written as the seed's
+    SQL writes it, which is the expression its index is on."""
+    return f"json_extract(parameters, '{_sql_text(json_path(key))}')"
 
 
 def key_from_fullkey(fullkey: str) -> str:
