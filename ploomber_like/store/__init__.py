@@ -215,5 +215,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         module = importlib.import_module(f"ploomber_like.store.{_EXPORTS[name]}")
-        return getattr(module, name)
+        value = getattr(module, name)
+        globals()[name] = value  # found once: later lookups do not come back here
+        return value
     raise AttributeError(f"module 'ploomber_like.store' has no attribute {name!r}")

@@ -38,7 +38,7 @@ PAGE_SIZE = 100
 
 #: The charts draw at most this many runs: beyond, a random sample of them (a few thousand
 #: lines is what a browser draws at once and a reader can still follow).
-CHART_SAMPLE = 2000
+CHART_SAMPLE = 1000
 
 @dataclass
 class Output:
