@@ -74,7 +74,7 @@ class RunQuery:
             if uuids is None:
                 rows = _select_runs(conn, columns, sort_sql, ascending, limit,
                                     _filters(columns, statuses, tag, script, where),
-                                    offset=offset)
+                                    offset=offset, selective=bool(where and where.strip()))
             else:
                 full = self._resolve_all(conn, uuids)
                 rows = self._rows_of(conn, columns, full, sort_sql, ascending, limit,
@@ -108,7 +108,8 @@ class RunQuery:
             rows = []
             for marks, chunk in store.in_chunks(sorted(drawn)):
                 rows += _select_runs(conn, columns, None, False, None,
-                                     ([*conditions, f"rowid IN ({marks})"], [*params, *chunk]))
+                                     ([*conditions, f"rowid IN ({marks})"], [*params, *chunk]),
+                                     selective=True)
         rows.sort(key=lambda row: _sqlite_order(row[1]), reverse=True)
         return [Run.from_stored(store.decode_run(row), self.database) for row in rows[:n]]
 
@@ -305,15 +306,19 @@ def _select_runs(
     filters: tuple[list[str], list[Any]],
     sort_columns: bool = False,
     offset: int = 0,
+    selective: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Rows of :data:`store.RUN_COLUMNS` passing ``filters`` (conditions and their parameters),
     most recent first or by ``sort_sql``, from the ``offset``-th; with ``sort_columns``, each
-    row ends with its sort value and ``created``."""
+    row ends with its sort value and ``created``. ``selective``: the conditions select few
+    runs, through an index of their own (a user's condition, a list of rowids)."""
     conditions, params = filters
     selected = store.select_list(columns)
     if sort_sql is None:
-        return _select(conn, selected, conditions, params, "created DESC, rowid DESC", limit,
-                       offset)
+        # Unary + keeps SQLite from walking the index on created and testing every run
+        # against a condition an index of its own answers (3 s against 1 ms at 100k runs).
+        order_by = "+created DESC, rowid DESC" if selective else "created DESC, rowid DESC"
+        return _select(conn, selected, conditions, params, order_by, limit, offset)
     if sort_columns:
         selected += f", {sort_sql}, created"
     # Runs with a value first, then those without: each part in an order an index on the
