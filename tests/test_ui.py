@@ -586,6 +586,10 @@ def test_api_runs_serves_one_page_sorted_and_brushed_by_the_server(large: Path):
         ).json()
         assert filtered["complete"] and filtered["total"] == len(filtered["runs"]) == 50
 
+        # Sorting, paging and brushing a paged table keeps the charts: no sample to redraw.
+        table_only = client.get("/api/runs", params={"sort": "f1", "charts": "0"}).json()
+        assert "sample" not in table_only and table_only["runs"] == first["runs"]
+
         bad = client.get("/api/runs", params={"brush": '{"nope": [[0, 1]]}'})
         assert bad.status_code == 400 and "nope" in bad.json()["error"]
         # A poll about an unchanged database is answered without reading it.
@@ -612,3 +616,24 @@ def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Pa
         page.wait_for_function(
             f"() => document.querySelector('#runs-table tbody tr').dataset.uuid === '{best}'"
         )
+        assert page.locator("#pager-text").inner_text() == "1\u2013100 of 2500"
+
+        # Brushing the top of the f1 axis asks the server for the runs inside, all of them.
+        labels = page.eval_on_selector_all(
+            "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
+        )
+        page.evaluate("window.scrollTo(0, 0)")  # the pager scrolled the charts away
+        axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(labels.index("f1"))
+        box = axis.bounding_box()
+        x = box["x"] + box["width"] / 2
+        page.mouse.move(x, box["y"] + 3)
+        page.mouse.down()
+        page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
+        page.mouse.up()
+        page.wait_for_function("document.getElementById('run-count').textContent !== '2500 runs'")
+        brushed = int(page.locator("#run-count").inner_text().split()[0])
+        assert 100 < brushed < 2500
+        # Still sorted by f1: the first row is the best inside the range, near the top.
+        assert table_uuids(page)[0] in {run.uuid for run in SQLiteTracker(large).runs(
+            sort="f1", limit=100
+        )}

@@ -138,7 +138,8 @@ def serve(app: Starlette, sock: socket.socket) -> None:
 
 def _runs_page(query: RunQuery, params: Mapping[str, str]) -> dict[str, Any]:
     """The payload of ``/api/runs`` for its query string: ``where``, ``sort``, ``asc``,
-    ``offset``, ``limit`` (default :data:`views.PAGE_SIZE`), ``brush`` (JSON)."""
+    ``offset``, ``limit`` (default :data:`views.PAGE_SIZE`), ``brush`` (JSON), ``charts``
+    (``0``: the table only)."""
     try:
         offset = max(int(params.get("offset") or 0), 0)
         limit = min(max(int(params.get("limit") or views.PAGE_SIZE), 1), views.PAGE_SIZE * 10)
@@ -150,7 +151,7 @@ def _runs_page(query: RunQuery, params: Mapping[str, str]) -> dict[str, Any]:
     return views.runs_payload(
         query, where=params.get("where") or None, run_href="/run/{uuid}",
         sort=params.get("sort") or None, ascending=params.get("asc") == "1",
-        offset=offset, limit=limit, brush=brush,
+        offset=offset, limit=limit, brush=brush, charts=params.get("charts") != "0",
     )
 
 

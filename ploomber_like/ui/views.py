@@ -108,6 +108,7 @@ def runs_payload(
     offset: int = 0,
     limit: int | None = None,
     brush: Mapping[str, Any] | None = None,
+    charts: bool = True,
 ) -> dict[str, Any]:
     """The runs table, parallel coordinates and scatter data as JSON-able data.
 
@@ -119,7 +120,8 @@ def runs_payload(
     ``complete``: true when ``runs`` holds every run ``where`` selects, and the page may sort
     and brush by itself; otherwise ``sample``: the runs the charts draw, at most
     :data:`CHART_SAMPLE` of those ``where`` selects (``sampled``: whether they are a random
-    share), with the cells the charts use.
+    share), with the cells the charts use; without ``charts``, none (a page that keeps its
+    charts while it sorts, pages or brushes the table) and the columns are judged on ``runs``.
 
     ``columns``: key, kind (``run``, ``parameter``, ``value``), whether numeric, and whether
     ``constant`` (the same in every run drawn: the table names it in one line instead); in the
@@ -130,7 +132,7 @@ def runs_payload(
     page = query.runs(where=condition, sort=sort, ascending=ascending, limit=limit,
                       offset=offset)
     complete = not brush and offset == 0 and len(page) == total
-    drawn = page if complete else query.sample(CHART_SAMPLE, where=where)
+    drawn = page if complete or not charts else query.sample(CHART_SAMPLE, where=where)
     known = {run.uuid for run in page}
     everything = [*page, *(run for run in drawn if run.uuid not in known)]
     comparison = compare_runs(
@@ -185,7 +187,7 @@ def runs_payload(
         # The page polls and redraws only when this changes (a run added, finished, removed).
         "signature": hashlib.sha256(signature.encode()).hexdigest()[:16],
     }
-    if not complete:
+    if not complete and charts:
         payload["sample"] = [row(run, charted) for run in drawn]
         payload["sampled"] = len(drawn) < (query.count(where=where) if brush else total)
     return payload

@@ -238,7 +238,7 @@
       th.addEventListener("click", function () {
         if (state.sortKey === column.key) state.sortAsc = !state.sortAsc;
         else { state.sortKey = column.key; state.sortAsc = !column.numeric; }
-        if (complete()) renderTable(); else reload(0);
+        if (complete()) renderTable(); else reload(0, true);
       });
       row.appendChild(th);
     });
@@ -388,7 +388,7 @@
           if (d.constraintrange && d.constraintrange.length) next[d.label] = d.constraintrange;
         });
         state.brush = next;
-        if (!complete()) { reload(0); return; }
+        if (!complete()) { reload(0, true); return; }
         renderTable();
         renderScatter();
       });
@@ -502,7 +502,7 @@
 
   // The query string of /api/runs: the filter, and when the server pages the table, its sort,
   // brush and page.
-  function apiUrl(where, force) {
+  function apiUrl(where, force, tableOnly) {
     var params = new URLSearchParams();
     if (where) params.set("where", where);
     if (state.payload && !complete()) {
@@ -514,19 +514,22 @@
       });
       if (Object.keys(brush).length) params.set("brush", JSON.stringify(brush));
       if (state.offset) params.set("offset", String(state.offset));
+      if (tableOnly) params.set("charts", "0");
     }
     if (!force && state.version) params.set("since", state.version);
     var query = params.toString();
     return config.api + (query ? "?" + query : "");
   }
 
-  function reload(offset) {
+  // A new page of the table; with tableOnly (a sort, a page, a brush of a paged table), the
+  // charts and their sample stay as they are.
+  function reload(offset, tableOnly) {
     state.offset = offset;
-    return load(document.getElementById("where").value, true);
+    return load(document.getElementById("where").value, true, tableOnly);
   }
 
-  function load(where, force) {
-    var url = apiUrl(where, force);
+  function load(where, force, tableOnly) {
+    var url = apiUrl(where, force, tableOnly);
     return fetch(url, { headers: { Accept: "application/json" } }).then(function (response) {
       return response.json().then(function (body) { return { ok: response.ok, body: body }; });
     }).then(function (result) {
@@ -536,6 +539,14 @@
       if (live) { live.classList.remove("stale"); live.title = "updated " + new Date().toLocaleTimeString(); }
       state.version = result.body.version || null;
       if (result.body.unchanged) return;
+      if (tableOnly && state.payload && !complete() && !result.body.complete) {
+        result.body.columns = state.payload.columns;
+        result.body.sample = state.payload.sample;
+        result.body.sampled = state.payload.sampled;
+        state.payload = result.body;
+        renderTable();
+        return;
+      }
       if (force || !state.payload || state.payload.signature !== result.body.signature) {
         state.payload = result.body;
         renderAll();
@@ -570,10 +581,10 @@
     });
     var pageSize = function () { return state.payload ? state.payload.runs.length || 1 : 1; };
     document.getElementById("pager-previous").addEventListener("click", function () {
-      reload(Math.max(state.offset - pageSize(), 0));
+      reload(Math.max(state.offset - pageSize(), 0), true);
     });
     document.getElementById("pager-next").addEventListener("click", function () {
-      reload(state.offset + pageSize());
+      reload(state.offset + pageSize(), true);
     });
     document.getElementById("clear-filter").addEventListener("click", function () {
       input.value = "";
