@@ -58,6 +58,8 @@ CREATE INDEX IF NOT EXISTS experiments_not_json ON experiments (uuid)
 
 _TRIGGERS = ("value_keys_insert", "value_keys_update", "value_keys_delete")
 
+_NUMBER = "t.type IN ('integer', 'real')"
+
 
 def _parsed(row: str) -> str:
     # json_tree(NULL) has no rows: a row whose parameters are not JSON holds no keys.
@@ -66,21 +68,29 @@ def _parsed(row: str) -> str:
 
 def _add(row: str, rows: str = "") -> str:
     """Statements counting the keys and blobs of ``row``: ``new`` in a trigger, or ``e`` with
-    ``rows``, a subquery of stored rows named ``e``, when filling."""
+    ``rows``, a subquery of stored rows named ``e``, when filling (then the keys are counted
+    once per key, not once per run: a fill of a million runs takes minutes, not ten)."""
     joined = f"{rows} AS {row}, " if rows else ""
     alone = f"FROM {rows} AS {row}" if rows else ""
+    # With one min(), SQLite takes the other columns from the row holding it: the key's type
+    # and position in the first run that has it.
+    first, runs, numbers, grouped = (
+        ("min(e.rowid)", "count(*)", f"sum({_NUMBER})", "GROUP BY t.fullkey") if rows
+        else (f"{row}.rowid", "1", _NUMBER, "")
+    )
     return f"""
     INSERT INTO value_keys (fullkey, parent, type, is_blob, first_run, position, runs, numbers)
     SELECT t.fullkey, t.path, t.type,
            -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
            CASE WHEN t.type = 'object'
                 THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
-           {row}.rowid, t.id, 1, t.type IN ('integer', 'real')
+           {first}, t.id, {runs}, {numbers}
     FROM {joined}{_parsed(row)} AS t
     -- object members only: not array elements, nor anything inside an array
     WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
-    ORDER BY {row}.rowid, t.id
-    ON CONFLICT (fullkey) DO UPDATE SET runs = runs + 1, numbers = numbers + excluded.numbers;
+    {grouped}
+    ON CONFLICT (fullkey) DO UPDATE SET
+        runs = runs + excluded.runs, numbers = numbers + excluded.numbers;
     INSERT INTO blob_uses (run, sha256)
     SELECT run, sha256 FROM (
         SELECT {row}.rowid AS run,
@@ -133,7 +143,7 @@ def build_read_indexes(
     last = conn.execute("SELECT max(rowid) FROM experiments").fetchone()[0] or 0
     chunk = 20_000
     # The triggers' statements over slices of the stored rows, in order: each key's first run
-    # is the earliest one.
+    # is the one of the earliest slice holding it.
     rows = (
         "(SELECT rowid, parameters, source_sha256, notebook FROM experiments "
         "WHERE rowid > :start AND rowid <= :stop)"
