@@ -36,9 +36,9 @@ MAX_COMPARED = 4
 #: Rows of the runs table the server sends at once.
 PAGE_SIZE = 100
 
-#: The charts draw at most this many runs: beyond, a random sample of them (a few thousand
-#: lines is what a browser draws at once and a reader can still follow).
-CHART_SAMPLE = 1000
+#: The charts draw at most this many runs: beyond, a random sample of them (what a browser
+#: draws in a moment, and a reader can still follow).
+CHART_SAMPLE = 500
 
 @dataclass
 class Output:

@@ -491,9 +491,17 @@
     fillSelect(document.getElementById("scatter-y"), numeric, state.yKey);
     renderColumnsMenu();
     renderTable();
-    renderParcoords();
-    renderScatter();
     updateCompareButton();
+    // The table first, painted at once; the charts after that frame (hundreds of lines take
+    // WebGL a while), and only those of the latest payload.
+    var drawing = state.drawing = (state.drawing || 0) + 1;
+    window.requestAnimationFrame(function () {
+      window.setTimeout(function () {
+        if (drawing !== state.drawing) return;
+        renderParcoords();
+        renderScatter();
+      }, 0);
+    });
   }
 
   // --- loading and polling -------------------------------------------------------------------
