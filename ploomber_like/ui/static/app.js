@@ -35,6 +35,12 @@
     version: null          // the database's version the payload was read at
   };
 
+  // Runs fn once plotly.js is there: the server's pages load it without waiting for it.
+  function whenPlotly(fn) {
+    var script = document.getElementById("plotly-script");
+    if (window.Plotly || !script) fn(); else script.addEventListener("load", fn);
+  }
+
   function el(tag, attributes, text) {
     var node = document.createElement(tag);
     Object.keys(attributes || {}).forEach(function (name) { node.setAttribute(name, attributes[name]); });
@@ -497,9 +503,11 @@
     var drawing = state.drawing = (state.drawing || 0) + 1;
     window.requestAnimationFrame(function () {
       window.setTimeout(function () {
-        if (drawing !== state.drawing) return;
-        renderParcoords();
-        renderScatter();
+        whenPlotly(function () {
+          if (drawing !== state.drawing) return;
+          renderParcoords();
+          renderScatter();
+        });
       }, 0);
     });
   }
@@ -616,5 +624,5 @@
   }
 
   if (document.getElementById("runs-table")) startRunsPage();
-  renderMetricCharts();
+  whenPlotly(renderMetricCharts);
 })();
