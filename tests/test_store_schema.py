@@ -123,7 +123,7 @@ def test_every_column_is_in_the_schema_version(tmp_path: Path):
     """Databases at the current version never get a column added to EXTRA_COLUMNS later: a new
     column needs a new migration (appended to store.migrations.MIGRATIONS), and then this list
     and version move on together."""
-    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (6, sorted([
+    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (7, sorted([
         "status", "duration", "error_type", "error_message", "traceback", "error_group",
         "error_source", "parameter_keys", "overrides", "group_durations", "source_path",
         "source_sha256", "environment", "stdout", "stderr", "fingerprint", "driver",

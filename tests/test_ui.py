@@ -599,3 +599,100 @@ def test_ui_command_errors_in_one_line(tmp_path, monkeypatch, capsys):
         "error: this command needs uvicorn: pip install 'ploomber-like[ui]'\n"
     )
     assert not (tmp_path / "missing.db").exists()
+
+
+# --- at scale: one page from the server, charts from a sample -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More runs than the charts draw: 2,500 logged in one transaction."""
+    path = tmp_path_factory.mktemp("large") / "large.db"
+    SQLiteTracker(path).insert_many(
+        [{"n_estimators": i % 50, "f1": (i * 7919 % 2500) / 2500} for i in range(2500)]
+    )
+    return path
+
+
+def test_api_runs_serves_one_page_sorted_and_brushed_by_the_server(large: Path):
+    import httpx
+
+    from ploomber_like.ui.views import CHART_SAMPLE, PAGE_SIZE
+
+    with serving(large) as url, httpx.Client(base_url=url, timeout=120) as client:
+        first = client.get("/api/runs", params={"sort": "f1"}).json()
+        assert first["total"] == 2500 and not first["complete"]
+        assert len(first["runs"]) == PAGE_SIZE
+        f1 = [run["cells"]["f1"]["v"] for run in first["runs"]]
+        assert f1 == sorted(f1, reverse=True) and f1[0] == 2499 / 2500
+        second = client.get("/api/runs", params={"sort": "f1", "offset": PAGE_SIZE}).json()
+        assert second["runs"][0]["cells"]["f1"]["v"] == (2499 - PAGE_SIZE) / 2500
+        assert not {r["uuid"] for r in first["runs"]} & {r["uuid"] for r in second["runs"]}
+        ascending = client.get("/api/runs", params={"sort": "f1", "asc": "1"}).json()
+        assert ascending["runs"][0]["cells"]["f1"]["v"] == 0
+
+        # The charts draw a bounded sample, and say so.
+        assert len(first["sample"]) <= CHART_SAMPLE < 2500 and first["sampled"]
+        assert set(first["sample"][0]["cells"]) >= {"f1", "n_estimators"}
+
+        brushed = client.get(
+            "/api/runs", params={"sort": "f1", "brush": '{"f1": [[0.1, 0.2]]}'}
+        ).json()
+        assert brushed["total"] == 251
+        assert all(0.1 <= run["cells"]["f1"]["v"] <= 0.2 for run in brushed["runs"])
+        filtered = client.get(
+            "/api/runs", params={"where": "json_extract(parameters, '$.n_estimators') = 7"}
+        ).json()
+        assert filtered["complete"] and filtered["total"] == len(filtered["runs"]) == 50
+
+        # Sorting, paging and brushing a paged table keeps the charts: no sample to redraw.
+        table_only = client.get("/api/runs", params={"sort": "f1", "charts": "0"}).json()
+        assert "sample" not in table_only and table_only["runs"] == first["runs"]
+
+        bad = client.get("/api/runs", params={"brush": '{"nope": [[0, 1]]}'})
+        assert bad.status_code == 400 and "nope" in bad.json()["error"]
+        # A poll about an unchanged database is answered without reading it.
+        again = client.get("/api/runs", params={"since": first["version"]}).json()
+        assert again == {"unchanged": True, "version": first["version"]}
+
+
+def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Path):
+    with serving(large) as url:
+        open_runs(page, url + "/")
+        assert page.locator("#run-count").inner_text() == "2500 runs"
+        assert len(table_uuids(page)) == 100
+        assert "sample of" in page.locator("#chart-note").inner_text()
+        page.wait_for_selector("#parcoords .parcoords")
+        first = table_uuids(page)
+        page.click("#pager-next")
+        page.wait_for_function(
+            f"() => document.querySelector('#runs-table tbody tr').dataset.uuid !== '{first[0]}'"
+        )
+        assert not set(table_uuids(page)) & set(first)
+        assert page.locator("#pager-text").inner_text() == "101\u2013200 of 2500"
+        page.click('#runs-table thead th[data-key="f1"]')
+        best = SQLiteTracker(large).runs(sort="f1", limit=1)[0].uuid
+        page.wait_for_function(
+            f"() => document.querySelector('#runs-table tbody tr').dataset.uuid === '{best}'"
+        )
+        assert page.locator("#pager-text").inner_text() == "1\u2013100 of 2500"
+
+        # Brushing the top of the f1 axis asks the server for the runs inside, all of them.
+        labels = page.eval_on_selector_all(
+            "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
+        )
+        page.evaluate("window.scrollTo(0, 0)")  # the pager scrolled the charts away
+        axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(labels.index("f1"))
+        box = axis.bounding_box()
+        x = box["x"] + box["width"] / 2
+        page.mouse.move(x, box["y"] + 3)
+        page.mouse.down()
+        page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
+        page.mouse.up()
+        page.wait_for_function("document.getElementById('run-count').textContent !== '2500 runs'")
+        brushed = int(page.locator("#run-count").inner_text().split()[0])
+        assert 100 < brushed < 2500
+        # Still sorted by f1: the first row is the best inside the range, near the top.
+        assert table_uuids(page)[0] in {run.uuid for run in SQLiteTracker(large).runs(
+            sort="f1", limit=100
+        )}
