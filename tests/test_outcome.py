@@ -32,14 +32,15 @@ GROUPS_BY_COUNT = {2: PARAMETERS, 3: DEFINES_F, 4: CALLS_F}
 
 ESC = "\x1b"
 #: ``f(a)`` in CALLS_F raising in DEFINES_F, as IPython's kernel sends it.
+RULE = "-" * 75
 DIVISION_TRACEBACK = (
-    f"{ESC}[31m---------------------------------------------------------------------------{ESC}[39m",
-    f"{ESC}[31mZeroDivisionError{ESC}[39m                         Traceback (most recent call last)",
+    f"{ESC}[31m{RULE}{ESC}[39m",
+    f"{ESC}[31mZeroDivisionError{ESC}[39m{' ' * 25}Traceback (most recent call last)",
     f"{ESC}[36mCell{ESC}[39m{ESC}[36m {ESC}[39m{ESC}[32mIn[4]{ESC}[39m{ESC}[32m, line 2{ESC}[39m\n"
     f"{ESC}[32m      1{ESC}[39m a = {ESC}[32m0{ESC}[39m\n"
     f"{ESC}[32m----> {ESC}[39m{ESC}[32m2{ESC}[39m f(a)\n",
-    f"{ESC}[36mCell{ESC}[39m{ESC}[36m {ESC}[39m{ESC}[32mIn[3]{ESC}[39m{ESC}[32m, line 2{ESC}[39m, in "
-    f"{ESC}[36mf{ESC}[39m{ESC}[34m(b){ESC}[39m\n"
+    f"{ESC}[36mCell{ESC}[39m{ESC}[36m {ESC}[39m{ESC}[32mIn[3]{ESC}[39m{ESC}[32m, line 2{ESC}[39m"
+    f", in {ESC}[36mf{ESC}[39m{ESC}[34m(b){ESC}[39m\n"
     f"{ESC}[32m      1{ESC}[39m def f(b):\n"
     f"{ESC}[32m----> {ESC}[39m{ESC}[32m2{ESC}[39m     return 1 / b\n",
     f"{ESC}[31mZeroDivisionError{ESC}[39m: division by zero",
