@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import render
-from ploomber_like.capture.kernel import without_addresses
 from ploomber_like.errors import ParameterError
 from ploomber_like.inputs import InputChange, compare_inputs
 from ploomber_like.record import BLOB_REF_KEY
+from ploomber_like.reprs import without_addresses
 
 if TYPE_CHECKING:
     import pandas as pd

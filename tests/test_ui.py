@@ -146,6 +146,7 @@ def open_runs(page, url: str) -> None:
 # --- the live UI in a browser ------------------------------------------------------------------
 
 
+@pytest.mark.browser
 def test_table_lists_every_run_with_status_colours(page, server, database):
     open_runs(page, server + "/")
     uuids = table_uuids(page)
@@ -160,6 +161,7 @@ def test_table_lists_every_run_with_status_colours(page, server, database):
     assert page.locator(f'tr[data-uuid="{database.ok[(50, None)]}"] .tag').inner_text() == "best"
 
 
+@pytest.mark.browser
 def test_sorting_by_a_column_header(page, server, database):
     open_runs(page, server + "/")
     best = max(database.f1, key=database.f1.__getitem__)
@@ -171,6 +173,7 @@ def test_sorting_by_a_column_header(page, server, database):
     assert uuids[0] == worst and uuids[-1] == database.failed  # no f1: last either way
 
 
+@pytest.mark.browser
 def test_filtering_with_a_sql_condition_and_choosing_columns(page, server, database):
     open_runs(page, server + "/")
     page.fill("#where", "json_extract(parameters, '$.f1') >= 1.0")
@@ -188,6 +191,7 @@ def test_filtering_with_a_sql_condition_and_choosing_columns(page, server, datab
     assert page.locator('#runs-table thead th[data-key="accuracy"]').count() == 0
 
 
+@pytest.mark.browser
 def test_parallel_coordinates_render_and_brushing_filters_the_table(page, server, database):
     open_runs(page, server + "/")
     page.wait_for_selector("#parcoords .parcoords")
@@ -209,6 +213,7 @@ def test_parallel_coordinates_render_and_brushing_filters_the_table(page, server
     assert all(database.f1.get(u, 0) >= 0.8 for u in shown)
 
 
+@pytest.mark.browser
 def test_scatter_plots_a_parameter_against_a_value(page, server):
     open_runs(page, server + "/")
     page.select_option("#scatter-x", "n_estimators")
@@ -242,6 +247,7 @@ DRAWN_LINES = """host => {
 }"""
 
 
+@pytest.mark.browser
 def test_every_run_is_drawn_with_none_missing_and_failed_values(page, readme_server, readme):
     open_runs(page, readme_server + "/")
     page.wait_for_selector("#parcoords .parcoords")
@@ -260,6 +266,7 @@ def test_every_run_is_drawn_with_none_missing_and_failed_values(page, readme_ser
     assert ticks[0] == "None"
 
 
+@pytest.mark.browser
 def test_the_table_shows_what_differs_first_without_scrolling_at_1400px(
     page, readme_server, readme
 ):
@@ -280,6 +287,7 @@ def test_the_table_shows_what_differs_first_without_scrolling_at_1400px(
     assert page.locator('#runs-table thead th[data-key="f1"]').is_visible()
 
 
+@pytest.mark.browser
 def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
     import statistics
     import uuid as uuids
@@ -314,6 +322,7 @@ def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
     assert trace["error_x"]["array"] == [0, 0]
 
 
+@pytest.mark.browser
 def test_run_page_shows_plots_values_and_environment(page, server, database):
     open_runs(page, server + "/")
     uuid = database.ok[(25, None)]
@@ -327,6 +336,7 @@ def test_run_page_shows_plots_values_and_environment(page, server, database):
     assert page.locator("text=0.800").count() >= 1  # f1 of this run, at 3 decimals
 
 
+@pytest.mark.browser
 def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
     import sqlite3
 
@@ -347,6 +357,7 @@ def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
         assert "model.pkl" in page.locator("section:has(h2:text-is('Files'))").inner_text()
 
 
+@pytest.mark.browser
 def test_run_page_lists_what_the_run_read(page, tmp_path):
     path = tmp_path / "inputs.db"
     record = Record(
@@ -372,6 +383,7 @@ def test_run_page_lists_what_the_run_read(page, tmp_path):
     ]
 
 
+@pytest.mark.browser
 def test_markup_in_the_data_shows_as_text(page, server):
     open_runs(page, server + "/")
     row = page.locator('tr[data-uuid="5c5c5c5c-hostile"]')
@@ -385,6 +397,7 @@ def test_markup_in_the_data_shows_as_text(page, server):
     assert page.frame_locator('iframe[title="frame"]').locator("b").inner_text() == "bold"
 
 
+@pytest.mark.browser
 def test_compare_page_shows_plots_side_by_side_and_only_differing_parameters(
     page, server, database
 ):
@@ -402,6 +415,7 @@ def test_compare_page_shows_plots_side_by_side_and_only_differing_parameters(
     assert all(images.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(2))
 
 
+@pytest.mark.browser
 def test_the_table_fills_in_while_a_sweep_writes(page, tmp_path):
     path = tmp_path / "live.db"
     add_hostile_run(path)
@@ -416,6 +430,7 @@ def test_the_table_fills_in_while_a_sweep_writes(page, tmp_path):
         assert "12121212" in page.locator("#runs-table").inner_text()
 
 
+@pytest.mark.browser
 def test_columns_equal_in_every_run_fold_away_as_runs_arrive(page, tmp_path):
     path = tmp_path / "live.db"
 
@@ -441,6 +456,7 @@ def test_columns_equal_in_every_run_fold_away_as_runs_arrive(page, tmp_path):
 # --- the report in a browser -------------------------------------------------------------------
 
 
+@pytest.mark.browser
 def test_report_is_one_file_that_works_offline(page, database, tmp_path):
     output = tmp_path / "report.html"
     result = CliRunner().invoke(
@@ -471,6 +487,7 @@ def test_report_is_one_file_that_works_offline(page, database, tmp_path):
     assert page.locator("#compare img").count() >= 2
 
 
+@pytest.mark.browser
 def test_a_run_jumped_to_in_the_report_shows_its_title_below_the_header(page, database, tmp_path):
     output = SQLiteTracker(database.path).report(tmp_path / "report.html")
     uuid = database.ok[(25, 5)]
@@ -490,6 +507,7 @@ def test_a_run_jumped_to_in_the_report_shows_its_title_below_the_header(page, da
     assert title.bounding_box()["y"] >= header["y"] + header["height"]
 
 
+@pytest.mark.browser
 def test_compare_page_labels_each_value_column_with_its_run(page, server, database):
     a, b = database.ok[(10, 5)], database.ok[(50, None)]
     page.goto(f"{server}/compare?uuid={a}&uuid={b}")
