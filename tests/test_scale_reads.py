@@ -5,12 +5,11 @@ seed's SQL is served by an index; ``compare`` shows the top runs and counts the 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib
 import pytest
+from conftest import cli
 from tracking_databases import build_anchor_database, build_sweep_database
 
 from ploomber_like import SQLiteTracker
@@ -222,14 +221,8 @@ def test_an_older_database_is_rebuilt_when_its_read_indexes_are_missing(tmp_path
     assert SQLiteTracker(database.path).get_parameters_keys() == keys
 
 
-def tracker_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "COLUMNS": "200"},
-    )
+def wide_cli(*args: str):
+    return cli(*args, env={"COLUMNS": "200"})
 
 
 @pytest.fixture
@@ -240,7 +233,7 @@ def many_runs(tmp_path: Path) -> Path:
 
 
 def test_compare_without_a_filter_shows_the_top_runs_and_counts_the_rest(many_runs: Path):
-    done = tracker_cli("compare", "--sort", "f1", "-d", str(many_runs))
+    done = wide_cli("compare", "--sort", "f1", "-d", str(many_runs))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1] == "5 more runs match: -n/--limit shows more, --where picks some"
@@ -248,19 +241,19 @@ def test_compare_without_a_filter_shows_the_top_runs_and_counts_the_rest(many_ru
     assert any("0.24" in line for line in shown) and any("0.05" in line for line in shown)
     assert not any(" 0.04 " in f" {line} " for line in lines)
 
-    filtered = tracker_cli(
+    filtered = wide_cli(
         "compare", "--where", "json_extract(parameters, '$.f1') < 0.03", "-d", str(many_runs)
     )
     assert filtered.returncode == 0, filtered.stderr
     assert "more run" not in filtered.stdout
     assert "0.02" in filtered.stdout and "0.03" not in filtered.stdout
 
-    exported = tracker_cli("compare", "-f", "csv", "-d", str(many_runs))
+    exported = wide_cli("compare", "-f", "csv", "-d", str(many_runs))
     assert len(exported.stdout.strip().splitlines()) == 26  # the header and every run
 
 
 def test_ls_sorted_shows_the_best_runs_with_unique_prefixes(many_runs: Path):
-    done = tracker_cli("ls", "--sort", "f1", "-n", "3", "-d", str(many_runs))
+    done = wide_cli("ls", "--sort", "f1", "-n", "3", "-d", str(many_runs))
     assert done.returncode == 0, done.stderr
     tracker = SQLiteTracker(many_runs)
     best = tracker.runs(sort="f1", limit=3)

@@ -674,6 +674,7 @@ def test_api_runs_serves_one_page_sorted_and_brushed_by_the_server(large: Path):
         assert again == {"unchanged": True, "version": first["version"]}
 
 
+@pytest.mark.browser
 def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Path):
     with serving(large) as url:
         open_runs(page, url + "/")
