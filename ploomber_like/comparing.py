@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import render
-from ploomber_like.capture.kernel import without_addresses
 from ploomber_like.errors import ParameterError
 from ploomber_like.inputs import InputChange, compare_inputs
 from ploomber_like.record import BLOB_REF_KEY
+from ploomber_like.reprs import without_addresses
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +39,9 @@ DEFAULT_RUN_COLUMNS = ("uuid", "name", "status", "tags")
 
 #: A text column is cut to this many characters when the terminal is narrow.
 NARROW_COLUMN = 12
+
+#: Runs ``compare`` shows without a filter: the top ones by its sort, the rest counted.
+TOP_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class Comparison:
     sort_key: str | None = None
     #: Whether the table view may reorder and collapse columns (not when they were picked).
     arrange: bool = True
+    #: Each run's flattened parameters and values, by uuid and kind: flattened once, not per
+    #: cell (thousands of runs in the UI's charts).
+    _flat: dict[tuple[str, str], dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def keys(self) -> list[str]:
@@ -76,7 +84,10 @@ class Comparison:
         """The raw value of one cell (a :class:`RichOutput` for a plot, None when missing)."""
         if column.kind == "run":
             return getattr(run, column.key) if column.key != "tags" else ", ".join(run.tags)
-        source = run.flat_parameters() if column.kind == "parameter" else run.flat_values()
+        source = self._flat.get((run.uuid, column.kind))
+        if source is None:
+            source = run.flat_parameters() if column.kind == "parameter" else run.flat_values()
+            self._flat[(run.uuid, column.kind)] = source
         return source.get(column.key)
 
     def text(self, run: Run, column: Column) -> str:
@@ -178,7 +189,8 @@ class Comparison:
             if column in first:
                 continue
             cells = [self.value(run, column) for run in self.runs]
-            differ = len({_identity(v) for v in cells}) > 1
+            first_identity = _identity(cells[0])
+            differ = any(_identity(v) != first_identity for v in cells[1:])
             plots = any(render.is_displayable(v) for v in cells)
             (varying if differ else same).append((column.kind != "parameter", plots, column))
         varying.sort(key=lambda item: item[:2])  # stable: same kind keeps its order

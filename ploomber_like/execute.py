@@ -7,19 +7,18 @@ import asyncio
 import contextlib
 import math
 import os
-import re
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ploomber_like.artifacts import changed_files, run_directory, snapshot
-from ploomber_like.capture.outputs import CapturedRun, cap_text, strip_ansi
+from ploomber_like.capture.outputs import CapturedRun
 from ploomber_like.capture.protocol import (
     HOOK_NAME,
     MAX_STREAM_CHARS,
@@ -33,13 +32,24 @@ from ploomber_like.capture.protocol import (
 from ploomber_like.inputs import hash_inputs
 from ploomber_like.kernels import KernelPool, ReadyKernel
 from ploomber_like.notebook import Group, PreparedRun
+from ploomber_like.outcome import (
+    Cancelled,
+    Completed,
+    Ending,
+    KernelDied,
+    Outcome,
+    Raised,
+    TimedOut,
+    classify,
+    is_clean_exit,
+)
 from ploomber_like.output_notebook import INJECTED_TAG, PARAMETERS_TAG, executed_notebook
+from ploomber_like.provenance import package_versions
 from ploomber_like.record import (
     Environment,
     MetricPoint,
     Record,
     RecordOptions,
-    RunError,
     Status,
     new_created,
     new_uuid,
@@ -125,11 +135,9 @@ async def execute_run(
     working directory (see :func:`~ploomber_like.artifacts.run_directory`).
 
     Failures are recorded, never raised: an exception, ``sys.exit``, a dead kernel or a timeout
-    each end the run with their status and error, keeping every value captured before.
+    each end the run with their status and error (:func:`~ploomber_like.outcome.classify`),
+    keeping every value captured before.
     """
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from nbformat import NotebookNode
-
     started = time.monotonic()
     options = prepared.options
     output = _RunOutput(options, on_points)
@@ -137,98 +145,22 @@ async def execute_run(
     workdir = own_directory or Path(options.working_directory or Path.cwd())
     record.workdir = str(workdir)
     before = snapshot(workdir, options) if own_directory is None else {}
+
     steps = _plan_steps(prepared, kernel, own_directory)
-    notebook = NotebookNode(metadata=NotebookNode(), cells=[_code_cell(s.source) for s in steps])
-    # The timeout covers the user's code, not our kernel start-up: a busy machine that starts
-    # kernels slowly must not turn runs into timeouts before their first line.
-    state = _ExecutionState(deadline=None if timeout is None else time.monotonic() + timeout)
-
-    def group_of(cell_index: int) -> int | None:
-        # Past the steps: our closing cell (the report of imported modules).
-        return steps[cell_index].group if cell_index < len(steps) else None
-
-    def cell_started(cell: Any, cell_index: int) -> None:
-        group = group_of(cell_index)
-        if group is not None and on_group is not None:
-            on_group(group)
-
-    def cell_executed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        group = group_of(cell_index)
-        count = execute_reply.get("content", {}).get("execution_count")
-        if group is not None and count is not None:
-            state.groups_by_count[count] = prepared.groups[group]
-
-    def cell_failed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        state.traceback = execute_reply.get("content", {}).get("traceback") or []
-
-    client = _client_class()(
-        notebook, km=None, allow_errors=False, interrupt_on_timeout=False, record_timing=False,
-        timeout_func=state.seconds_left, on_cell_start=cell_started,
-        on_cell_executed=cell_executed, on_cell_error=cell_failed,
-    )
-    client.kc = kernel.client
-    client.on_stream = output.stream
-
+    execution = _Execution(prepared, steps, kernel, output, timeout, on_group)
     try:
-        for cell_index, (step, cell) in enumerate(zip(steps, notebook.cells, strict=True)):
-            group = step.group
-            step_started = time.monotonic()
-            stopped = True
-            try:
-                await client.async_execute_cell(cell, cell_index, store_history=group is not None)
-                stopped = False
-            except CellTimeoutError:
-                # Interrupted first, the kernel's traceback says where the run was.
-                traceback, location = await _interrupted_traceback(kernel, state, prepared, group)
-                record.status = Status.TIMEOUT
-                record.error = RunError(
-                    "Timeout", f"the run exceeded its timeout of {timeout:g} s", traceback,
-                    group=group, group_source=_group_source(prepared, group),
-                    location=location or _group_location(prepared, group),
-                )
-            except DeadKernelError:
-                if kernel.handle.is_alive():
-                    # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
-                    raise asyncio.CancelledError from None
-                log = kernel.handle.log_tail()
-                record.status = Status.CRASHED
-                record.error = RunError(
-                    "KernelDied", kernel.handle.describe_exit(), traceback=log,
-                    group=group, group_source=_group_source(prepared, group),
-                    location=_crash_location(log, prepared, group)
-                    or _group_location(prepared, group),
-                )
-            except CellExecutionError as exc:
-                if exc.ename == "SystemExit" and exc.evalue not in CLEAN_EXIT_CODES:
-                    # IPython shows SystemExit without its frames; the kernel still has them.
-                    state.traceback = await _last_traceback(kernel) or state.traceback
-                record.status, record.error = _error_from_cell(exc, state, prepared, group)
-            finally:
-                if group is not None:
-                    record.group_durations.append(time.monotonic() - step_started)
-                output.captured.add_outputs(cell.get("outputs", []))
-            if stopped:
-                break
+        ending = await execution.run(record.group_durations)
     except asyncio.CancelledError:
         # Ctrl-C: keep what the run showed so far, then let the cancellation go on.
-        record.interrupt("interrupted by the user")
+        _set_outcome(record, classify(Cancelled(), str(prepared.path), {}))
         _fill_record(record, output, started)
         raise
-    if record.error is None:
-        record.status = Status.OK  # also after sys.exit(0): it ends a script successfully
-    if record.status in (Status.OK, Status.FAILED):
-        # The kernel still runs: ask which modules the run imported, for package versions.
-        modules_cell = _code_cell(f"{HOOK_NAME}.report_modules()\n{HOOK_NAME}.report_inputs()")
-        notebook.cells.append(modules_cell)
-        state.deadline = time.monotonic() + 10
-        with contextlib.suppress(Exception):
-            await client.async_execute_cell(modules_cell, len(steps), store_history=False)
-            output.captured.add_outputs(modules_cell.outputs)
-        if on_imports is not None and output.captured.run_imports:
-            on_imports(output.captured.run_imports)
+    outcome = _set_outcome(record, classify(ending, str(prepared.path), execution.groups_by_count))
+    if outcome.status in (Status.OK, Status.FAILED):
+        await execution.report_modules(on_imports)
 
     if options.save_notebook:
-        record.notebook = _save_notebook(prepared, steps, notebook.cells, output.captured)
+        record.notebook = _save_notebook(prepared, steps, execution.cells, output.captured)
     artifacts, blobs, notes = changed_files(workdir, before, options)
     record.artifacts = artifacts
     # What the run wrote is its output, not an input, even when it read it back. Off the event
@@ -246,6 +178,11 @@ async def execute_run(
     return record
 
 
+def _set_outcome(record: Record, outcome: Outcome) -> Outcome:
+    record.status, record.error = outcome.status, outcome.error
+    return outcome
+
+
 def _code_cell(source: str) -> Any:
     """A code cell for nbclient to execute.
 
@@ -258,6 +195,177 @@ def _code_cell(source: str) -> Any:
     return NotebookNode(
         cell_type="code", metadata=NotebookNode(), execution_count=None, source=source, outputs=[]
     )
+
+
+class _Execution:
+    """A run's cells executed on its kernel by nbclient, up to the first that ends the run, and
+    what nbclient's hooks learn on the way."""
+
+    def __init__(
+        self,
+        prepared: PreparedRun,
+        steps: list[_Step],
+        kernel: ReadyKernel,
+        output: _RunOutput,
+        timeout: float | None,
+        on_group: Callable[[int], None] | None,
+    ) -> None:
+        from nbformat import NotebookNode
+
+        self.prepared = prepared
+        self.steps = steps
+        self.kernel = kernel
+        self.output = output
+        self.timeout = timeout
+        self.on_group = on_group
+        self.cells = [_code_cell(step.source) for step in steps]
+        # The timeout covers the user's code, not our kernel start-up: a busy machine that starts
+        # kernels slowly must not turn runs into timeouts before their first line.
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        #: The failing cell's traceback, as the kernel sent it.
+        self.traceback: list[str] = []
+        #: Group of each execution count, to name the user's file in tracebacks.
+        self.groups_by_count: dict[int, Group] = {}
+        self.client = _client_class()(
+            NotebookNode(metadata=NotebookNode(), cells=self.cells), km=None, allow_errors=False,
+            interrupt_on_timeout=False, record_timing=False, timeout_func=self.seconds_left,
+            on_cell_start=self._cell_started, on_cell_executed=self._cell_executed,
+            on_cell_error=self._cell_failed,
+        )
+        self.client.kc = kernel.client
+        self.client.on_stream = output.stream
+
+    async def run(self, durations: list[float]) -> Ending:
+        """Execute the cells in order until one ends the run; append each group's duration to
+        ``durations``. Raises ``CancelledError`` when the run is cancelled (Ctrl-C)."""
+        for cell_index, (step, cell) in enumerate(zip(self.steps, self.cells, strict=True)):
+            step_started = time.monotonic()
+            try:
+                ending = await self._execute(cell, cell_index, step.group)
+            finally:
+                if step.group is not None:
+                    durations.append(time.monotonic() - step_started)
+                self.output.captured.add_outputs(cell.get("outputs", []))
+            if ending is not None:
+                return ending
+        return Completed()
+
+    async def report_modules(self, on_imports: Callable[[dict[str, str]], None] | None) -> None:
+        """Ask the kernel, still running after the run, which modules the run imported (for
+        package versions, and ``on_imports``) and which files it read."""
+        modules_cell = _code_cell(f"{HOOK_NAME}.report_modules()\n{HOOK_NAME}.report_inputs()")
+        self.client.nb.cells.append(modules_cell)
+        self.deadline = time.monotonic() + 10
+        with contextlib.suppress(Exception):
+            await self.client.async_execute_cell(modules_cell, len(self.steps), store_history=False)
+            self.output.captured.add_outputs(modules_cell.outputs)
+        if on_imports is not None and self.output.captured.run_imports:
+            on_imports(self.output.captured.run_imports)
+
+    def seconds_left(self, cell: Any) -> int | None:
+        if self.deadline is None:
+            return None
+        # nbclient's timeout is a whole number of seconds.
+        return max(math.ceil(self.deadline - time.monotonic()), 1)
+
+    async def _execute(self, cell: Any, cell_index: int, index: int | None) -> Ending | None:
+        """Execute one cell (of group ``index``, ``None`` for ours): ``None`` if it ran to its
+        end, else what ended the run."""
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+        group = self.prepared.groups[index] if index is not None else None
+        try:
+            await self.client.async_execute_cell(cell, cell_index, store_history=group is not None)
+        except CellTimeoutError:
+            # Interrupted first, the kernel's traceback says where the run was.
+            return TimedOut(self.timeout or 0.0, await self._interrupted_traceback(group), group)
+        except DeadKernelError:
+            handle = self.kernel.handle
+            if handle.is_alive():
+                # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
+                raise asyncio.CancelledError from None
+            return KernelDied(handle.describe_exit(), handle.log_tail(), group)
+        except CellExecutionError as exc:
+            name, message = exc.ename or "Error", exc.evalue or ""
+            traceback = self.traceback
+            if name == "SystemExit" and not is_clean_exit(name, message):
+                # IPython shows SystemExit without its frames; the kernel still has them.
+                traceback = await self._last_traceback() or traceback
+            return Raised(name, message, tuple(traceback), group)
+        return None
+
+    def _group_of(self, cell_index: int) -> int | None:
+        # Past the steps: our closing cell (the report of imported modules).
+        return self.steps[cell_index].group if cell_index < len(self.steps) else None
+
+    def _cell_started(self, cell: Any, cell_index: int) -> None:
+        group = self._group_of(cell_index)
+        if group is not None and self.on_group is not None:
+            self.on_group(group)
+
+    def _cell_executed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        group = self._group_of(cell_index)
+        count = execute_reply.get("content", {}).get("execution_count")
+        if group is not None and count is not None:
+            self.groups_by_count[count] = self.prepared.groups[group]
+
+    def _cell_failed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        self.traceback = execute_reply.get("content", {}).get("traceback") or []
+
+    async def _last_traceback(self) -> list[str] | None:
+        """The full traceback of the exception that ended the last cell, asked of the kernel
+        without running a cell (a user expression: no output, no history)."""
+        from queue import Empty
+
+        client = self.kernel.client
+        msg_id = client.execute(
+            "", silent=True, store_history=False,
+            user_expressions={"tb": _LAST_TRACEBACK_EXPRESSION},
+        )
+        deadline = time.monotonic() + TRACEBACK_REQUEST_TIMEOUT
+        while time.monotonic() < deadline and self.kernel.handle.is_alive():
+            try:
+                reply = await client.shell_channel.get_msg(timeout=0.5)
+            except Empty:
+                continue
+            if reply["parent_header"].get("msg_id") != msg_id:
+                continue
+            result = reply["content"].get("user_expressions", {}).get("tb", {})
+            ok = result.get("status") == "ok"
+            text = result.get("data", {}).get("text/plain") if ok else None
+            try:
+                return ast.literal_eval(text).splitlines() if text else None
+            except (ValueError, SyntaxError):
+                return None
+        return None
+
+    async def _interrupted_traceback(self, group: Group | None) -> tuple[str, ...]:
+        """Interrupt a kernel past its timeout (SIGINT, as Jupyter's interrupt does) and wait
+        briefly for the cell's reply: its traceback, as sent.
+
+        Code that does not return to Python on SIGINT (a long C call) gives nothing: the kernel
+        is killed after :data:`INTERRUPT_GRACE` seconds all the same.
+        """
+        from queue import Empty
+
+        try:
+            os.kill(self.kernel.handle.pid, signal.SIGINT)
+        except OSError:
+            return ()
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        while time.monotonic() < deadline and self.kernel.handle.is_alive():
+            try:
+                reply = await self.kernel.client.shell_channel.get_msg(timeout=0.2)
+            except Empty:
+                continue
+            if reply.get("msg_type") != "execute_reply":
+                continue
+            content = reply["content"]
+            count = content.get("execution_count")
+            if group is not None and count is not None:
+                self.groups_by_count[count] = group
+            return tuple(content.get("traceback") or ())
+        return ()
 
 
 class _RunOutput:
@@ -334,23 +442,6 @@ class _RunOutput:
 
     def metrics(self) -> list[MetricPoint]:
         return self.scalars.finish(time.time()) if self.scalars is not None else []
-
-
-@dataclass
-class _ExecutionState:
-    """What nbclient's hooks learn while a run executes."""
-
-    deadline: float | None
-    #: The failing cell's traceback, as the kernel sent it.
-    traceback: list[str] = field(default_factory=list)
-    #: Group of each execution count, to name the user's file in tracebacks.
-    groups_by_count: dict[int, Group] = field(default_factory=dict)
-
-    def seconds_left(self, cell: Any) -> int | None:
-        if self.deadline is None:
-            return None
-        # nbclient's timeout is a whole number of seconds.
-        return max(math.ceil(self.deadline - time.monotonic()), 1)
 
 
 @lru_cache(maxsize=1)
@@ -455,34 +546,6 @@ def _save_notebook(
     return blob.sha256
 
 
-def _group_source(prepared: PreparedRun, group: int | None) -> str | None:
-    return prepared.groups[group].source if group is not None else None
-
-
-def _group_location(prepared: PreparedRun, group: int | None) -> str | None:
-    return prepared.groups[group].location(str(prepared.path), 1) if group is not None else None
-
-
-def _error_from_cell(
-    exc: Any, state: _ExecutionState, prepared: PreparedRun, group: int | None
-) -> tuple[Status, RunError | None]:
-    """The status and error of a cell that raised, from nbclient's CellExecutionError."""
-    name, message = exc.ename or "Error", exc.evalue or ""
-    if name == "SystemExit" and message in CLEAN_EXIT_CODES:
-        return Status.OK, None  # stop here, successfully
-    traceback, location = point_at_file(
-        strip_ansi("\n".join(state.traceback)), state.groups_by_count, str(prepared.path)
-    )
-    status = Status.INTERRUPTED if name == "KeyboardInterrupt" else Status.FAILED
-    return status, RunError(
-        name, message, cap_text(traceback, 50_000),
-        group=group, group_source=_group_source(prepared, group),
-        location=location or _group_location(prepared, group),
-    )
-
-
-#: ``SystemExit`` messages of a script ending successfully (``sys.exit()``, ``sys.exit(0)``).
-CLEAN_EXIT_CODES = ("", "0", "None")
 #: Seconds a timed-out run has to stop on an interrupt (and say where it was) before its
 #: kernel is killed.
 INTERRUPT_GRACE = 3.0
@@ -496,141 +559,3 @@ _LAST_TRACEBACK_EXPRESSION = (
     "__import__('sys').last_type, __import__('sys').last_value, "
     "__import__('sys').last_traceback))"
 )
-#: A frame of a cell in faulthandler's output (``File "/tmp/ipykernel_81/2203.py", line 8``).
-_CRASH_FRAME = re.compile(r'File "([^"]*ipykernel_\d+[/\\][^"/\\]+\.py)", line (\d+)')
-
-
-async def _last_traceback(kernel: ReadyKernel) -> list[str] | None:
-    """The full traceback of the exception that ended the last cell, asked of the kernel
-    without running a cell (a user expression: no output, no history)."""
-    from queue import Empty
-
-    client = kernel.client
-    msg_id = client.execute(
-        "", silent=True, store_history=False, user_expressions={"tb": _LAST_TRACEBACK_EXPRESSION}
-    )
-    deadline = time.monotonic() + TRACEBACK_REQUEST_TIMEOUT
-    while time.monotonic() < deadline and kernel.handle.is_alive():
-        try:
-            reply = await client.shell_channel.get_msg(timeout=0.5)
-        except Empty:
-            continue
-        if reply["parent_header"].get("msg_id") != msg_id:
-            continue
-        result = reply["content"].get("user_expressions", {}).get("tb", {})
-        text = result.get("data", {}).get("text/plain") if result.get("status") == "ok" else None
-        try:
-            return ast.literal_eval(text).splitlines() if text else None
-        except (ValueError, SyntaxError):
-            return None
-    return None
-
-
-async def _interrupted_traceback(
-    kernel: ReadyKernel, state: _ExecutionState, prepared: PreparedRun, group: int | None
-) -> tuple[str, str | None]:
-    """Interrupt a kernel past its timeout (SIGINT, as Jupyter's interrupt does) and wait
-    briefly for the cell's reply: its traceback and the location in the user's file.
-
-    Code that does not return to Python on SIGINT (a long C call) gives nothing: the kernel
-    is killed after :data:`INTERRUPT_GRACE` seconds all the same.
-    """
-    from queue import Empty
-
-    try:
-        os.kill(kernel.handle.pid, signal.SIGINT)
-    except OSError:
-        return "", None
-    deadline = time.monotonic() + INTERRUPT_GRACE
-    while time.monotonic() < deadline and kernel.handle.is_alive():
-        try:
-            reply = await kernel.client.shell_channel.get_msg(timeout=0.2)
-        except Empty:
-            continue
-        if reply.get("msg_type") != "execute_reply":
-            continue
-        content = reply["content"]
-        count = content.get("execution_count")
-        if group is not None and count is not None:
-            state.groups_by_count[count] = prepared.groups[group]
-        traceback = strip_ansi("\n".join(content.get("traceback") or []))
-        traceback, location = point_at_file(traceback, state.groups_by_count, str(prepared.path))
-        return cap_text(traceback, 50_000), location
-    return "", None
-
-
-def _crash_location(log: str, prepared: PreparedRun, group: int | None) -> str | None:
-    """Where a kernel that died was in ``group``, from faulthandler's output in its ``log``
-    (a segfault, and ``os._exit``, which capture makes leave the same kind of traceback).
-
-    Frames list the most recent call first; the last frame in a cell's file is the running
-    cell's top level, and the first frame in that same file the innermost line reached in it.
-    """
-    if group is None:
-        return None
-    frames = _CRASH_FRAME.findall(log)
-    if not frames:
-        return None
-    running_cell = frames[-1][0]
-    line = next(int(number) for file, number in frames if file == running_cell)
-    return prepared.groups[group].location(str(prepared.path), line)
-
-
-#: A traceback frame in a cell, as IPython prints it: ``Cell In[4], line 8, in f()``.
-_CELL_FRAME = re.compile(r"^Cell In\[(\d+)\], line (\d+)(.*)$")
-#: A source line of such a frame: ``      7 b = 0`` or ``----> 8 a / b``.
-_FRAME_LINE = re.compile(r"^(-*>?\s*)(\d+)(\s.*|)$")
-
-
-def point_at_file(
-    traceback: str, groups_by_count: dict[int, Group], path: str
-) -> tuple[str, str | None]:
-    """``traceback`` with frames of the user's cells naming ``path`` and its real line numbers,
-    and the location of the innermost such frame (``fit.py:42``), if any."""
-    lines: list[str] = []
-    location = None
-    offset = None  # while in a frame of a .py group: add this to its line numbers
-    for line in traceback.splitlines():
-        frame = _CELL_FRAME.match(line)
-        if frame:
-            group = groups_by_count.get(int(frame[1]))
-            offset = None
-            if group is not None and group.start is not None:
-                location = group.location(path, int(frame[2]))
-                lines.append(f"File {location}{frame[3]}")
-                if not path.endswith(".ipynb"):
-                    offset = group.start - 1
-                continue
-        elif offset is not None:
-            numbered = _FRAME_LINE.match(line)
-            if numbered:
-                lines.append(f"{numbered[1]}{int(numbered[2]) + offset}{numbered[3]}")
-                continue
-            if not line.strip():
-                offset = None
-        lines.append(line)
-    return "\n".join(lines), location
-
-
-@lru_cache(maxsize=64)
-def package_versions(modules: tuple[str, ...]) -> dict[str, str]:
-    """Versions of the distributions providing ``modules``."""
-    from importlib import metadata
-
-    providers = module_distributions()
-    versions = {}
-    for module in modules:
-        for distribution in providers.get(module, []):
-            try:
-                versions[distribution] = metadata.version(distribution)
-            except metadata.PackageNotFoundError:
-                continue
-    return dict(sorted(versions.items()))
-
-
-@lru_cache(maxsize=1)
-def module_distributions() -> dict[str, list[str]]:
-    """Which distributions provide each top-level module (scanning them takes ~0.5 s, once)."""
-    from importlib import metadata
-
-    return metadata.packages_distributions()

@@ -16,9 +16,14 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], An
     """A module ``__getattr__`` for ``package``: ``exports`` maps each name to the module,
     relative to ``package``, that defines it (``{"Store": "writes"}``)."""
 
+    namespace = vars(importlib.import_module(package))
+
     def __getattr__(name: str) -> Any:
         if name in exports:
-            return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+            value = getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+            # Kept in the package: a name used in a loop is looked up here once, not each time.
+            namespace[name] = value
+            return value
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__

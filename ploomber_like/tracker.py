@@ -246,10 +246,11 @@ class SQLiteTracker:
         """Set the comment of a run (given by uuid or unique uuid prefix)."""
         experiment.set_comment(self.path, self._query.full_uuids([uuid])[0], text)
 
-    def uuid_prefixes(self) -> dict[str, str]:
+    def uuid_prefixes(self, uuids: Iterable[str] | None = None) -> dict[str, str]:
         """Each run's shortest unique uuid prefix (at least 8 characters): how views show uuids,
-        and what every call taking a uuid accepts."""
-        return self._query.uuid_prefixes()
+        and what every call taking a uuid accepts. With ``uuids``, only theirs (without reading
+        every uuid)."""
+        return self._query.uuid_prefixes(uuids)
 
     def compare(
         self,
@@ -278,8 +279,9 @@ class SQLiteTracker:
 
         runs = self.runs(uuids, status=status, sort=sort, ascending=ascending, limit=limit,
                          tag=tag, script=script, where=where)
-        return compare_runs(runs, self.uuid_prefixes(), only_changed=only_changed,
-                            columns=columns, precision=precision, sort=sort)
+        short = self.uuid_prefixes(run.uuid for run in runs)
+        return compare_runs(runs, short, only_changed=only_changed, columns=columns,
+                            precision=precision, sort=sort)
 
     def groups(self, uuids: Sequence[str] | None = None, **filters: Any) -> pd.DataFrame:
         """Runs aggregated by replicate group (see :mod:`ploomber_like.replicates`): one row
@@ -296,7 +298,7 @@ class SQLiteTracker:
         from ploomber_like.comparing import diff_runs
 
         first, second = self.get(a, detail=True), self.get(b, detail=True)
-        return diff_runs(first, second, self.uuid_prefixes(), precision)
+        return diff_runs(first, second, self.uuid_prefixes([first.uuid, second.uuid]), precision)
 
     def tag(self, uuid: str, *tags: str) -> list[str]:
         """Add tags to a run (uuid or unique prefix); returns its tags."""

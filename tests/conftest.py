@@ -1,4 +1,5 @@
-"""Shared helpers: write a script into ``tmp_path``, track it, and read its stored row."""
+"""Shared helpers: write a script into ``tmp_path``, track it, read stored rows, run the CLI in
+a process of its own, wait for a condition."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -47,14 +52,30 @@ def write_script(folder: Path, text: str, name: str = "script.py") -> Path:
     return path
 
 
-def read_row(database: Path, uuid: str) -> dict[str, Any]:
-    """The ``experiments`` row of ``uuid`` as a dict, JSON columns decoded."""
-    conn = sqlite3.connect(database)
+def rows(
+    database: str | os.PathLike[str],
+    sql: str = "SELECT * FROM experiments",
+    parameters: Sequence[Any] = (),
+) -> list[dict[str, Any]]:
+    """What ``sql`` selects from ``database``, a dict per row. Read-only: a database that does
+    not exist is an error (``sqlite3.OperationalError``), never created."""
+    conn = sqlite3.connect(f"{Path(database).absolute().as_uri()}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
-        row = dict(conn.execute("SELECT * FROM experiments WHERE uuid = ?", (uuid,)).fetchone())
+        return [dict(row) for row in conn.execute(sql, parameters)]
     finally:
         conn.close()
+
+
+def stored_values(database: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Each run's ``parameters`` column decoded (its parameters and values), in written order."""
+    found = rows(database, "SELECT parameters FROM experiments ORDER BY rowid")
+    return [json.loads(row["parameters"]) for row in found]
+
+
+def read_row(database: Path, uuid: str) -> dict[str, Any]:
+    """The ``experiments`` row of ``uuid`` as a dict, JSON columns decoded."""
+    (row,) = rows(database, "SELECT * FROM experiments WHERE uuid = ?", (uuid,))
     for column in JSON_COLUMNS:
         if row[column] is not None:
             row[column] = json.loads(row[column])
@@ -73,6 +94,55 @@ def run(
     database = folder / "runs.db"
     record = track_execution(write_script(folder, text, name), parameters, database, **options)
     return TrackedRun(record, read_row(database, record.uuid), database)
+
+
+def cli(
+    *args: str,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str | None] | None = None,
+    module: str = "tracker",
+    input: str | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m tracker ARGS`` in a process of its own, its output captured as text.
+
+    ``env``: variables set on top of this process's (``None`` unsets one); ``module``: the entry
+    point (``ploomber_like.tracking`` is the same CLI). ``timeout`` only stops a hung test.
+    """
+    environment = dict(os.environ)
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=environment, input=input,
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def hidden_module(folder: Path, name: str) -> dict[str, str]:
+    """Variables for :func:`cli`'s ``env`` under which ``import name`` fails, as it does where
+    that optional package is not installed (a package of that name in ``folder`` raising)."""
+    package = folder / "hidden" / name
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text(f"raise ImportError('No module named {name}')\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(package.parent),
+                                                         os.environ.get("PYTHONPATH")]))}
+
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 300, what: str = "the condition") -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail the test past
+    ``timeout`` seconds. Generous by default: a loaded machine is slow, not wrong. A condition
+    may fail the test itself sooner (an ``assert`` that a process it waits on still runs)."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout:g} s"
+        time.sleep(0.05)
+    return result
 
 
 @pytest.fixture

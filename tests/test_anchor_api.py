@@ -86,6 +86,7 @@ def test_bad_values_write_nothing(tmp_path):
     assert len(tracker) == 1
 
 
+@pytest.mark.kernel
 def test_values_logged_by_hand_join_tracked_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     script = tmp_path / "fit.py"

@@ -87,20 +87,24 @@ def tracked(tmp_path_factory):
     return run(tmp_path_factory.mktemp("capture"), SCRIPT, {"n": 5})
 
 
+@pytest.mark.kernel
 def test_run_is_ok(tracked):
     assert tracked.record.status == "ok", tracked.record.error
     assert tracked.row["status"] == "ok"
 
 
+@pytest.mark.kernel
 def test_bare_name_is_recorded_with_its_value(tracked):
     assert tracked.stored["accuracy"] == 0.5
 
 
+@pytest.mark.kernel
 def test_every_bare_name_of_a_group_is_recorded(tracked):
     assert tracked.stored["a"] == 1
     assert tracked.stored["b"] == "two"
 
 
+@pytest.mark.kernel
 def test_unassigned_call_drawing_a_figure_is_a_png_blob(tracked):
     ref = tracked.stored["confusion_matrix"]
     assert ref["mimetype"] == "image/png"  # the figure, not the `<Axes ...>` text
@@ -112,36 +116,43 @@ def test_unassigned_call_drawing_a_figure_is_a_png_blob(tracked):
     assert bytes(data).startswith(b"\x89PNG")
 
 
+@pytest.mark.kernel
 def test_metric_call_is_recorded_under_the_function_name(tracked):
     assert tracked.stored["f1_score"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.kernel
 def test_print_and_none_results_are_not_values_but_stdout_is_kept(tracked):
     assert "print" not in tracked.stored
     assert "returns_none" not in tracked.stored
     assert "printed, not a value" in tracked.row["stdout"]
 
 
+@pytest.mark.kernel
 def test_trailing_semicolon_hides_the_value(tracked):
     assert "hidden" not in tracked.stored
 
 
+@pytest.mark.kernel
 def test_assignments_are_not_recorded(tracked):
     assert "_" not in tracked.stored
     assert "assigned" not in tracked.stored
 
 
+@pytest.mark.kernel
 def test_parameters_cell_values_are_recorded_with_defaults(tracked):
     assert tracked.record.parameters == {"n": 5, "label": "default"}
     assert tracked.row["parameter_keys"] == ["n", "label"]
     assert tracked.row["overrides"] == {"n": 5}
 
 
+@pytest.mark.kernel
 def test_same_key_twice_keeps_both(tracked):
     assert tracked.stored["roc"] == 0.9
     assert tracked.stored["roc_2"] == 0.9
 
 
+@pytest.mark.kernel
 def test_display_objects_are_captured_as_their_figures(tracked):
     # ConfusionMatrixDisplay is not an Artist: the figure it opened is attributed to it.
     first, second = tracked.stored["from_predictions"], tracked.stored["from_predictions_2"]
@@ -149,6 +160,7 @@ def test_display_objects_are_captured_as_their_figures(tracked):
     assert first["$blob"] != second["$blob"]
 
 
+@pytest.mark.kernel
 def test_numpy_and_pandas_values_keep_their_types(tracked):
     assert tracked.stored["np_float"] == 0.25
     assert tracked.stored["np_int"] == 7
@@ -165,6 +177,7 @@ def test_numpy_and_pandas_values_keep_their_types(tracked):
     assert types == ("real", "integer", "real", "array")
 
 
+@pytest.mark.kernel
 def test_dataframe_is_an_html_blob(tracked):
     ref = tracked.stored["frame"]
     assert ref["mimetype"] == "text/html"
@@ -173,10 +186,12 @@ def test_dataframe_is_an_html_blob(tracked):
     assert "<table" in bytes(html).decode()
 
 
+@pytest.mark.kernel
 def test_rich_outputs_are_stored_out_of_line(tracked):
     assert len(tracked.row["parameters"]) < 2000  # references, not base64 images
 
 
+@pytest.mark.kernel
 def test_figures_use_the_inline_backend(tracked):
     # A fresh kernel names it as ipykernel sets it; one forked from the process's warm template
     # (ready in time or not, depending on the machine's load) by its registered short name.
@@ -184,6 +199,7 @@ def test_figures_use_the_inline_backend(tracked):
     assert tracked.stored["get_backend"] in inline
 
 
+@pytest.mark.kernel
 def test_json_numbers_sort_numerically(tmp_path):
     script = """
     import numpy as np
@@ -245,6 +261,7 @@ def test_stream_text_counts_what_the_kernel_cut():
     assert kept.text() == "a" * 10 + cut_marker(102) + "b" * 10
 
 
+@pytest.mark.kernel
 def test_more_values_keep_their_json_types(track):
     tracked = track(
         "import datetime\n\nimport numpy as np\n\n"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 
 import pytest
-from conftest import write_script
+from conftest import cli, write_script
 
 from ploomber_like import ParameterError
 from ploomber_like.arguments import parse_assignments
@@ -23,12 +21,6 @@ rate = 0.1
 score = rate * len(layers)
 score
 """
-
-
-def cli(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
 
 
 @pytest.mark.parametrize(
@@ -64,11 +56,12 @@ def test_parse_assignments_errors(text, message):
         parse_assignments(text)
 
 
+@pytest.mark.kernel
 def test_run_prints_uuid_status_and_values(tmp_path):
     script = write_script(tmp_path, SCRIPT)
     database = tmp_path / "cli.db"
     result = cli(
-        "tracker", str(script),
+        str(script),
         "-p", "model=sklearn.ensemble.RandomForestClassifier, layers=[64,32]",
         "-p", ' name="a,b" , extra=1 ',
         "--database", str(database), "--timeout", "60",
@@ -95,11 +88,12 @@ def test_run_prints_uuid_status_and_values(tmp_path):
     assert score_line[0] == "score" and float(score_line[1]) == pytest.approx(0.2)
 
 
+@pytest.mark.kernel
 def test_failed_run_prints_the_error_and_exits_1(tmp_path):
     script = write_script(tmp_path, SCRIPT + "\nraise RuntimeError('bad model')\n")
     result = cli(
-        "ploomber_like.tracking", str(script), "-p", "extra=1", "-d", str(tmp_path / "cli.db"),
-        "-q",
+        str(script), "-p", "extra=1", "-d", str(tmp_path / "cli.db"), "-q",
+        module="ploomber_like.tracking",
     )
     assert result.returncode == 1, result.stderr
     assert "failed" in result.stdout
@@ -122,7 +116,7 @@ def test_failed_run_prints_the_error_and_exits_1(tmp_path):
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
     write_script(tmp_path, SCRIPT)
     write_script(tmp_path, "x = 1\n", "script.txt")
-    result = cli("tracker", *args, "-d", "cli.db", cwd=tmp_path)
+    result = cli(*args, "-d", "cli.db", cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and message in result.stderr

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import rows, wait_for, write_script
 
 from ploomber_like.cluster import connect_dask
 from ploomber_like.errors import TrackerError
@@ -29,6 +28,8 @@ x = 1
 square = x * x
 square
 """
+#: Runs in the order they were recorded.
+BY_CREATED = "SELECT * FROM experiments ORDER BY created"
 
 
 @pytest.fixture(scope="module")
@@ -60,30 +61,16 @@ def doomed_cluster():
         yield cluster, client
 
 
-def rows(database: Path) -> list[dict]:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-        conn.row_factory = sqlite3.Row
-        found = conn.execute(
-            "SELECT uuid, status, parameters, error_type, error_message, environment "
-            "FROM experiments ORDER BY created"
-        ).fetchall()
-    return [dict(row) for row in found]
-
-
-def script(tmp_path: Path, text: str, name: str = "script.py") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_grid_on_dask_records_every_point_in_the_driver_database(client, tmp_path, capfd):
     database = tmp_path / "runs.db"
     summary = track_grid(
-        script(tmp_path, SQUARE), {"x": [1, 2, 3, 4]}, database, executor=client, quiet=True,
+        write_script(tmp_path, SQUARE), {"x": [1, 2, 3, 4]}, database, executor=client, quiet=True,
     )
 
     assert (summary.total, summary.ok, summary.failed) == (4, 4, 0)
-    found = rows(database)
+    found = rows(database, BY_CREATED)
     assert [row["status"] for row in found] == ["ok"] * 4
     squares = {json.loads(r["parameters"])["x"]: json.loads(r["parameters"])["square"]
                for r in found}
@@ -92,6 +79,8 @@ def test_grid_on_dask_records_every_point_in_the_driver_database(client, tmp_pat
     assert capfd.readouterr().err == ""  # quiet: no progress bar, no summary
 
 
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_workers_use_the_shipped_source_not_the_file(client, tmp_path):
     # Every run deletes the file; the runs after the first still execute from the source
     # carried in the PreparedRun. Workers share nothing with the driver but that.
@@ -117,11 +106,13 @@ doubled
     assert sorted(json.loads(r["parameters"])["doubled"] for r in rows(database)) == [2, 4, 6]
 
 
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_a_failing_point_is_recorded_failed_and_the_sweep_goes_on(client, tmp_path):
     text = SQUARE + "\nif x == 2:\n    raise ValueError('two is not allowed')\n"
     database = tmp_path / "runs.db"
     summary = track_grid(
-        script(tmp_path, text), {"x": [1, 2, 3]}, database, executor=client, quiet=True
+        write_script(tmp_path, text), {"x": [1, 2, 3]}, database, executor=client, quiet=True
     )
 
     assert (summary.ok, summary.failed) == (2, 1)
@@ -133,23 +124,26 @@ def test_a_failing_point_is_recorded_failed_and_the_sweep_goes_on(client, tmp_pa
     assert by_x[3]["status"] == "ok"
 
 
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_runs_record_the_worker_host_and_resume_skips_done_points(client, tmp_path):
-    path = script(tmp_path, SQUARE)
+    path = write_script(tmp_path, SQUARE)
     database = tmp_path / "runs.db"
     track_grid(path, {"x": [1, 2]}, database, executor=client, quiet=True)
     again = track_grid(path, {"x": [1, 2, 3]}, database, executor=client, quiet=True)
 
     assert (again.skipped, again.ok) == (2, 1)
-    found = rows(database)
+    found = rows(database, BY_CREATED)
     assert len(found) == 3
     assert all(json.loads(r["environment"])["host"] == socket.gethostname() for r in found)
 
 
+@pytest.mark.kernel
 def test_a_thread_pool_executor_takes_the_same_path(tmp_path):
     database = tmp_path / "runs.db"
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         summary = track_grid(
-            script(tmp_path, SQUARE), {"x": [3, 5, 7]}, database, executor=pool, quiet=True
+            write_script(tmp_path, SQUARE), {"x": [3, 5, 7]}, database, executor=pool, quiet=True
         )
 
     assert summary.ok == 3
@@ -170,8 +164,10 @@ def test_connect_dask_names_an_unreachable_scheduler_in_one_line():
     assert "\n" not in message
 
 
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_the_cli_runs_a_grid_on_the_scheduler_given_by_dask(cluster, tmp_path):
-    path = script(tmp_path, SQUARE)
+    path = write_script(tmp_path, SQUARE)
     database = tmp_path / "runs.db"
     result = subprocess.run(
         [sys.executable, "-m", "tracker", str(path), "-g", "x=1,2", "-d", str(database),
@@ -180,7 +176,7 @@ def test_the_cli_runs_a_grid_on_the_scheduler_given_by_dask(cluster, tmp_path):
     )
 
     assert result.returncode == 0, result.stderr
-    found = rows(database)
+    found = rows(database, BY_CREATED)
     assert sorted(json.loads(r["parameters"])["square"] for r in found) == [1, 4]
     assert {r["status"] for r in found} == {"ok"}
 
@@ -207,16 +203,17 @@ def waiting_script(tmp_path: Path) -> tuple[Path, Path]:
     """A script whose runs wait for the test (see ``WAITING``), and its markers folder."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    return script(tmp_path, WAITING.format(markers=str(markers))), markers
+    return write_script(tmp_path, WAITING.format(markers=str(markers))), markers
 
 
 def started_kernel(markers: Path, alive=lambda: True) -> int:
     """The process of the first run to reach the user's code, once one has."""
-    deadline = time.monotonic() + 300
-    while not (found := list(markers.glob("started-*"))):
+
+    def started() -> list[Path]:
         assert alive(), "the sweep ended before a run started"
-        assert time.monotonic() < deadline, "no run reached the user's code in 300 s"
-        time.sleep(0.05)
+        return list(markers.glob("started-*"))
+
+    found = wait_for(started, what="a run reaching the user's code")
     return int(found[0].name.removeprefix("started-"))
 
 
@@ -246,12 +243,14 @@ def _kill_worker_running_a_point(client, database: Path, tmp_path: Path) -> tupl
     (markers / "release").touch()
     sweep.join(timeout=300)
     assert not sweep.is_alive()
-    found = rows(database)
+    found = rows(database, BY_CREATED)
     assert len(found) == 1  # never recorded twice, never lost
     assert outcome["summary"].runs == [(found[0]["uuid"], found[0]["status"])]
     return found[0], victim
 
 
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_a_killed_worker_is_survived_by_retrying_the_point_elsewhere(doomed_cluster, tmp_path):
     _, client = doomed_cluster
     row, _ = _kill_worker_running_a_point(client, tmp_path / "runs.db", tmp_path)
@@ -260,6 +259,8 @@ def test_a_killed_worker_is_survived_by_retrying_the_point_elsewhere(doomed_clus
     assert json.loads(row["parameters"])["slept"] == 7
 
 
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_a_point_whose_worker_dies_past_the_allowed_failures_is_recorded_crashed(
     doomed_cluster, tmp_path
 ):
@@ -272,6 +273,8 @@ def test_a_point_whose_worker_dies_past_the_allowed_failures_is_recorded_crashed
     assert victim in row["error_message"]
 
 
+@pytest.mark.cluster
+@pytest.mark.kernel
 def test_ctrl_c_stops_the_sweep_and_the_runs_on_the_workers(cluster, client, tmp_path):
     path, markers = waiting_script(tmp_path)
     database = tmp_path / "runs.db"
@@ -285,13 +288,10 @@ def test_ctrl_c_stops_the_sweep_and_the_runs_on_the_workers(cluster, client, tmp
         driver.send_signal(signal.SIGINT)  # the first point is waiting in its kernel
         _, stderr = driver.communicate(timeout=300)
         assert driver.returncode == 130, stderr
-        found = rows(database)
+        found = rows(database, BY_CREATED)
         assert [r["status"] for r in found] == ["interrupted"]  # no further point was started
         # Its kernel was stopped, not left running (a bounded wait for a process told to end).
-        deadline = time.monotonic() + 120
-        while not is_dead(kernel) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert is_dead(kernel)
+        wait_for(lambda: is_dead(kernel), 120, "the kernel ending")
         assert len(list(markers.glob("started-*"))) == 1
     finally:
         driver.kill()

@@ -210,6 +210,7 @@ def test_ls_filters_by_script_and_where(sweep):
     assert sweep.failed[:8] in output and "77777777" not in output
 
 
+@pytest.mark.kernel
 def test_name_is_stored_for_a_run_and_shown(tmp_path):
     script = tmp_path / "fit.py"
     script.write_text("# parameters\nn = 1\n\nscore = n / 3\nscore\n")

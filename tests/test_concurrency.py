@@ -9,6 +9,8 @@ from concurrent_sweeps import ConcurrencyOutcome, run_concurrent_sweeps
 
 pytest.importorskip("uvicorn", reason="the UI needs the [ui] extra (uvicorn)")
 
+pytestmark = pytest.mark.kernel
+
 #: A reader call in this process (no interpreter start) may wait this long at most: far more
 #: than writing one run takes, even on a loaded CI machine, and far less than SQLite's busy
 #: timeout (60 s), which is what a reader stuck behind a writer would wait.

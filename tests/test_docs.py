@@ -35,6 +35,9 @@ from typing import Any
 
 import pytest
 
+#: Each document runs sweeps, and some a notebook's kernel.
+pytestmark = pytest.mark.kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARKER = re.compile(r"^<!--\s*docs-test:\s*(.*?)\s*-->\s*$")

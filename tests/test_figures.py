@@ -22,6 +22,8 @@ from ploomber_like import track_execution
 from ploomber_like.record import Record, new_created
 from ploomber_like.store import Store
 
+pytestmark = pytest.mark.kernel
+
 # Each cell one case of the issue's list (issue 18).
 PERCENT = """
 # %%

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import cli, write_script
 
 from ploomber_like import SQLiteTracker, track_execution
 from ploomber_like.capture.inputs import ReadRecorder
@@ -49,13 +49,6 @@ UTILS = "def scale(x):\n    return 2 * x\n"
 DATA = "a,b\n1,2\n3,4\n"
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=600,
-    )
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
@@ -69,6 +62,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("preload", [True, False], ids=["forked", "fresh"])
 def test_a_run_records_the_files_it_read_and_the_user_modules_it_imported(
     project: Path, tmp_path_factory: pytest.TempPathFactory, preload: bool
@@ -95,6 +89,7 @@ def test_a_run_records_the_files_it_read_and_the_user_modules_it_imported(
     assert sha256(project / "data.csv")[:12] in shown.stdout
 
 
+@pytest.mark.kernel
 def test_a_changed_module_or_data_file_reruns_resumed_points_and_diff_names_it(project: Path):
     sweep = ("fit.py", "-g", "factor=1,2", "-w", "2", "-d", "runs.db")
     first = cli(*sweep, cwd=project)
@@ -124,6 +119,7 @@ def test_a_changed_module_or_data_file_reruns_resumed_points_and_diff_names_it(p
     assert SQLiteTracker("runs.db").diff(middle, newest).inputs[0].path == "data.csv"
 
 
+@pytest.mark.kernel
 def test_rerun_warns_when_an_input_changed_since_the_run(project: Path):
     record = track_execution(project / "fit.py", None, "runs.db", quiet=True)
     unchanged = cli("rerun", record.uuid[:8], "-d", "runs.db", cwd=project)
@@ -137,6 +133,7 @@ def test_rerun_warns_when_an_input_changed_since_the_run(project: Path):
     assert done.returncode == 1  # and the value it computed from them differs
 
 
+@pytest.mark.kernel
 def test_the_mlflow_export_logs_the_inputs(project: Path):
     mlflow = pytest.importorskip("mlflow")
     record = track_execution(project / "fit.py", None, "runs.db", quiet=True)
@@ -220,6 +217,7 @@ def test_the_recorder_keeps_reads_under_its_folders_only(tmp_path: Path):
     ]
 
 
+@pytest.mark.kernel
 def test_settings_read_from_a_home_folder_the_run_works_in_are_not_inputs(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ):

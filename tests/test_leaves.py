@@ -9,11 +9,10 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 
 import nbformat
 import pytest
-from conftest import write_script
+from conftest import cli, wait_for, write_script
 
 from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
 from ploomber_like.artifacts import write_file
@@ -37,12 +36,6 @@ with open("model.txt", "w") as file:
 """
 
 
-def cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True
-    )
-
-
 # --- output scalars -------------------------------------------------------------------------
 
 
@@ -64,6 +57,7 @@ def test_a_bad_scalar_pattern_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "runs.db").exists()
 
 
+@pytest.mark.kernel
 def test_output_scalars_files_and_notebook_of_a_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "input.txt").write_text("unchanged")
@@ -104,6 +98,7 @@ def test_output_scalars_files_and_notebook_of_a_run(tmp_path, monkeypatch):
     assert "epoch: 1 loss: 0.500" in printed
 
 
+@pytest.mark.kernel
 def test_the_exported_notebook_keeps_the_parameters_tag(tmp_path):
     source = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# fit"),
@@ -122,6 +117,7 @@ def test_the_exported_notebook_keeps_the_parameters_tag(tmp_path):
     assert tags == [["parameters"], ["injected-parameters"], []]
 
 
+@pytest.mark.kernel
 def test_no_output_scalars_and_a_user_pattern(tmp_path):
     path = write_script(tmp_path, 'print("loss: 1")\nprint("score -> 7")\n')
     off = track_execution(path, database=tmp_path / "runs.db", output_scalars=False, quiet=True)
@@ -133,6 +129,7 @@ def test_no_output_scalars_and_a_user_pattern(tmp_path):
     assert [(p.key, p.value) for p in mine.metrics] == [("score", 7.0)]
 
 
+@pytest.mark.kernel
 def test_plots_in_the_saved_notebook_are_references_to_the_plot_blob(tmp_path):
     path = write_script(tmp_path, """
         import matplotlib.pyplot as plt
@@ -155,6 +152,7 @@ def test_plots_in_the_saved_notebook_are_references_to_the_plot_blob(tmp_path):
 # --- files ----------------------------------------------------------------------------------
 
 
+@pytest.mark.kernel
 def test_parallel_sweep_runs_keep_their_own_files_and_read_inputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.csv").write_text("10\n")
@@ -182,6 +180,7 @@ def test_parallel_sweep_runs_keep_their_own_files_and_read_inputs(tmp_path, monk
     assert not (tmp_path / "model.txt").exists()  # nothing written in the shared folder
 
 
+@pytest.mark.kernel
 def test_a_parallel_sweep_in_a_repository_leaves_only_the_database(tmp_path):
     repo, temp = tmp_path / "repo", tmp_path / "temp"
     repo.mkdir()
@@ -224,6 +223,7 @@ def test_a_parallel_sweep_in_a_repository_leaves_only_the_database(tmp_path):
     assert sorted(row[0] for row in stored) == [b"11", b"12", b"13"]
 
 
+@pytest.mark.kernel
 def test_files_over_the_limit_are_listed_not_stored(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_script(tmp_path, 'open("big.bin", "wb").write(b"x" * 5000)\n')
@@ -255,6 +255,7 @@ def test_export_never_writes_through_a_link_or_outside(tmp_path):
 # --- live and bounded output ----------------------------------------------------------------
 
 
+@pytest.mark.kernel
 def test_a_single_cli_run_streams_its_output_unless_quiet(tmp_path):
     write_script(tmp_path, TRAIN, "train.py")
     loud = cli("train.py", "-d", "runs.db", cwd=tmp_path)
@@ -281,6 +282,7 @@ print("the end")
 """
 
 
+@pytest.mark.kernel
 def test_huge_output_is_cut_in_the_kernel_to_the_stored_head_and_tail(tmp_path):
     write_script(tmp_path, HUGE_OUTPUT, "huge.py")
     run = cli("huge.py", "-d", "runs.db", cwd=tmp_path)  # not quiet: it echoes what it receives
@@ -313,6 +315,7 @@ print("the end")
 """
 
 
+@pytest.mark.kernel
 def test_scalars_of_the_cut_middle_are_all_recorded(tmp_path):
     write_script(tmp_path, CHATTY_LOOP, "chatty.py")
     run = cli("chatty.py", "-d", "runs.db", cwd=tmp_path)  # not quiet: it echoes what it receives
@@ -343,6 +346,7 @@ def test_scalars_of_the_cut_middle_are_all_recorded(tmp_path):
     assert len(points) == 900
 
 
+@pytest.mark.kernel
 def test_scalars_of_the_cut_middle_follow_the_run_pattern(tmp_path):
     path = write_script(tmp_path, """
     for i in range(3_000):
@@ -402,6 +406,7 @@ BIG_RUNS = {
 }
 
 
+@pytest.mark.kernel
 @needs_proc
 @pytest.mark.parametrize("how", BIG_RUNS)
 def test_200_mb_of_output_cost_neither_driver_nor_kernel_memory(tmp_path, how):
@@ -432,6 +437,7 @@ def test_200_mb_of_output_cost_neither_driver_nor_kernel_memory(tmp_path, how):
         assert cap_text(BIG_PRINTED) in (tmp_path / "out.txt").read_text()
 
 
+@pytest.mark.kernel
 @needs_proc
 def test_a_kernel_holds_no_copy_of_the_output_of_earlier_groups(track):
     # Each group's output is cut to 2 x 200 kB; IPython 9 would keep all 100 groups' copies.
@@ -446,11 +452,12 @@ def test_a_kernel_holds_no_copy_of_the_output_of_earlier_groups(track):
 
 def wait_for_marker(path, driver: subprocess.Popen) -> str:
     """The text of the marker file at ``path`` once it exists; the file is taken away."""
-    deadline = time.monotonic() + 300
-    while not path.exists():
+
+    def written() -> bool:
         assert driver.poll() is None, f"the run ended early: {driver.returncode}"
-        assert time.monotonic() < deadline, f"no {path.name} after 300 s"
-        time.sleep(0.05)
+        return path.exists()
+
+    wait_for(written, what=path.name)
     text = path.read_text()
     path.unlink()
     return text
@@ -477,6 +484,7 @@ def test_the_kernel_sends_cut_scalar_lines_up_to_the_point_limit(monkeypatch):
     assert "".join(blocks).splitlines() == [f"loss: {i}" for i in range(2, 7)]
 
 
+@pytest.mark.kernel
 def test_an_output_under_the_limit_is_stored_whole(tmp_path):
     # Past its first half the kernel holds a group's output until the group ends.
     path = write_script(tmp_path, 'print("a\\tb", end="")\nprint(" c" * 75_000)\nprint(1)\n')
@@ -484,6 +492,7 @@ def test_an_output_under_the_limit_is_stored_whole(tmp_path):
     assert record.stdout == "a\tb" + " c" * 75_000 + "\n1\n"
 
 
+@pytest.mark.kernel
 def test_a_large_text_value_is_stored_out_of_line(tmp_path):
     path = write_script(tmp_path, 'big = "ab" * 1_000_000\nbig\n')
     record = track_execution(path, database=tmp_path / "runs.db", quiet=True)
@@ -500,6 +509,7 @@ def test_a_large_text_value_is_stored_out_of_line(tmp_path):
 # --- failures point at the file -------------------------------------------------------------
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("name", ["fit.py", "percent.py"])
 def test_a_failure_names_the_file_and_line(tmp_path, name):
     header = "# %%\n" if name == "percent.py" else ""
@@ -550,6 +560,7 @@ if kind == "timeout":
 """
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize(
     "kind, status", [("exit", "failed"), ("os_exit", "crashed"), ("segfault", "crashed"),
                      ("timeout", "timeout")],
@@ -564,6 +575,7 @@ def test_exits_crashes_and_timeouts_name_the_statements_line(tmp_path, kind, sta
     assert record.error.group == 3  # still the group's index; its first line is line 11
 
 
+@pytest.mark.kernel
 def test_a_notebook_failure_names_cell_and_line(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# title"),
@@ -578,6 +590,7 @@ def test_a_notebook_failure_names_cell_and_line(tmp_path):
     assert "group 2" in record.error.summary()
 
 
+@pytest.mark.kernel
 def test_show_prints_the_failing_group_counted_from_1(tmp_path):
     write_script(tmp_path, "a = 1\n\nb = 0\n\na / b\n", "fail.py")
     result = cli("fail.py", "-d", "runs.db", "-q", cwd=tmp_path)

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import cli, hidden_module, write_script
 
 from ploomber_like import SQLiteTracker, TrackerError, track_execution
 from ploomber_like.mlflow_export import UUID_TAG, export_mlflow
@@ -31,13 +29,6 @@ label
 assert n < 5, "n too large"
 plt.plot([1, n])
 """
-
-
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], capture_output=True, text=True, cwd=cwd,
-        timeout=300, env=env,
-    )
 
 
 @pytest.fixture
@@ -62,6 +53,7 @@ def mlflow_runs(uri: str, experiment: str = "ploomber_like") -> dict[str, object
     return by_uuid
 
 
+@pytest.mark.kernel
 def test_export_sends_params_metrics_tags_artifacts_and_statuses(
     database: Path, tmp_path: Path
 ):
@@ -107,6 +99,7 @@ def test_export_sends_params_metrics_tags_artifacts_and_statuses(
             assert "traceback.txt" in artifacts and "outputs" not in artifacts
 
 
+@pytest.mark.kernel
 def test_export_again_adds_only_new_runs(database: Path, tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = export_mlflow(uri, database, experiment="fit")
@@ -121,6 +114,7 @@ def test_export_again_adds_only_new_runs(database: Path, tmp_path: Path):
     assert len(mlflow_runs(uri, "fit")) == 4
 
 
+@pytest.mark.kernel
 def test_export_where_condition_selects_runs(database: Path, tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = export_mlflow(uri, database, where="status = 'ok' AND "
@@ -131,6 +125,7 @@ def test_export_where_condition_selects_runs(database: Path, tmp_path: Path):
         export_mlflow(uri, database, where="status =")
 
 
+@pytest.mark.kernel
 def test_export_metric_series_with_their_steps(database: Path, tmp_path: Path):
     run = SQLiteTracker(database).runs(status="ok")[0]
     # The table runs write their `name: number` stdout lines to (uuid, key, step, value, time).
@@ -153,13 +148,9 @@ def test_export_metric_series_with_their_steps(database: Path, tmp_path: Path):
     ]
 
 
+@pytest.mark.kernel
 def test_export_without_mlflow_says_so_in_one_line(database: Path, tmp_path: Path):
-    # An importable `mlflow` that fails like a missing one.
-    blocker = tmp_path / "no_mlflow" / "mlflow"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('No module named mlflow')\n")
-    env = {**__import__("os").environ}
-    env["PYTHONPATH"] = f"{blocker.parent}:{env.get('PYTHONPATH', '')}"
+    env = hidden_module(tmp_path, "mlflow")
     target = tmp_path / "mlflow.db"
 
     done = cli("export", "mlflow", "--tracking-uri", f"sqlite:///{target}", "-d", str(database),
@@ -179,6 +170,7 @@ def test_export_bad_input_exits_2(tmp_path: Path):
     assert not (tmp_path / "m.db").exists()
 
 
+@pytest.mark.kernel
 def test_export_prints_its_own_line_and_no_mlflow_log_lines(database: Path, tmp_path: Path):
     target = tmp_path / "quiet.db"
     done = cli("export", "mlflow", "--tracking-uri", f"sqlite:///{target}", "-d", str(database),

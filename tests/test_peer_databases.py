@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import cli, rows, write_script
 from tracking_databases import user_version
 
 from ploomber_like import DatabaseError, SQLiteTracker
@@ -21,6 +21,8 @@ from ploomber_like.store import SCHEMA_VERSION, move_inline_images
 pytest.importorskip("sklearn_evaluation")
 pytest.importorskip("ploomber_engine")
 
+#: What migrating must keep of every row.
+PEER_COLUMNS = "SELECT uuid, created, comment FROM experiments ORDER BY uuid"
 STRICT_IMAGE = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/]+=*">')
 
 SKLEARN_EVALUATION = """
@@ -60,11 +62,6 @@ def run_python(code: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
 @pytest.fixture
 def sklearn_evaluation_db(tmp_path: Path) -> Path:
     run_python(SKLEARN_EVALUATION, tmp_path)
@@ -81,15 +78,6 @@ def ploomber_engine_db(tmp_path: Path) -> Path:
         tmp_path,
     )
     return tmp_path / "pe.db"
-
-
-def rows(path: Path) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        sql = "SELECT uuid, created, comment FROM experiments ORDER BY uuid"
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def stored_plot(path: Path, uuid: str, key: str) -> str:
@@ -120,12 +108,12 @@ def test_sklearn_evaluation_database_reads_renders_and_migrates(sklearn_evaluati
     assert (left.source, left.stdout, left.metrics, left.artifacts, left.notebook) == (
         None, "", [], [], None
     )
-    before = rows(sklearn_evaluation_db)
+    before = rows(sklearn_evaluation_db, PEER_COLUMNS)
 
     result = move_inline_images(sklearn_evaluation_db)
 
     assert (result.runs, result.runs_changed, result.images_moved) == (3, 2, 2)
-    assert rows(sklearn_evaluation_db) == before
+    assert rows(sklearn_evaluation_db, PEER_COLUMNS) == before
     run = SQLiteTracker(sklearn_evaluation_db).get(uuid)
     assert run["scatter"].data.startswith(b"\x89PNG")
     assert run["C"] == [1, 10] and run.comment_text == "accuracy 0.9"
@@ -151,13 +139,13 @@ def test_ploomber_engine_database_reads_renders_and_migrates_from_the_cli(
     assert len(STRICT_IMAGE.findall(runs[0]._repr_html_())) == 1
     shown = cli("show", runs[0].uuid, "-d", str(ploomber_engine_db), cwd=tmp_path)
     assert shown.returncode == 0 and "score" in shown.stdout
-    before = rows(ploomber_engine_db)
+    before = rows(ploomber_engine_db, PEER_COLUMNS)
 
     done = cli("migrate", "-d", str(ploomber_engine_db), cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
     assert "moved 2 inline image(s) out of 2 of 2 run(s)" in done.stdout
-    assert rows(ploomber_engine_db) == before
+    assert rows(ploomber_engine_db, PEER_COLUMNS) == before
     exported = cli("show", runs[0].uuid, "-d", str(ploomber_engine_db), "--export", "plots",
                    cwd=tmp_path)
     assert exported.returncode == 0
@@ -178,7 +166,7 @@ def test_migrate_bad_input_exits_2_and_creates_nothing(tmp_path: Path):
 
 def test_a_sklearn_evaluation_database_migrates_on_its_first_write(sklearn_evaluation_db: Path):
     uuid = SQLiteTracker(sklearn_evaluation_db).runs(sort="accuracy")[0].uuid
-    before = rows(sklearn_evaluation_db)
+    before = rows(sklearn_evaluation_db, PEER_COLUMNS)
     assert user_version(sklearn_evaluation_db) == 0
 
     SQLiteTracker(sklearn_evaluation_db).insert("ours", {"accuracy": 0.7})
@@ -186,7 +174,8 @@ def test_a_sklearn_evaluation_database_migrates_on_its_first_write(sklearn_evalu
     assert user_version(sklearn_evaluation_db) == SCHEMA_VERSION
     # The named migration moved the peer's inline plot out of line; every row is kept.
     assert json.loads(stored_plot(sklearn_evaluation_db, uuid, "scatter"))["$blob"]
-    assert [row for row in rows(sklearn_evaluation_db) if row[0] != "ours"] == before
+    after = rows(sklearn_evaluation_db, PEER_COLUMNS)
+    assert [row for row in after if row["uuid"] != "ours"] == before
     assert SQLiteTracker(sklearn_evaluation_db).get(uuid)["scatter"].data.startswith(b"\x89PNG")
     # Nothing left for the explicit command.
     assert move_inline_images(sklearn_evaluation_db).images_moved == 0

@@ -21,9 +21,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import cli, write_script
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="templates need fork()")
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="templates need fork()"),
+]
 
 PROBE = """
 import sys
@@ -90,10 +93,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def tracker(work: Path, env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "tracker", "probe.py", "-q", *args],
-        cwd=work, env=env, capture_output=True, text=True,
-    )
+    done = cli("probe.py", "-q", *args, cwd=work, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

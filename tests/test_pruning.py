@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import cli, rows, write_script
 
 from ploomber_like import ParameterError, track_grid, track_search
 from ploomber_like.pruning import (
@@ -98,12 +96,12 @@ def test_bad_prune_options_are_one_line_errors(prune, on, min_steps, message):
 
 
 def test_cli_prune_errors_are_one_line_usage_errors(tmp_path: Path):
-    write(tmp_path, TRAINING)
-    done = tracker("train.py", "-g", "lr=0.1,5", "--prune", "mean", "--on", "val_loss",
+    write_script(tmp_path, TRAINING, "train.py")
+    done = cli("train.py", "-g", "lr=0.1,5", "--prune", "mean", "--on", "val_loss",
                    "-d", "runs.db", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("error: unknown prune rule 'mean'")
     assert "Traceback" not in done.stderr and not (tmp_path / "runs.db").exists()
-    single = tracker("train.py", "--prune", "median", cwd=tmp_path)
+    single = cli("train.py", "--prune", "median", cwd=tmp_path)
     assert single.returncode == 2 and "apply to grids" in single.stderr
 
 
@@ -137,33 +135,13 @@ val_loss
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "train.py") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def rows(database: Path, sql: str) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(database)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def tracker(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True
-    )
-
-
+@pytest.mark.kernel
 def test_a_grid_prunes_its_diverging_runs_from_the_printed_series(tmp_path: Path):
-    write(tmp_path, TRAINING)
+    write_script(tmp_path, TRAINING, "train.py")
     log = tmp_path / "epochs.log"
     # The converging points first, best last: each later one is better than the median, and
     # every diverging one starts once two runs have passed step 3.
-    done = tracker(
+    done = cli(
         "train.py", "-g", "lr=0.3,0.2,0.1,5,6,7", "-p", f"log={str(log)!r}", "-w", "2",
         "--prune", "median", "--on", "val_loss", "-d", "runs.db", cwd=tmp_path,
     )
@@ -190,12 +168,12 @@ def test_a_grid_prunes_its_diverging_runs_from_the_printed_series(tmp_path: Path
     assert len(executed) <= 6 * 10 - 3 * 5
     assert executed.count("0.1") == 10
 
-    listed = tracker("ls", "-d", "runs.db", "--status", "pruned", cwd=tmp_path)
+    listed = cli("ls", "-d", "runs.db", "--status", "pruned", cwd=tmp_path)
     assert listed.stdout.count("pruned") == 3
-    shown = tracker("show", by_lr[5]["uuid"][:8], "-d", "runs.db", cwd=tmp_path)
+    shown = cli("show", by_lr[5]["uuid"][:8], "-d", "runs.db", cwd=tmp_path)
     assert "pruned" in shown.stdout
     # The report's page of a pruned run marks it and draws the curve it has.
-    assert tracker("report", "-o", "report.html", "-d", "runs.db", cwd=tmp_path).returncode == 0
+    assert cli("report", "-o", "report.html", "-d", "runs.db", cwd=tmp_path).returncode == 0
     page = (tmp_path / "report.html").read_text()
     uuid = by_lr[5]["uuid"]
     run_page = page[page.index(f'id="run-{uuid}"') :]
@@ -205,23 +183,24 @@ def test_a_grid_prunes_its_diverging_runs_from_the_printed_series(tmp_path: Path
     assert '"key": "val_loss", "step": [0, 1, 2, 3' in run_page
 
     # Resuming does not rerun the pruned points.
-    again = tracker(
+    again = cli(
         "train.py", "-g", "lr=0.3,0.2,0.1,5,6,7", "-p", f"log={str(log)!r}", "-w", "2",
         "--prune", "median", "--on", "val_loss", "-d", "runs.db", cwd=tmp_path,
     )
     assert again.returncode == 0 and "skipping 6 of 6 points" in again.stderr
 
 
+@pytest.mark.kernel
 def test_patience_in_python_stops_runs_that_stop_improving(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, """\
+    write_script(tmp_path, """\
         # parameters
         plateau = 2
 
         for epoch in range(8):
             acc = min(epoch, plateau) / 10
             print(f"epoch={epoch} acc={acc}", flush=True)
-        """)
+        """, "train.py")
     summary = track_grid(
         "train.py", {"plateau": [2, 100]}, database="runs.db", workers=1, quiet=True,
         prune="patience:2", prune_on="acc:max", min_steps=0,
@@ -234,16 +213,17 @@ def test_patience_in_python_stops_runs_that_stop_improving(tmp_path: Path, monke
 def test_pruning_needs_an_executor_that_reads_output_live(tmp_path: Path):
     from concurrent.futures import ThreadPoolExecutor
 
-    write(tmp_path, TRAINING)
+    write_script(tmp_path, TRAINING, "train.py")
     with ThreadPoolExecutor(1) as pool, pytest.raises(ParameterError, match="local executor"):
         track_grid(tmp_path / "train.py", {"lr": [0.1]}, database=tmp_path / "runs.db",
                    executor=pool, prune="median", prune_on="val_loss", quiet=True)
 
 
+@pytest.mark.kernel
 def test_a_search_reports_pruned_trials_to_optuna(tmp_path: Path, monkeypatch):
     optuna = pytest.importorskip("optuna")
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, TRAINING)
+    write_script(tmp_path, TRAINING, "train.py")
 
     class InOrder(optuna.samplers.BaseSampler):
         """An Optuna sampler proposing the learning rates in a fixed order."""

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+# `cli` here is the click group this file invokes in-process.
+from conftest import cli as tracker_process
 from tracking_databases import SweepDatabase, build_anchor_database, build_sweep_database
 
 from ploomber_like.cli import cli
@@ -29,13 +32,6 @@ def invoke(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def tracker_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=300,
-    )
 
 
 def test_ls_fits_80_columns_and_shows_runs(sweep):
@@ -64,14 +60,8 @@ def assert_no_token_split(narrow: str, wide: str) -> None:
 
 def piped(*args: str, columns: int | None = 80, stdin: str = "") -> str:
     """The command's stdout through a pipe, with ``COLUMNS`` set (or unset)."""
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    if columns is not None:
-        env["COLUMNS"] = str(columns)
-    done = subprocess.run(
-        [sys.executable, "-m", "tracker", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=120, env=env, input=stdin,
-    )
-    return done.stdout
+    columns_variable = None if columns is None else str(columns)
+    return tracker_process(*args, cwd=ROOT, env={"COLUMNS": columns_variable}, input=stdin).stdout
 
 
 @pytest.mark.parametrize("columns", [80, None], ids=["COLUMNS=80", "pipe"])
@@ -202,6 +192,7 @@ def test_user_errors_are_one_line_and_exit_2(sweep, tmp_path, args, message):
     assert not (tmp_path / "missing.db").exists()
 
 
+@pytest.mark.kernel
 def test_the_ls_hint_after_a_sweep_is_one_piece_at_80_columns(tmp_path):
     folder = tmp_path / "a-folder-with-a-rather-long-name-for-the-experiments-of-this-week"
     folder.mkdir()

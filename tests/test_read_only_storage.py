@@ -7,22 +7,16 @@ import contextlib
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, write_script
+from conftest import cli, free_port, wait_for, write_script
 from tracking_databases import SweepDatabase, build_sweep_database
 
 from ploomber_like import DatabaseError, SQLiteTracker
 
 SCRIPT = "# parameters\nn = 1\n\nscore = n / 10\nscore\n"
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
 
 
 @contextlib.contextmanager
@@ -107,15 +101,15 @@ def test_the_ui_serves_a_database_on_read_only_storage(
          str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
+
+        def answered() -> httpx.Response | None:
             assert process.poll() is None, process.stderr.read()
             try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/runs")
-                break
+                return httpx.get(f"http://127.0.0.1:{port}/api/runs")
             except httpx.ConnectError:
-                assert time.monotonic() < deadline, "tracker ui did not answer"
-                time.sleep(0.1)
+                return None
+
+        answer = wait_for(answered, 120, "tracker ui answering")
         assert answer.status_code == 200 and len(answer.json()["runs"]) == 7
         uuid = read_only_database.ok[(10, 5)]
         assert httpx.get(f"http://127.0.0.1:{port}/run/{uuid}").status_code == 200

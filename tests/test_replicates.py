@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import statistics
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import cli, rows, write_script
 
 from ploomber_like import ParameterError, SQLiteTracker, track_grid, track_search
 from ploomber_like.replicates import Replicates, group_key, replicate_seed
@@ -27,27 +25,6 @@ random.seed(seed)
 score = alpha + random.random()
 score
 """
-
-
-def write(tmp_path: Path, text: str, name: str = "fit.py") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def rows(database: Path) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(database)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute("SELECT * FROM experiments ORDER BY created").fetchall()
-    finally:
-        conn.close()
-
-
-def tracker(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True
-    )
 
 
 def test_seeds_of_replicates_are_derived_from_the_points():
@@ -68,12 +45,13 @@ def test_seeds_of_replicates_are_derived_from_the_points():
     assert group_key("fit.py", {"a": 1}, None) != group_key("other.py", {"a": 1}, None)
 
 
+@pytest.mark.kernel
 def test_repeat_runs_each_point_with_distinct_seeds_and_compare_groups_them(tmp_path: Path):
-    write(tmp_path, SEEDED)
-    done = tracker("fit.py", "-g", "alpha=1,2", "--repeat", "3", "-w", "2", "-d", "r.db",
+    write_script(tmp_path, SEEDED, "fit.py")
+    done = cli("fit.py", "-g", "alpha=1,2", "--repeat", "3", "-w", "2", "-d", "r.db",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    found = rows(tmp_path / "r.db")
+    found = rows(tmp_path / "r.db", "SELECT * FROM experiments ORDER BY created")
     assert len(found) == 6
     by_alpha: dict[int, list[sqlite3.Row]] = {}
     for row in found:
@@ -91,52 +69,54 @@ def test_repeat_runs_each_point_with_distinct_seeds_and_compare_groups_them(tmp_
     assert row["score_mean"] == pytest.approx(statistics.fmean(scores))
     assert row["score_std"] == pytest.approx(statistics.stdev(scores))
 
-    compared = tracker("compare", "--group", "-d", "r.db", cwd=tmp_path)
+    compared = cli("compare", "--group", "-d", "r.db", cwd=tmp_path)
     assert compared.returncode == 0, compared.stderr
     assert compared.stdout.count(" ± ") == 2 and "score" in compared.stdout
-    listed = tracker("ls", "--group", "-d", "r.db", cwd=tmp_path)
+    listed = cli("ls", "--group", "-d", "r.db", cwd=tmp_path)
     assert listed.stdout.count(" ± ") == 2
-    csv = tracker("compare", "--group", "-d", "r.db", "-f", "csv", cwd=tmp_path)
+    csv = cli("compare", "--group", "-d", "r.db", "-f", "csv", cwd=tmp_path)
     assert csv.stdout.splitlines()[0].startswith("group,alpha,n,score_mean,score_std")
 
     # Resume counts replicates: all 6 are recorded; a fourth replicate runs alone.
-    again = tracker("fit.py", "-g", "alpha=1,2", "--repeat", "3", "-d", "r.db", cwd=tmp_path)
+    again = cli("fit.py", "-g", "alpha=1,2", "--repeat", "3", "-d", "r.db", cwd=tmp_path)
     assert "skipping 6 of 6 runs" in again.stderr
-    more = tracker("fit.py", "-g", "alpha=1,2", "--repeat", "4", "-d", "r.db", cwd=tmp_path)
+    more = cli("fit.py", "-g", "alpha=1,2", "--repeat", "4", "-d", "r.db", cwd=tmp_path)
     assert "skipping 6 of 8 runs" in more.stderr
     assert sorted(r["replicate"] for r in rows(tmp_path / "r.db")).count(3) == 2
 
 
+@pytest.mark.kernel
 def test_without_a_seed_parameter_replicates_differ_by_the_scripts_own_randomness(
     tmp_path: Path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, """\
+    write_script(tmp_path, """\
         # parameters
         alpha = 1
 
         import random
         score = alpha + random.random()
         score
-        """)
+        """, "fit.py")
     summary = track_grid("fit.py", {"alpha": [1]}, database="r.db", repeat=2, workers=1,
                          quiet=True)
     assert summary.ok == 2
-    found = rows(tmp_path / "r.db")
+    found = rows(tmp_path / "r.db", "SELECT * FROM experiments ORDER BY created")
     assert [json.loads(r["overrides"]) for r in found] == [{"alpha": 1}, {"alpha": 1}]
     assert found[0]["fingerprint"] != found[1]["fingerprint"]
     scores = {json.loads(r["parameters"])["score"] for r in found}
     assert len(scores) == 2
 
 
+@pytest.mark.kernel
 def test_a_search_with_repeat_optimises_the_mean_of_its_replicates(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, SEEDED)
+    write_script(tmp_path, SEEDED, "fit.py")
     summary = track_search(
         "fit.py", {"alpha": [1, 2]}, objective="score", trials=2, repeat=2, sampler="random",
         seed=0, workers=2, database="r.db", quiet=True,
     )
-    found = rows(tmp_path / "r.db")
+    found = rows(tmp_path / "r.db", "SELECT * FROM experiments ORDER BY created")
     assert len(found) == 4 and summary.trials == 2
     trials: dict[int, list[float]] = {}
     for row in found:

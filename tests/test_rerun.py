@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import read_row, write_script
+from conftest import cli, read_row, write_script
 
 from ploomber_like import SQLiteTracker, TrackerError, rerun, track_execution
 from ploomber_like.reproduction import ReproductionWarning, compare_values
@@ -35,13 +33,6 @@ plt.plot([1, n])
 """
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], capture_output=True, text=True, cwd=cwd,
-        timeout=300,
-    )
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder with the script and the data file it reads by a relative path."""
@@ -61,6 +52,7 @@ def count_rows(database: Path) -> int:
         conn.close()
 
 
+@pytest.mark.kernel
 def test_rerun_runs_the_stored_source_from_the_original_directory(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -86,6 +78,7 @@ def test_rerun_runs_the_stored_source_from_the_original_directory(
     assert row["environment"]["cwd"] == str(project)
 
 
+@pytest.mark.kernel
 def test_rerun_lists_values_that_differ_and_exits_1(project: Path, tmp_path: Path):
     database = tmp_path / "runs.db"
     assert cli("train.py", "-p", "n=2", "-d", str(database), "-q", cwd=project).returncode == 0
@@ -100,6 +93,7 @@ def test_rerun_lists_values_that_differ_and_exits_1(project: Path, tmp_path: Pat
     assert count_rows(database) == 2
 
 
+@pytest.mark.kernel
 def test_rerun_exits_0_when_everything_reproduces(project: Path, tmp_path: Path):
     database = tmp_path / "runs.db"
     assert cli("train.py", "-d", str(database), "-q", cwd=project).returncode == 0
@@ -111,6 +105,7 @@ def test_rerun_exits_0_when_everything_reproduces(project: Path, tmp_path: Path)
     assert "0 value(s) differ" in done.stdout and "outputs: 1 identical" in done.stdout
 
 
+@pytest.mark.kernel
 def test_rerun_warns_when_the_directory_is_gone_and_runs_from_here(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -129,6 +124,7 @@ def test_rerun_warns_when_the_directory_is_gone_and_runs_from_here(
     assert read_row(database, result.record.uuid)["environment"]["cwd"] == str(elsewhere)
 
 
+@pytest.mark.kernel
 def test_rerun_names_python_and_package_versions_that_differ(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -154,6 +150,7 @@ def test_rerun_names_python_and_package_versions_that_differ(
     assert result.warnings == [message]
 
 
+@pytest.mark.kernel
 def test_rerun_of_a_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     notebook = nbformat.v4.new_notebook(cells=[
@@ -206,6 +203,7 @@ def test_compare_values_numbers_within_rtol_strings_exactly_outputs_apart():
     assert "f1" in [d.key for d in strict]
 
 
+@pytest.mark.kernel
 def test_rerun_of_the_example_sweep_reproduces_every_number(tmp_path: Path):
     """The README's sweep, smaller: every ok run of fit.py reruns to the same numbers."""
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
@@ -226,6 +224,7 @@ def test_rerun_of_the_example_sweep_reproduces_every_number(tmp_path: Path):
     assert sorted(row[0] for row in reruns.rows) == sorted(run.uuid for run in runs)
 
 
+@pytest.mark.kernel
 def test_rerun_records_the_way_the_original_run_was_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import cli, stored_values, wait_for, write_script
 
 from ploomber_like import track_grid
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+]
 
 STARTS_CHILDREN = """
 import subprocess
@@ -45,26 +45,6 @@ def is_running(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-def wait_until_ended(pids: list[int]) -> list[int]:
-    # Bounded wait for processes already killed (not a timing assertion).
-    deadline = time.monotonic() + 120
-    while any(is_running(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return [pid for pid in pids if is_running(pid)]
-
-
-def stored_values(database: Path) -> list[dict]:
-    with sqlite3.connect(database) as conn:
-        return [json.loads(row[0]) for row in conn.execute("SELECT parameters FROM experiments")]
-
-
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], capture_output=True, text=True,
-        env={**os.environ, **env},
-    )
-
-
 @pytest.mark.parametrize("path", ["fresh-kernel", "forked-kernel"])
 def test_processes_the_script_started_end_with_the_run(tmp_path, path):
     script = write_script(tmp_path, STARTS_CHILDREN)
@@ -78,7 +58,8 @@ def test_processes_the_script_started_end_with_the_run(tmp_path, path):
     (values,) = stored_values(database)
     started = [values["child"], values["daemon"]]
     try:
-        assert wait_until_ended(started) == []
+        # The run killed them: a bounded wait for them to be gone, not a timing assertion.
+        wait_for(lambda: not any(map(is_running, started)), what="the script's processes ending")
     finally:
         for pid in started:
             if is_running(pid):
@@ -95,12 +76,11 @@ def test_the_next_driver_removes_the_runtime_folder_of_a_killed_one(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        # Bounded wait for the kernel to be started (the run then sleeps).
-        deadline = time.monotonic() + 300
-        while not list(tmpdir.glob("ploomber-like-*/kernel-*.json")):
-            if driver.poll() is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        def kernel_started() -> list[Path]:
+            assert driver.poll() is None, "the driver ended before its kernel started"
+            return list(tmpdir.glob("ploomber-like-*/kernel-*.json"))
+
+        wait_for(kernel_started, what="the kernel started (the run then sleeps)")
         (folder,) = tmpdir.glob("ploomber-like-*")
     finally:
         driver.kill()
@@ -108,7 +88,7 @@ def test_the_next_driver_removes_the_runtime_folder_of_a_killed_one(tmp_path):
     assert folder.exists()  # nobody was left to remove it
 
     quick = write_script(tmp_path, "x = 1\nx\n", "quick.py")
-    done = cli(str(quick), "-d", str(tmp_path / "b.db"), "-q", TMPDIR=str(tmpdir))
+    done = cli(str(quick), "-d", str(tmp_path / "b.db"), "-q", env={"TMPDIR": str(tmpdir)})
     assert done.returncode == 0, done.stderr
     assert not folder.exists()
     assert list(tmpdir.glob("ploomber-like-*")) == []

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import cli, hidden_module, rows, write_script
 
 from ploomber_like import ObjectiveError, ParameterError, TrackerError, track_search
 
@@ -21,26 +17,13 @@ y = 1
 score = -(x - 3) ** 2 + y
 score
 """
+#: Trials in the order the search numbered them.
+BY_TRIAL = "SELECT * FROM experiments ORDER BY trial"
 
 
-def script(tmp_path: Path, text: str = PEAK, name: str = "job.py") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def rows(database: Path) -> list[dict]:
-    conn = sqlite3.connect(database)
-    conn.row_factory = sqlite3.Row
-    try:
-        found = conn.execute("SELECT * FROM experiments ORDER BY trial").fetchall()
-    finally:
-        conn.close()
-    return [dict(row) for row in found]
-
-
+@pytest.mark.kernel
 def test_a_random_search_records_trials_and_continues_where_it_stopped(tmp_path):
-    path = script(tmp_path)
+    path = write_script(tmp_path, PEAK, "job.py")
     db = tmp_path / "s.db"
     space = {"x": list(range(7))}
     first = track_search(path, space, objective="score", trials=3, database=db,
@@ -49,7 +32,7 @@ def test_a_random_search_records_trials_and_continues_where_it_stopped(tmp_path)
     again = track_search(path, space, objective="score", trials=5, database=db,
                          sampler="random", seed=3, workers=2, quiet=True)
     assert (again.ok, again.trials, again.search) == (2, 5, first.search)
-    found = rows(db)
+    found = rows(db, BY_TRIAL)
     assert [r["trial"] for r in found] == [0, 1, 2, 3, 4]
     assert {r["search"] for r in found} == {first.search}
     for row in found:
@@ -72,8 +55,9 @@ def test_a_random_search_records_trials_and_continues_where_it_stopped(tmp_path)
     assert (done.ok, done.failed, done.trials) == (0, 0, 5)
 
 
+@pytest.mark.kernel
 def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_path):
-    path = script(tmp_path, """\
+    path = write_script(tmp_path, """\
         import sys
 
         # parameters
@@ -86,7 +70,7 @@ def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_
 
         score = "high" if x == 2 else x * 10
         score
-        """)
+        """, "job.py")
     db = tmp_path / "f.db"
     # A first trial shows the objective: later runs ending ok without it are failed trials.
     track_search(path, {"x": [0]}, objective="score", trials=1, database=db, sampler="random",
@@ -96,7 +80,7 @@ def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_
                            search_name="mixed")
     assert summary.trials == 12
     by_x = {}
-    for row in rows(db):
+    for row in rows(db, BY_TRIAL):
         by_x.setdefault(json.loads(row["overrides"])["x"], row)
     assert set(by_x) == {0, 1, 2, 3}
     assert (by_x[0]["status"], by_x[0]["objective"], by_x[0]["trial_error"]) == ("ok", 0, None)
@@ -108,8 +92,9 @@ def test_failed_runs_and_missing_or_non_number_objectives_are_failed_trials(tmp_
     assert summary.best is not None and summary.best.values["score"] == 0
 
 
+@pytest.mark.kernel
 def test_a_misspelled_objective_stops_the_search_at_the_first_complete_run(tmp_path):
-    path = script(tmp_path, """\
+    path = write_script(tmp_path, """\
         # parameters
         n = 1
 
@@ -117,7 +102,7 @@ def test_a_misspelled_objective_stops_the_search_at_the_first_complete_run(tmp_p
         square
         cube = n ** 3
         cube
-        """)
+        """, "job.py")
     db = tmp_path / "m.db"
     with pytest.raises(ObjectiveError) as caught:
         track_search(path, {"n": [1, 2, 3, 4, 5]}, objective="sqare", trials=20, database=db,
@@ -125,28 +110,29 @@ def test_a_misspelled_objective_stops_the_search_at_the_first_complete_run(tmp_p
     message = str(caught.value)
     assert "'sqare' is not a value the file shows" in message
     assert "showed square, cube" in message and "did you mean 'square'?" in message
-    assert len(rows(db)) == 1  # no second trial started
+    assert len(rows(db, BY_TRIAL)) == 1  # no second trial started
 
-    done = run_cli("job.py", "-s", "n=int:1:5", "--maximize", "sqq", "-d", "c.db",
+    done = cli("job.py", "-s", "n=int:1:5", "--maximize", "sqq", "-d", "c.db",
                    cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "error: the objective 'sqq' is not a value the file shows" in done.stderr
     assert "Traceback" not in done.stderr and "no complete trial" not in done.stderr
-    assert len(rows(tmp_path / "c.db")) <= 2  # the trials in flight when the first ended
+    assert len(rows(tmp_path / "c.db", BY_TRIAL)) <= 2  # the trials in flight when the first ended
 
 
+@pytest.mark.kernel
 def test_tpe_with_a_seed_and_one_worker_proposes_the_same_points(tmp_path):
     pytest.importorskip("optuna")
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    path = script(tmp_path)
+    path = write_script(tmp_path, PEAK, "job.py")
     space = {"x": IntDistribution(0, 6), "y": FloatDistribution(0.1, 10, log=True)}
     sequences = []
     for name in ("a.db", "b.db"):
         summary = track_search(path, space, objective="score", direction="minimize", trials=4,
                                database=tmp_path / name, seed=7, workers=1, quiet=True)
         assert summary.ok == 4
-        sequences.append([json.loads(r["overrides"]) for r in rows(tmp_path / name)])
+        sequences.append([json.loads(r["overrides"]) for r in rows(tmp_path / name, BY_TRIAL)])
     assert sequences[0] == sequences[1]
     assert all(0.1 <= p["y"] <= 10 and isinstance(p["x"], int) for p in sequences[0])
 
@@ -167,30 +153,25 @@ def test_tpe_with_a_seed_and_one_worker_proposes_the_same_points(tmp_path):
 def test_bad_searches_fail_before_anything_runs(tmp_path, call, message):
     options = {"space": {"x": [1, 2]}, "objective": "score", "sampler": "random", **call}
     db = tmp_path / "bad.db"
+    path = write_script(tmp_path, PEAK, "job.py")
     with pytest.raises(ParameterError, match=message):
-        track_search(script(tmp_path), options.pop("space"), database=db, quiet=True, **options)
+        track_search(path, options.pop("space"), database=db, quiet=True, **options)
     assert not db.exists()
 
 
-def run_cli(*args: str, cwd: Path, hide_optuna: bool = False) -> subprocess.CompletedProcess:
-    prelude = "import sys; " + ("sys.modules['optuna'] = None; " if hide_optuna else "")
-    code = prelude + "from ploomber_like.cli import main; main(sys.argv[1:])"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
+@pytest.mark.kernel
 def test_cli_search_runs_continues_and_reports_the_best(tmp_path):
-    script(tmp_path)
+    write_script(tmp_path, PEAK, "job.py")
     args = ["job.py", "-s", "x=int:0:6", "-s", "y=1,2", "-p", "unused=0", "--trials", "3",
             "--maximize", "score", "--sampler", "random", "--seed", "1", "-w", "2", "-d", "c.db"]
-    done = run_cli(*args, cwd=tmp_path)
+    done = cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "3 trials; best score = " in done.stderr
-    found = rows(tmp_path / "c.db")
+    found = rows(tmp_path / "c.db", BY_TRIAL)
     assert len(found) == 3 and all(json.loads(r["overrides"])["unused"] == 0 for r in found)
-    again = run_cli(*[a if a != "3" else "4" for a in args], cwd=tmp_path)
+    again = cli(*[a if a != "3" else "4" for a in args], cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert [r["trial"] for r in rows(tmp_path / "c.db")] == [0, 1, 2, 3]
+    assert [r["trial"] for r in rows(tmp_path / "c.db", BY_TRIAL)] == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -206,52 +187,56 @@ def test_cli_search_runs_continues_and_reports_the_best(tmp_path):
     ],
 )
 def test_cli_bad_searches_are_one_line_errors(tmp_path, args, message):
-    script(tmp_path)
-    done = run_cli("job.py", *args, "-d", "x.db", cwd=tmp_path)
+    write_script(tmp_path, PEAK, "job.py")
+    done = cli("job.py", *args, "-d", "x.db", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "x.db").exists()
 
 
+@pytest.mark.kernel
 def test_without_optuna_tpe_says_how_to_get_it_and_random_still_works(tmp_path):
-    script(tmp_path)
+    write_script(tmp_path, PEAK, "job.py")
     base = ["job.py", "-s", "x=int:0:6", "--maximize", "score", "--trials", "2", "-d", "o.db"]
-    done = run_cli(*base, cwd=tmp_path, hide_optuna=True)
+    without_optuna = hidden_module(tmp_path, "optuna")
+    done = cli(*base, cwd=tmp_path, env=without_optuna)
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "error: this search needs Optuna: pip install 'ploomber-like[search]' "
         "(or use sampler='random', which does not)"
     )
     assert not (tmp_path / "o.db").exists()
-    done = run_cli(*base, "--sampler", "random", "-q", cwd=tmp_path, hide_optuna=True)
+    done = cli(*base, "--sampler", "random", "-q", cwd=tmp_path, env=without_optuna)
     assert done.returncode == 0, done.stderr
-    assert len(rows(tmp_path / "o.db")) == 2
+    assert len(rows(tmp_path / "o.db", BY_TRIAL)) == 2
 
 
 def test_an_unknown_executor_is_a_one_line_error(tmp_path):
+    path = write_script(tmp_path, PEAK, "job.py")
     with pytest.raises(TrackerError, match="executor must be"):
-        track_search(script(tmp_path), {"x": [1]}, objective="score", sampler="random",
+        track_search(path, {"x": [1]}, objective="score", sampler="random",
                      database=tmp_path / "e.db", executor=object(), quiet=True)
     assert not (tmp_path / "e.db").exists()
 
 
+@pytest.mark.kernel
 def test_name_labels_the_trials_and_search_name_names_the_search(tmp_path):
     """One word, one meaning: ``name`` (``--name``) is the runs' label, as for grids and single
     runs; ``search_name`` (``--search-name``) the search's identity. Before, the CLI dropped
     ``--name`` for a search and ``name=`` named the search."""
-    path = script(tmp_path)
+    path = write_script(tmp_path, PEAK, "job.py")
     db = tmp_path / "n.db"
     summary = track_search(path, {"x": [1, 2]}, objective="score", trials=2, database=db,
                            sampler="random", seed=0, workers=1, quiet=True, name="first try",
                            search_name="peak")
     assert summary.search == "peak"
-    assert [(r["name"], r["search"]) for r in rows(db)] == [("first try", "peak")] * 2
+    assert [(r["name"], r["search"]) for r in rows(db, BY_TRIAL)] == [("first try", "peak")] * 2
 
-    done = run_cli("job.py", "-s", "x=int:0:6", "--maximize", "score", "--trials", "2",
-                   "--sampler", "random", "-w", "1", "-q", "--name", "from the shell",
-                   "-d", "c.db", cwd=tmp_path)
+    done = cli("job.py", "-s", "x=int:0:6", "--maximize", "score", "--trials", "2",
+               "--sampler", "random", "-w", "1", "-q", "--name", "from the shell",
+               "-d", "c.db", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    found = rows(tmp_path / "c.db")
+    found = rows(tmp_path / "c.db", BY_TRIAL)
     assert [r["name"] for r in found] == ["from the shell"] * 2
     assert found[0]["search"].startswith("job-score-")

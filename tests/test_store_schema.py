@@ -10,10 +10,14 @@ import sys
 import threading
 from pathlib import Path
 
+from conftest import rows
 from tracking_databases import build_sweep_database, user_version
 
 from ploomber_like import SQLiteTracker
 from ploomber_like.store import EXTRA_COLUMNS, SCHEMA_VERSION, Store, connect
+
+#: What a migration must keep of every row.
+OLD_COLUMNS = "SELECT uuid, created, parameters, comment, status FROM experiments ORDER BY uuid"
 
 
 def columns(path: Path) -> set[str]:
@@ -83,7 +87,7 @@ def test_a_database_of_an_earlier_version_migrates_on_first_open(tmp_path: Path)
     conn.execute("DROP TABLE artifacts")
     conn.execute("PRAGMA user_version = 0")
     conn.close()
-    old_rows = rows(database.path)
+    old_rows = rows(database.path, OLD_COLUMNS)
     # Reading it needs no migration, and makes none.
     assert len(SQLiteTracker(database.path).runs()) == 7
     assert user_version(database.path) == 0
@@ -92,7 +96,7 @@ def test_a_database_of_an_earlier_version_migrates_on_first_open(tmp_path: Path)
 
     assert user_version(database.path) == SCHEMA_VERSION
     assert set(EXTRA_COLUMNS) <= columns(database.path)
-    assert rows(database.path) == old_rows
+    assert rows(database.path, OLD_COLUMNS) == old_rows
     tracker = SQLiteTracker(database.path)
     tracker.tag(database.failed, "broken")
     assert tracker.get(database.failed).tags == ["broken"]
@@ -123,7 +127,7 @@ def test_every_column_is_in_the_schema_version(tmp_path: Path):
     """Databases at the current version never get a column added to EXTRA_COLUMNS later: a new
     column needs a new migration (appended to store.migrations.MIGRATIONS), and then this list
     and version move on together."""
-    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (6, sorted([
+    assert (SCHEMA_VERSION, sorted(EXTRA_COLUMNS)) == (7, sorted([
         "status", "duration", "error_type", "error_message", "traceback", "error_group",
         "error_source", "parameter_keys", "overrides", "group_durations", "source_path",
         "source_sha256", "environment", "stdout", "stderr", "fingerprint", "driver",
@@ -159,13 +163,3 @@ def test_the_store_does_not_import_kernels():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
-
-
-def rows(path: Path) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(
-            "SELECT uuid, created, parameters, comment, status FROM experiments ORDER BY uuid"
-        ).fetchall()
-    finally:
-        conn.close()

@@ -11,34 +11,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from conftest import cli, rows, stored_values, wait_for, write_script
 
 from ploomber_like import ParameterError, track_grid
 from ploomber_like.sweep import expand_grid
-
-
-def script(tmp_path: Path, text: str, name: str = "job.py") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def rows(database: Path, sql: str = "SELECT * FROM experiments") -> list[sqlite3.Row]:
-    conn = sqlite3.connect(database)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def values(database: Path) -> list[dict]:
-    return [json.loads(r["parameters"]) for r in rows(database)]
-
 
 COUNTER = """\
 import json
@@ -58,13 +37,14 @@ __file__
 """
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("preload", [True, False], ids=["warm-template", "fresh-kernels"])
 def test_runs_share_no_state(tmp_path, preload):
-    path = script(tmp_path, COUNTER)
+    path = write_script(tmp_path, COUNTER, "job.py")
     db = tmp_path / "runs.db"
     summary = track_grid(path, {"x": [1, 2, 3, 4]}, db, workers=2, quiet=True, preload=preload)
     assert (summary.ok, summary.failed, summary.total) == (4, 0, 4)
-    recorded = values(db)
+    recorded = stored_values(db)
     assert sorted(v["x"] for v in recorded) == [1, 2, 3, 4]
     assert all(v["x * 10"] == v["x"] * 10 for v in recorded)
     assert {v["__file__"] for v in recorded} == {str(path.resolve())}
@@ -76,8 +56,9 @@ def test_runs_share_no_state(tmp_path, preload):
     assert random.Random(42).random() not in firsts
 
 
+@pytest.mark.kernel
 def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
-    path = script(
+    path = write_script(
         tmp_path,
         """\
         import os
@@ -94,7 +75,7 @@ def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
             os._exit(3)
         after = x
         after
-        """,
+        """, "job.py",
     )
     db = tmp_path / "runs.db"
     summary = track_grid(path, {"x": [0, 1, 2, 3]}, db, workers=2, quiet=True)
@@ -111,8 +92,9 @@ def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert json.loads(by_x[2]["parameters"])["before"] == 102
 
 
+@pytest.mark.kernel
 def test_timeout_per_run(tmp_path):
-    path = script(
+    path = write_script(
         tmp_path,
         """\
         import time
@@ -123,7 +105,7 @@ def test_timeout_per_run(tmp_path):
         time.sleep(delay)
         done = True
         done
-        """,
+        """, "job.py",
     )
     db = tmp_path / "runs.db"
     # Long enough for the quick point's code on a loaded machine.
@@ -133,8 +115,9 @@ def test_timeout_per_run(tmp_path):
     assert statuses == {0: "ok", 600: "timeout"}
 
 
+@pytest.mark.kernel
 def test_resume_skips_points_recorded_ok(tmp_path):
-    path = script(tmp_path, "# parameters\nx = 0\n\nx\n")
+    path = write_script(tmp_path, "# parameters\nx = 0\n\nx\n", "job.py")
     db = tmp_path / "runs.db"
     first = track_grid(path, {"x": [1, 2, 3]}, db, quiet=True)
     assert (first.ok, first.skipped) == (3, 0)
@@ -150,6 +133,7 @@ def test_resume_skips_points_recorded_ok(tmp_path):
     assert changed.skipped == 0
 
 
+@pytest.mark.kernel
 def test_grid_forms(tmp_path):
     from sklearn.model_selection import ParameterGrid
 
@@ -158,11 +142,11 @@ def test_grid_forms(tmp_path):
     assert expand_grid(ParameterGrid({"a": [1, 2]})) == [{"a": 1}, {"a": 2}]
     assert expand_grid({"a": i} for i in range(2)) == [{"a": 0}, {"a": 1}]
 
-    path = script(tmp_path, "# parameters\na = 0\nb = 0\n\na + b\n")
+    path = write_script(tmp_path, "# parameters\na = 0\nb = 0\n\na + b\n", "job.py")
     db = tmp_path / "runs.db"
     summary = track_grid(path, ParameterGrid({"a": [1, 2]}), db, fixed={"b": 10}, quiet=True)
     assert summary.ok == 2
-    assert sorted(v["a + b"] for v in values(db)) == [11, 12]
+    assert sorted(v["a + b"] for v in stored_values(db)) == [11, 12]
 
 
 @pytest.mark.parametrize(
@@ -179,44 +163,38 @@ def test_grid_forms(tmp_path):
     ],
 )
 def test_bad_grids_fail_before_anything_runs(tmp_path, grid, message):
-    path = script(tmp_path, "# parameters\na = 0\n\na\n")
+    path = write_script(tmp_path, "# parameters\na = 0\n\na\n", "job.py")
     db = tmp_path / "runs.db"
     with pytest.raises(ParameterError, match=message):
         track_grid(path, grid, db, quiet=True)
     assert not db.exists()
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=300,
-    )
-
-
+@pytest.mark.kernel
 def test_cli_grid_options_and_files(tmp_path):
-    script(tmp_path, "# parameters\na = 0\nb = 0\nmodel = 'x'\n\na * b\nmodel\n")
+    write_script(tmp_path, "# parameters\na = 0\nb = 0\nmodel = 'x'\n\na * b\nmodel\n", "job.py")
     (tmp_path / "grid.yaml").write_text("a: [1, 2]\n")
     (tmp_path / "grid.json").write_text(json.dumps([{"a": 5}]))
 
-    done = run_cli("job.py", "-g", "a=1,2", "-g", "b=10,20", "-p", "model=sklearn.svm.SVC",
+    done = cli("job.py", "-g", "a=1,2", "-g", "b=10,20", "-p", "model=sklearn.svm.SVC",
                    "-w", "2", "-d", "g.db", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "4 ok" in done.stderr
-    recorded = values(tmp_path / "g.db")
+    recorded = stored_values(tmp_path / "g.db")
     assert sorted(v["a * b"] for v in recorded) == [10, 20, 20, 40]
     assert {v["model"] for v in recorded} == {"sklearn.svm.SVC"}
 
-    done = run_cli("job.py", "--grid-file", "grid.yaml", "-g", "b=3", "-q", "-d", "y.db",
+    done = cli("job.py", "--grid-file", "grid.yaml", "-g", "b=3", "-q", "-d", "y.db",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert sorted(v["a * b"] for v in values(tmp_path / "y.db")) == [3, 6]
+    assert sorted(v["a * b"] for v in stored_values(tmp_path / "y.db")) == [3, 6]
 
-    done = run_cli("job.py", "--grid-file", "grid.json", "-p", "b=2", "-q", "-d", "j.db",
+    done = cli("job.py", "--grid-file", "grid.json", "-p", "b=2", "-q", "-d", "j.db",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert [v["a * b"] for v in values(tmp_path / "j.db")] == [10]
+    assert [v["a * b"] for v in stored_values(tmp_path / "j.db")] == [10]
 
-    again = run_cli("job.py", "-g", "a=1,2", "-g", "b=10,20", "-p", "model=sklearn.svm.SVC",
+    again = cli("job.py", "-g", "a=1,2", "-g", "b=10,20", "-p", "model=sklearn.svm.SVC",
                     "-d", "g.db", cwd=tmp_path)
     assert again.returncode == 0
     assert "skipping 4 of 4 points" in again.stderr
@@ -234,10 +212,10 @@ def test_cli_grid_options_and_files(tmp_path):
     ],
 )
 def test_cli_bad_grids_are_one_line_errors(tmp_path, args, message):
-    script(tmp_path, "# parameters\na = 0\n\na\n")
+    write_script(tmp_path, "# parameters\na = 0\n\na\n", "job.py")
     (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
     (tmp_path / "scalar.json").write_text("3")
-    done = run_cli("job.py", *args, "-d", "x.db", cwd=tmp_path)
+    done = cli("job.py", *args, "-d", "x.db", cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -245,9 +223,10 @@ def test_cli_bad_grids_are_one_line_errors(tmp_path, args, message):
     assert not (tmp_path / "x.db").exists()
 
 
+@pytest.mark.kernel
 def test_cli_exit_status_1_when_a_point_fails(tmp_path):
-    script(tmp_path, "# parameters\na = 0\n\n1 / a\n")
-    done = run_cli("job.py", "-g", "a=0,1", "-d", "f.db", cwd=tmp_path)
+    write_script(tmp_path, "# parameters\na = 0\n\n1 / a\n", "job.py")
+    done = cli("job.py", "-g", "a=0,1", "-d", "f.db", cwd=tmp_path)
     assert done.returncode == 1
     assert "1 failed" in done.stderr
     assert "--status failed" in done.stderr
@@ -264,24 +243,19 @@ x
 """
 
 
-def wait_for(predicate, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
-
 def count(db: Path, status: str) -> int:
     if not db.exists():
         return 0
     try:
-        return rows(db, f"SELECT count(*) FROM experiments WHERE status = '{status}'")[0][0]
+        sql = "SELECT count(*) AS n FROM experiments WHERE status = ?"
+        return rows(db, sql, (status,))[0]["n"]
     except sqlite3.OperationalError:
         return 0
 
 
+@pytest.mark.kernel
 def test_sigkill_of_the_driver_then_rerun_records_every_point_once(tmp_path):
-    script(tmp_path, SLOW)
+    write_script(tmp_path, SLOW, "job.py")
     db = tmp_path / "k.db"
     args = [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2",
             "-q", "-d", str(db)]
@@ -293,22 +267,24 @@ def test_sigkill_of_the_driver_then_rerun_records_every_point_once(tmp_path):
 
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    ok = rows(db, "SELECT json_extract(parameters, '$.x') FROM experiments WHERE status = 'ok'")
-    assert sorted(r[0] for r in ok) == [1, 2, 3, 4, 5, 6]
+    sql = "SELECT json_extract(parameters, '$.x') AS x FROM experiments WHERE status = 'ok'"
+    ok = rows(db, sql)
+    assert sorted(r["x"] for r in ok) == [1, 2, 3, 4, 5, 6]
     # Rows the killed driver left `running` are closed, not left dangling.
     assert count(db, "running") == 0
 
 
+@pytest.mark.kernel
 def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
-    script(
+    write_script(
         tmp_path,
         SLOW.replace(
             "time.sleep(1.5)",
             f"shown = x * 2\nshown\n\nopen(f'{markers}/started-{{x}}', 'w').close()\n"
             "time.sleep(600)",
-        ),
+        ), "job.py",
     )
     db = tmp_path / "c.db"
     driver = subprocess.Popen(
@@ -327,7 +303,7 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
     assert count(db, "running") == 0
     assert len(rows(db)) == 2  # no new point started after Ctrl-C
     # What the interrupted runs showed before Ctrl-C is kept.
-    assert sorted(v["shown"] for v in values(db)) == [2, 4]
+    assert sorted(v["shown"] for v in stored_values(db)) == [2, 4]
     # Counted by their own status, and the suggested command lists exactly them.
     assert "interrupted: 2 runs in" in stderr and "0 ok, 2 interrupted" in stderr, stderr
     assert "failed" not in stderr
@@ -340,13 +316,14 @@ def suggested_listing(stderr: str, cwd: Path) -> set[str]:
     (line,) = [line for line in stderr.splitlines() if line.startswith("see them: ")]
     args = shlex.split(line.removeprefix("see them: "))
     assert args[:3] == ["python", "-m", "tracker"]
-    done = run_cli(*args[3:], cwd=cwd)
+    done = cli(*args[3:], cwd=cwd)
     assert done.returncode == 0, done.stderr
     return set(re.findall(r"^([0-9a-f]{8}) ", done.stdout, re.MULTILINE))
 
 
+@pytest.mark.kernel
 def test_a_grid_with_a_crash_and_a_timeout_is_summarised_by_status(tmp_path):
-    script(tmp_path, """\
+    write_script(tmp_path, """\
         import os
         import time
 
@@ -360,10 +337,10 @@ def test_a_grid_with_a_crash_and_a_timeout_is_summarised_by_status(tmp_path):
         if x == 3:
             time.sleep(120)
         x
-        """)
-    earlier = run_cli("job.py", "-p", "x=1", "-d", "g.db", cwd=tmp_path)  # not this sweep's
+        """, "job.py")
+    earlier = cli("job.py", "-p", "x=1", "-d", "g.db", cwd=tmp_path)  # not this sweep's
     assert earlier.returncode == 1
-    done = run_cli("job.py", "-g", "x=0,1,2,3", "-w", "2", "--timeout", "3", "-d", "g.db",
+    done = cli("job.py", "-g", "x=0,1,2,3", "-w", "2", "--timeout", "3", "-d", "g.db",
                    cwd=tmp_path)
     assert done.returncode == 1
     assert "done: 4 runs in" in done.stderr
@@ -373,17 +350,19 @@ def test_a_grid_with_a_crash_and_a_timeout_is_summarised_by_status(tmp_path):
     assert sorted(statuses[uuid] for uuid in listed) == ["crashed", "failed", "timeout"]
 
 
+@pytest.mark.kernel
 def test_ls_takes_several_statuses(tmp_path):
-    script(tmp_path, "# parameters\nx = 0\n\n1 / x\n")
-    run_cli("job.py", "-g", "x=0,1", "-w", "1", "-q", "-d", "s.db", cwd=tmp_path)
-    both = run_cli("ls", "-d", "s.db", "--status", "failed,ok", cwd=tmp_path)
+    write_script(tmp_path, "# parameters\nx = 0\n\n1 / x\n", "job.py")
+    cli("job.py", "-g", "x=0,1", "-w", "1", "-q", "-d", "s.db", cwd=tmp_path)
+    both = cli("ls", "-d", "s.db", "--status", "failed,ok", cwd=tmp_path)
     assert len(re.findall(r"^[0-9a-f]{8} ", both.stdout, re.MULTILINE)) == 2, both.stdout
-    bad = run_cli("ls", "-d", "s.db", "--status", "ok,fail", cwd=tmp_path)
+    bad = cli("ls", "-d", "s.db", "--status", "ok,fail", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown status 'fail'")
 
 
+@pytest.mark.kernel
 def test_plots_in_forked_kernels(tmp_path):
-    path = script(
+    path = write_script(
         tmp_path,
         """\
         import matplotlib.pyplot as plt
@@ -392,26 +371,27 @@ def test_plots_in_forked_kernels(tmp_path):
         n = 1
 
         plt.plot(range(n + 2))
-        """,
+        """, "job.py",
     )
     db = tmp_path / "p.db"
     summary = track_grid(path, {"n": [1, 2]}, db, quiet=True)
     assert summary.ok == 2
-    for v in values(db):
+    for v in stored_values(db):
         assert v["plot"]["mimetype"] == "image/png"
     pngs = rows(db, "SELECT data FROM blobs WHERE mimetype = 'image/png'")
-    assert len(pngs) == 2 and all(bytes(r[0]).startswith(b"\x89PNG") for r in pngs)
+    assert len(pngs) == 2 and all(bytes(r["data"]).startswith(b"\x89PNG") for r in pngs)
 
 
 def test_workers_must_be_positive(tmp_path):
-    path = script(tmp_path, "# parameters\na = 0\n\na\n")
+    path = write_script(tmp_path, "# parameters\na = 0\n\na\n", "job.py")
     with pytest.raises(ParameterError, match="workers must be at least 1"):
         track_grid(path, {"a": [1]}, tmp_path / "w.db", workers=-1, quiet=True)
     assert os.path.exists(path)
 
 
+@pytest.mark.kernel
 def test_parallel_kernels_get_a_share_of_the_cores(tmp_path, monkeypatch):
-    path = script(
+    path = write_script(
         tmp_path,
         """\
         import os
@@ -421,22 +401,23 @@ def test_parallel_kernels_get_a_share_of_the_cores(tmp_path, monkeypatch):
 
         threads = os.environ.get("OMP_NUM_THREADS")
         threads
-        """,
+        """, "job.py",
     )
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = os.cpu_count() or 1
     track_grid(path, {"x": [1, 2]}, tmp_path / "t.db", workers=2, quiet=True)
-    assert {v["threads"] for v in values(tmp_path / "t.db")} == {str(max(1, cores // 2))}
+    assert {v["threads"] for v in stored_values(tmp_path / "t.db")} == {str(max(1, cores // 2))}
     # A limit the user chose is kept.
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     track_grid(path, {"x": [1, 2]}, tmp_path / "u.db", workers=2, quiet=True)
-    assert {v["threads"] for v in values(tmp_path / "u.db")} == {"7"}
+    assert {v["threads"] for v in stored_values(tmp_path / "u.db")} == {"7"}
 
 
+@pytest.mark.kernel
 def test_a_killed_template_is_replaced_and_the_sweep_goes_on(tmp_path):
     # The first point kills the process its kernel was forked from (what the OOM killer
     # might do to the template); the points after it still get kernels.
-    path = script(
+    path = write_script(
         tmp_path,
         """\
         import os
@@ -448,21 +429,22 @@ def test_a_killed_template_is_replaced_and_the_sweep_goes_on(tmp_path):
         if x == 1:
             os.kill(os.getppid(), signal.SIGKILL)
         x
-        """,
+        """, "job.py",
     )
     db = tmp_path / "k.db"
     summary = track_grid(path, {"x": [1, 2, 3, 4]}, db, workers=1, quiet=True)
     # The kernel prefetched for the next point dies with the template: it is replaced too.
     assert (summary.ok, summary.failed) == (4, 0)
-    assert sorted(v["x"] for v in values(db)) == [1, 2, 3, 4]
+    assert sorted(v["x"] for v in stored_values(db)) == [1, 2, 3, 4]
 
 
+@pytest.mark.kernel
 def test_tracking_from_inside_a_notebook(tmp_path, monkeypatch):
     # A notebook has a running event loop: the API must still work there. Running our own
     # tracker on a script that calls it is exactly that situation.
     monkeypatch.chdir(tmp_path)
-    script(tmp_path, "x = 1\nx\n", name="inner.py")
-    outer = script(
+    write_script(tmp_path, "x = 1\nx\n", name="inner.py")
+    outer = write_script(
         tmp_path,
         """\
         from ploomber_like import track_execution, track_grid
@@ -478,14 +460,15 @@ def test_tracking_from_inside_a_notebook(tmp_path, monkeypatch):
     )
     summary = track_grid(outer, [{}], tmp_path / "outer.db", quiet=True)
     assert summary.ok == 1
-    assert values(tmp_path / "outer.db")[0] == {"status": "ok", "ok": 2}
+    assert stored_values(tmp_path / "outer.db")[0] == {"status": "ok", "ok": 2}
     assert [r["status"] for r in rows(tmp_path / "inner.db")] == ["ok", "ok", "ok"]
 
 
+@pytest.mark.kernel
 def test_duration_is_the_runs_own_time_not_the_wait_for_the_template(tmp_path):
     # The template imports scikit-learn for the file before the first kernel can fork: seconds
     # the first runs wait, which their duration must not count.
-    path = script(tmp_path, """\
+    path = write_script(tmp_path, """\
         import time
 
         import sklearn.ensemble
@@ -495,11 +478,11 @@ def test_duration_is_the_runs_own_time_not_the_wait_for_the_template(tmp_path):
 
         time.sleep(0.3)
         x
-        """)
+        """, "job.py")
     db = tmp_path / "w.db"
     summary = track_grid(path, {"x": [1, 2]}, db, workers=2, quiet=True)
     assert summary.ok == 2
     found = rows(db, "SELECT duration, kernel_wait FROM experiments")
     assert all(r["duration"] >= 0.3 and r["kernel_wait"] > 0 for r in found)
     waited = max(found, key=lambda r: r["kernel_wait"])
-    assert waited["duration"] < waited["kernel_wait"], [dict(r) for r in found]
+    assert waited["duration"] < waited["kernel_wait"], found

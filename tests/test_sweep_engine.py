@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
-import sqlite3
 import tracemalloc
-from pathlib import Path
 
 import pytest
+from conftest import stored_values
 
 from ploomber_like import ParameterError, track_grid
 from ploomber_like.executors import register_executor
@@ -17,14 +15,7 @@ from ploomber_like.executors.futures import FuturesExecutor
 from ploomber_like.samplers.grid import Grid, GridSampler
 
 
-def values(database: Path) -> list[dict]:
-    conn = sqlite3.connect(database)
-    try:
-        return [json.loads(r[0]) for r in conn.execute("SELECT parameters FROM experiments")]
-    finally:
-        conn.close()
-
-
+@pytest.mark.kernel
 def test_a_parameter_given_with_its_default_value_is_the_same_point(tmp_path):
     path = tmp_path / "job.py"
     path.write_text("# parameters\nn_samples = 10_000\nseed = 0\n\nn_samples + seed\n")
@@ -95,15 +86,17 @@ threads
 """
 
 
+@pytest.mark.kernel
 def test_a_registered_executor_runs_the_sweep(tmp_path):
     path = tmp_path / "job.py"
     path.write_text(THREADS)
     summary = track_grid(path, {"x": [1, 2, 3]}, tmp_path / "r.db", executor="inline-threads",
                          workers=2, quiet=True)
     assert summary.ok == 3
-    assert sorted(v["x"] for v in values(tmp_path / "r.db")) == [1, 2, 3]
+    assert sorted(v["x"] for v in stored_values(tmp_path / "r.db")) == [1, 2, 3]
 
 
+@pytest.mark.kernel
 def test_a_futures_executor_gets_the_local_thread_limits(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     path = tmp_path / "job.py"
@@ -111,4 +104,4 @@ def test_a_futures_executor_gets_the_local_thread_limits(tmp_path, monkeypatch):
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         track_grid(path, {"x": [1, 2]}, tmp_path / "t.db", executor=pool, workers=2, quiet=True)
     cores = os.cpu_count() or 1
-    assert {v["threads"] for v in values(tmp_path / "t.db")} == {str(max(1, cores // 2))}
+    assert {v["threads"] for v in stored_values(tmp_path / "t.db")} == {str(max(1, cores // 2))}

@@ -43,6 +43,7 @@ def test_memory_database_is_one_database_for_the_trackers_life(tmp_path, monkeyp
     assert repr(tracker).startswith("SQLiteTracker(':memory:')")
 
 
+@pytest.mark.kernel
 def test_track_execution_takes_the_file_as_filename(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "script.py").write_text("total = a + b\ntotal\n")

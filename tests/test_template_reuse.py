@@ -12,13 +12,15 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import wait_for, write_script
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+]
 
 SHOW = """
 import os
@@ -105,12 +107,9 @@ def processes_using(tmpdir: Path) -> list[int]:
     return found
 
 
-def wait_until_gone(tmpdir: Path) -> list[int]:
+def wait_until_gone(tmpdir: Path) -> None:
     # Bounded wait for processes that were already told to end (not a timing assertion).
-    deadline = time.monotonic() + 120
-    while (left := processes_using(tmpdir)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
+    wait_for(lambda: not processes_using(tmpdir), 120, f"no process left using {tmpdir}")
 
 
 def user_site_packages(user_base: Path) -> tuple[Path, dict[str, str]]:
@@ -160,7 +159,7 @@ def test_later_calls_fork_isolated_kernels_from_one_template_and_nothing_outlive
     assert [run["value"] for run in runs] == [1, 1, 1, 22]
     # At exit the template, its kernels and the spare kernel prepared for a next call are gone,
     # and so are the runtime folders.
-    assert wait_until_gone(tmpdir) == []
+    wait_until_gone(tmpdir)
     assert list(tmpdir.glob("ploomber-like-*")) == []
 
 
@@ -213,7 +212,7 @@ def test_the_template_is_rebuilt_when_it_cannot_serve(tmp_path, work):
     assert out["again"] == out["t6"]["ppid"]
     assert out["t7"]["ppid"] != out["t6"]["ppid"]
     assert out["t7"]["VALUE"] == 22
-    assert wait_until_gone(tmpdir) == []
+    wait_until_gone(tmpdir)
 
 
 def test_a_template_that_dies_as_a_call_forks_from_it_is_replaced_and_the_run_goes_on(
@@ -244,7 +243,7 @@ def test_a_template_that_dies_as_a_call_forks_from_it_is_replaced_and_the_run_go
     first_template = int(marker.read_text())
     assert out["VALUE"] == 1
     assert out["ppid"] != first_template
-    assert wait_until_gone(tmpdir) == []
+    wait_until_gone(tmpdir)
 
 
 def test_keep_warm_false_runs_fresh_kernels_and_leaves_no_template(tmp_path, work):
@@ -291,4 +290,4 @@ def test_calls_from_a_running_event_loop_and_from_threads(tmp_path, work):
     assert len(runs) == 6
     assert len({run["pid"] for run in runs}) == 6
     assert not any(run["seen_before"] for run in runs)
-    assert wait_until_gone(tmpdir) == []
+    wait_until_gone(tmpdir)

@@ -66,6 +66,7 @@ def _notebook_text() -> str:
     return nbformat.writes(notebook)
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("name", ["light.py", "percent.py", "notebook.ipynb"])
 def test_formats_parameters_cell_and_injection(tmp_path, name):
     text = {"light.py": LIGHT, "percent.py": PERCENT}.get(name) or _notebook_text()
@@ -80,6 +81,7 @@ def test_formats_parameters_cell_and_injection(tmp_path, name):
     assert len(tracked.record.group_durations) == 3
 
 
+@pytest.mark.kernel
 def test_no_parameters_cell_injects_first_and_warns(track):
     with pytest.warns(TrackingWarning, match="no parameters cell"):
         tracked = track("doubled = n * 2\ndoubled\n", {"n": 4})
@@ -123,6 +125,7 @@ def test_bad_input_files_raise_one_line_errors(tmp_path, name, text, message):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.kernel
 def test_a_byte_order_mark_is_ignored_as_python_ignores_it(tmp_path):
     path = tmp_path / "bom.py"
     path.write_bytes(b"\xef\xbb\xbf# parameters\nx = 1\n\ny = x + 1\ny\n")
@@ -133,6 +136,7 @@ def test_a_byte_order_mark_is_ignored_as_python_ignores_it(tmp_path):
 # --- execution context ----------------------------------------------------------------------
 
 
+@pytest.mark.kernel
 def test_cwd_is_the_callers_and_the_scripts_folder_is_importable(tmp_path, monkeypatch):
     project = tmp_path / "project"
     project.mkdir()
@@ -172,6 +176,7 @@ total
 """
 
 
+@pytest.mark.kernel
 def test_record_of_a_run(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -234,6 +239,7 @@ slept
 """
 
 
+@pytest.mark.kernel
 def test_running_rows_are_visible_and_concurrent_processes_lose_nothing(tmp_path):
     script = write_script(tmp_path, SLEEPER)
     database = tmp_path / "runs.db"
@@ -308,6 +314,7 @@ after
 """
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize(
     ("mode", "status", "error_type", "message"),
     [
@@ -337,6 +344,7 @@ def test_failures_are_recorded_runs(tmp_path, mode, status, error_type, message)
     assert len(row["group_durations"]) == 4
 
 
+@pytest.mark.kernel
 def test_a_segfault_leaves_the_crashing_python_frame_in_the_traceback(track):
     tracked = track(FAILING, {"mode": "segfault"})
     assert tracked.record.status == "crashed"
@@ -344,12 +352,14 @@ def test_a_segfault_leaves_the_crashing_python_frame_in_the_traceback(track):
     assert "string_at" in tracked.row["traceback"]
 
 
+@pytest.mark.kernel
 def test_traceback_names_the_failing_line(track):
     tracked = track(FAILING, {"mode": "raise"})
     assert 'raise ValueError("boom")' in tracked.row["traceback"]
     assert tracked.row["traceback"].rstrip().endswith("ValueError: boom")
 
 
+@pytest.mark.kernel
 def test_sys_exit_0_ends_the_run_ok(track):
     tracked = track(FAILING, {"mode": "exit0"})
     assert tracked.record.status == "ok"
@@ -371,6 +381,7 @@ def test_kernels_start_without_the_debugger_which_a_run_may_still_import(track):
 # --- the examples ---------------------------------------------------------------------------
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("name", ["fit.py", "fit_percent.py", "fit.ipynb"])
 def test_examples_record_metrics_and_plots(tmp_path, name):
     pytest.importorskip("sklearn")
@@ -393,6 +404,7 @@ def test_examples_record_metrics_and_plots(tmp_path, name):
         assert record.blobs[record.values[plot]["$blob"]].data.startswith(b"\x89PNG")
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize(
     ("raised", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "crashed")]
 )

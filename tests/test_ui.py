@@ -146,6 +146,7 @@ def open_runs(page, url: str) -> None:
 # --- the live UI in a browser ------------------------------------------------------------------
 
 
+@pytest.mark.browser
 def test_table_lists_every_run_with_status_colours(page, server, database):
     open_runs(page, server + "/")
     uuids = table_uuids(page)
@@ -160,6 +161,7 @@ def test_table_lists_every_run_with_status_colours(page, server, database):
     assert page.locator(f'tr[data-uuid="{database.ok[(50, None)]}"] .tag').inner_text() == "best"
 
 
+@pytest.mark.browser
 def test_sorting_by_a_column_header(page, server, database):
     open_runs(page, server + "/")
     best = max(database.f1, key=database.f1.__getitem__)
@@ -171,6 +173,7 @@ def test_sorting_by_a_column_header(page, server, database):
     assert uuids[0] == worst and uuids[-1] == database.failed  # no f1: last either way
 
 
+@pytest.mark.browser
 def test_filtering_with_a_sql_condition_and_choosing_columns(page, server, database):
     open_runs(page, server + "/")
     page.fill("#where", "json_extract(parameters, '$.f1') >= 1.0")
@@ -188,6 +191,7 @@ def test_filtering_with_a_sql_condition_and_choosing_columns(page, server, datab
     assert page.locator('#runs-table thead th[data-key="accuracy"]').count() == 0
 
 
+@pytest.mark.browser
 def test_parallel_coordinates_render_and_brushing_filters_the_table(page, server, database):
     open_runs(page, server + "/")
     page.wait_for_selector("#parcoords .parcoords")
@@ -209,6 +213,7 @@ def test_parallel_coordinates_render_and_brushing_filters_the_table(page, server
     assert all(database.f1.get(u, 0) >= 0.8 for u in shown)
 
 
+@pytest.mark.browser
 def test_scatter_plots_a_parameter_against_a_value(page, server):
     open_runs(page, server + "/")
     page.select_option("#scatter-x", "n_estimators")
@@ -242,6 +247,7 @@ DRAWN_LINES = """host => {
 }"""
 
 
+@pytest.mark.browser
 def test_every_run_is_drawn_with_none_missing_and_failed_values(page, readme_server, readme):
     open_runs(page, readme_server + "/")
     page.wait_for_selector("#parcoords .parcoords")
@@ -260,6 +266,7 @@ def test_every_run_is_drawn_with_none_missing_and_failed_values(page, readme_ser
     assert ticks[0] == "None"
 
 
+@pytest.mark.browser
 def test_the_table_shows_what_differs_first_without_scrolling_at_1400px(
     page, readme_server, readme
 ):
@@ -280,6 +287,7 @@ def test_the_table_shows_what_differs_first_without_scrolling_at_1400px(
     assert page.locator('#runs-table thead th[data-key="f1"]').is_visible()
 
 
+@pytest.mark.browser
 def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
     import statistics
     import uuid as uuids
@@ -314,6 +322,7 @@ def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
     assert trace["error_x"]["array"] == [0, 0]
 
 
+@pytest.mark.browser
 def test_run_page_shows_plots_values_and_environment(page, server, database):
     open_runs(page, server + "/")
     uuid = database.ok[(25, None)]
@@ -327,6 +336,7 @@ def test_run_page_shows_plots_values_and_environment(page, server, database):
     assert page.locator("text=0.800").count() >= 1  # f1 of this run, at 3 decimals
 
 
+@pytest.mark.browser
 def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
     import sqlite3
 
@@ -347,6 +357,7 @@ def test_run_page_draws_metric_series_and_lists_files(page, tmp_path):
         assert "model.pkl" in page.locator("section:has(h2:text-is('Files'))").inner_text()
 
 
+@pytest.mark.browser
 def test_run_page_lists_what_the_run_read(page, tmp_path):
     path = tmp_path / "inputs.db"
     record = Record(
@@ -372,6 +383,7 @@ def test_run_page_lists_what_the_run_read(page, tmp_path):
     ]
 
 
+@pytest.mark.browser
 def test_markup_in_the_data_shows_as_text(page, server):
     open_runs(page, server + "/")
     row = page.locator('tr[data-uuid="5c5c5c5c-hostile"]')
@@ -385,6 +397,7 @@ def test_markup_in_the_data_shows_as_text(page, server):
     assert page.frame_locator('iframe[title="frame"]').locator("b").inner_text() == "bold"
 
 
+@pytest.mark.browser
 def test_compare_page_shows_plots_side_by_side_and_only_differing_parameters(
     page, server, database
 ):
@@ -402,6 +415,7 @@ def test_compare_page_shows_plots_side_by_side_and_only_differing_parameters(
     assert all(images.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(2))
 
 
+@pytest.mark.browser
 def test_the_table_fills_in_while_a_sweep_writes(page, tmp_path):
     path = tmp_path / "live.db"
     add_hostile_run(path)
@@ -416,6 +430,7 @@ def test_the_table_fills_in_while_a_sweep_writes(page, tmp_path):
         assert "12121212" in page.locator("#runs-table").inner_text()
 
 
+@pytest.mark.browser
 def test_columns_equal_in_every_run_fold_away_as_runs_arrive(page, tmp_path):
     path = tmp_path / "live.db"
 
@@ -441,6 +456,7 @@ def test_columns_equal_in_every_run_fold_away_as_runs_arrive(page, tmp_path):
 # --- the report in a browser -------------------------------------------------------------------
 
 
+@pytest.mark.browser
 def test_report_is_one_file_that_works_offline(page, database, tmp_path):
     output = tmp_path / "report.html"
     result = CliRunner().invoke(
@@ -471,6 +487,7 @@ def test_report_is_one_file_that_works_offline(page, database, tmp_path):
     assert page.locator("#compare img").count() >= 2
 
 
+@pytest.mark.browser
 def test_a_run_jumped_to_in_the_report_shows_its_title_below_the_header(page, database, tmp_path):
     output = SQLiteTracker(database.path).report(tmp_path / "report.html")
     uuid = database.ok[(25, 5)]
@@ -490,6 +507,7 @@ def test_a_run_jumped_to_in_the_report_shows_its_title_below_the_header(page, da
     assert title.bounding_box()["y"] >= header["y"] + header["height"]
 
 
+@pytest.mark.browser
 def test_compare_page_labels_each_value_column_with_its_run(page, server, database):
     a, b = database.ok[(10, 5)], database.ok[(50, None)]
     page.goto(f"{server}/compare?uuid={a}&uuid={b}")
@@ -599,3 +617,101 @@ def test_ui_command_errors_in_one_line(tmp_path, monkeypatch, capsys):
         "error: this command needs uvicorn: pip install 'ploomber-like[ui]'\n"
     )
     assert not (tmp_path / "missing.db").exists()
+
+
+# --- at scale: one page from the server, charts from a sample -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More runs than the charts draw: 2,500 logged in one transaction."""
+    path = tmp_path_factory.mktemp("large") / "large.db"
+    SQLiteTracker(path).insert_many(
+        [{"n_estimators": i % 50, "f1": (i * 7919 % 2500) / 2500} for i in range(2500)]
+    )
+    return path
+
+
+def test_api_runs_serves_one_page_sorted_and_brushed_by_the_server(large: Path):
+    import httpx
+
+    from ploomber_like.ui.views import CHART_SAMPLE, PAGE_SIZE
+
+    with serving(large) as url, httpx.Client(base_url=url, timeout=120) as client:
+        first = client.get("/api/runs", params={"sort": "f1"}).json()
+        assert first["total"] == 2500 and not first["complete"]
+        assert len(first["runs"]) == PAGE_SIZE
+        f1 = [run["cells"]["f1"]["v"] for run in first["runs"]]
+        assert f1 == sorted(f1, reverse=True) and f1[0] == 2499 / 2500
+        second = client.get("/api/runs", params={"sort": "f1", "offset": PAGE_SIZE}).json()
+        assert second["runs"][0]["cells"]["f1"]["v"] == (2499 - PAGE_SIZE) / 2500
+        assert not {r["uuid"] for r in first["runs"]} & {r["uuid"] for r in second["runs"]}
+        ascending = client.get("/api/runs", params={"sort": "f1", "asc": "1"}).json()
+        assert ascending["runs"][0]["cells"]["f1"]["v"] == 0
+
+        # The charts draw a bounded sample, and say so.
+        assert len(first["sample"]) <= CHART_SAMPLE < 2500 and first["sampled"]
+        assert set(first["sample"][0]["cells"]) >= {"f1", "n_estimators"}
+
+        brushed = client.get(
+            "/api/runs", params={"sort": "f1", "brush": '{"f1": [[0.1, 0.2]]}'}
+        ).json()
+        assert brushed["total"] == 251
+        assert all(0.1 <= run["cells"]["f1"]["v"] <= 0.2 for run in brushed["runs"])
+        filtered = client.get(
+            "/api/runs", params={"where": "json_extract(parameters, '$.n_estimators') = 7"}
+        ).json()
+        assert filtered["complete"] and filtered["total"] == len(filtered["runs"]) == 50
+
+        # Sorting, paging and brushing a paged table keeps the charts: no sample to redraw.
+        table_only = client.get("/api/runs", params={"sort": "f1", "charts": "0"}).json()
+        assert "sample" not in table_only and table_only["runs"] == first["runs"]
+
+        bad = client.get("/api/runs", params={"brush": '{"nope": [[0, 1]]}'})
+        assert bad.status_code == 400 and "nope" in bad.json()["error"]
+        # A poll about an unchanged database is answered without reading it.
+        again = client.get("/api/runs", params={"since": first["version"]}).json()
+        assert again == {"unchanged": True, "version": first["version"]}
+
+
+@pytest.mark.browser
+def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Path):
+    with serving(large) as url:
+        open_runs(page, url + "/")
+        assert page.locator("#run-count").inner_text() == "2500 runs"
+        assert len(table_uuids(page)) == 100
+        assert "sample of" in page.locator("#chart-note").inner_text()
+        page.wait_for_selector("#parcoords .parcoords")
+        first = table_uuids(page)
+        page.click("#pager-next")
+        page.wait_for_function(
+            f"() => document.querySelector('#runs-table tbody tr').dataset.uuid !== '{first[0]}'"
+        )
+        assert not set(table_uuids(page)) & set(first)
+        assert page.locator("#pager-text").inner_text() == "101\u2013200 of 2500"
+        page.click('#runs-table thead th[data-key="f1"]')
+        best = SQLiteTracker(large).runs(sort="f1", limit=1)[0].uuid
+        page.wait_for_function(
+            f"() => document.querySelector('#runs-table tbody tr').dataset.uuid === '{best}'"
+        )
+        assert page.locator("#pager-text").inner_text() == "1\u2013100 of 2500"
+
+        # Brushing the top of the f1 axis asks the server for the runs inside, all of them.
+        labels = page.eval_on_selector_all(
+            "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
+        )
+        page.evaluate("window.scrollTo(0, 0)")  # the pager scrolled the charts away
+        axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(labels.index("f1"))
+        box = axis.bounding_box()
+        x = box["x"] + box["width"] / 2
+        page.mouse.move(x, box["y"] + 3)
+        page.mouse.down()
+        page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
+        page.mouse.up()
+        page.wait_for_function("document.getElementById('run-count').textContent !== '2500 runs'")
+        brushed = int(page.locator("#run-count").inner_text().split()[0])
+        assert 100 < brushed < 2500
+        # Still sorted by f1: the first row is the best inside the range, near the top.
+        assert table_uuids(page)[0] in {run.uuid for run in SQLiteTracker(large).runs(
+            sort="f1", limit=100
+        )}

@@ -43,6 +43,7 @@ def tracked_run(tracker: SQLiteTracker):
 QUERY = "SELECT uuid, json_extract(parameters, '$.img') AS img FROM experiments ORDER BY uuid"
 
 
+@pytest.mark.kernel
 def test_html_looking_text_is_escaped_in_every_html_view(hostile):
     tracker = SQLiteTracker(hostile)
     results = tracker.query(QUERY, as_frame=False, render_plots=True)
@@ -60,6 +61,7 @@ def test_html_looking_text_is_escaped_in_every_html_view(hostile):
         assert "onerror=alert(2)&gt;" in view, name
 
 
+@pytest.mark.kernel
 def test_only_a_strict_inline_data_image_is_shown_as_an_image(hostile, tmp_path):
     tracker = SQLiteTracker(hostile)
     page = tracker.query(QUERY, as_frame=False, render_plots=True)._repr_html_()
@@ -73,6 +75,7 @@ def test_only_a_strict_inline_data_image_is_shown_as_an_image(hostile, tmp_path)
     assert 'onload="alert(1)"' not in page and "onload=&quot;alert(1)&quot;" in page
 
 
+@pytest.mark.kernel
 def test_long_values_are_cut_in_every_view(hostile):
     tracker = SQLiteTracker(hostile)
     run = tracked_run(tracker)
@@ -90,6 +93,7 @@ def test_long_values_are_cut_in_every_view(hostile):
         assert "x" * 20 in view or ("x" * 10 + "…" in view and view is ls)
 
 
+@pytest.mark.kernel
 def test_text_views_show_uuids_shortened_html_in_full(hostile):
     tracker = SQLiteTracker(hostile)
     uuid = tracked_run(tracker).uuid
@@ -100,6 +104,7 @@ def test_text_views_show_uuids_shortened_html_in_full(hostile):
     assert uuid in tracker._repr_html_()
 
 
+@pytest.mark.kernel
 def test_reprs_display_once_in_jupyter(hostile, monkeypatch):
     """Inside a kernel, rich must not display the text table itself: one output per cell."""
     notebook = nbformat.v4.new_notebook()
@@ -163,6 +168,7 @@ def execute_in_kernel(cells: list[str], monkeypatch, cwd: Path) -> list:
     return notebook.cells
 
 
+@pytest.mark.kernel
 def test_compare_and_diff_show_once_as_html_in_jupyter(hostile, monkeypatch, tmp_path):
     tracker = SQLiteTracker(hostile)
     a, b = (run.uuid for run in tracker.runs())
@@ -180,6 +186,7 @@ def test_compare_and_diff_show_once_as_html_in_jupyter(hostile, monkeypatch, tmp
     assert cells[3].outputs == []
 
 
+@pytest.mark.kernel
 def test_a_sweep_in_jupyter_shows_progress_without_ipywidgets(monkeypatch, tmp_path):
     script = write_script(tmp_path, "# parameters\nn = 1\n\nscore = n * 2\nscore\n")
     cells = execute_in_kernel([

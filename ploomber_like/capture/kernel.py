@@ -19,7 +19,6 @@ import importlib
 import json
 import numbers
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from ploomber_like.capture.protocol import (
     CellEnd,
 )
 from ploomber_like.capture.streams import BoundedStream
+from ploomber_like.reprs import only_default_reprs, without_addresses
 
 #: Arrays and sequences up to this many items are stored as JSON lists, larger ones as text.
 MAX_JSON_ITEMS = 10_000
@@ -348,9 +348,6 @@ def _top_level_modules() -> set[str]:
     return {name.split(".")[0] for name in list(sys.modules)}
 
 
-#: An object's default repr (``<module.Class object at 0x7f...>``), and the address in one.
-_DEFAULT_REPR = re.compile(r"<[^<>\n]*? at 0x[0-9a-fA-F]+>")
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+(?=>|&gt;)")
 _TEXT_TYPES = ("text/plain", "text/html")
 #: IPython warns this on sys.exit() in a cell; `python` exits silently.
 _EXIT_WARNING = r"To exit: use 'exit', 'quit', or Ctrl-D\."
@@ -358,17 +355,7 @@ _EXIT_WARNING = r"To exit: use 'exit', 'quit', or Ctrl-D\."
 
 def _only_default_reprs(data: dict[str, Any]) -> bool:
     """True when a formatted value is only default reprs, or a list of them: no result."""
-    if set(data) != {"text/plain"}:
-        return False
-    text = data["text/plain"]
-    rest = _DEFAULT_REPR.sub("", text)
-    return rest != text and not rest.strip("[](), \n")
-
-
-def without_addresses(text: Any) -> Any:
-    """``text`` with the address of each default repr dropped: ``<Foo object at 0x7f..>``
-    becomes ``<Foo object>``, the same in every run. Anything but a string is returned as is."""
-    return _ADDRESS.sub("", text) if isinstance(text, str) and " at 0x" in text else text
+    return set(data) == {"text/plain"} and only_default_reprs(data["text/plain"])
 
 
 class ExpressionWrapper(ast.NodeTransformer):

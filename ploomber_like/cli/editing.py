@@ -71,7 +71,7 @@ def rm_command(uuids: tuple[str, ...], database: str, where: str | None, yes: bo
     if not runs:
         click.echo("no runs match: nothing removed")
         return
-    short = tracker.uuid_prefixes()
+    short = tracker.uuid_prefixes(run.uuid for run in runs)
     if not yes:
         echo_rich(render.runs_text_table(runs, short=short))
         try:

@@ -21,7 +21,7 @@ from ploomber_like.cli.base import (
     open_tracker,
     precision_option,
 )
-from ploomber_like.comparing import FORMATS
+from ploomber_like.comparing import FORMATS, TOP_RUNS
 from ploomber_like.record import STATUSES
 
 if TYPE_CHECKING:
@@ -86,7 +86,8 @@ def ls_command(
     if not runs:
         click.echo("no runs")
         return
-    echo_rich(render.runs_text_table(runs, precision=precision, short=tracker.uuid_prefixes()))
+    short = tracker.uuid_prefixes(run.uuid for run in runs)
+    echo_rich(render.runs_text_table(runs, precision=precision, short=short))
 
 
 @cli.command("compare")
@@ -126,7 +127,13 @@ def compare_command(
                                            limit=limit)
         _print_groups(runs, output_format, precision)
         return
-    comparison = open_tracker(database).compare(
+    tracker = open_tracker(database)
+    # Every run of a large database would not fit a terminal, nor be read in a second: the
+    # table without a filter shows the top ones (csv and json export them all).
+    top = not (uuids or status or tag or script or where) and output_format == "table"
+    if top and limit is None:
+        limit = TOP_RUNS
+    comparison = tracker.compare(
         list(uuids) or None, where=where, sort=sort, ascending=asc, only_changed=only_changed,
         columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
         status=status, tag=tag, script=script, limit=limit, precision=precision,
@@ -136,6 +143,10 @@ def compare_command(
         return
     width = shutil.get_terminal_size().columns if output_format == "table" else None
     click.echo(comparison.format(output_format, width=width), nl=False)
+    more = len(tracker) - len(comparison) if top and len(comparison) == limit else 0
+    if more:
+        click.echo(f"{more} more run{'s' if more != 1 else ''} match: -n/--limit shows more, "
+                   "--where picks some")
 
 
 def _print_groups(runs, output_format: str, precision: int, limit: int | None = None) -> None:

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ploomber_like.execute import module_distributions, run_on_pool
+from ploomber_like.execute import run_on_pool
 from ploomber_like.executors.base import Executor, fail_record
 from ploomber_like.kernels import KernelPool, learned_modules, preloadable_modules
 from ploomber_like.notebook import PreparedRun
+from ploomber_like.provenance import module_distributions
 from ploomber_like.pruning import PruneDecision, RunPruner
 from ploomber_like.record import MetricPoint, Record, Status
 

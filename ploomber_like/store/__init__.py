@@ -3,6 +3,8 @@
 Modules, from the bottom up (each imports only those above it):
 
 - :mod:`~ploomber_like.store.schema`: the tables and columns, and the JSON encoding of values.
+- :mod:`~ploomber_like.store.indexes`: what keeps reads independent of the number of runs: the
+  keys table and blob uses kept by triggers, expression indexes on numeric keys.
 - :mod:`~ploomber_like.store.migrations`: the named steps that bring a database (a peer's, or
   an older one of ours) to :data:`SCHEMA_VERSION`, kept in ``PRAGMA user_version``.
 - :mod:`~ploomber_like.store.connections`: opening files, read-only and in-memory databases;
@@ -33,6 +35,15 @@ _EXPORTS = {
     "create_tables_and_columns": "schema",
     "to_json": "schema",
     "load_json": "schema",
+    "MAX_INDEXED_KEYS": "indexes",
+    "build_read_indexes": "indexes",
+    "ensure_read_indexes": "indexes",
+    "has_read_indexes": "indexes",
+    "index_name": "indexes",
+    "index_numeric_keys": "indexes",
+    "json_path": "indexes",
+    "key_from_fullkey": "indexes",
+    "value_expression": "indexes",
     "InlineMigration": "migrations",
     "move_inline_images_in": "migrations",
     "Migration": "migrations",
@@ -82,21 +93,23 @@ __all__ = [
     "BLOB_REFERENCES",
     "BUSY_TIMEOUT",
     "DETAIL_COLUMNS",
-    "Deletion",
     "EXTRA_COLUMNS",
-    "InlineMigration",
+    "MAX_INDEXED_KEYS",
     "MEMORY",
     "MIGRATIONS",
     "MOVE_INLINE_IMAGES",
-    "Migration",
     "RUN_COLUMNS",
-    "RecordedTrial",
     "RunDetail",
     "SCHEMA_VERSION",
+    "TABLES",
+    "Deletion",
+    "InlineMigration",
+    "Migration",
+    "RecordedTrial",
     "Store",
     "StoredRun",
     "StoredSource",
-    "TABLES",
+    "build_read_indexes",
     "check_schema",
     "connect",
     "create_tables_and_columns",
@@ -104,11 +117,17 @@ __all__ = [
     "delete_orphan_blobs",
     "display_name",
     "encode_run",
+    "ensure_read_indexes",
     "exists",
     "experiment_columns",
+    "has_read_indexes",
     "in_chunks",
+    "index_name",
+    "index_numeric_keys",
     "inline_image",
     "is_memory",
+    "json_path",
+    "key_from_fullkey",
     "load_artifacts",
     "load_blob",
     "load_inputs",
@@ -129,6 +148,7 @@ __all__ = [
     "table_names",
     "to_json",
     "upgrade",
+    "value_expression",
     "writing",
 ]
 
@@ -146,6 +166,17 @@ if TYPE_CHECKING:
         retry_busy,
         upgrade,
         writing,
+    )
+    from ploomber_like.store.indexes import (
+        MAX_INDEXED_KEYS,
+        build_read_indexes,
+        ensure_read_indexes,
+        has_read_indexes,
+        index_name,
+        index_numeric_keys,
+        json_path,
+        key_from_fullkey,
+        value_expression,
     )
     from ploomber_like.store.migrations import (
         MIGRATIONS,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ploomber_like.errors import DatabaseError
 from ploomber_like.record import new_uuid
-from ploomber_like.store import migrations
+from ploomber_like.store import indexes, migrations
 from ploomber_like.store.schema import check_schema
 
 #: Seconds a writer waits for another process's transaction before giving up.
@@ -215,6 +215,8 @@ def _prepare(conn: sqlite3.Connection, path: Path, migrate: bool) -> None:
         conn.execute("PRAGMA synchronous=NORMAL")
         if migrate:
             upgrade(conn, path)
+            # A peer, or SQL of the user's, may have dropped them or written keys unindexed.
+            indexes.ensure_read_indexes(conn, lambda: writing(conn, path))
     except sqlite3.Error as exc:
         conn.close()
         raise DatabaseError(f"cannot prepare database {path}: {exc}") from None

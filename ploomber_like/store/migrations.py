@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ploomber_like.record import Blob
+from ploomber_like.store.indexes import build_read_indexes
 from ploomber_like.store.schema import create_tables_and_columns, to_json
 
 
@@ -88,6 +89,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("add pruned_step, replicate, replicate_group", create_tables_and_columns),
     # The options a run recorded with, so a rerun records the same way.
     Migration("add recording_options", create_tables_and_columns),
+    # Keys, blob uses and expression indexes, so that reads need not scan every run.
+    Migration("index shown values", build_read_indexes),
 )
 
 #: The ``user_version`` of a database with every migration applied.

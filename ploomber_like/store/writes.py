@@ -8,7 +8,7 @@ import math
 import os
 import socket
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 from ploomber_like.errors import DatabaseError
 from ploomber_like.record import Blob, Input, Record, Status, new_created
 from ploomber_like.store.connections import connect, in_chunks, reading, upgrade, writing
+from ploomber_like.store.indexes import index_numeric_keys
 from ploomber_like.store.migrations import (
     MOVE_INLINE_IMAGES,
     InlineMigration,
@@ -73,7 +74,7 @@ class Store:
         blobs = dict(record.blobs)
         blobs[record.source_sha256] = Blob("text/x-python", record.source.encode())
 
-        with writing(self.conn, self.path):
+        with self.transaction():
             self._insert_blobs(blobs.values())
             self.conn.execute(
                 f"INSERT INTO experiments ({columns}) VALUES ({marks}) "
@@ -96,6 +97,8 @@ class Store:
         :class:`DatabaseError` and leaves the database as it was."""
         with writing(self.conn, self.path):
             yield
+            # A key this transaction wrote first gets its index now, while the table is locked.
+            index_numeric_keys(self.conn)
 
     def stored_parameters(self, uuid: str) -> dict[str, Any] | None:
         """The ``parameters`` of run ``uuid`` (``{}`` if empty), or None if there is no such run."""
@@ -235,9 +238,10 @@ class Store:
 
     def delete_runs(self, uuids: Iterable[str]) -> Deletion:
         """Delete these runs, every row keyed by their uuid in other tables (metrics, artifacts...)
-        and the blobs no remaining row references, in one transaction."""
+        and the blobs they used that no remaining row references, in one transaction."""
         wanted = list(dict.fromkeys(uuids))
         deletion = Deletion(runs=[], blobs=0)
+        used: set[str] = set()
         with writing(self.conn, self.path):
             for marks, chunk in in_chunks(wanted):
                 deletion.runs += [
@@ -245,9 +249,15 @@ class Store:
                         f"SELECT uuid FROM experiments WHERE uuid IN ({marks})", chunk
                     )
                 ]
+                used.update(row[0] for row in self.conn.execute(
+                    "SELECT sha256 FROM blob_uses WHERE run IN "
+                    f"(SELECT rowid FROM experiments WHERE uuid IN ({marks})) "
+                    f"UNION SELECT sha256 FROM artifacts WHERE uuid IN ({marks})",
+                    [*chunk, *chunk],
+                ))
                 for table in _tables_keyed_by_run(self.conn):
                     self.conn.execute(f'DELETE FROM "{table}" WHERE uuid IN ({marks})', chunk)
-            deletion.blobs = delete_orphan_blobs(self.conn)
+            deletion.blobs = delete_orphan_blobs(self.conn, sorted(used))
         return deletion
 
 
@@ -259,33 +269,34 @@ class Deletion:
     blobs: int
 
 
-#: Queries selecting the sha256 of every blob some row still needs, by the table holding the
-#: reference: a table that stores blob hashes adds its query here, and the orphan sweep of
+#: Where rows name the blobs they need: table, and its column holding a blob's sha256 (with an
+#: index on it). A table that stores blob hashes adds itself here, and
 #: :func:`delete_orphan_blobs` keeps its blobs. Tables missing from a database are skipped.
 BLOB_REFERENCES: dict[str, str] = {
-    # the source texts, the executed notebooks, and plots referenced from parameters
-    "experiments": (
-        "SELECT source_sha256 FROM experiments WHERE source_sha256 IS NOT NULL "
-        "UNION SELECT notebook FROM experiments WHERE notebook IS NOT NULL "
-        "UNION SELECT json_extract(t.value, '$.\"$blob\"') "
-        "FROM experiments AS e, json_tree(e.parameters) AS t "
-        "WHERE json_valid(e.parameters) AND t.type = 'object' "
-        "AND json_extract(t.value, '$.\"$blob\"') IS NOT NULL"
-    ),
+    # source texts, executed notebooks and plots referenced from parameters, kept by triggers
+    # on experiments (see ploomber_like.store.indexes)
+    "blob_uses": "sha256",
     # files the runs wrote
-    "artifacts": "SELECT sha256 FROM artifacts",
+    "artifacts": "sha256",
 }
 
 
-def delete_orphan_blobs(conn: sqlite3.Connection) -> int:
-    """Delete the blobs no row references (see :data:`BLOB_REFERENCES`); returns how many.
-
-    Runs inside the caller's transaction.
-    """
+def delete_orphan_blobs(conn: sqlite3.Connection, candidates: Sequence[str] | None = None) -> int:
+    """Delete the blobs no row references (see :data:`BLOB_REFERENCES`), among ``candidates``
+    (default: every blob); returns how many. Runs inside the caller's transaction."""
     tables = table_names(conn)
-    kept = " UNION ".join(sql for table, sql in BLOB_REFERENCES.items() if table in tables)
-    cursor = conn.execute(f"DELETE FROM blobs WHERE sha256 NOT IN ({kept})")
-    return cursor.rowcount
+    unused = " AND ".join(
+        f'NOT EXISTS (SELECT 1 FROM "{table}" WHERE "{column}" = blobs.sha256)'
+        for table, column in BLOB_REFERENCES.items() if table in tables
+    ) or "1"
+    if candidates is None:
+        return conn.execute(f"DELETE FROM blobs WHERE {unused}").rowcount
+    deleted = 0
+    for marks, chunk in in_chunks(list(candidates)):
+        deleted += conn.execute(
+            f"DELETE FROM blobs WHERE sha256 IN ({marks}) AND {unused}", chunk
+        ).rowcount
+    return deleted
 
 
 def _tables_keyed_by_run(conn: sqlite3.Connection) -> list[str]:

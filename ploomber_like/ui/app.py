@@ -7,10 +7,12 @@ included, is served by the package: the UI works offline.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ploomber_like.errors import ParameterError, QueryError, TrackerError
 from ploomber_like.ui import pages, views
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
+
+    from ploomber_like.query import RunQuery
 
 #: Where the UI listens: this machine only.
 HOST = "127.0.0.1"
@@ -35,6 +39,7 @@ CONTENT_SECURITY_POLICY = (
 def create_app(database: str | os.PathLike[str]) -> Starlette:
     """The app serving ``database`` read-only (raises ``DatabaseError`` if it cannot be read)."""
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.routing import Route
@@ -45,20 +50,25 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
     query.count()  # fail now, with one line, if the file is not a tracking database
 
     async def runs(request: Request) -> Response:
-        return _html(pages.runs_html(query, live=True))
+        return _html(await run_in_threadpool(pages.runs_html, query, True))
 
     async def runs_api(request: Request) -> Response:
         from starlette.responses import JSONResponse
 
+        # Polls ask whether anything was written since: answered from the files' metadata.
+        version = _version(query.database)
+        if request.query_params.get("since") == version:
+            return JSONResponse({"unchanged": True, "version": version})
         where = request.query_params.get("where") or None
         try:
-            payload = views.runs_payload(query, where=where, run_href="/run/{uuid}")
+            payload = await run_in_threadpool(_runs_page, query, request.query_params)
         except QueryError as exc:
             # The user wrote the condition, not the query around it: show them theirs.
             message = f"{exc.sqlite_message} (in the condition: {where})"
             return JSONResponse({"error": message}, status_code=400)
         except TrackerError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        payload["version"] = version
         return JSONResponse(payload)
 
     async def run(request: Request) -> Response:
@@ -124,6 +134,37 @@ def serve(app: Starlette, sock: socket.socket) -> None:
 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
+
+
+def _runs_page(query: RunQuery, params: Mapping[str, str]) -> dict[str, Any]:
+    """The payload of ``/api/runs`` for its query string: ``where``, ``sort``, ``asc``,
+    ``offset``, ``limit`` (default :data:`views.PAGE_SIZE`), ``brush`` (JSON), ``charts``
+    (``0``: the table only)."""
+    try:
+        offset = max(int(params.get("offset") or 0), 0)
+        limit = min(max(int(params.get("limit") or views.PAGE_SIZE), 1), views.PAGE_SIZE * 10)
+        brush = json.loads(params["brush"]) if params.get("brush") else None
+    except ValueError:
+        raise ParameterError("offset and limit must be numbers, brush JSON") from None
+    if brush is not None and not isinstance(brush, dict):
+        raise ParameterError("brush must be a JSON object of ranges by key")
+    return views.runs_payload(
+        query, where=params.get("where") or None, run_href="/run/{uuid}",
+        sort=params.get("sort") or None, ascending=params.get("asc") == "1",
+        offset=offset, limit=limit, brush=brush, charts=params.get("charts") != "0",
+    )
+
+
+def _version(database: Path) -> str:
+    """Changes whenever a write reaches the database (its write-ahead log, or the file)."""
+    stamps = []
+    for suffix in ("", "-wal"):
+        try:
+            stat = os.stat(f"{database}{suffix}")
+        except OSError:
+            continue
+        stamps.append(f"{stat.st_mtime_ns}.{stat.st_size}")
+    return "-".join(stamps)
 
 
 def _html(text: str, status_code: int = 200) -> Response:

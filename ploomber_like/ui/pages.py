@@ -30,6 +30,9 @@ ASSETS = {
 #: The report inlines each run's page up to this many runs (beyond: the table links nowhere).
 REPORT_RUN_PAGES = 500
 
+#: The report's table holds this many runs at most, the most recent: a file a browser opens.
+REPORT_TABLE_RUNS = 5000
+
 
 def runs_html(query: RunQuery, live: bool) -> str:
     """The runs page: table, parallel coordinates, scatter. Live: it loads and polls
@@ -63,8 +66,10 @@ def report_html(
 ) -> str:
     """The report: the runs page with its data inlined, each run's page, and the compare page
     of ``compare`` (2 to 4 runs) if given; plotly.js, styles and images inline."""
-    payload = views.runs_payload(query, where=where, run_href="#run-{uuid}")
-    runs = query.runs(where=where)[:REPORT_RUN_PAGES]
+    payload = views.runs_payload(
+        query, where=where, run_href="#run-{uuid}", limit=REPORT_TABLE_RUNS
+    )
+    runs = query.runs(where=where, limit=REPORT_RUN_PAGES)
     pages = [views.run_page(query, run.uuid, views.inline_source) for run in runs]
     compared = views.compare_page(query, compare, views.inline_source) if compare else None
     return _render(

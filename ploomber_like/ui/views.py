@@ -10,14 +10,14 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from ploomber_like import render
-from ploomber_like.comparing import Comparison, compare_runs
+from ploomber_like import render, store
+from ploomber_like.comparing import Column, compare_runs
 from ploomber_like.errors import ParameterError
 from ploomber_like.record import Input
 
@@ -33,6 +33,13 @@ TABLE_RUN_COLUMNS = ("uuid", "name", "status", "created", "duration", "tags")
 
 #: The compare page takes this many runs at most: plots side by side stop being readable.
 MAX_COMPARED = 4
+
+#: Rows of the runs table the server sends at once.
+PAGE_SIZE = 100
+
+#: The charts draw at most this many runs: beyond, a random sample of them (what a browser
+#: draws in a moment, and a reader can still follow).
+CHART_SAMPLE = 500
 
 @dataclass
 class Output:
@@ -99,20 +106,49 @@ def runs_payload(
     where: str | None = None,
     precision: int = render.DEFAULT_PRECISION,
     run_href: str = "run/{uuid}",
+    sort: str | None = None,
+    ascending: bool = False,
+    offset: int = 0,
+    limit: int | None = None,
+    brush: Mapping[str, Any] | None = None,
+    charts: bool = True,
 ) -> dict[str, Any]:
     """The runs table, parallel coordinates and scatter data as JSON-able data.
 
+    ``runs``: the table's rows, those ``where`` and ``brush`` select (``brush``: ranges by
+    numeric key, ``{"f1": [[0.8, 1.0]]}``, as the parallel coordinates' axes are brushed), in
+    the order of ``sort``, ``limit`` of them from the ``offset``-th (default: all); one object
+    per run with its full and short uuid, status, link, replicate group, and per column the
+    value (``v``, numbers and text only) and the text shown (``t``). ``total``: how many runs
+    they are. ``complete``: true when ``runs`` holds every run ``where`` selects, and the page
+    may sort and brush by itself; otherwise ``sample``: the runs the charts draw, at most
+    :data:`CHART_SAMPLE` of those ``where`` selects (``sampled``: whether they are a random
+    share), with the cells the charts use; without ``charts``, none (a page that keeps its
+    charts while it sorts, pages or brushes the table) and the columns are judged on ``runs``.
+
     ``columns``: key, kind (``run``, ``parameter``, ``value``), whether numeric, and whether
-    ``constant`` (the same in every run: the table names it in one line instead); in the order
-    of :meth:`~ploomber_like.comparing.Comparison.table_columns`, what differs first. ``runs``:
-    one object per run with its full and short uuid, status, link, replicate group, and per
-    column the value (``v``, numbers and text only) and the text shown (``t``).
+    ``constant`` (the same in every run drawn: the table names it in one line instead); in the
+    order of :meth:`~ploomber_like.comparing.Comparison.table_columns`, what differs first.
     """
-    comparison = _table(query, where, precision)
-    varying, same = comparison.table_columns()
+    condition = _and(where, _brush_condition(query, brush))
+    total = query.count(where=condition)
+    page = query.runs(where=condition, sort=sort, ascending=ascending, limit=limit,
+                      offset=offset)
+    complete = not brush and offset == 0 and len(page) == total
+    drawn = page if complete or not charts else query.sample(CHART_SAMPLE, where=where)
+    known = {run.uuid for run in page}
+    everything = [*page, *(run for run in drawn if run.uuid not in known)]
+    comparison = compare_runs(
+        everything, query.uuid_prefixes(run.uuid for run in everything), precision=precision,
+        run_columns=TABLE_RUN_COLUMNS, sort=sort,
+    )
+    # Whether a column varies, is numeric, holds plots: judged on the runs drawn, which stand
+    # for all of them (every one when the payload is complete).
+    judged = dataclasses.replace(comparison, runs=drawn)
+    varying, same = judged.table_columns()
     columns = []
     for column in [*varying, *same]:
-        cells = [comparison.value(run, column) for run in comparison.runs]
+        cells = [comparison.value(run, column) for run in drawn]
         numeric = column.kind != "run" and _numeric(cells)
         columns.append({
             "key": column.key,
@@ -121,15 +157,16 @@ def runs_payload(
             "plot": any(render.is_displayable(v) for v in cells),
             "constant": column in same,
         })
-    runs = []
-    for run in comparison.runs:
+    charted = [c for c in comparison.columns if c.kind != "run" or c.key == "status"]
+
+    def row(run: Run, chosen: Sequence[Column]) -> dict[str, Any]:
         cells = {}
-        for column in comparison.columns:
+        for column in chosen:
             value = comparison.value(run, column)
             cells[column.key] = {"v": _json_value(value), "t": comparison.text(run, column)}
             if render.is_displayable(value):
                 cells[column.key]["s"] = value.sha256  # the table shows it as a thumbnail
-        runs.append({
+        return {
             "uuid": run.uuid,
             "short": comparison.short.get(run.uuid, run.uuid),
             "status": run.status,
@@ -137,16 +174,28 @@ def runs_payload(
             "cells": cells,
             # Replicates share a group (see ploomber_like.replicates); any other run is its own.
             "group": run.replicate_group or run.uuid,
-        })
-    signature = json.dumps([[r["uuid"], r["status"], r["cells"].get("duration")] for r in runs])
-    return {
+        }
+
+    runs = [row(run, comparison.columns) for run in page]
+    signature = json.dumps([
+        total, [[r["uuid"], r["status"], r["cells"].get("duration")] for r in runs],
+        [] if complete else [run.uuid for run in drawn],
+    ])
+    payload = {
         "columns": columns,
         "runs": runs,
+        "total": total,
+        "offset": offset,
+        "complete": complete,
         "where": where or "",
         "missing": render.MISSING,
         # The page polls and redraws only when this changes (a run added, finished, removed).
         "signature": hashlib.sha256(signature.encode()).hexdigest()[:16],
     }
+    if not complete and charts:
+        payload["sample"] = [row(run, charted) for run in drawn]
+        payload["sampled"] = len(drawn) < (query.count(where=where) if brush else total)
+    return payload
 
 
 def run_page(
@@ -164,7 +213,7 @@ def run_page(
         environment = [(key, render.parameter_text(value)) for key, value in data.items()]
     return RunPage(
         run=run,
-        short=query.uuid_prefixes().get(run.uuid, run.uuid),
+        short=query.uuid_prefixes([run.uuid])[run.uuid],
         parameters=[(k, render.parameter_text(v)) for k, v in run.flat_parameters().items()],
         values=[
             (k, render.cell_text(v, precision))
@@ -196,7 +245,7 @@ def compare_page(
     if not 2 <= len(uuids) <= MAX_COMPARED:
         raise ParameterError(f"compare takes 2 to {MAX_COMPARED} runs, got {len(uuids)}")
     compared = query.runs(list(uuids))
-    short = query.uuid_prefixes()
+    short = query.uuid_prefixes(run.uuid for run in compared)
     changed = compare_runs(compared, short, only_changed=True, precision=precision)
     everything = compare_runs(compared, short, precision=precision)
     runs = everything.runs
@@ -233,13 +282,6 @@ def script_json(value: Any) -> Markup:
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     return Markup(
         text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    )
-
-
-def _table(query: RunQuery, where: str | None, precision: int) -> Comparison:
-    runs = query.runs(where=where)
-    return compare_runs(
-        runs, query.uuid_prefixes(), precision=precision, run_columns=TABLE_RUN_COLUMNS
     )
 
 
@@ -283,3 +325,33 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, bool | int | float | str):
         return value
     return None
+
+
+def _and(*conditions: str | None) -> str | None:
+    """The SQL conditions given (None for none) joined with AND."""
+    present = [f"({c})" for c in conditions if c and c.strip()]
+    return " AND ".join(present) or None
+
+
+def _brush_condition(query: RunQuery, brush: Mapping[str, Any] | None) -> str | None:
+    """SQL selecting the runs inside every brushed range: each key's value between the bounds
+    of one of its ranges. Keys must be stored keys and bounds numbers (a ParameterError)."""
+    if not brush:
+        return None
+    keys = set(query.keys())
+    conditions = []
+    for key, ranges in brush.items():
+        if key not in keys:
+            raise ParameterError(f"unknown key in the brush: {key!r}")
+        if ranges and not isinstance(ranges[0], list | tuple):
+            ranges = [ranges]
+        try:
+            bounds = [(float(low), float(high)) for low, high in ranges]
+        except (TypeError, ValueError):
+            raise ParameterError(f"a brush range of {key!r} is not two numbers") from None
+        extract = store.value_expression(key)
+        conditions.append(" OR ".join(
+            f"{extract} BETWEEN {low!r} AND {high!r}" for low, high in bounds
+            if math.isfinite(low) and math.isfinite(high)
+        ) or "0")
+    return _and(*conditions)

@@ -31,8 +31,16 @@
     position: new Map(),   // uuid -> index in payload.runs
     colorKey: null,
     xKey: null,
-    yKey: null
+    yKey: null,
+    offset: 0,             // the first row of the table's page, when the server pages it
+    version: null          // the database's version the payload was read at
   };
+
+  // Runs fn once plotly.js is there: the server's pages load it without waiting for it.
+  function whenPlotly(fn) {
+    var script = document.getElementById("plotly-script");
+    if (window.Plotly || !script) fn(); else script.addEventListener("load", fn);
+  }
 
   function el(tag, attributes, text) {
     var node = document.createElement(tag);
@@ -53,14 +61,21 @@
 
   function cell(run, key) { return run.cells[key] || { v: null, t: "" }; }
 
+  // Whether the payload holds every run the filter selects: then the page sorts and brushes by
+  // itself. Otherwise the server sorts, brushes and pages the table, and the charts draw its
+  // sample of the runs.
+  function complete() { return config.mode === "report" || state.payload.complete !== false; }
+
+  function chartRuns() { return complete() ? state.payload.runs : state.payload.sample; }
+
   function chartColumns() {
     // Numbers, and text parameters with a few distinct values (as categorical axes); an axis
     // where every run has the same value says nothing and cannot be brushed.
-    var single = state.payload.runs.length < 2;
+    var single = chartRuns().length < 2;
     return state.payload.columns.filter(function (c) {
       if (c.kind === "run" || c.plot) return false;
       if (!c.numeric && c.kind !== "parameter") return false;
-      var distinct = new Set(state.payload.runs.map(function (r) { return cell(r, c.key).t; }));
+      var distinct = new Set(chartRuns().map(function (r) { return cell(r, c.key).t; }));
       if (c.numeric) return single || distinct.size > 1;
       return distinct.size > 1 && distinct.size <= 20;
     });
@@ -84,7 +99,7 @@
   // are, None and missing values on a tick of their own below them; text as categories (None
   // first, at the bottom). Every run gets a position, so every run gets a line.
   function axisValues(column) {
-    var runs = state.payload.runs;
+    var runs = chartRuns();
     if (column.numeric) {
       var numbers = runs.map(function (r) {
         var v = cell(r, column.key).v;
@@ -145,6 +160,7 @@
   }
 
   function visibleRuns() {
+    if (!complete()) return state.payload.runs;
     var runs = state.payload.runs.filter(function (r) { return passesBrush(r) && passesText(r); });
     if (state.sortKey) {
       var key = state.sortKey, sign = state.sortAsc ? 1 : -1;
@@ -171,7 +187,7 @@
   function renderConstants() {
     var line = document.getElementById("constant-columns");
     if (!line) return;
-    var first = state.payload.runs[0];
+    var first = chartRuns()[0];
     var same = state.payload.columns.filter(function (c) {
       return c.constant && isHidden(c) && !c.plot;
     });
@@ -229,7 +245,7 @@
       th.addEventListener("click", function () {
         if (state.sortKey === column.key) state.sortAsc = !state.sortAsc;
         else { state.sortKey = column.key; state.sortAsc = !column.numeric; }
-        renderTable();
+        if (complete()) renderTable(); else reload(0, true);
       });
       row.appendChild(th);
     });
@@ -271,9 +287,27 @@
       body.appendChild(tr);
     });
     document.getElementById("runs-empty").hidden = runs.length > 0;
-    var total = state.payload.runs.length;
-    document.getElementById("run-count").textContent =
-      runs.length === total ? total + " runs" : runs.length + " of " + total + " runs";
+    renderPager(runs.length);
+  }
+
+  function renderPager(shown) {
+    var pager = document.getElementById("pager");
+    var count = document.getElementById("run-count");
+    if (complete()) {
+      // A report holds the most recent runs of a larger database: say of how many.
+      var total = Math.max(state.payload.runs.length, state.payload.total || 0);
+      count.textContent = shown === total ? total + " runs" : shown + " of " + total + " runs";
+      if (pager) pager.hidden = true;
+      return;
+    }
+    count.textContent = state.payload.total + " runs";
+    if (!pager) return;
+    pager.hidden = false;
+    var first = state.payload.offset;
+    document.getElementById("pager-text").textContent = shown ?
+      (first + 1) + "\u2013" + (first + shown) + " of " + state.payload.total : "";
+    document.getElementById("pager-previous").disabled = first === 0;
+    document.getElementById("pager-next").disabled = first + shown >= state.payload.total;
   }
 
   function updateCompareButton() {
@@ -309,7 +343,7 @@
     var has = function (key) { return key && numeric.some(function (c) { return c.key === key; }); };
     // The last value every ok run shows (f1 after accuracy...), so few lines are left grey.
     var complete = values.filter(function (c) {
-      return state.payload.runs.every(function (r) {
+      return chartRuns().every(function (r) {
         return r.status !== "ok" || typeof cell(r, c.key).v === "number";
       });
     });
@@ -319,17 +353,26 @@
     if (!has(state.xKey)) state.xKey = (parameters[0] || numeric[0] || {}).key || null;
   }
 
+  function renderChartNote() {
+    var note = document.getElementById("chart-note");
+    if (!note) return;
+    var drawn = chartRuns().length;
+    note.textContent = !complete() && state.payload.sampled ?
+      "a random sample of " + drawn + " of the runs: brushing filters all of them" : "";
+  }
+
   function renderParcoords() {
     var host = document.getElementById("parcoords");
     var columns = chartColumns();
-    if (!window.Plotly || !columns.length || !state.payload.runs.length) {
+    renderChartNote();
+    if (!window.Plotly || !columns.length || !chartRuns().length) {
       host.textContent = "";
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
     }
     // Runs that did not end ok first: drawn first, under the others.
-    var order = state.payload.runs.map(function (_, i) { return i; });
-    var muted = state.payload.runs.map(function (r) { return r.status !== "ok"; });
+    var order = chartRuns().map(function (_, i) { return i; });
+    var muted = chartRuns().map(function (r) { return r.status !== "ok"; });
     order.sort(function (a, b) { return (muted[b] - muted[a]) || (a - b); });
     var pick = function (values) { return order.map(function (i) { return values[i]; }); };
     var dimensions = columns.map(function (column) {
@@ -352,6 +395,7 @@
           if (d.constraintrange && d.constraintrange.length) next[d.label] = d.constraintrange;
         });
         state.brush = next;
+        if (!complete()) { reload(0, true); return; }
         renderTable();
         renderScatter();
       });
@@ -362,7 +406,7 @@
   // number in that column, in grey: a colour value below the scale's numbers maps to it.
   function lineColours(order, muted) {
     var colorColumn = state.payload.columns.find(function (c) { return c.key === state.colorKey; });
-    var numbers = state.payload.runs.map(function (r, i) {
+    var numbers = chartRuns().map(function (r, i) {
       var v = colorColumn ? cell(r, colorColumn.key).v : 1;
       return !muted[i] && typeof v === "number" && isFinite(v) ? v : null;
     });
@@ -405,7 +449,7 @@
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
     }
-    var runs = state.payload.runs.filter(function (r) { return passesBrush(r) && passesText(r); });
+    var runs = chartRuns().filter(function (r) { return passesBrush(r) && passesText(r); });
     var xAxis = scatterAxis(state.xKey), yAxis = scatterAxis(state.yKey);
     var byStatus = {};
     runs.forEach(function (run) {
@@ -481,7 +525,7 @@
 
   function renderAll() {
     state.axes = {};
-    state.position = new Map(state.payload.runs.map(function (r, i) { return [r.uuid, i]; }));
+    state.position = new Map(chartRuns().map(function (r, i) { return [r.uuid, i]; }));
     chooseDefaults();
     var numeric = numericColumns();
     fillSelect(document.getElementById("color-by"), numeric, state.colorKey);
@@ -489,17 +533,55 @@
     fillSelect(document.getElementById("scatter-y"), numeric, state.yKey);
     renderColumnsMenu();
     renderTable();
-    renderParcoords();
-    renderScatter();
     updateCompareButton();
+    // The table first, painted at once; the charts after that frame (hundreds of lines take
+    // WebGL a while), and only those of the latest payload.
+    var drawing = state.drawing = (state.drawing || 0) + 1;
+    window.requestAnimationFrame(function () {
+      window.setTimeout(function () {
+        whenPlotly(function () {
+          if (drawing !== state.drawing) return;
+          renderParcoords();
+          renderScatter();
+        });
+      }, 0);
+    });
   }
 
   // --- loading and polling -------------------------------------------------------------------
 
   function showError(message) { document.getElementById("filter-error").textContent = message || ""; }
 
-  function load(where, force) {
-    var url = config.api + (where ? "?where=" + encodeURIComponent(where) : "");
+  // The query string of /api/runs: the filter, and when the server pages the table, its sort,
+  // brush and page.
+  function apiUrl(where, force, tableOnly) {
+    var params = new URLSearchParams();
+    if (where) params.set("where", where);
+    if (state.payload && !complete()) {
+      if (state.sortKey) { params.set("sort", state.sortKey); if (state.sortAsc) params.set("asc", "1"); }
+      var brush = {};
+      Object.keys(state.brush).forEach(function (key) {
+        var column = state.payload.columns.find(function (c) { return c.key === key; });
+        if (column && column.numeric) brush[key] = state.brush[key];
+      });
+      if (Object.keys(brush).length) params.set("brush", JSON.stringify(brush));
+      if (state.offset) params.set("offset", String(state.offset));
+      if (tableOnly) params.set("charts", "0");
+    }
+    if (!force && state.version) params.set("since", state.version);
+    var query = params.toString();
+    return config.api + (query ? "?" + query : "");
+  }
+
+  // A new page of the table; with tableOnly (a sort, a page, a brush of a paged table), the
+  // charts and their sample stay as they are.
+  function reload(offset, tableOnly) {
+    state.offset = offset;
+    return load(document.getElementById("where").value, true, tableOnly);
+  }
+
+  function load(where, force, tableOnly) {
+    var url = apiUrl(where, force, tableOnly);
     return fetch(url, { headers: { Accept: "application/json" } }).then(function (response) {
       return response.json().then(function (body) { return { ok: response.ok, body: body }; });
     }).then(function (result) {
@@ -507,6 +589,16 @@
       if (!result.ok) { showError(result.body.error); return; }
       showError("");
       if (live) { live.classList.remove("stale"); live.title = "updated " + new Date().toLocaleTimeString(); }
+      state.version = result.body.version || null;
+      if (result.body.unchanged) return;
+      if (tableOnly && state.payload && !complete() && !result.body.complete) {
+        result.body.columns = state.payload.columns;
+        result.body.sample = state.payload.sample;
+        result.body.sampled = state.payload.sampled;
+        state.payload = result.body;
+        renderTable();
+        return;
+      }
       if (force || !state.payload || state.payload.signature !== result.body.signature) {
         state.payload = result.body;
         renderAll();
@@ -538,7 +630,14 @@
       var url = new URL(window.location.href);
       if (input.value) url.searchParams.set("where", input.value); else url.searchParams.delete("where");
       window.history.replaceState(null, "", url);
-      load(input.value, true);
+      reload(0);
+    });
+    var pageSize = function () { return state.payload ? state.payload.runs.length || 1 : 1; };
+    document.getElementById("pager-previous").addEventListener("click", function () {
+      reload(Math.max(state.offset - pageSize(), 0), true);
+    });
+    document.getElementById("pager-next").addEventListener("click", function () {
+      reload(state.offset + pageSize(), true);
     });
     document.getElementById("clear-filter").addEventListener("click", function () {
       input.value = "";
@@ -562,5 +661,5 @@
   }
 
   if (document.getElementById("runs-table")) startRunsPage();
-  renderMetricCharts();
+  whenPlotly(renderMetricCharts);
 })();

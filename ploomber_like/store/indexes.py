@@ -1,0 +1,291 @@
+"""What lets reads stay fast however many runs a database holds: the keys the runs show, which
+blobs each run uses, and an index per numeric key on the exact expression the seed's SQL sorts
+and filters by, ``json_extract(parameters, '$.f1')``.
+
+``value_keys`` (one row per key: where it first appeared, how many runs hold it, how many of
+them as a number) and ``blob_uses`` (run rowid, blob sha256) are kept by triggers on
+``experiments``, so every writer keeps them right: our runs, hand logging, deletions,
+migrations, a peer tool or a user's own SQL. The expression indexes are created by our writers
+when a numeric key first appears (:func:`index_numeric_keys`, inside their transaction), and,
+like the tables and triggers, rebuilt by :func:`ensure_read_indexes` when a writable open finds
+them missing (a database written by a peer, an earlier version, or by hand).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+#: At most this many keys get an expression index: each costs a JSON parse on every write.
+MAX_INDEXED_KEYS = 32
+
+#: Expression indexes are named this prefix and a hash of their JSON path.
+INDEX_PREFIX = "experiments_value_"
+
+#: Building takes longer than this many seconds: progress is printed on stderr.
+PROGRESS_AFTER = 1.0
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS value_keys (
+    fullkey TEXT PRIMARY KEY,
+    parent TEXT NOT NULL,
+    type TEXT NOT NULL,
+    is_blob INTEGER NOT NULL,
+    first_run INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    runs INTEGER NOT NULL,
+    numbers INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blob_uses (
+    run INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blob_uses_run ON blob_uses (run);
+CREATE INDEX IF NOT EXISTS blob_uses_sha256 ON blob_uses (sha256);
+CREATE INDEX IF NOT EXISTS artifacts_sha256 ON artifacts (sha256);
+-- Most recent first (every list's default order) without sorting every run.
+CREATE INDEX IF NOT EXISTS experiments_created ON experiments (created);
+-- Rows whose parameters are not JSON, found without a scan: an expression index would fail on
+-- them (see index_numeric_keys).
+CREATE INDEX IF NOT EXISTS experiments_not_json ON experiments (uuid)
+    WHERE parameters IS NOT NULL AND NOT json_valid(parameters)
+"""
+
+_TRIGGERS = ("value_keys_insert", "value_keys_update", "value_keys_delete")
+
+_NUMBER = "t.type IN ('integer', 'real')"
+
+
+def _parsed(row: str) -> str:
+    # json_tree(NULL) has no rows: a row whose parameters are not JSON holds no keys.
+    return f"json_tree(CASE WHEN json_valid({row}.parameters) THEN {row}.parameters END)"
+
+
+def _add(row: str, rows: str = "") -> str:
+    """Statements counting the keys and blobs of ``row``: ``new`` in a trigger, or ``e`` with
+    ``rows``, a subquery of stored rows named ``e``, when filling (then the keys are counted
+    once per key, not once per run: a fill of a million runs takes minutes, not ten)."""
+    joined = f"{rows} AS {row}, " if rows else ""
+    alone = f"FROM {rows} AS {row}" if rows else ""
+    # With one min(), SQLite takes the other columns from the row holding it: the key's type
+    # and position in the first run that has it.
+    first, runs, numbers, grouped = (
+        ("min(e.rowid)", "count(*)", f"sum({_NUMBER})", "GROUP BY t.fullkey") if rows
+        else (f"{row}.rowid", "1", _NUMBER, "")
+    )
+    return f"""
+    INSERT INTO value_keys (fullkey, parent, type, is_blob, first_run, position, runs, numbers)
+    SELECT t.fullkey, t.path, t.type,
+           -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
+           CASE WHEN t.type = 'object'
+                THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
+           {first}, t.id, {runs}, {numbers}
+    FROM {joined}{_parsed(row)} AS t
+    -- object members only: not array elements, nor anything inside an array
+    WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
+    {grouped}
+    ON CONFLICT (fullkey) DO UPDATE SET
+        runs = runs + excluded.runs, numbers = numbers + excluded.numbers;
+    INSERT INTO blob_uses (run, sha256)
+    SELECT run, sha256 FROM (
+        SELECT {row}.rowid AS run,
+               CASE WHEN t.type = 'object' THEN json_extract(t.value, '$."$blob"') END AS sha256
+        FROM {joined}{_parsed(row)} AS t
+        UNION ALL SELECT {row}.rowid, {row}.source_sha256 {alone}
+        UNION ALL SELECT {row}.rowid, {row}.notebook {alone}
+    ) WHERE typeof(sha256) = 'text';
+    """
+
+
+_REMOVE_OLD = f"""
+    UPDATE value_keys SET runs = runs - 1, numbers = numbers - (
+        SELECT count(*) FROM {_parsed("old")} AS t
+        WHERE t.fullkey = value_keys.fullkey AND t.type IN ('integer', 'real'))
+    WHERE fullkey IN (SELECT t.fullkey FROM {_parsed("old")} AS t
+                      WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0);
+    DELETE FROM value_keys WHERE runs <= 0;
+    DELETE FROM blob_uses WHERE run = old.rowid;
+"""
+
+_TRIGGER_SQL = {
+    "value_keys_insert": f"AFTER INSERT ON experiments BEGIN {_add('new')} END",
+    "value_keys_update": (
+        "AFTER UPDATE OF parameters, source_sha256, notebook ON experiments "
+        f"BEGIN {_REMOVE_OLD} {_add('new')} END"
+    ),
+    "value_keys_delete": f"AFTER DELETE ON experiments BEGIN {_REMOVE_OLD} END",
+}
+
+
+def has_read_indexes(conn: sqlite3.Connection) -> bool:
+    """True when the database has ``value_keys`` and ``blob_uses`` and the triggers keeping
+    them (a database no writable open of this version has seen has not)."""
+    return _missing_structures(conn) == set()
+
+
+def build_read_indexes(
+    conn: sqlite3.Connection, progress: Callable[[str], None] | None = None
+) -> None:
+    """Create ``value_keys``, ``blob_uses`` and their triggers, fill them from every stored run,
+    and index the numeric keys; inside the caller's write transaction (a migration step)."""
+    progress = progress or _stderr_progress()
+    for statement in _TABLES.split(";"):
+        conn.execute(statement)
+    for name in _TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.execute("DELETE FROM value_keys")
+    conn.execute("DELETE FROM blob_uses")
+    last = conn.execute("SELECT max(rowid) FROM experiments").fetchone()[0] or 0
+    chunk = 20_000
+    # The triggers' statements over slices of the stored rows, in order: each key's first run
+    # is the one of the earliest slice holding it.
+    rows = (
+        "(SELECT rowid, parameters, source_sha256, notebook FROM experiments "
+        "WHERE rowid > :start AND rowid <= :stop)"
+    )
+    for start in range(0, last, chunk):
+        for statement in _add("e", rows).split(";"):
+            if statement.strip():
+                conn.execute(statement, {"start": start, "stop": start + chunk})
+        progress(f"indexing the stored runs: {min(start + chunk, last)} of {last} rows")
+    for name in _TRIGGERS:
+        conn.execute(f"CREATE TRIGGER {name} {_TRIGGER_SQL[name]}")
+    index_numeric_keys(conn, progress)
+
+
+def ensure_read_indexes(
+    conn: sqlite3.Connection, write: Callable[[], AbstractContextManager[None]]
+) -> None:
+    """On a writable open: rebuild what :func:`build_read_indexes` makes if any of it is
+    missing, in a transaction opened by ``write`` (a context manager factory); an up-to-date
+    database is only read (two small queries)."""
+    if _missing_structures(conn):
+        with write():
+            # Checked again under the write lock: another process may have rebuilt them.
+            if _missing_structures(conn):
+                build_read_indexes(conn)
+    elif _unindexed_keys(conn):
+        with write():
+            index_numeric_keys(conn)
+
+
+def index_numeric_keys(
+    conn: sqlite3.Connection, progress: Callable[[str], None] | None = None
+) -> list[str]:
+    """Create the expression index of each numeric key that lacks one (up to
+    :data:`MAX_INDEXED_KEYS` in all), inside the caller's write transaction; their JSON paths.
+
+    A database holding a row whose ``parameters`` is not JSON gets none: SQLite would refuse to
+    build the index, and every later write of such a row.
+    """
+    missing = _unindexed_keys(conn)
+    if not missing:
+        return []
+    not_json = (
+        "SELECT 1 FROM experiments "
+        "WHERE parameters IS NOT NULL AND NOT json_valid(parameters) LIMIT 1"
+    )
+    if conn.execute(not_json).fetchone():
+        return []
+    progress = progress or _stderr_progress()
+    for number, path in enumerate(missing, 1):
+        progress(f"indexing {path} ({number} of {len(missing)})")
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(path)} "
+            f"ON experiments ({value_expression(path)}, created)"
+        )
+    return missing
+
+
+def index_name(path: str) -> str:
+    """The name of the expression index on the JSON path ``path``."""
+    return INDEX_PREFIX + hashlib.sha256(path.encode()).hexdigest()[:16]
+
+
+def json_path(key: str) -> str:
+    """The JSON path of a key: ``$...`` paths as they are, dotted keys of identifiers and
+    double-quoted labels (``model.depth``, ``"f1-score"``) under ``$.``, anything else as one
+    quoted label."""
+    if key.startswith("$"):
+        return key
+    if _KEY_PATH.fullmatch(key):
+        return f"$.{key}"
+    return f'$."{key}"'
+
+
+def value_expression(key: str) -> str:
+    """``json_extract(parameters, '$.key')``: the SQL of a key's value, written as the seed's
+    SQL writes it, which is the expression its index is on."""
+    return f"json_extract(parameters, '{_sql_text(json_path(key))}')"
+
+
+def key_from_fullkey(fullkey: str) -> str:
+    """``$."n_estimators".depth`` -> ``n_estimators.depth``: SQLite quotes any key with an
+    underscore, but only labels that are not identifiers need it."""
+    segments = re.findall(r'"[^"]*"|[^.]+', fullkey[2:])
+    return ".".join(
+        s[1:-1] if s.startswith('"') and _IDENTIFIER.fullmatch(s[1:-1]) else s for s in segments
+    )
+
+
+_KEY_PATH = re.compile(r'(?:[A-Za-z_]\w*|"[^"]*")(?:\.(?:[A-Za-z_]\w*|"[^"]*"))*')
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _missing_structures(conn: sqlite3.Connection) -> set[str]:
+    wanted = {
+        "value_keys",
+        "blob_uses",
+        "blob_uses_run",
+        "blob_uses_sha256",
+        "artifacts_sha256",
+        "experiments_created",
+        "experiments_not_json",
+        *_TRIGGERS,
+    }
+    present = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT name FROM sqlite_master WHERE name IN ({', '.join('?' for _ in wanted)})",
+            sorted(wanted),
+        )
+    }
+    return wanted - present
+
+
+def _unindexed_keys(conn: sqlite3.Connection) -> list[str]:
+    """JSON paths of the numeric keys, in order of first appearance, that should have an index
+    and have none."""
+    rows = conn.execute(
+        "SELECT fullkey FROM value_keys WHERE numbers > 0 ORDER BY first_run, position LIMIT ?",
+        (MAX_INDEXED_KEYS,),
+    ).fetchall()
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+            (INDEX_PREFIX + "%",),
+        )
+    }
+    paths = [json_path(key_from_fullkey(fullkey)) for (fullkey,) in rows]
+    return [path for path in paths if index_name(path) not in present]
+
+
+def _stderr_progress() -> Callable[[str], None]:
+    """Progress lines on stderr, once the work has taken :data:`PROGRESS_AFTER` seconds."""
+    began = time.monotonic()
+
+    def show(line: str) -> None:
+        if time.monotonic() - began > PROGRESS_AFTER:
+            print(f"ploomber_like: {line}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,266 @@
+"""Reading at scale (issue 20), checked for correctness, not timed: the keys table, blob uses
+and expression indexes stay what a rebuild from scratch would make after every write path; the
+seed's SQL is served by an index; ``compare`` shows the top runs and counts the rest."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import matplotlib
+import pytest
+from conftest import cli
+from tracking_databases import build_anchor_database, build_sweep_database
+
+from ploomber_like import SQLiteTracker
+from ploomber_like.store import (
+    SCHEMA_VERSION,
+    Store,
+    build_read_indexes,
+    index_name,
+    json_path,
+)
+
+matplotlib.use("Agg")
+
+SEED_QUERY = (
+    "SELECT uuid, json_extract(parameters, '$.f1') AS f1 FROM experiments ORDER BY f1 DESC LIMIT 3"
+)
+
+
+def read_state(conn: sqlite3.Connection) -> tuple[list, list, set]:
+    """What the read side relies on: keys with their counts, blob uses, expression indexes
+    (where and as what a key first appeared stays that of a run deleted since)."""
+    keys = conn.execute(
+        "SELECT fullkey, parent, is_blob, runs, numbers FROM value_keys ORDER BY fullkey"
+    ).fetchall()
+    uses = conn.execute(
+        "SELECT e.uuid, u.sha256 FROM blob_uses AS u JOIN experiments AS e ON e.rowid = u.run "
+        "ORDER BY 1, 2"
+    ).fetchall()
+    indexes = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master "
+            "WHERE type = 'index' AND name LIKE 'experiments_value_%'"
+        )
+    }
+    return keys, uses, indexes
+
+
+def assert_consistent(path: Path, tmp_path: Path) -> None:
+    """The database's read indexes equal those rebuilt from its rows, on a copy."""
+    source = sqlite3.connect(path)
+    copy = sqlite3.connect(tmp_path / "rebuilt.db", isolation_level=None)
+    try:
+        source.backup(copy)
+        kept = read_state(source)
+        copy.execute("BEGIN")
+        build_read_indexes(copy, progress=lambda line: None)
+        copy.execute("COMMIT")
+        assert kept == read_state(copy)
+    finally:
+        source.close()
+        copy.close()
+        (tmp_path / "rebuilt.db").unlink()
+
+
+def plan(path: Path, sql: str) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    finally:
+        conn.close()
+
+
+def test_every_writer_keeps_the_read_indexes(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "runs.db"
+    tracker = SQLiteTracker(path)
+    assert_consistent(path, tmp_path)
+
+    experiment = tracker.new_experiment()
+    experiment.log("f1", 0.75)
+    experiment.log_dict({"n_estimators": 10, "model": {"depth": 3}, "label": "first"})
+    figure, ax = plt.subplots()
+    ax.plot([1, 2])
+    experiment.log_figure("curve", figure)
+    plt.close(figure)
+    assert_consistent(path, tmp_path)
+
+    uuids = tracker.insert_many([{"f1": 0.5, "f1-score": 0.4}, {"f1": None}, {"f1": "n/a"}])
+    tracker.upsert(uuids[0], {"f1": 0.9, "recall": 0.3})
+    tracker.update(uuids[1], {"f1": 0.1}, allow_overwrite=True)
+    tracker.comment(uuids[2], "text f1")
+    assert_consistent(path, tmp_path)
+
+    tracker.remove([experiment.uuid, uuids[2]])
+    assert_consistent(path, tmp_path)
+    assert tracker.get_parameters_keys() == ["f1", '"f1-score"', "recall"]
+
+    # A key some run shows as a number got its index at its first write.
+    conn = sqlite3.connect(path)
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    for key in ("f1", "f1-score", "recall"):
+        assert index_name(json_path(key)) in names, key
+
+
+def test_a_sweep_database_and_rm_keep_the_read_indexes_and_shared_blobs(tmp_path: Path):
+    database = build_sweep_database(tmp_path / "sweep.db")
+    assert_consistent(database.path, tmp_path)
+    first, second = list(database.ok.values())[:2]
+    tracker = SQLiteTracker(database.path)
+    before = tracker.get(second).values
+    removed = tracker.remove([first, database.failed])
+    assert sorted(removed.runs) == sorted([first, database.failed])
+    assert_consistent(database.path, tmp_path)
+    # The runs left still show their plots: blobs they share with the deleted ones stay.
+    after = tracker.get(second).values
+    for key, value in before.items():
+        if hasattr(value, "sha256"):
+            assert after[key].data == value.data
+
+
+def test_the_seed_sql_is_served_by_an_index(tmp_path: Path):
+    path = tmp_path / "runs.db"
+    tracker = SQLiteTracker(path)
+    tracker.insert_many([{"f1": i / 10, "n_estimators": i} for i in range(10)])
+
+    assert f"USING INDEX {index_name('$.f1')}" in plan(path, SEED_QUERY)
+    best = tracker.query(SEED_QUERY)
+    assert best["f1"].tolist() == [0.9, 0.8, 0.7]
+    # Our own sorts and filters use the same expression, so the same index.
+    assert index_name("$.f1") in plan(
+        path, "SELECT uuid FROM experiments WHERE json_extract(parameters, '$.f1') > 0.5"
+    )
+    assert [run.values["f1"] for run in tracker.runs(sort="f1", limit=2)] == [0.9, 0.8]
+    assert [run.values["f1"] for run in tracker.runs(sort="f1", ascending=True, limit=2)] == [
+        0.0,
+        0.1,
+    ]
+
+
+def test_runs_without_the_sort_key_come_last_either_way(tmp_path: Path):
+    tracker = SQLiteTracker(tmp_path / "runs.db")
+    tracker.insert_many([{"f1": 0.2}, {"other": 1}, {"f1": 0.7}, {"f1": None}])
+    descending = [run.values.get("f1") for run in tracker.runs(sort="f1")]
+    ascending = [run.values.get("f1") for run in tracker.runs(sort="f1", ascending=True)]
+    assert descending[:2] == [0.7, 0.2] and descending[2:] == [None, None]
+    assert ascending[:2] == [0.2, 0.7] and ascending[2:] == [None, None]
+    assert [run.values.get("f1") for run in tracker.runs(sort="f1", limit=3)] == [0.7, 0.2, None]
+
+
+def test_a_peer_database_gets_its_read_indexes_on_its_first_writable_open(tmp_path: Path):
+    path = tmp_path / "anchor.db"
+    build_anchor_database(path)
+    Store(path).close()
+    assert_consistent(path, tmp_path)
+    assert index_name("$.accuracy") in plan(
+        path, "SELECT uuid FROM experiments ORDER BY json_extract(parameters, '$.accuracy')"
+    )
+
+    # The peer keeps writing with its own SQL: the triggers count its rows too.
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO experiments (uuid, parameters) VALUES ('c0ffee00', '{\"precision\": 0.5}')"
+    )
+    conn.commit()
+    conn.close()
+    assert "precision" in SQLiteTracker(path, create=False).get_parameters_keys()
+    # Its new numeric key is indexed at the next writable open.
+    assert index_name("$.precision") not in read_state(sqlite3.connect(path))[2]
+    Store(path).close()
+    assert_consistent(path, tmp_path)
+    assert index_name("$.precision") in read_state(sqlite3.connect(path))[2]
+
+
+def test_a_database_holding_text_that_is_not_json_gets_no_expression_index(tmp_path: Path):
+    """SQLite would refuse to index such a row, and every later write of one: the database
+    keeps working without."""
+    path = tmp_path / "anchor.db"
+    build_anchor_database(path)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO experiments (uuid, parameters) VALUES ('c0ffee01', 'not json')")
+    conn.commit()
+    conn.close()
+    tracker = SQLiteTracker(path)
+    tracker.insert_many([{"accuracy": 0.95}])
+    assert_consistent(path, tmp_path)
+    assert read_state(sqlite3.connect(path))[2] == set()
+    assert len(tracker.runs()) == 5
+    assert tracker.get_parameters_keys()[:2] == ["accuracy", "n_estimators"]
+
+
+def test_an_older_database_is_rebuilt_when_its_read_indexes_are_missing(tmp_path: Path):
+    database = build_sweep_database(tmp_path / "sweep.db")
+    conn = sqlite3.connect(database.path)
+    expected = read_state(conn)
+    for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' OR name LIKE 'experiments_value_%'"
+    ).fetchall():
+        kind = "TRIGGER" if name.startswith("value_keys") else "INDEX"
+        conn.execute(f"DROP {kind} {name}")
+    conn.execute("DROP TABLE value_keys")
+    conn.execute("DROP TABLE blob_uses")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    conn.commit()
+    # Read-only, an older database still answers, by scanning.
+    keys = SQLiteTracker(database.path, create=False).get_parameters_keys()
+    assert "f1" in keys
+    conn.close()
+
+    Store(database.path).close()
+    conn = sqlite3.connect(database.path)
+    try:
+        assert read_state(conn) == expected
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+    assert SQLiteTracker(database.path).get_parameters_keys() == keys
+
+
+def wide_cli(*args: str):
+    return cli(*args, env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def many_runs(tmp_path: Path) -> Path:
+    path = tmp_path / "many.db"
+    SQLiteTracker(path).insert_many([{"f1": i / 100, "n_estimators": i} for i in range(25)])
+    return path
+
+
+def test_compare_without_a_filter_shows_the_top_runs_and_counts_the_rest(many_runs: Path):
+    done = wide_cli("compare", "--sort", "f1", "-d", str(many_runs))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "5 more runs match: -n/--limit shows more, --where picks some"
+    shown = [line for line in lines if "0.24" in line or "0.05" in line or "0.04" in line]
+    assert any("0.24" in line for line in shown) and any("0.05" in line for line in shown)
+    assert not any(" 0.04 " in f" {line} " for line in lines)
+
+    filtered = wide_cli(
+        "compare", "--where", "json_extract(parameters, '$.f1') < 0.03", "-d", str(many_runs)
+    )
+    assert filtered.returncode == 0, filtered.stderr
+    assert "more run" not in filtered.stdout
+    assert "0.02" in filtered.stdout and "0.03" not in filtered.stdout
+
+    exported = wide_cli("compare", "-f", "csv", "-d", str(many_runs))
+    assert len(exported.stdout.strip().splitlines()) == 26  # the header and every run
+
+
+def test_ls_sorted_shows_the_best_runs_with_unique_prefixes(many_runs: Path):
+    done = wide_cli("ls", "--sort", "f1", "-n", "3", "-d", str(many_runs))
+    assert done.returncode == 0, done.stderr
+    tracker = SQLiteTracker(many_runs)
+    best = tracker.runs(sort="f1", limit=3)
+    every = tracker.uuid_prefixes()
+    assert tracker.uuid_prefixes(run.uuid for run in best) == {
+        run.uuid: every[run.uuid] for run in best
+    }
+    for run in best:
+        assert every[run.uuid] in done.stdout
+    assert "0.24" in done.stdout and "0.21" not in done.stdout
