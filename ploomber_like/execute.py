@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import contextlib
 import math
 import os
 import shutil
@@ -22,9 +20,13 @@ from ploomber_like.capture.outputs import CapturedRun
 from ploomber_like.capture.protocol import (
     HOOK_NAME,
     MAX_STREAM_CHARS,
+    CellEnd,
     ScalarLines,
     cut_marker,
     keep_figures_code,
+    read_cell_end,
+    read_tag,
+    run_cells_code,
     scalar_lines_code,
     setup_code,
     split_stream,
@@ -41,7 +43,6 @@ from ploomber_like.outcome import (
     Raised,
     TimedOut,
     classify,
-    is_clean_exit,
 )
 from ploomber_like.output_notebook import INJECTED_TAG, PARAMETERS_TAG, executed_notebook
 from ploomber_like.provenance import package_versions
@@ -146,8 +147,8 @@ async def execute_run(
     record.workdir = str(workdir)
     before = snapshot(workdir, options) if own_directory is None else {}
 
-    steps = _plan_steps(prepared, kernel, own_directory)
-    execution = _Execution(prepared, steps, kernel, output, timeout, on_group)
+    setup, steps = _plan_steps(prepared, kernel, own_directory)
+    execution = _Execution(prepared, setup, steps, kernel, output, timeout, on_group)
     try:
         ending = await execution.run(record.group_durations)
     except asyncio.CancelledError:
@@ -155,12 +156,13 @@ async def execute_run(
         _set_outcome(record, classify(Cancelled(), str(prepared.path), {}))
         _fill_record(record, output, started)
         raise
-    outcome = _set_outcome(record, classify(ending, str(prepared.path), execution.groups_by_count))
-    if outcome.status in (Status.OK, Status.FAILED):
-        await execution.report_modules(on_imports)
+    _set_outcome(record, classify(ending, str(prepared.path), execution.groups_by_count))
+    # The kernel reported them once the run ended, unless it was interrupted or died.
+    if on_imports is not None and output.captured.run_imports:
+        on_imports(output.captured.run_imports)
 
     if options.save_notebook:
-        record.notebook = _save_notebook(prepared, steps, execution.cells, output.captured)
+        record.notebook = _save_notebook(prepared, steps, execution, output.captured)
     artifacts, blobs, notes = changed_files(workdir, before, options)
     record.artifacts = artifacts
     # What the run wrote is its output, not an input, even when it read it back. Off the event
@@ -198,12 +200,18 @@ def _code_cell(source: str) -> Any:
 
 
 class _Execution:
-    """A run's cells executed on its kernel by nbclient, up to the first that ends the run, and
-    what nbclient's hooks learn on the way."""
+    """A run's cells executed on its kernel in one request, up to the first that ends the run,
+    and what the kernel reports on the way.
+
+    The kernel runs each cell as a cell of its own and reports its end (its execution count,
+    seconds, and exception if any: :class:`~ploomber_like.capture.protocol.CellEnd`), so a run
+    costs one round trip of Jupyter messages instead of one per group.
+    """
 
     def __init__(
         self,
         prepared: PreparedRun,
+        setup: str,
         steps: list[_Step],
         kernel: ReadyKernel,
         output: _RunOutput,
@@ -218,49 +226,50 @@ class _Execution:
         self.output = output
         self.timeout = timeout
         self.on_group = on_group
-        self.cells = [_code_cell(step.source) for step in steps]
+        # Our set-up first, in the same request: the capture it installs runs the cells.
+        cells = [(step.source, step.group) for step in steps]
+        self.cell = _code_cell("\n".join(filter(None, [setup, run_cells_code(cells)])))
         # The timeout covers the user's code, not our kernel start-up: a busy machine that starts
         # kernels slowly must not turn runs into timeouts before their first line.
         self.deadline = None if timeout is None else time.monotonic() + timeout
-        #: The failing cell's traceback, as the kernel sent it.
+        #: The last traceback the kernel sent (an ``error`` output, or a failed request's reply).
         self.traceback: list[str] = []
+        #: How each cell ended, in order.
+        self.ends: list[CellEnd] = []
+        #: The outputs of each cell that ended, in order (for the executed notebook).
+        self.step_outputs: list[list[Any]] = []
         #: Group of each execution count, to name the user's file in tracebacks.
         self.groups_by_count: dict[int, Group] = {}
         self.client = _client_class()(
-            NotebookNode(metadata=NotebookNode(), cells=self.cells), km=None, allow_errors=False,
+            NotebookNode(metadata=NotebookNode(), cells=[self.cell]), km=None, allow_errors=False,
             interrupt_on_timeout=False, record_timing=False, timeout_func=self.seconds_left,
-            on_cell_start=self._cell_started, on_cell_executed=self._cell_executed,
-            on_cell_error=self._cell_failed,
+            on_cell_error=self._request_failed,
         )
         self.client.kc = kernel.client
         self.client.on_stream = output.stream
+        self.client.on_error = self._error_shown
+        self.client.on_cell_end = self._cell_ended
 
     async def run(self, durations: list[float]) -> Ending:
-        """Execute the cells in order until one ends the run; append each group's duration to
-        ``durations``. Raises ``CancelledError`` when the run is cancelled (Ctrl-C)."""
-        for cell_index, (step, cell) in enumerate(zip(self.steps, self.cells, strict=True)):
-            step_started = time.monotonic()
-            try:
-                ending = await self._execute(cell, cell_index, step.group)
-            finally:
-                if step.group is not None:
-                    durations.append(time.monotonic() - step_started)
-                self.output.captured.add_outputs(cell.get("outputs", []))
-            if ending is not None:
-                return ending
-        return Completed()
+        """Execute the cells until one ends the run; append each group's duration (as the
+        kernel timed it) to ``durations``. Raises ``CancelledError`` when the run is cancelled
+        (Ctrl-C)."""
+        self._starting(0)
+        try:
+            ending = await self._execute()
+        finally:
+            durations += [end.seconds for end in self.ends if end.group is not None]
+            # What the cell that did not end showed (a timeout, a crash, Ctrl-C).
+            self.output.captured.add_outputs(self.cell.outputs)
+        return ending
 
-    async def report_modules(self, on_imports: Callable[[dict[str, str]], None] | None) -> None:
-        """Ask the kernel, still running after the run, which modules the run imported (for
-        package versions, and ``on_imports``) and which files it read."""
-        modules_cell = _code_cell(f"{HOOK_NAME}.report_modules()\n{HOOK_NAME}.report_inputs()")
-        self.client.nb.cells.append(modules_cell)
-        self.deadline = time.monotonic() + 10
-        with contextlib.suppress(Exception):
-            await self.client.async_execute_cell(modules_cell, len(self.steps), store_history=False)
-            self.output.captured.add_outputs(modules_cell.outputs)
-        if on_imports is not None and self.output.captured.run_imports:
-            on_imports(self.output.captured.run_imports)
+    def executed_cells(self) -> list[tuple[list[Any], int | None]]:
+        """The outputs and execution count of each cell that ran, the last maybe stopped."""
+        ended = zip(self.step_outputs, self.ends, strict=True)
+        cells = [(outputs, end.count) for outputs, end in ended]
+        if len(cells) < len(self.steps):
+            cells.append((list(self.cell.outputs), None))
+        return cells
 
     def seconds_left(self, cell: Any) -> int | None:
         if self.deadline is None:
@@ -268,80 +277,67 @@ class _Execution:
         # nbclient's timeout is a whole number of seconds.
         return max(math.ceil(self.deadline - time.monotonic()), 1)
 
-    async def _execute(self, cell: Any, cell_index: int, index: int | None) -> Ending | None:
-        """Execute one cell (of group ``index``, ``None`` for ours): ``None`` if it ran to its
-        end, else what ended the run."""
+    async def _execute(self) -> Ending:
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-        group = self.prepared.groups[index] if index is not None else None
         try:
-            await self.client.async_execute_cell(cell, cell_index, store_history=group is not None)
+            await self.client.async_execute_cell(self.cell, 0, store_history=False)
         except CellTimeoutError:
+            group = self._running_group()
             # Interrupted first, the kernel's traceback says where the run was.
-            return TimedOut(self.timeout or 0.0, await self._interrupted_traceback(group), group)
+            return TimedOut(self.timeout or 0.0, await self._interrupted_traceback(), group)
         except DeadKernelError:
             handle = self.kernel.handle
             if handle.is_alive():
                 # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
                 raise asyncio.CancelledError from None
-            return KernelDied(handle.describe_exit(), handle.log_tail(), group)
+            return KernelDied(handle.describe_exit(), handle.log_tail(), self._running_group())
         except CellExecutionError as exc:
+            # Our set-up failed, or a cell was interrupted between the user's cells.
             name, message = exc.ename or "Error", exc.evalue or ""
-            traceback = self.traceback
-            if name == "SystemExit" and not is_clean_exit(name, message):
-                # IPython shows SystemExit without its frames; the kernel still has them.
-                traceback = await self._last_traceback() or traceback
-            return Raised(name, message, tuple(traceback), group)
-        return None
+            return Raised(name, message, tuple(self.traceback), self._running_group())
+        last = self.ends[-1] if self.ends else None
+        if last is not None and last.ename is not None:
+            group = self.prepared.groups[last.group] if last.group is not None else None
+            # IPython shows SystemExit without its frames; the kernel sent them.
+            traceback = last.traceback if last.traceback is not None else self.traceback
+            return Raised(last.ename, last.evalue or "", tuple(traceback), group)
+        return Completed()
 
-    def _group_of(self, cell_index: int) -> int | None:
-        # Past the steps: our closing cell (the report of imported modules).
-        return self.steps[cell_index].group if cell_index < len(self.steps) else None
+    def _running_group(self) -> Group | None:
+        """The group of the cell running when the run stopped (None: one of ours, or none)."""
+        index = len(self.ends)
+        group = self.steps[index].group if index < len(self.steps) else None
+        return self.prepared.groups[group] if group is not None else None
 
-    def _cell_started(self, cell: Any, cell_index: int) -> None:
-        group = self._group_of(cell_index)
+    def _starting(self, index: int) -> None:
+        group = self.steps[index].group if index < len(self.steps) else None
         if group is not None and self.on_group is not None:
             self.on_group(group)
 
-    def _cell_executed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        group = self._group_of(cell_index)
-        count = execute_reply.get("content", {}).get("execution_count")
-        if group is not None and count is not None:
-            self.groups_by_count[count] = self.prepared.groups[group]
+    def _cell_ended(self, end: CellEnd, outputs: list[Any]) -> None:
+        """The kernel reported the end of the next cell; ``outputs``: what it showed so far."""
+        self.ends.append(end)
+        if end.group is not None and end.count is not None:
+            self.groups_by_count[end.count] = self.prepared.groups[end.group]
+        # Each cell's outputs apart, as if it had been a request of its own: the executed
+        # notebook keeps them by cell, and a clear_output() clears its own cell's only.
+        self.step_outputs.append(outputs[:])
+        self.output.captured.add_outputs(outputs)
+        outputs.clear()
+        self.client.clear_display_id_mapping(0)
+        if end.ename is None:
+            self._starting(len(self.ends))
 
-    def _cell_failed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        self.traceback = execute_reply.get("content", {}).get("traceback") or []
+    def _error_shown(self, content: dict[str, Any]) -> None:
+        self.traceback = content.get("traceback") or []
 
-    async def _last_traceback(self) -> list[str] | None:
-        """The full traceback of the exception that ended the last cell, asked of the kernel
-        without running a cell (a user expression: no output, no history)."""
-        from queue import Empty
+    def _request_failed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+        self.traceback = execute_reply.get("content", {}).get("traceback") or self.traceback
 
-        client = self.kernel.client
-        msg_id = client.execute(
-            "", silent=True, store_history=False,
-            user_expressions={"tb": _LAST_TRACEBACK_EXPRESSION},
-        )
-        deadline = time.monotonic() + TRACEBACK_REQUEST_TIMEOUT
-        while time.monotonic() < deadline and self.kernel.handle.is_alive():
-            try:
-                reply = await client.shell_channel.get_msg(timeout=0.5)
-            except Empty:
-                continue
-            if reply["parent_header"].get("msg_id") != msg_id:
-                continue
-            result = reply["content"].get("user_expressions", {}).get("tb", {})
-            ok = result.get("status") == "ok"
-            text = result.get("data", {}).get("text/plain") if ok else None
-            try:
-                return ast.literal_eval(text).splitlines() if text else None
-            except (ValueError, SyntaxError):
-                return None
-        return None
-
-    async def _interrupted_traceback(self, group: Group | None) -> tuple[str, ...]:
+    async def _interrupted_traceback(self) -> tuple[str, ...]:
         """Interrupt a kernel past its timeout (SIGINT, as Jupyter's interrupt does) and wait
-        briefly for the cell's reply: its traceback, as sent.
+        briefly for the interrupted cell's end: its traceback, as sent.
 
         Code that does not return to Python on SIGINT (a long C call) gives nothing: the kernel
         is killed after :data:`INTERRUPT_GRACE` seconds all the same.
@@ -355,16 +351,19 @@ class _Execution:
         deadline = time.monotonic() + INTERRUPT_GRACE
         while time.monotonic() < deadline and self.kernel.handle.is_alive():
             try:
-                reply = await self.kernel.client.shell_channel.get_msg(timeout=0.2)
+                message = await self.kernel.client.iopub_channel.get_msg(timeout=0.2)
             except Empty:
                 continue
-            if reply.get("msg_type") != "execute_reply":
-                continue
-            content = reply["content"]
-            count = content.get("execution_count")
-            if group is not None and count is not None:
-                self.groups_by_count[count] = group
-            return tuple(content.get("traceback") or ())
+            kind, content = message["msg_type"], message["content"]
+            if kind == "error":
+                self._error_shown(content)
+            elif kind == "display_data":
+                end = read_cell_end(content)
+                if end is not None:
+                    self._cell_ended(end, self.cell.outputs)
+                    return tuple(self.traceback)
+            elif kind == "status" and content.get("execution_state") == "idle":
+                return tuple(self.traceback)  # interrupted outside a cell of the user's
         return ()
 
 
@@ -456,12 +455,32 @@ def _client_class() -> type:
         """
 
         on_stream: Callable[[str, str, list[Any]], None] | None = None
+        on_error: Callable[[dict[str, Any]], None] | None = None
+        on_cell_end: Callable[[CellEnd, list[Any]], None] | None = None
 
         def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
-            if msg["msg_type"] == "stream" and self.on_stream is not None:
-                content = msg["content"]
+            from nbformat import NotebookNode
+
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and self.on_stream is not None:
                 self.on_stream(content.get("name", "stdout"), content.get("text", ""), outs)
                 return None
+            if kind == "error" and self.on_error is not None:
+                self.on_error(content)
+            elif kind == "display_data" and read_tag(content) is not None:
+                end = read_cell_end(content)
+                if end is not None and self.on_cell_end is not None:
+                    self.on_cell_end(end, outs)
+                    return None
+                if not (display_id or self.clear_before_next_output):
+                    # Our own outputs, taken as sent: nbclient would check each against the
+                    # notebook's schema (~0.5 ms each, a dozen or more per run).
+                    out = NotebookNode(
+                        output_type="display_data", data=content.get("data", {}),
+                        metadata=content.get("metadata", {}),
+                    )
+                    outs.append(out)
+                    return out
             return super().output(outs, msg, display_id, cell_index)
 
     return RunClient
@@ -495,11 +514,11 @@ class _Step:
 
 def _plan_steps(
     prepared: PreparedRun, kernel: ReadyKernel, directory: Path | None
-) -> list[_Step]:
-    """Cells to execute, in order."""
+) -> tuple[str, list[_Step]]:
+    """Our set-up code, then the cells to execute, in order."""
     steps: list[_Step] = []
-    # Our set-up in one cell: capture (unless the pool installed it), the run's directory, the
-    # scalar pattern the kernel reads in the output it cuts (a kernel serves a single run).
+    # Our set-up: capture (unless the pool installed it), the run's directory, the scalar
+    # pattern the kernel reads in the output it cuts (a kernel serves a single run).
     ours = []
     if kernel.capture_installed_for != prepared.script_path:
         ours.append(setup_code(prepared.script_path))
@@ -510,8 +529,6 @@ def _plan_steps(
         ours.append(scalar_lines_code(pattern.pattern))
     if prepared.plain_script:
         ours.append(keep_figures_code())
-    if ours:
-        steps.append(_Step("\n".join(ours)))
     # The injected values and the report of the parameters' effective values: one cell.
     parameter_code = []
     if prepared.overrides:
@@ -527,18 +544,18 @@ def _plan_steps(
         steps.append(_Step(group.source, group.index))
         if group.index == prepared.inject_after:
             steps += parameter_steps
-    return steps
+    return "\n".join(ours), steps
 
 
 def _save_notebook(
-    prepared: PreparedRun, steps: list[_Step], cells: list[Any], captured: CapturedRun
+    prepared: PreparedRun, steps: list[_Step], execution: _Execution, captured: CapturedRun
 ) -> str:
     """Store the executed notebook as a blob; return its sha256."""
     kept = []
-    for step, cell in zip(steps, cells, strict=False):
+    for step, (outputs, count) in zip(steps, execution.executed_cells(), strict=False):
         if step.group is not None:
             tags = [PARAMETERS_TAG] if step.group == prepared.inject_after else []
-            kept.append((step.source, cell.get("outputs", []), cell.get("execution_count"), tags))
+            kept.append((step.source, outputs, count, tags))
         elif step.injected:
             kept.append((prepared.injected_source, [], None, [INJECTED_TAG]))
     blob = executed_notebook(kept, captured.add_blob)
@@ -549,13 +566,3 @@ def _save_notebook(
 #: Seconds a timed-out run has to stop on an interrupt (and say where it was) before its
 #: kernel is killed.
 INTERRUPT_GRACE = 3.0
-#: Seconds to wait for the kernel to answer our own request for a traceback.
-TRACEBACK_REQUEST_TIMEOUT = 10.0
-
-# The traceback of the exception that ended the last cell, formatted as IPython shows
-# tracebacks (frames ``Cell In[N], line L``); IPython keeps that exception in sys.last_*.
-_LAST_TRACEBACK_EXPRESSION = (
-    "'\\n'.join(get_ipython().InteractiveTB.structured_traceback("
-    "__import__('sys').last_type, __import__('sys').last_value, "
-    "__import__('sys').last_traceback))"
-)

@@ -18,6 +18,8 @@ _CELL_FRAME = re.compile(r"^Cell In\[(\d+)\], line (\d+)(.*)$")
 _FRAME_LINE = re.compile(r"^(-*>?\s*)(\d+)(\s.*|)$")
 #: A frame of a cell in faulthandler's output (``File "/tmp/ipykernel_81/2203.py", line 8``).
 _CRASH_FRAME = re.compile(r'File "([^"]*ipykernel_\d+[/\\][^"/\\]+\.py)", line (\d+)')
+#: The frame of the capture running a run's cells, in faulthandler's output.
+_RUN_CELLS_FRAME = re.compile(r'File "[^"]*capture[/\\]kernel\.py", line \d+ in run_cells')
 
 
 def point_at_file(
@@ -60,7 +62,10 @@ def crash_location(log: str, group: Group, path: str) -> str | None:
     Frames list the most recent call first; the last frame in a cell's file is the running
     cell's top level, and the first frame in that same file the innermost line reached in it.
     """
-    frames = _CRASH_FRAME.findall(log)
+    # A run's cells run inside our request's cell, through the capture's run_cells (see
+    # capture.protocol, **Cells**): the frames from there outwards are ours.
+    ours = _RUN_CELLS_FRAME.search(log)
+    frames = _CRASH_FRAME.findall(log[: ours.start()] if ours else log)
     if not frames:
         return None
     running_cell = frames[-1][0]

@@ -74,6 +74,12 @@ Current thread 0x00007f3a (most recent call first):
   File "/usr/lib/python3/site-packages/IPython/core/interactiveshell.py", line 3577 in run_code
 """
 
+#: The same, as a run's cells run: inside capture's run_cells, in the request's own cell 3333.py.
+SEGFAULT_UNDER_REQUEST = SEGFAULT_LOG + (
+    '  File "/site-packages/ploomber_like/capture/kernel.py", line 9 in run_cells\n'
+    '  File "/tmp/ipykernel_81/3333.py", line 2 in <module>\n'
+)
+
 
 def error(type_: str, message: str, traceback: str, group: Group | None, location: str | None):
     if group is None:
@@ -155,6 +161,13 @@ CASES: list[tuple[str, Ending, Status, RunError | None]] = [
         error("KernelDied", "the kernel exited with code 3",
               'File "/tmp/ipykernel_81/1111.py", line 2 in f\n'
               'File "/tmp/ipykernel_81/1111.py", line 5 in <module>', DEFINES_F, "fit.py:5"),
+    ),
+    (
+        "a segfault under the request running the run's cells: their frames are not the run's",
+        KernelDied("the kernel was killed by SIGSEGV", SEGFAULT_UNDER_REQUEST, CALLS_F),
+        Status.CRASHED,
+        error("KernelDied", "the kernel was killed by SIGSEGV", SEGFAULT_UNDER_REQUEST, CALLS_F,
+              "fit.py:8"),
     ),
     (
         "killed for memory, no frames: the group's first line",

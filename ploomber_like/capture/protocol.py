@@ -105,6 +105,14 @@ class CellEnd:
         return cls(**json.loads(text))
 
 
+def read_cell_end(output: dict[str, Any]) -> CellEnd | None:
+    """The :class:`CellEnd` a display output (or its message's content) carries, if any."""
+    tag = read_tag(output)
+    if tag is None or tag.kind != "cell_end":
+        return None
+    return CellEnd.from_json(output.get("data", {}).get(JSON_MIMETYPE, "{}"))
+
+
 def run_cells_code(cells: list[tuple[str, int | None]]) -> str:
     """Code that runs ``cells`` (source, group or None) in order, as :class:`CellEnd` says."""
     return f"{HOOK_NAME}.run_cells({cells!r})"

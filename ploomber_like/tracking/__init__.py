@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ploomber_like.execute import module_distributions, new_record, run_on_pool
+from ploomber_like.execute import new_record, run_on_pool
 from ploomber_like.kernels import (
     FreshKernels,
     KernelPool,
@@ -31,6 +31,7 @@ from ploomber_like.kernels import (
 )
 from ploomber_like.notebook import PreparedRun, prepare_run
 from ploomber_like.options import RunOptions
+from ploomber_like.provenance import module_distributions
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Environment, Record, Status
 from ploomber_like.store import Store
 
