@@ -77,7 +77,7 @@ Current thread 0x00007f3a (most recent call first):
 #: The same, as a run's cells run: inside capture's run_cells, in the request's own cell 3333.py.
 SEGFAULT_UNDER_REQUEST = SEGFAULT_LOG + (
     '  File "/site-packages/ploomber_like/capture/kernel.py", line 9 in run_cells\n'
-    '  File "/tmp/ipykernel_81/3333.py", line 2 in <module>\n'
+    '  File "/tmp/ipykernel_81/3333.py", line 1 in <module>\n'
 )
 
 
