@@ -30,6 +30,7 @@ from ploomber_like.capture.protocol import (
     scalar_lines_code,
     setup_code,
     split_stream,
+    started_cell,
 )
 from ploomber_like.inputs import hash_inputs
 from ploomber_like.kernels import KernelPool, ReadyKernel
@@ -240,6 +241,10 @@ class _Execution:
         self.step_outputs: list[list[Any]] = []
         #: Group of each execution count, to name the user's file in tracebacks.
         self.groups_by_count: dict[int, Group] = {}
+        #: The step the kernel died in (from its log), or where our own code failed.
+        self.died_in: int | None = None
+        #: When the running cell started, as far as the driver knows (its predecessor's end).
+        self.cell_started = time.monotonic()
         self.client = _client_class()(
             NotebookNode(metadata=NotebookNode(), cells=[self.cell]), km=None, allow_errors=False,
             interrupt_on_timeout=False, record_timing=False, timeout_func=self.seconds_left,
@@ -259,7 +264,11 @@ class _Execution:
             ending = await self._execute()
         finally:
             durations += [end.seconds for end in self.ends if end.group is not None]
-            # What the cell that did not end showed (a timeout, a crash, Ctrl-C).
+            reported = bool(self.ends) and self.ends[-1].ename is not None
+            if not reported and self._group_at(self._running_index()) is not None:
+                # The cell that was stopped (a crash, Ctrl-C) never reported its end.
+                durations.append(time.monotonic() - self.cell_started)
+            # What the cell that did not end showed.
             self.output.captured.add_outputs(self.cell.outputs)
         return ending
 
@@ -291,11 +300,17 @@ class _Execution:
             if handle.is_alive():
                 # nbclient reports a cancelled wait (Ctrl-C) as a dead kernel: it is not.
                 raise asyncio.CancelledError from None
+            # What the run showed before the kernel died (earlier cells' values, too) may still
+            # wait, unread, in the channel; its last messages may never have left it: its log
+            # says which cell ran.
+            await self._read_messages(lambda: False, DRAIN_SECONDS)
+            self.died_in = started_cell(handle.log())
             return KernelDied(handle.describe_exit(), handle.log_tail(), self._running_group())
         except CellExecutionError as exc:
-            # Our set-up failed, or a cell was interrupted between the user's cells.
+            # Our set-up failed (no cell ran), or our code was interrupted between cells.
+            self.died_in = len(self.steps)
             name, message = exc.ename or "Error", exc.evalue or ""
-            return Raised(name, message, tuple(self.traceback), self._running_group())
+            return Raised(name, message, tuple(self.traceback))
         last = self.ends[-1] if self.ends else None
         if last is not None and last.ename is not None:
             group = self.prepared.groups[last.group] if last.group is not None else None
@@ -304,14 +319,21 @@ class _Execution:
             return Raised(last.ename, last.evalue or "", tuple(traceback), group)
         return Completed()
 
+    def _running_index(self) -> int:
+        """The index of the step running when the run stopped (past the steps: none)."""
+        return self.died_in if self.died_in is not None else len(self.ends)
+
     def _running_group(self) -> Group | None:
         """The group of the cell running when the run stopped (None: one of ours, or none)."""
-        index = len(self.ends)
-        group = self.steps[index].group if index < len(self.steps) else None
+        group = self._group_at(self._running_index())
         return self.prepared.groups[group] if group is not None else None
 
+    def _group_at(self, index: int) -> int | None:
+        return self.steps[index].group if index < len(self.steps) else None
+
     def _starting(self, index: int) -> None:
-        group = self.steps[index].group if index < len(self.steps) else None
+        self.cell_started = time.monotonic()
+        group = self._group_at(index)
         if group is not None and self.on_group is not None:
             self.on_group(group)
 
@@ -342,29 +364,37 @@ class _Execution:
         Code that does not return to Python on SIGINT (a long C call) gives nothing: the kernel
         is killed after :data:`INTERRUPT_GRACE` seconds all the same.
         """
-        from queue import Empty
-
         try:
             os.kill(self.kernel.handle.pid, signal.SIGINT)
         except OSError:
             return ()
-        deadline = time.monotonic() + INTERRUPT_GRACE
-        while time.monotonic() < deadline and self.kernel.handle.is_alive():
-            try:
-                message = await self.kernel.client.iopub_channel.get_msg(timeout=0.2)
-            except Empty:
-                continue
-            kind, content = message["msg_type"], message["content"]
-            if kind == "error":
-                self._error_shown(content)
-            elif kind == "display_data":
-                end = read_cell_end(content)
-                if end is not None:
-                    self._cell_ended(end, self.cell.outputs)
-                    return tuple(self.traceback)
-            elif kind == "status" and content.get("execution_state") == "idle":
-                return tuple(self.traceback)  # interrupted outside a cell of the user's
+        ended = len(self.ends)
+        if await self._read_messages(lambda: len(self.ends) > ended, INTERRUPT_GRACE):
+            return tuple(self.traceback)
         return ()
+
+    async def _read_messages(self, done: Callable[[], bool], seconds: float) -> bool:
+        """Handle the request's messages nbclient left unread (it stopped reading), for up to
+        ``seconds``, until ``done()`` or the kernel is idle; whether that happened."""
+        from queue import Empty
+
+        from nbclient.exceptions import CellExecutionComplete
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                message = await self.kernel.client.iopub_channel.get_msg(timeout=0.1)
+            except Empty:
+                if not self.kernel.handle.is_alive():
+                    return False  # nothing more can come
+                continue
+            try:
+                self.client.process_message(message, self.cell, 0)
+            except CellExecutionComplete:
+                return True
+            if done():
+                return True
+        return False
 
 
 class _RunOutput:
@@ -566,3 +596,5 @@ def _save_notebook(
 #: Seconds a timed-out run has to stop on an interrupt (and say where it was) before its
 #: kernel is killed.
 INTERRUPT_GRACE = 3.0
+#: Seconds to read what a kernel sent before it died, at most.
+DRAIN_SECONDS = 1.0

@@ -32,6 +32,7 @@ from ploomber_like.capture.protocol import (
     KERNEL_LOG_VARIABLE,
     CaptureTag,
     CellEnd,
+    cell_start_line,
 )
 from ploomber_like.capture.streams import BoundedStream
 from ploomber_like.reprs import only_default_reprs, without_addresses
@@ -269,7 +270,10 @@ class KernelCapture:
         (see :mod:`.protocol`, **Cells**)."""
         shell = self.shell
         interrupted = False
-        for source, group in cells:
+        for index, (source, group) in enumerate(cells):
+            if _CRASH_LOG:
+                _CRASH_LOG[-1].write(cell_start_line(index))
+                _CRASH_LOG[-1].flush()
             count = shell.execution_count if group is not None else None
             started = time.perf_counter()
             result = shell.run_cell(source, store_history=group is not None)

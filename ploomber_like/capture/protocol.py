@@ -23,7 +23,9 @@ parameters) in one request, :func:`run_cells_code`: the kernel runs each as a ce
 (events, history, ``Cell In[N]`` frames: as if sent one by one) and publishes a :class:`CellEnd`
 when each ends, so one round trip serves the whole run. It stops at the first cell that raises,
 whose traceback is the ``error`` output just before its ``CellEnd``. Unless that was a
-``KeyboardInterrupt``, it then reports the run's modules and inputs.
+``KeyboardInterrupt``, it then reports the run's modules and inputs. As each cell starts, the
+kernel also writes a :func:`cell_start_line` to its log (``KERNEL_LOG_VARIABLE``): a kernel that
+dies may not have sent its last messages, and the log still says which cell was running.
 
 **Streams.** Of each cell's stdout and stderr the kernel sends at most ``MAX_STREAM_CHARS``
 characters: the head as it is written, then, when the cell ends, a :func:`cut_marker` line
@@ -62,6 +64,9 @@ SCALAR_LINES_END = "\x03"
 
 #: Environment variable naming the kernel's log file, where a crash leaves its traceback.
 KERNEL_LOG_VARIABLE = "PLOOMBER_LIKE_KERNEL_LOG"
+#: Start of a :func:`cell_start_line`.
+CELL_START_PREFIX = "ploomber_like: cell "
+_CELL_START = re.compile("^" + re.escape(CELL_START_PREFIX) + r"(\d+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,17 @@ def read_cell_end(output: dict[str, Any]) -> CellEnd | None:
     if tag is None or tag.kind != "cell_end":
         return None
     return CellEnd.from_json(output.get("data", {}).get(JSON_MIMETYPE, "{}"))
+
+
+def cell_start_line(index: int) -> str:
+    """The kernel log's line saying cell ``index`` of :func:`run_cells_code` starts."""
+    return f"{CELL_START_PREFIX}{index}\n"
+
+
+def started_cell(log: str) -> int | None:
+    """The index of the last cell a kernel ``log`` says started, if any."""
+    found = _CELL_START.findall(log)
+    return int(found[-1]) if found else None
 
 
 def run_cells_code(cells: list[tuple[str, int | None]]) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ploomber_like.capture.protocol import CELL_START_PREFIX
 from ploomber_like.kernels.environment import KERNEL_OPTIONS, kernel_environment
 from ploomber_like.kernels.processes import kill_process_tree, signal_group
 
@@ -27,9 +28,11 @@ STATUS_UNKNOWN = -1000
 CRASH_LOG_TAIL = 4000
 
 
-# What every ipykernel prints on start-up; not what a user needs to read after a crash.
+# What every ipykernel prints on start-up, and the cells the capture started; not what a user
+# needs to read after a crash.
 _KERNEL_NOTICE = re.compile(r"Kernel is running over TCP without encryption|Debugger warning|"
-                            r"frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|^\d+\.\d+s - ")
+                            r"frozen modules|PYDEVD_DISABLE_FILE_VALIDATION|^\d+\.\d+s - |"
+                            + "^" + re.escape(CELL_START_PREFIX))
 
 # faulthandler's one line naming every extension module loaded: thousands of characters in a
 # kernel forked from a template that preloaded much, which would push the fatal error's header
@@ -100,12 +103,16 @@ class KernelHandle:
             how = f"exited with status {status}"
         return f"the kernel process {how}"
 
-    def log_tail(self) -> str:
-        """The end of the kernel's own stderr, without ipykernel's start-up notices."""
+    def log(self) -> str:
+        """The kernel's own stderr (see :meth:`log_tail`), as written so far."""
         try:
-            text = self.log_file.read_bytes().decode(errors="replace")
+            return self.log_file.read_bytes().decode(errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self) -> str:
+        """The end of the kernel's own stderr, without ipykernel's start-up notices."""
+        text = self.log()
         lines = [
             _EXTENSION_LIST.sub(r"\1 \2", line)
             for line in text.splitlines()
