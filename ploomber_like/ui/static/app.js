@@ -178,7 +178,8 @@
       var numeric = state.payload.columns.find(function (c) { return c.key === key; }).numeric;
       var line = { values: [], texts: [] };
       drawn.forEach(function (members) {
-        var numbers = !numeric ? [] : members.map(function (i) { return cell(runs[i], key).v; }).filter(isNumber);
+        var numbers = !numeric ? [] :
+          members.map(function (i) { return cell(runs[i], key).v; }).filter(isNumber);
         if (!numbers.length) {
           line.values.push(axis.values[members[0]]);
           line.texts.push(missingText(cell(runs[members[0]], key).t));
@@ -186,7 +187,8 @@
         }
         var spread = meanAndStd(numbers);
         line.values.push(spread[0]);
-        line.texts.push(rounded(spread[0]) + (numbers.length > 1 ? " ± " + rounded(spread[1]) : "") +
+        line.texts.push(rounded(spread[0]) +
+                        (numbers.length > 1 ? " ± " + rounded(spread[1]) : "") +
                         " (n=" + numbers.length + ")");
       });
       state.lineAxes[key] = line;
@@ -459,21 +461,25 @@
         renderTable();
         renderScatter();
       });
-      host.on("plotly_hover", function (event) { showLineTip(host, event); });
-      host.on("plotly_unhover", function () { document.getElementById("parcoords-tip").hidden = true; });
+      host.on("plotly_hover", showLineTip);
+      var hideTip = function () { document.getElementById("parcoords-tip").hidden = true; };
+      host.on("plotly_unhover", hideTip);
+      // Plotly says nothing when the pointer leaves the chart straight from a line.
+      host.addEventListener("mouseleave", hideTip);
     }
   }
 
   // Plotly's parcoords has no hover labels, only events naming the line under the pointer: with
   // group means, our own label gives that group's mean ± std (n) on every axis.
-  function showLineTip(host, event) {
+  function showLineTip(event) {
     var tip = document.getElementById("parcoords-tip");
     var line = state.lineOrder[event.curveNumber];
     tip.hidden = !state.groupMeans || line === undefined;
     if (tip.hidden) return;
     var members = lines()[line];
     tip.textContent = "";
-    tip.appendChild(el("div", { "class": "hint" }, members.length === 1 ? "1 run" : members.length + " runs"));
+    tip.appendChild(el("div", { "class": "hint" },
+                       members.length === 1 ? "1 run" : members.length + " runs"));
     chartColumns().forEach(function (column) {
       var row = el("div", { "data-key": column.key }, column.key + ": ");
       row.appendChild(el("span", { "class": "num" }, lineAxis(column.key).texts[line]));
@@ -485,16 +491,16 @@
   }
 
   // Colours by the chosen column on a Viridis scale; runs that did not end ok, and runs without a
-  // number in that column, in grey: a colour value below the scale's numbers maps to it.
-  // A line's colour value is the mean of its ok runs' numbers.
+  // number in that column, in grey: a colour value below the scale's numbers maps to it. A group's
+  // line takes the mean of its ok runs' numbers.
   function lineColours(order, muted) {
     var colorColumn = state.payload.columns.find(function (c) { return c.key === state.colorKey; });
     var runs = chartRuns();
     var numbers = lines().map(function (members, j) {
       if (muted[j]) return null;
-      var present = members.filter(function (i) { return runs[i].status === "ok"; }).map(function (i) {
-        return colorColumn ? cell(runs[i], colorColumn.key).v : 1;
-      }).filter(isNumber);
+      var present = members.filter(function (i) { return runs[i].status === "ok"; })
+        .map(function (i) { return colorColumn ? cell(runs[i], colorColumn.key).v : 1; })
+        .filter(isNumber);
       return present.length ? meanAndStd(present)[0] : null;
     });
     var present = numbers.filter(function (n) { return n !== null; });
