@@ -50,6 +50,7 @@ from ploomber_like.replicates import Replicates, group_key
 from ploomber_like.samplers.base import Point, Sampler
 from ploomber_like.samplers.grid import Grid, GridSampler, expand_grid
 from ploomber_like.store import Store
+from ploomber_like.sweep_report import SweepProgress, SweepReporter
 
 __all__ = ["SweepSummary", "expand_grid", "run_sweep", "track_grid"]
 
@@ -200,7 +201,7 @@ def run_sweep(
     replicates = Replicates(repeat, seed_param)
     sampler.replicated(replicates.repeat)
     file = read_groups(path)
-    reporter = _Reporter(options.quiet)
+    reporter = SweepReporter(options.quiet)
     plan = _Plan(file, sampler, fixed, reporter, replicates)
     if sampler.planned:
         plan.read_ahead(1)  # the first points are checked before anything is written
@@ -235,7 +236,7 @@ class _Plan:
         file: tuple[Any, ...],
         sampler: Sampler,
         fixed: dict[str, Any],
-        reporter: _Reporter,
+        reporter: SweepReporter,
         replicates: Replicates | None = None,
     ) -> None:
         self.file = file
@@ -345,7 +346,7 @@ class _Driver:
         executor: Executor,
         sampler: Sampler,
         plan: _Plan,
-        reporter: _Reporter,
+        reporter: SweepReporter,
         options: RunOptions,
         record_options: RecordOptions,
     ) -> None:
@@ -402,7 +403,7 @@ class _Driver:
             self.reporter.summary(summary)
         return summary
 
-    def _loop(self, summary: SweepSummary, progress: _Progress) -> None:
+    def _loop(self, summary: SweepSummary, progress: SweepProgress) -> None:
         workers = self.executor.workers
         while True:
             free = workers - self.executor.in_flight
@@ -415,7 +416,7 @@ class _Driver:
             for record in self.executor.wait_some():
                 self._end(record, summary, progress)
 
-    def _submit(self, point: Point, run: PreparedRun, progress: _Progress) -> None:
+    def _submit(self, point: Point, run: PreparedRun, progress: SweepProgress) -> None:
         run.options = self.record_options
         record = new_record(run, self.environment)
         record.comment = self.comment
@@ -430,7 +431,7 @@ class _Driver:
         still_needed = self.plan.still_needed(len(self.in_flight))
         self.executor.submit(run, record, still_needed=still_needed)
 
-    def _end(self, record: Record, summary: SweepSummary, progress: _Progress) -> None:
+    def _end(self, record: Record, summary: SweepSummary, progress: SweepProgress) -> None:
         point, _, _ = self.in_flight.pop(record.uuid)
         try:
             # The sampler may stop the sweep (a search's objective is not shown): the record
@@ -462,154 +463,4 @@ class _Driver:
             elif record.status in (Status.RUNNING, Status.INTERRUPTED):
                 record.interrupt("the sweep was interrupted", started)
             # A run that ended just before the stop keeps how it ended.
-            self._end(record, summary, _Progress(None, None))
-
-
-class _Reporter:
-    """Progress bar, notes and the closing summary on the terminal (silent when quiet)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self._console = None
-        if not quiet:
-            from rich.console import Console
-
-            # Lines are not wrapped by rich: a path in a command to copy stays one piece.
-            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def warn(self, message: str) -> None:
-        if self._console:
-            self._console.print(f"[yellow]warning:[/yellow] {message}")
-
-    def note(self, message: str) -> None:
-        if self._console:
-            self._console.print(message)
-
-    def progress(self, total: int | None) -> _Progress:
-        return _Progress(self._console, total)
-
-    def summary(self, summary: SweepSummary) -> None:
-        if not self._console:
-            return
-        ran = summary.ok + summary.failed + summary.pruned
-        head = "done"
-        if summary.interrupted:
-            head = "interrupted"
-        elif summary.stopped_by is not None:
-            head = "stopped"
-        line = (
-            f"{head}: {ran} run{'s' if ran != 1 else ''} in {summary.duration:.1f} s, "
-            f"{status_counts(summary.statuses, markup=True)}"
-        )
-        if summary.skipped:
-            line += f", {summary.skipped} skipped"
-        if summary.pruned:
-            saved = (
-                "unknown without a completed run" if summary.time_saved is None
-                else f"~{summary.time_saved:.1f} s"
-            )
-            line += f"; pruning saved {saved} of compute"
-        self._console.print(line)
-        others = [status for status in summary.statuses if status != Status.OK]
-        if others:
-            # Exactly this sweep's runs: those created since its first, with these statuses.
-            command = (
-                f"python -m tracker ls -d {summary.database} --status {','.join(others)} "
-                f"--where \"created >= '{summary.started}'\""
-            )
-            command += f" -n {sum(summary.statuses[status] for status in others)}"
-            self._console.print(f"see them: {command}", soft_wrap=True)
-        self._console.print(f"results in {summary.database}: python -m tracker ls -d "
-                            f"{summary.database}", soft_wrap=True)
-
-
-def status_counts(statuses: Mapping[str, int], markup: bool = False) -> str:
-    """``3 ok, 1 failed, 2 interrupted``: runs per status, ``ok`` first (``0 ok`` if none)."""
-    colours = {Status.OK: "green", Status.INTERRUPTED: "yellow", Status.PRUNED: "yellow"}
-    parts = []
-    for status in (Status.OK, *(s for s in Status if s != Status.OK)):
-        count = statuses.get(status.value, 0)
-        if count or status == Status.OK:
-            text = f"{count} {status.value}"
-            colour = colours.get(status, "red") if count else "green"
-            parts.append(f"[{colour}]{text}[/]" if markup else text)
-    return ", ".join(parts)
-
-
-class _Progress:
-    """A rich progress bar: runs done, those not ok by status, those running, and the ETA."""
-
-    def __init__(self, console: Any, total: int | None) -> None:
-        self.console = console
-        self.total = total
-        self.running = 0
-        #: Runs ended per status other than ``ok``.
-        self.ended: dict[str, int] = {}
-        self._bar = None
-        self._task = None
-
-    def __enter__(self) -> _Progress:
-        # An unknown total (a grid read from a generator) shows a bar without an end.
-        if self.console is not None and self.total != 0 and self.console.is_jupyter:
-            from ploomber_like.progress import NotebookProgress
-
-            # rich's bar needs ipywidgets in Jupyter: a line of the cell's output instead.
-            self._bar = NotebookProgress("sweep")
-            self._bar.__enter__()
-            self._task = self._bar.add_task("sweep", total=self.total, counts=self._counts())
-        elif self.console is not None and self.total != 0:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("sweep"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[counts]}"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=False,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("sweep", total=self.total, counts=self._counts())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-    def skip(self, points: int) -> None:
-        """``points`` more were found recorded ok: fewer to run."""
-        if points and self.total is not None:
-            self.total -= points
-            if self._bar is not None:
-                self._bar.update(self._task, total=self.total)
-
-    def started(self) -> None:
-        self.running += 1
-        self._update(0)
-
-    def finished(self, status: str) -> None:
-        self.running -= 1
-        if status != Status.OK:
-            self.ended[status] = self.ended.get(status, 0) + 1
-        self._update(1)
-
-    def _counts(self) -> str:
-        ended = [
-            f"[{'yellow' if status == Status.PRUNED else 'red'}]{n} {status}[/]"
-            for status, n in self.ended.items()
-        ]
-        return ", ".join([*ended, f"{self.running} running"])
-
-    def _update(self, advance: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=advance, counts=self._counts())
+            self._end(record, summary, SweepProgress(None, None))

@@ -307,7 +307,7 @@ def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
         open_runs(page, url)
         page.select_option("#scatter-x", "alpha")
         page.select_option("#scatter-y", "score")
-        page.check("#scatter-groups")
+        page.check("#group-means")
         page.wait_for_function(
             "document.getElementById('scatter').data.some(t => t.name === 'group mean ± std')"
         )
@@ -320,6 +320,79 @@ def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
     errors = dict(zip(trace["x"], trace["error_y"]["array"], strict=True))
     assert errors == pytest.approx({a: statistics.stdev(v) for a, v in scores.items()})
     assert trace["error_x"]["array"] == [0, 0]
+
+
+#: The parcoords' lines: per axis label, each line's position.
+PARCOORDS_LINES = """host => Object.fromEntries(
+  host.data[0].dimensions.map(d => [d.label, Array.from(d.values)])
+)"""
+
+
+@pytest.mark.browser
+def test_parallel_coordinates_draw_one_line_per_replicate_group_at_its_means(page, tmp_path):
+    import statistics
+
+    path = tmp_path / "replicates.db"
+    scores = {1: [1.0, 1.2, 1.4], 2: [2.0, 2.5, 3.0]}
+    with Store(path) as store:
+        for alpha, values in scores.items():
+            for i, score in enumerate(values):
+                store.finish(Record(
+                    uuid=f"{alpha}{i}" * 4 + "-replicate", created=new_created(), path="fit.py",
+                    source="", parameters={"alpha": alpha, "seed": 10 * alpha + i},
+                    overrides={"alpha": alpha}, status="ok", values={"score": score},
+                    replicate=i, replicate_group=f"group-{alpha}",
+                ))
+    lines_are = "n => document.getElementById('parcoords').data[0].dimensions[0].values.length == n"
+    with serving(path) as url:
+        open_runs(page, url)
+        page.wait_for_selector("#parcoords .parcoords")
+        assert len(page.locator("#parcoords").evaluate(PARCOORDS_LINES)["score"]) == 6
+        page.check("#group-means")
+        page.wait_for_function(lines_are, arg=2)
+        means = page.locator("#parcoords").evaluate(PARCOORDS_LINES)
+        by_alpha = {alpha: i for i, alpha in enumerate(means["alpha"])}
+        assert sorted(by_alpha) == [1, 2]
+        for alpha, values in scores.items():
+            assert means["score"][by_alpha[alpha]] == pytest.approx(statistics.fmean(values))
+            assert means["seed"][by_alpha[alpha]] == pytest.approx(10 * alpha + 1)
+
+        # Pointing at a line names its group's mean ± std (n) on every axis. Plotly finds the
+        # line under the pointer by reading WebGL pixels, which we could not make hit a chosen
+        # line in headless Chromium: the test sends the event plotly's parcoords sends.
+        tip = page.locator("#parcoords-tip")
+        page.locator("#parcoords").evaluate(
+            "(host, n) => host.emit('plotly_hover', {curveNumber: n, clientX: 99, clientY: 9})",
+            by_alpha[2],
+        )
+        assert tip.inner_text().splitlines() == [
+            "3 runs", "alpha: 2 ± 0 (n=3)", "seed: 21 ± 1 (n=3)", "score: 2.5 ± 0.5 (n=3)",
+        ]
+        page.locator("#parcoords").evaluate("host => host.emit('plotly_unhover', {})")
+        tip.wait_for(state="hidden")
+
+        # Brushing the means keeps whole groups: every replicate of the best group, also its
+        # run whose own score (2.0) lies below the range.
+        labels = page.eval_on_selector_all(
+            "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
+        )
+        axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(
+            labels.index("score")
+        )
+        box = axis.bounding_box()
+        x = box["x"] + box["width"] / 2
+        # Upwards past the top, so the range ends at the highest mean.
+        page.mouse.move(x, box["y"] + box["height"] * 0.25)
+        page.mouse.down()
+        page.mouse.move(x, box["y"] - 20, steps=10)
+        page.mouse.up()
+        page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 3")
+        assert sorted(table_uuids(page)) == [f"2{i}" * 4 + "-replicate" for i in range(3)]
+
+        page.uncheck("#group-means")
+        page.wait_for_function(lines_are, arg=6)
+        again = page.locator("#parcoords").evaluate(PARCOORDS_LINES)
+        assert sorted(again["score"]) == sorted([*scores[1], *scores[2]])
 
 
 @pytest.mark.browser

@@ -26,8 +26,12 @@
     brush: {},             // parcoords constraint ranges by column key
     selected: new Set(),   // uuids ticked for compare
     textFilter: "",        // the report's filter (no SQL without a server)
-    groupMeans: false,     // the scatter draws each replicate group's mean ± std
+    groupMeans: false,     // both charts draw each replicate group's mean ± std
     axes: {},              // axis positions by column key, for the current payload
+    lines: null,           // the parcoords' lines: per line, the indices in chartRuns() of its runs
+    lineOf: new Map(),     // uuid -> index of its line
+    lineAxes: {},          // the lines' positions and texts by column key
+    lineOrder: [],         // line indices in the order the parcoords draws them
     position: new Map(),   // uuid -> index in payload.runs
     colorKey: null,
     xKey: null,
@@ -139,14 +143,68 @@
     return state.axes[key];
   }
 
+  function isNumber(v) { return typeof v === "number" && isFinite(v); }
+
+  function rounded(x) { return String(Number(x.toPrecision(4))); }
+
+  // The parallel coordinates draw a line per run or, with group means, per replicate group (a
+  // run that is no replicate is a group of one), over the runs the charts draw.
+  function lines() {
+    if (!state.lines) {
+      var runs = chartRuns(), members = new Map();
+      runs.forEach(function (run, i) {
+        var key = state.groupMeans ? run.group : run.uuid;
+        if (!members.has(key)) members.set(key, []);
+        members.get(key).push(i);
+      });
+      state.lines = Array.from(members.values());
+      state.lineOf = new Map();
+      state.lines.forEach(function (line, j) {
+        line.forEach(function (i) { state.lineOf.set(runs[i].uuid, j); });
+      });
+      state.lineAxes = {};
+    }
+    return state.lines;
+  }
+
+  // Each line's position on a column's axis and its text, `mean ± std (n=3)`: the mean of its
+  // runs' numbers (None and missing values left out, on the missing tick when no run has one);
+  // on a text axis its category (a group's replicates share their parameters but the seed).
+  function lineAxis(key) {
+    var axis = axisOf(key);
+    if (!axis) return null;
+    var runs = chartRuns(), drawn = lines();
+    if (!state.lineAxes[key]) {
+      var numeric = state.payload.columns.find(function (c) { return c.key === key; }).numeric;
+      var line = { values: [], texts: [] };
+      drawn.forEach(function (members) {
+        var numbers = !numeric ? [] :
+          members.map(function (i) { return cell(runs[i], key).v; }).filter(isNumber);
+        if (!numbers.length) {
+          line.values.push(axis.values[members[0]]);
+          line.texts.push(missingText(cell(runs[members[0]], key).t));
+          return;
+        }
+        var spread = meanAndStd(numbers);
+        line.values.push(spread[0]);
+        line.texts.push(rounded(spread[0]) +
+                        (numbers.length > 1 ? " ± " + rounded(spread[1]) : "") +
+                        " (n=" + numbers.length + ")");
+      });
+      state.lineAxes[key] = line;
+    }
+    return state.lineAxes[key];
+  }
+
+  // A run is inside the brushed ranges when its line is: with group means, whole groups are.
   function passesBrush(run) {
     return Object.keys(state.brush).every(function (key) {
       var ranges = state.brush[key];
       if (!ranges || !ranges.length) return true;
       if (!Array.isArray(ranges[0])) ranges = [ranges];
-      var axis = axisOf(key);
+      var axis = lineAxis(key);
       if (!axis) return true;
-      var value = axis.values[state.position.get(run.uuid)];
+      var value = axis.values[state.lineOf.get(run.uuid)];
       return ranges.some(function (r) { return value >= r[0] && value <= r[1]; });
     });
   }
@@ -358,7 +416,8 @@
     if (!note) return;
     var drawn = chartRuns().length;
     note.textContent = !complete() && state.payload.sampled ?
-      "a random sample of " + drawn + " of the runs: brushing filters all of them" : "";
+      "a random sample of " + drawn + " of the runs: brushing filters all of them" +
+      (state.groupMeans ? "; group means of the runs drawn" : "") : "";
   }
 
   function renderParcoords() {
@@ -370,14 +429,17 @@
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
     }
-    // Runs that did not end ok first: drawn first, under the others.
-    var order = chartRuns().map(function (_, i) { return i; });
-    var muted = chartRuns().map(function (r) { return r.status !== "ok"; });
+    // Lines of runs that did not end ok first: drawn first, under the others.
+    var runs = chartRuns();
+    var muted = lines().map(function (members) {
+      return members.every(function (i) { return runs[i].status !== "ok"; });
+    });
+    var order = state.lineOrder = muted.map(function (_, j) { return j; });
     order.sort(function (a, b) { return (muted[b] - muted[a]) || (a - b); });
-    var pick = function (values) { return order.map(function (i) { return values[i]; }); };
+    var pick = function (values) { return order.map(function (j) { return values[j]; }); };
     var dimensions = columns.map(function (column) {
       var axis = axisOf(column.key);
-      var dimension = { label: column.key, values: pick(axis.values) };
+      var dimension = { label: column.key, values: pick(lineAxis(column.key).values) };
       if (axis.tickvals) { dimension.tickvals = axis.tickvals; dimension.ticktext = axis.ticktext; }
       if (axis.range) dimension.range = axis.range;
       if (state.brush[column.key]) dimension.constraintrange = state.brush[column.key];
@@ -399,16 +461,47 @@
         renderTable();
         renderScatter();
       });
+      host.on("plotly_hover", showLineTip);
+      var hideTip = function () { document.getElementById("parcoords-tip").hidden = true; };
+      host.on("plotly_unhover", hideTip);
+      // Plotly says nothing when the pointer leaves the chart straight from a line.
+      host.addEventListener("mouseleave", hideTip);
     }
   }
 
+  // Plotly's parcoords has no hover labels, only events naming the line under the pointer: with
+  // group means, our own label gives that group's mean ± std (n) on every axis.
+  function showLineTip(event) {
+    var tip = document.getElementById("parcoords-tip");
+    var line = state.lineOrder[event.curveNumber];
+    tip.hidden = !state.groupMeans || line === undefined;
+    if (tip.hidden) return;
+    var members = lines()[line];
+    tip.textContent = "";
+    tip.appendChild(el("div", { "class": "hint" },
+                       members.length === 1 ? "1 run" : members.length + " runs"));
+    chartColumns().forEach(function (column) {
+      var row = el("div", { "data-key": column.key }, column.key + ": ");
+      row.appendChild(el("span", { "class": "num" }, lineAxis(column.key).texts[line]));
+      tip.appendChild(row);
+    });
+    var card = tip.parentNode.getBoundingClientRect();
+    tip.style.left = (event.clientX - card.left + 12) + "px";
+    tip.style.top = (event.clientY - card.top + 12) + "px";
+  }
+
   // Colours by the chosen column on a Viridis scale; runs that did not end ok, and runs without a
-  // number in that column, in grey: a colour value below the scale's numbers maps to it.
+  // number in that column, in grey: a colour value below the scale's numbers maps to it. A group's
+  // line takes the mean of its ok runs' numbers.
   function lineColours(order, muted) {
     var colorColumn = state.payload.columns.find(function (c) { return c.key === state.colorKey; });
-    var numbers = chartRuns().map(function (r, i) {
-      var v = colorColumn ? cell(r, colorColumn.key).v : 1;
-      return !muted[i] && typeof v === "number" && isFinite(v) ? v : null;
+    var runs = chartRuns();
+    var numbers = lines().map(function (members, j) {
+      if (muted[j]) return null;
+      var present = members.filter(function (i) { return runs[i].status === "ok"; })
+        .map(function (i) { return colorColumn ? cell(runs[i], colorColumn.key).v : 1; })
+        .filter(isNumber);
+      return present.length ? meanAndStd(present)[0] : null;
     });
     var present = numbers.filter(function (n) { return n !== null; });
     var low = present.length ? Math.min.apply(null, present) : 0;
@@ -525,6 +618,7 @@
 
   function renderAll() {
     state.axes = {};
+    state.lines = null;
     state.position = new Map(chartRuns().map(function (r, i) { return [r.uuid, i]; }));
     chooseDefaults();
     var numeric = numericColumns();
@@ -615,7 +709,13 @@
     document.getElementById("color-by").addEventListener("change", function (e) { state.colorKey = e.target.value; renderParcoords(); });
     document.getElementById("scatter-x").addEventListener("change", function (e) { state.xKey = e.target.value; renderScatter(); });
     document.getElementById("scatter-y").addEventListener("change", function (e) { state.yKey = e.target.value; renderScatter(); });
-    document.getElementById("scatter-groups").addEventListener("change", function (e) { state.groupMeans = e.target.checked; renderScatter(); });
+    document.getElementById("group-means").addEventListener("change", function (e) {
+      state.groupMeans = e.target.checked;
+      state.lines = null;
+      if (complete()) renderTable();
+      renderParcoords();
+      renderScatter();
+    });
     if (config.mode === "report") {
       state.payload = config.data;
       form.addEventListener("submit", function (e) { e.preventDefault(); state.textFilter = input.value; renderTable(); renderScatter(); });
