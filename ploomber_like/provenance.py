@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
 from functools import lru_cache
+from pathlib import Path
 
 
 @lru_cache(maxsize=64)
@@ -10,6 +17,8 @@ def package_versions(modules: tuple[str, ...]) -> dict[str, str]:
     """Versions of the distributions providing ``modules``."""
     from importlib import metadata
 
+    if not modules:
+        return {}
     providers = module_distributions()
     versions = {}
     for module in modules:
@@ -21,9 +30,48 @@ def package_versions(modules: tuple[str, ...]) -> dict[str, str]:
     return dict(sorted(versions.items()))
 
 
-@lru_cache(maxsize=1)
 def module_distributions() -> dict[str, list[str]]:
-    """Which distributions provide each top-level module (scanning them takes ~0.5 s, once)."""
+    """Which distributions provide each top-level module.
+
+    Scanning the installed distributions takes ~0.5 s of CPU: it is done once per process, by
+    one thread (others wait for it rather than scan too), and its result is cached on disk for
+    as long as the installed packages stay the same, so that a single run does not pay it.
+    """
+    with _SCANNING:
+        return _module_distributions()
+
+
+_SCANNING = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _module_distributions() -> dict[str, list[str]]:
     from importlib import metadata
 
-    return metadata.packages_distributions()
+    cache = _cache_file()
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        pass
+    found = metadata.packages_distributions()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=cache.parent, suffix=".tmp", delete=False
+        ) as temporary:
+            json.dump(found, temporary)
+        os.replace(temporary.name, cache)  # readers never see half a file
+    except OSError:
+        pass  # a read-only cache: the next process scans again
+    return found
+
+
+def _cache_file() -> Path:
+    """The cache of this interpreter's map, named for what the scan reads: the interpreter, its
+    search path and the state of its site-packages folders."""
+    from ploomber_like.kernels.learned import cache_home
+    from ploomber_like.kernels.preload import installed_packages_stamp
+
+    key = json.dumps([sys.executable, sys.path, installed_packages_stamp()])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return cache_home() / "distributions" / f"{digest}.json"
