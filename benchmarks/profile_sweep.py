@@ -73,7 +73,7 @@ def proc_cpu(pid: int | str = "self") -> float:
 
 def instrument_kernel(shell: Any, out_dir: str) -> None:
     """Wrap the kernel's request handling, our hooks and figure rendering with timers; write
-    the totals to ``out_dir/<pid>.json`` once the run's closing cell (``report_modules``) ends."""
+    the totals to ``out_dir/<pid>.json`` once the run's request (``run_cells``) ends."""
     import builtins
 
     import IPython.core.pylabtools as pylabtools
@@ -126,7 +126,20 @@ def instrument_kernel(shell: Any, out_dir: str) -> None:
         if isinstance(transformer, ExpressionWrapper):
             transformer.visit_Module = timed("ast_rewrite", transformer.visit_Module)
     pylabtools.print_figure = timed("render", pylabtools.print_figure)
-    shell.run_code = timed("run_code", shell.run_code)
+    # A run's cells run inside one request (capture.protocol, **Cells**): only the inner
+    # run_code calls run the user's code; the outer one is the request's.
+    nested_run_code = timed("run_code", shell.run_code)
+    outer_run_code = shell.run_code
+
+    async def run_code(*args: Any, **kwargs: Any) -> Any:
+        depth["code"] = depth.get("code", 0) + 1
+        try:
+            run = nested_run_code if depth["code"] > 1 else outer_run_code
+            return await run(*args, **kwargs)
+        finally:
+            depth["code"] -= 1
+
+    shell.run_code = run_code
 
     kernel = shell.kernel
     handle = timed("handler", kernel.shell_handlers["execute_request"])
@@ -134,7 +147,7 @@ def instrument_kernel(shell: Any, out_dir: str) -> None:
     async def execute_request(stream: Any, ident: Any, parent: dict[str, Any]) -> None:
         totals["requests"] += 1
         await handle(stream, ident, parent)
-        if "report_modules()" in parent["content"].get("code", ""):
+        if ".run_cells(" in parent["content"].get("code", ""):
             report = {**totals, "cpu_at_setup": started_cpu, "cpu_at_end": proc_cpu()}
             Path(out_dir, f"{os.getpid()}.json").write_text(json.dumps(report))
 
