@@ -7,7 +7,8 @@ import keyword
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,14 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
 def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
     """The code groups of ``text``, read as the file ``path`` (its suffix gives the format),
     and the parameters group's index; raises :class:`InputFileError` as :func:`read_groups`."""
+    groups, parameters_index = _parsed_groups(text, path)
+    return [replace(group) for group in groups], parameters_index
+
+
+@lru_cache(maxsize=16)
+def _parsed_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None]:
+    # The same text read again (a loop of track_execution calls on one file) is parsed once:
+    # jupytext checks every cell it builds against the notebook schema, ~40 ms for a script.
     import jupytext  # heavy: only when a file is actually read
 
     try:
@@ -132,7 +141,7 @@ def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
         if parameters_index is None and _is_parameters_cell(cell):
             parameters_index = group.index
         groups.append(group)
-    return groups, parameters_index
+    return tuple(groups), parameters_index
 
 
 def prepare_run(path: str | Path, parameters: Mapping[str, Any] | None = None) -> PreparedRun:
