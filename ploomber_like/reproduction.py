@@ -20,7 +20,7 @@ from ploomber_like import store
 from ploomber_like.errors import TrackerError
 from ploomber_like.inputs import changed_inputs
 from ploomber_like.options import RunOptions
-from ploomber_like.record import BLOB_REF_KEY, Environment, Record, is_blob_reference
+from ploomber_like.record import BLOB_REF_KEY, Environment, Input, Record, is_blob_reference
 
 #: Default relative tolerance for numbers: tight enough that only float noise passes.
 DEFAULT_RTOL = 1e-9
@@ -132,7 +132,7 @@ def rerun(
     cwd, notes = _working_directory(original.uuid, original.environment)
     script = Path(stored.source_path)
     script = script if script.is_absolute() else cwd / script
-    notes += _input_changes(original.uuid, database, script)
+    notes += _input_changes(original.uuid, original.inputs, script)
     prepared = prepare_source(stored.source, script, stored.overrides)
     record = track_prepared(prepared, database, options, cwd=cwd, reproduces=original.uuid)
     notes += _version_changes(original.environment, record.environment)
@@ -200,10 +200,8 @@ def _working_directory(uuid: str, environment: Environment | None) -> tuple[Path
     return Path(recorded), []
 
 
-def _input_changes(uuid: str, database: str | os.PathLike[str], script: Path) -> list[str]:
+def _input_changes(uuid: str, recorded: list[Input], script: Path) -> list[str]:
     """A note naming the files and user modules the run read that differ now, if any."""
-    with store.reading(database) as conn:
-        recorded = store.load_inputs(conn, [uuid]).get(uuid, [])
     changes = changed_inputs(recorded, str(script))
     if not changes:
         return []
