@@ -59,12 +59,15 @@ def install(shell: Any, script_path: str) -> None:
         _CRASH_LOG.append(open(log, "a"))  # noqa: SIM115 - kept open for the kernel's life
         faulthandler.enable(file=_CRASH_LOG[-1], all_threads=False)
         os._exit = _exit_leaving_traceback(os._exit, _CRASH_LOG[-1], os.getpid())
-    # As under `python script.py`: the script's own modules importable, and `__file__` set
-    # (scripts find their data with Path(__file__).parent).
+    # As under `python script.py`: the script's own modules importable, `__file__` set (scripts
+    # find their data with Path(__file__).parent) and, for a script, `sys.argv`.
     script_dir = os.path.dirname(script_path)
     if script_dir not in sys.path:
         sys.path.insert(0, script_dir)
     shell.user_ns["__file__"] = script_path
+    if not script_path.endswith(".ipynb"):
+        # A kernel's own arguments (`-f kernel.json`) would fail the script's argparse.
+        sys.argv = [script_path]
     hook = KernelCapture(shell)
     hook.script_dir = script_dir
     hook.reads = recorder()
@@ -320,11 +323,12 @@ class KernelCapture:
     def publish(self, key: str, data: dict[str, Any], kind: str = "value") -> None:
         from IPython.display import publish_display_data
 
-        # An address differs on every run: kept, two identical runs would differ.
-        data = {
-            mimetype: without_addresses(content) if mimetype in _TEXT_TYPES else content
-            for mimetype, content in data.items()
-        }
+        if kind in ("value", "parameter"):
+            # An address differs on every run: kept, two identical runs would differ.
+            data = {
+                mimetype: without_addresses(content) if mimetype in _TEXT_TYPES else content
+                for mimetype, content in data.items()
+            }
         publish_display_data(data, metadata=CaptureTag(key, kind).metadata())
 
 
@@ -352,7 +356,7 @@ def _top_level_modules() -> set[str]:
     return {name.split(".")[0] for name in list(sys.modules)}
 
 
-_TEXT_TYPES = ("text/plain", "text/html")
+_TEXT_TYPES = ("text/plain", "text/html", JSON_MIMETYPE)
 #: IPython warns this on sys.exit() in a cell; `python` exits silently.
 _EXIT_WARNING = r"To exit: use 'exit', 'quit', or Ctrl-D\."
 
