@@ -15,7 +15,7 @@ from ploomber_like.record import RunError, Status
 from ploomber_like.tracebacks import crash_location, point_at_file
 
 #: ``SystemExit`` messages of a script ending successfully (``sys.exit()``, ``sys.exit(0)``).
-CLEAN_EXIT_CODES = ("", "0", "None")
+CLEAN_EXIT_CODES = ("", "0", "None", "False")
 #: A run's error keeps the head and tail of a longer traceback.
 MAX_TRACEBACK_CHARS = 50_000
 

@@ -356,3 +356,13 @@ def test_a_script_sees_the_command_line_python_gives_it(tmp_path):
     (values,) = stored_values(tmp_path / "runs.db")
     assert values["n"] == 3
     assert values["argv"] == [str(path)]
+
+
+@pytest.mark.parametrize(
+    ("statement", "status"),
+    [("exit()", "ok"), ("quit()", "ok"), ("exit(1)", "failed"), ("sys.exit(False)", "ok")],
+)
+def test_a_script_ends_where_python_ends_it(track, statement, status):
+    tracked = track(f"import sys\n\nx = 1\nx\n\n{statement}\n\ny = 2\ny\n")
+    assert tracked.record.status == status
+    assert tracked.record.values == {"x": 1}  # nothing after it ran

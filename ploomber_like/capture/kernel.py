@@ -68,6 +68,10 @@ def install(shell: Any, script_path: str) -> None:
     if not script_path.endswith(".ipynb"):
         # A kernel's own arguments (`-f kernel.json`) would fail the script's argparse.
         sys.argv = [script_path]
+        # python's exit() and quit() end a script (SystemExit with their code); IPython's only
+        # ask the front end to close the kernel, and the script would go on.
+        for name in ("exit", "quit"):
+            shell.user_ns[name] = shell.user_ns_hidden[name] = sys.exit
     hook = KernelCapture(shell)
     hook.script_dir = script_dir
     hook.reads = recorder()
