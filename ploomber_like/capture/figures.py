@@ -120,9 +120,9 @@ def matplotlib_parts(obj: Any) -> tuple[list[Any], bool]:
     nest of them, an object with a ``figure_`` such as scikit-learn's displays), and whether it
     holds a matplotlib artist.
 
-    Labels (a title, a legend, tick labels: what ``ax.set_title(...)``, ``ax.legend()``,
-    ``ax.clabel(...)`` return) are artists but lead to no figure: decorating a figure does not
-    name it, so one no drawing statement named keeps its title as key (see
+    Labels (a title, a legend, tick labels: what ``ax.set_title(...)``, ``plt.title(...)``,
+    ``ax.legend()``, ``ax.clabel(...)`` return) are artists but lead to no figure: labelling a
+    figure does not name it, so one no drawing statement named keeps its title as key (see
     :class:`FigureRecorder`)."""
     artist = sys.modules.get("matplotlib.artist")
     if artist is None:

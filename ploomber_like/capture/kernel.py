@@ -189,6 +189,10 @@ class KernelCapture:
         open_figures = pyplot_figures()
         opened = [open_figures[n] for n in sorted(open_figures) if n not in self.figures_before]
         referenced, artistic = matplotlib_parts(obj)
+        if artistic and not referenced:
+            # Only labels (`plt.title(...)`): they name no figure, not even one they opened, which
+            # keeps its title as key.
+            opened = []
         open_ids = {id(figure) for figure in open_figures.values()}
         for figure in opened + referenced:
             # A figure closed since is shown again only when it is the value itself, as the
