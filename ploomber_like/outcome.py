@@ -14,8 +14,9 @@ from ploomber_like.notebook import Group
 from ploomber_like.record import RunError, Status
 from ploomber_like.tracebacks import crash_location, point_at_file
 
-#: ``SystemExit`` messages of a script ending successfully (``sys.exit()``, ``sys.exit(0)``).
-CLEAN_EXIT_CODES = ("", "0", "None")
+#: ``SystemExit`` messages of a script ending successfully (``sys.exit()``, ``sys.exit(0)``,
+#: ``sys.exit(False)``: python exits with status 0 for each).
+CLEAN_EXIT_CODES = ("", "0", "None", "False")
 #: A run's error keeps the head and tail of a longer traceback.
 MAX_TRACEBACK_CHARS = 50_000
 

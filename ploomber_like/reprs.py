@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: An object's default repr (``<module.Class object at 0x7f...>``), and the address in one.
+#: An object's default repr (``<module.Class object at 0x7f...>``), and an address in any repr:
+#: NumPy's ``Generator(PCG64) at 0x7F...`` (also inside an estimator's repr) is no default one.
 _DEFAULT_REPR = re.compile(r"<[^<>\n]*? at 0x[0-9a-fA-F]+>")
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+(?=>|&gt;)")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+\b")
 
 
 def only_default_reprs(text: str) -> bool:
@@ -23,6 +24,7 @@ def only_default_reprs(text: str) -> bool:
 
 
 def without_addresses(text: Any) -> Any:
-    """``text`` with the address of each default repr dropped: ``<Foo object at 0x7f..>``
-    becomes ``<Foo object>``, the same in every run. Anything but a string is returned as is."""
+    """``text`` with every address dropped: ``<Foo object at 0x7f..>`` becomes ``<Foo object>``,
+    ``Generator(PCG64) at 0x7F..`` ``Generator(PCG64)``, the same in every run. Anything but a
+    string is returned as is."""
     return _ADDRESS.sub("", text) if isinstance(text, str) and " at 0x" in text else text

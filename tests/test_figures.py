@@ -8,13 +8,14 @@ that does not parse, ``sys.exit(0)`` and a failing import.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
 
 import nbformat
 import pytest
-from conftest import run, write_script
+from conftest import cli, run, stored_values, write_script
 from nbformat.v4 import new_code_cell, new_notebook
 from tracking_databases import SOURCE
 
@@ -147,7 +148,8 @@ def test_an_assigned_figure_without_a_title_is_figure_2(percent):
 def test_figure_keys_follow_drawing_order(percent):
     figures = [key for key, value in percent.stored.items() if is_png(value)]
     expected = [
-        "figure", "viridis", "plasma", "roc of the model", "hist", "figure_2", "plot", "title",
+        "figure", "viridis", "plasma", "roc of the model", "hist", "figure_2", "plot",
+        "three points",  # opened by `plt.title`, which names no figure: its title does
     ]
     assert figures == expected
 
@@ -163,7 +165,7 @@ def test_artists_and_default_reprs_are_not_recorded(percent):
 
 def test_percent_cells_close_their_figures_as_jupyter_does(percent):
     # `plt.title` in the next cell draws on a new, empty figure, as in Jupyter.
-    assert is_png(percent.stored["plot"]) and is_png(percent.stored["title"])
+    assert is_png(percent.stored["plot"]) and is_png(percent.stored["three points"])
 
 
 def test_plain_script_keeps_a_figure_whole_across_blank_lines(plain):
@@ -284,3 +286,84 @@ def test_failing_import_shows_only_the_users_frames(track):
     assert error.location.endswith("script.py:3")
     assert "capture/kernel.py" not in error.traceback
     assert "record_then_import" not in error.traceback
+
+
+# Found on real files (issue 18's corpus): what the gallery scripts above did not show.
+CORPUS_CASES = """
+# %%
+import re
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+# %% Reprs that carry an address but are no default repr: NumPy's generators, in an estimator.
+rng = np.random.default_rng(0)
+rng
+np.random.RandomState(0)
+LogisticRegression(random_state=np.random.RandomState(0))
+str(re.compile)
+
+# %% A figure decorated before anything draws on it keeps its title as key, not `set_title`.
+fig, ax = plt.subplots()
+for height in (1, 2):
+    bars = ax.bar([height], [height])
+ax.set_title("penguins")
+ax.legend(["bars"])
+
+# %% The same with a suptitle set through pyplot.
+fig, axs = plt.subplots(2)
+plt.suptitle("stacked")
+axs[0].set_xlabel("x")
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus_cases(tmp_path_factory):
+    return run(tmp_path_factory.mktemp("corpus"), CORPUS_CASES, name="cases.py")
+
+
+def test_no_value_carries_an_address(corpus_cases):
+    assert corpus_cases.record.status == "ok", corpus_cases.record.error
+    conn = sqlite3.connect(corpus_cases.database)
+    (text,) = conn.execute("SELECT parameters FROM experiments").fetchone()
+    html = [bytes(data).decode() for (data,) in conn.execute(
+        "SELECT data FROM blobs WHERE mimetype = 'text/html'"
+    )]
+    assert not re.search(r" at 0x[0-9a-fA-F]+", text + "".join(html))
+    assert corpus_cases.stored["rng"] == "Generator(PCG64)"
+    assert corpus_cases.stored["RandomState"] == "RandomState(MT19937)"
+    assert corpus_cases.stored["str"] == "<function compile>"  # a string the file built
+
+
+def test_decorating_calls_leave_a_figure_its_title(corpus_cases):
+    figures = [key for key, value in corpus_cases.stored.items() if is_png(value)]
+    assert figures == ["penguins", "stacked"]
+    for key in ("set_title", "legend", "suptitle", "set_xlabel"):
+        assert key not in corpus_cases.stored
+
+
+def test_a_script_sees_the_command_line_python_gives_it(tmp_path):
+    # `python script.py` leaves sys.argv == [script]; a kernel's own arguments (`-f
+    # kernel.json`) made argparse fail.
+    path = write_script(
+        tmp_path,
+        "import argparse\nimport sys\n\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--n', type=int, default=3)\nargs = parser.parse_args()\n\n"
+        "n = args.n\nn\nargv = sys.argv\nargv\n",
+    )
+    done = cli(str(path), "-d", str(tmp_path / "runs.db"), "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (values,) = stored_values(tmp_path / "runs.db")
+    assert values["n"] == 3
+    assert values["argv"] == [str(path)]
+
+
+@pytest.mark.parametrize(
+    ("statement", "status"),
+    [("exit()", "ok"), ("quit()", "ok"), ("exit(1)", "failed"), ("sys.exit(False)", "ok")],
+)
+def test_a_script_ends_where_python_ends_it(track, statement, status):
+    tracked = track(f"import sys\n\nx = 1\nx\n\n{statement}\n\ny = 2\ny\n")
+    assert tracked.record.status == status
+    assert tracked.record.values == {"x": 1}  # nothing after it ran

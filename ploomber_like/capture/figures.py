@@ -107,13 +107,27 @@ def figure_key(figure: Any) -> str:
     return text or "figure"
 
 
+#: Artists that label a figure rather than draw on it: module and class.
+_LABELS = (
+    ("matplotlib.text", "Text"),
+    ("matplotlib.legend", "Legend"),
+    ("matplotlib.axis", "Tick"),
+)
+
+
 def matplotlib_parts(obj: Any) -> tuple[list[Any], bool]:
     """The figures ``obj`` is, belongs to or holds (a Figure, Axes, Line2D, a container or a
     nest of them, an object with a ``figure_`` such as scikit-learn's displays), and whether it
-    holds a matplotlib artist."""
+    holds a matplotlib artist.
+
+    Labels (a title, a legend, tick labels: what ``ax.set_title(...)``, ``plt.title(...)``,
+    ``ax.legend()``, ``ax.clabel(...)`` return) are artists but lead to no figure: labelling a
+    figure does not name it, so one no drawing statement named keeps its title as key (see
+    :class:`FigureRecorder`)."""
     artist = sys.modules.get("matplotlib.artist")
     if artist is None:
         return [], False
+    labels = tuple(getattr(sys.modules[m], name) for m, name in _LABELS if m in sys.modules)
     figures: list[Any] = []
     found = False
     budget = 1_000  # items looked at, at most: a value may be a large nest of lists
@@ -125,6 +139,8 @@ def matplotlib_parts(obj: Any) -> tuple[list[Any], bool]:
             return
         if isinstance(item, artist.Artist):
             found = True
+            if isinstance(item, labels):
+                return
             figure = item if type(item).__name__ == "Figure" else item.get_figure()
             while figure is not None and getattr(figure, "figure", figure) is not figure:
                 figure = figure.figure  # a SubFigure belongs to a Figure

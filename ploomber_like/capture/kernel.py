@@ -59,12 +59,19 @@ def install(shell: Any, script_path: str) -> None:
         _CRASH_LOG.append(open(log, "a"))  # noqa: SIM115 - kept open for the kernel's life
         faulthandler.enable(file=_CRASH_LOG[-1], all_threads=False)
         os._exit = _exit_leaving_traceback(os._exit, _CRASH_LOG[-1], os.getpid())
-    # As under `python script.py`: the script's own modules importable, and `__file__` set
-    # (scripts find their data with Path(__file__).parent).
+    # As under `python script.py`: the script's own modules importable, `__file__` set (scripts
+    # find their data with Path(__file__).parent) and, for a script, `sys.argv`.
     script_dir = os.path.dirname(script_path)
     if script_dir not in sys.path:
         sys.path.insert(0, script_dir)
     shell.user_ns["__file__"] = script_path
+    if not script_path.endswith(".ipynb"):
+        # A kernel's own arguments (`-f kernel.json`) would fail the script's argparse.
+        sys.argv = [script_path]
+        # python's exit() and quit() end a script (SystemExit with their code); IPython's only
+        # ask the front end to close the kernel, and the script would go on.
+        for name in ("exit", "quit"):
+            shell.user_ns[name] = shell.user_ns_hidden[name] = sys.exit
     hook = KernelCapture(shell)
     hook.script_dir = script_dir
     hook.reads = recorder()
@@ -182,6 +189,10 @@ class KernelCapture:
         open_figures = pyplot_figures()
         opened = [open_figures[n] for n in sorted(open_figures) if n not in self.figures_before]
         referenced, artistic = matplotlib_parts(obj)
+        if artistic and not referenced:
+            # Only labels (`plt.title(...)`): they name no figure, not even one they opened, which
+            # keeps its title as key.
+            opened = []
         open_ids = {id(figure) for figure in open_figures.values()}
         for figure in opened + referenced:
             # A figure closed since is shown again only when it is the value itself, as the
@@ -320,11 +331,12 @@ class KernelCapture:
     def publish(self, key: str, data: dict[str, Any], kind: str = "value") -> None:
         from IPython.display import publish_display_data
 
-        # An address differs on every run: kept, two identical runs would differ.
-        data = {
-            mimetype: without_addresses(content) if mimetype in _TEXT_TYPES else content
-            for mimetype, content in data.items()
-        }
+        if kind in ("value", "parameter"):
+            # An address differs on every run: kept, two identical runs would differ.
+            data = {
+                mimetype: without_addresses(content) if mimetype in _TEXT_TYPES else content
+                for mimetype, content in data.items()
+            }
         publish_display_data(data, metadata=CaptureTag(key, kind).metadata())
 
 
@@ -352,7 +364,7 @@ def _top_level_modules() -> set[str]:
     return {name.split(".")[0] for name in list(sys.modules)}
 
 
-_TEXT_TYPES = ("text/plain", "text/html")
+_TEXT_TYPES = ("text/plain", "text/html", JSON_MIMETYPE)
 #: IPython warns this on sys.exit() in a cell; `python` exits silently.
 _EXIT_WARNING = r"To exit: use 'exit', 'quit', or Ctrl-D\."
 
