@@ -19,7 +19,7 @@ from conftest import cli, run, stored_values, write_script
 from nbformat.v4 import new_code_cell, new_notebook
 from tracking_databases import SOURCE
 
-from ploomber_like import track_execution
+from ploomber_like import SQLiteTracker, track_execution
 from ploomber_like.record import Record, new_created
 from ploomber_like.store import Store
 
@@ -343,12 +343,15 @@ def test_decorating_calls_leave_a_figure_its_title(corpus_cases):
         assert key not in corpus_cases.stored
 
 
-def test_a_script_sees_the_command_line_python_gives_it(tmp_path):
+def test_a_script_sees_the_command_line_and_docstring_python_gives_it(tmp_path):
     # `python script.py` leaves sys.argv == [script]; a kernel's own arguments (`-f
-    # kernel.json`) made argparse fail.
+    # kernel.json`) made argparse fail. Gallery scripts start with `print(__doc__)`, which
+    # printed IPython's text for its interactive namespace when the docstring was a block of
+    # its own.
     path = write_script(
         tmp_path,
-        "import argparse\nimport sys\n\nparser = argparse.ArgumentParser()\n"
+        '"""Plot a sine.\n\nMore words."""\n\nimport argparse\nimport sys\n\nprint(__doc__)\n'
+        "parser = argparse.ArgumentParser()\n"
         "parser.add_argument('--n', type=int, default=3)\nargs = parser.parse_args()\n\n"
         "n = args.n\nn\nargv = sys.argv\nargv\n",
     )
@@ -357,6 +360,8 @@ def test_a_script_sees_the_command_line_python_gives_it(tmp_path):
     (values,) = stored_values(tmp_path / "runs.db")
     assert values["n"] == 3
     assert values["argv"] == [str(path)]
+    (recorded,) = SQLiteTracker(tmp_path / "runs.db").runs()
+    assert recorded.stdout.startswith("Plot a sine.\n\nMore words.\n")
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ import numbers
 import os
 import sys
 import time
+import tokenize
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,8 @@ def install(shell: Any, script_path: str) -> None:
     if not script_path.endswith(".ipynb"):
         # A kernel's own arguments (`-f kernel.json`) would fail the script's argparse.
         sys.argv = [script_path]
+        # Gallery scripts open with `print(__doc__)`: the script's docstring, as python's.
+        shell.user_ns["__doc__"] = _docstring(script_path)
         # python's exit() and quit() end a script (SystemExit with their code); IPython's only
         # ask the front end to close the kernel, and the script would go on.
         for name in ("exit", "quit"):
@@ -104,6 +107,15 @@ def install(shell: Any, script_path: str) -> None:
     if "matplotlib.pyplot" in sys.modules:
         # pyplot was preloaded by a warm template before any shell existed: hook inline up now.
         shell.enable_matplotlib("inline")
+
+
+def _docstring(script_path: str) -> str | None:
+    """The docstring of the script at ``script_path``, as ``__doc__`` holds it under python."""
+    try:
+        with tokenize.open(script_path) as source:
+            return ast.get_docstring(ast.parse(source.read()), clean=False)
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def _exit_leaving_traceback(exit_now: Any, log: Any, kernel_pid: int) -> Any:
