@@ -136,8 +136,12 @@ def runs_payload(
     """
     condition = _and(where, _brush_condition(query, brush))
     total = query.count(where=condition)
-    page = query.runs(where=condition, sort=sort, ascending=ascending, limit=limit,
+    # One run more than the page: whether a next page exists, however the page was reached.
+    page = query.runs(where=condition, sort=sort, ascending=ascending,
+                      limit=None if limit is None else limit + 1,
                       offset=0 if after else offset, after=after)
+    following = page[limit:] if limit is not None else []
+    page = page[:limit]
     complete = not brush and not after and offset == 0 and len(page) == total
     drawn = page if complete or not charts else query.sample(CHART_SAMPLE, where=where)
     known = {run.uuid for run in page}
@@ -191,7 +195,7 @@ def runs_payload(
         "total": total,
         "offset": offset,
         # Where the next page starts: read after this run, through an index (no OFFSET).
-        "next": page[-1].uuid if page and offset + len(page) < total else None,
+        "next": page[-1].uuid if following else None,
         "complete": complete,
         "where": where or "",
         "missing": render.MISSING,
