@@ -17,8 +17,6 @@
   // Where None and missing values sit on a numeric axis: this share of its range below the lowest
   // number, with a tick of their own.
   var MISSING_GAP = 0.15;
-  // The charts are drawn once the user has asked the table nothing for this long.
-  var QUIET_MS = 1000;
 
   var state = {
     payload: null,
@@ -44,7 +42,6 @@
     requests: 0,           // requests to /api/runs made so far
     latest: 0,             // the number of the latest one the user asked for
     pending: 0,            // how many of those are unanswered
-    lastAsked: 0,          // when the user last asked for one (Date.now())
     version: null          // the database's version the payload was read at
   };
 
@@ -648,15 +645,15 @@
     renderTable();
     updateCompareButton();
     // The table first, painted at once; the charts once the page is idle after that frame and
-    // the user has paused (WebGL's parcoords holds the page for seconds where it draws in
-    // software: never while a table answer is awaited), and only those of the latest payload.
-    // A paged table's first page comes without the charts' sample: it is asked for then.
+    // no table answer is awaited (WebGL's parcoords holds the page for seconds where it draws in
+    // software), and only those of the latest payload. A paged table's first page comes without
+    // the charts' sample: it is asked for then.
     var drawing = state.drawing = (state.drawing || 0) + 1;
     window.requestAnimationFrame(function () {
       whenIdle(function () {
         if (drawing !== state.drawing) return;
         if (!complete() && !state.payload.sample) { loadSample(); return; }
-        whenQuiet(function () {
+        whenSettled(function () {
           whenPlotly(function () {
             if (drawing !== state.drawing) return;
             renderParcoords();
@@ -672,13 +669,9 @@
     else window.setTimeout(fn, 0);
   }
 
-  // Runs fn once no table request is pending and the last was QUIET_MS ago.
-  function whenQuiet(fn) {
-    var wait = QUIET_MS - (Date.now() - state.lastAsked);
-    if (state.pending || wait > 0) {
-      window.setTimeout(function () { whenQuiet(fn); }, Math.max(wait, 50));
-      return;
-    }
+  // Runs fn, when idle, once no table request the user made is unanswered.
+  function whenSettled(fn) {
+    if (state.pending) { window.setTimeout(function () { whenSettled(fn); }, 50); return; }
     whenIdle(fn);
   }
 
@@ -722,7 +715,7 @@
   function load(where, force, tableOnly) {
     var url = apiUrl(where, force, tableOnly);
     var request = state.requests = state.requests + 1;
-    if (force) { state.latest = request; state.pending += 1; state.lastAsked = Date.now(); }
+    if (force) { state.latest = request; state.pending += 1; }
     return fetchJson(url).then(function (result) {
       if (request < state.latest) return;
       var live = document.getElementById("live");
