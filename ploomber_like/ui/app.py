@@ -48,6 +48,7 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
 
     query = RunQuery.existing(database)
     query.count()  # fail now, with one line, if the file is not a tracking database
+    pages.compile_templates()
 
     async def runs(request: Request) -> Response:
         # The first page of the table comes inside the HTML: rows show with no request after it.

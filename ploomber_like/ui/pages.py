@@ -96,6 +96,13 @@ def report_html(
     )
 
 
+def compile_templates() -> None:
+    """Compile the server's templates now (a server's start) rather than on the first visit of
+    each page."""
+    for name in ("runs.html", "run.html", "compare.html", "error.html"):
+        _environment().get_template(name)
+
+
 def error_html(message: str) -> str:
     """A page saying what went wrong (an unknown uuid...)."""
     return _render("error.html", live=True, title="error", message=message, database="")
