@@ -305,6 +305,7 @@ def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
                 ))
     with serving(path) as url:
         open_runs(page, url)
+        page.wait_for_selector("#scatter .main-svg")  # the charts come after the table
         page.select_option("#scatter-x", "alpha")
         page.select_option("#scatter-y", "score")
         page.check("#group-means")

@@ -440,7 +440,8 @@
     var host = document.getElementById("parcoords");
     var columns = chartColumns();
     renderChartNote();
-    if (!window.Plotly || !columns.length || !chartRuns().length) {
+    if (!window.Plotly) return;  // not fetched yet: the charts are drawn once it is
+    if (!columns.length || !chartRuns().length) {
       host.textContent = "";
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
@@ -553,7 +554,8 @@
   function renderScatter() {
     var host = document.getElementById("scatter");
     var numeric = numericColumns();
-    if (!window.Plotly || !numeric.length || !state.xKey || !state.yKey) {
+    if (!window.Plotly) return;
+    if (!numeric.length || !state.xKey || !state.yKey) {
       host.textContent = "";
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
