@@ -855,7 +855,7 @@ def test_a_report_of_many_runs_holds_the_most_recent_and_says_how_many_it_left_o
     newest = [run.uuid for run in tracker.runs(limit=REPORT_TABLE_RUNS + 1)]
     html = tracker.report(tmp_path / "report.html").read_text(encoding="utf-8")
     assert (
-        f"This report holds the {REPORT_TABLE_RUNS} most recent of {total} runs (50 left out) "
+        f"This report holds the {REPORT_TABLE_RUNS} most recent of {total} runs (50 left out), "
         f"and the pages of the {REPORT_RUN_PAGES} most recent."
     ) in html
     pages = [uuid for uuid in newest if f'id="run-{uuid}"' in html]

@@ -87,7 +87,11 @@ def report_html(
     note = ""
     if total > held or held > len(pages):
         note = (f"This report holds the {held:,} most recent of {total:,} runs "
-                f"({total - held:,} left out) and the pages of the {len(pages):,} most recent.")
+                f"({total - held:,} left out)" if total > held
+                else f"This report holds all {total:,} runs")
+        if held > len(pages):
+            note += f", and the pages of the {len(pages):,} most recent"
+        note += "."
     return _environment().get_template("report.html").generate(
         live=False, title=f"report · {query.database.name}", database=str(query.database),
         pages=pages, compare=compared, run_href=_href(False), first=None, report_note=note,
