@@ -58,6 +58,11 @@ CREATE INDEX IF NOT EXISTS experiments_not_json ON experiments (uuid)
 
 _TRIGGERS = ("value_keys_insert", "value_keys_update", "value_keys_delete")
 
+#: A row whose ``parameters`` is not JSON, found through ``experiments_not_json``.
+_NOT_JSON = (
+    "SELECT 1 FROM experiments WHERE parameters IS NOT NULL AND NOT json_valid(parameters) LIMIT 1"
+)
+
 _NUMBER = "t.type IN ('integer', 'real')"
 
 
@@ -91,16 +96,18 @@ def _add(row: str) -> str:
     """
 
 
-#: What the triggers' statements do, over the stored runs with rowids in (:start, :stop]: each
-#: run's JSON is walked once, into a temporary table both counts are read from (walking it twice,
-#: as a trigger does for one run, took twice as long), and keys are counted once per key.
-_FILL = f"""
+def _fill(walked: str) -> str:
+    """What the triggers' statements do, over the stored runs ``e`` with rowids in
+    (:start, :stop], whose JSON ``walked`` walks: each run's JSON is walked once, into a
+    temporary table both counts are read from (walking it twice, as a trigger does for one run,
+    took twice as long), and keys are counted once per key."""
+    return f"""
     CREATE TEMP TABLE fill_nodes AS
     SELECT e.rowid AS run, t.fullkey, t.path, t.type, t.id, t.key,
            CASE WHEN t.type = 'object'
                 THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END AS is_blob,
            CASE WHEN t.type = 'object' THEN json_extract(t.value, '$."$blob"') END AS sha256
-    FROM experiments AS e, {_parsed("e")} AS t
+    FROM experiments AS e, {walked} AS t
     WHERE e.rowid > :start AND e.rowid <= :stop;
     -- With one min(), SQLite takes the other columns from the row holding it: the key's type
     -- and position in the first run that has it.
@@ -162,10 +169,12 @@ def build_read_indexes(
     conn.execute("DELETE FROM blob_uses")
     last = conn.execute("SELECT max(rowid) FROM experiments").fetchone()[0] or 0
     chunk = 20_000
+    # Where every row is JSON (known from an index), each is parsed once, not checked first.
+    walked = _parsed("e") if conn.execute(_NOT_JSON).fetchone() else "json_tree(e.parameters)"
     # Slices of the stored rows, in order: each key's first run is the one of the earliest slice
     # holding it.
     for start in range(0, last, chunk):
-        for statement in _FILL.split(";"):
+        for statement in _fill(walked).split(";"):
             if statement.strip():
                 conn.execute(statement, {"start": start, "stop": start + chunk})
         progress(f"indexing the stored runs: {min(start + chunk, last)} of {last} rows")
@@ -202,11 +211,7 @@ def index_numeric_keys(
     missing = _unindexed_keys(conn)
     if not missing:
         return []
-    not_json = (
-        "SELECT 1 FROM experiments "
-        "WHERE parameters IS NOT NULL AND NOT json_valid(parameters) LIMIT 1"
-    )
-    if conn.execute(not_json).fetchone():
+    if conn.execute(_NOT_JSON).fetchone():
         return []
     progress = progress or _stderr_progress()
     for number, path in enumerate(missing, 1):
