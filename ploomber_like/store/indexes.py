@@ -58,11 +58,6 @@ CREATE INDEX IF NOT EXISTS experiments_not_json ON experiments (uuid)
 
 _TRIGGERS = ("value_keys_insert", "value_keys_update", "value_keys_delete")
 
-#: A row whose ``parameters`` is not JSON, found through ``experiments_not_json``.
-_NOT_JSON = (
-    "SELECT 1 FROM experiments WHERE parameters IS NOT NULL AND NOT json_valid(parameters) LIMIT 1"
-)
-
 _NUMBER = "t.type IN ('integer', 'real')"
 
 
@@ -71,62 +66,40 @@ def _parsed(row: str) -> str:
     return f"json_tree(CASE WHEN json_valid({row}.parameters) THEN {row}.parameters END)"
 
 
-def _add(row: str) -> str:
-    """Statements counting the keys and blobs of the run ``row`` (``new`` in a trigger)."""
+def _add(row: str, rows: str = "") -> str:
+    """Statements counting the keys and blobs of ``row``: ``new`` in a trigger, or ``e`` with
+    ``rows``, a subquery of stored rows named ``e``, when filling (then the keys are counted
+    once per key, not once per run: a fill of a million runs takes minutes, not ten)."""
+    joined = f"{rows} AS {row}, " if rows else ""
+    alone = f"FROM {rows} AS {row}" if rows else ""
+    # With one min(), SQLite takes the other columns from the row holding it: the key's type
+    # and position in the first run that has it.
+    first, runs, numbers, grouped = (
+        ("min(e.rowid)", "count(*)", f"sum({_NUMBER})", "GROUP BY t.fullkey") if rows
+        else (f"{row}.rowid", "1", _NUMBER, "")
+    )
     return f"""
     INSERT INTO value_keys (fullkey, parent, type, is_blob, first_run, position, runs, numbers)
     SELECT t.fullkey, t.path, t.type,
            -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
            CASE WHEN t.type = 'object'
                 THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
-           {row}.rowid, t.id, 1, {_NUMBER}
-    FROM {_parsed(row)} AS t
+           {first}, t.id, {runs}, {numbers}
+    FROM {joined}{_parsed(row)} AS t
     -- object members only: not array elements, nor anything inside an array
     WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
+    {grouped}
     ON CONFLICT (fullkey) DO UPDATE SET
         runs = runs + excluded.runs, numbers = numbers + excluded.numbers;
     INSERT INTO blob_uses (run, sha256)
     SELECT run, sha256 FROM (
         SELECT {row}.rowid AS run,
                CASE WHEN t.type = 'object' THEN json_extract(t.value, '$."$blob"') END AS sha256
-        FROM {_parsed(row)} AS t
-        UNION ALL SELECT {row}.rowid, {row}.source_sha256
-        UNION ALL SELECT {row}.rowid, {row}.notebook
+        FROM {joined}{_parsed(row)} AS t
+        UNION ALL SELECT {row}.rowid, {row}.source_sha256 {alone}
+        UNION ALL SELECT {row}.rowid, {row}.notebook {alone}
     ) WHERE typeof(sha256) = 'text';
     """
-
-
-def _fill(walked: str) -> str:
-    """What the triggers' statements do, over the stored runs ``e`` with rowids in
-    (:start, :stop], whose JSON ``walked`` walks: each run's JSON is walked once, into a
-    temporary table both counts are read from (walking it twice, as a trigger does for one run,
-    took twice as long), and keys are counted once per key."""
-    return f"""
-    CREATE TEMP TABLE fill_nodes AS
-    SELECT e.rowid AS run, t.fullkey, t.path, t.type, t.id, t.key,
-           CASE WHEN t.type = 'object'
-                THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END AS is_blob,
-           CASE WHEN t.type = 'object' THEN json_extract(t.value, '$."$blob"') END AS sha256
-    FROM experiments AS e, {walked} AS t
-    WHERE e.rowid > :start AND e.rowid <= :stop;
-    -- With one min(), SQLite takes the other columns from the row holding it: the key's type
-    -- and position in the first run that has it.
-    INSERT INTO value_keys (fullkey, parent, type, is_blob, first_run, position, runs, numbers)
-    SELECT fullkey, path, type, is_blob, min(run), id, count(*), sum(type IN ('integer', 'real'))
-    FROM fill_nodes
-    WHERE typeof(key) = 'text' AND instr(path, '[') = 0
-    GROUP BY fullkey
-    ON CONFLICT (fullkey) DO UPDATE SET
-        runs = runs + excluded.runs, numbers = numbers + excluded.numbers;
-    INSERT INTO blob_uses (run, sha256)
-    SELECT run, sha256 FROM (
-        SELECT run, sha256 FROM fill_nodes
-        UNION ALL SELECT rowid, source_sha256 FROM experiments
-                  WHERE rowid > :start AND rowid <= :stop
-        UNION ALL SELECT rowid, notebook FROM experiments WHERE rowid > :start AND rowid <= :stop
-    ) WHERE typeof(sha256) = 'text';
-    DROP TABLE fill_nodes
-"""
 
 
 _REMOVE_OLD = f"""
@@ -169,12 +142,14 @@ def build_read_indexes(
     conn.execute("DELETE FROM blob_uses")
     last = conn.execute("SELECT max(rowid) FROM experiments").fetchone()[0] or 0
     chunk = 20_000
-    # Where every row is JSON (known from an index), each is parsed once, not checked first.
-    walked = _parsed("e") if conn.execute(_NOT_JSON).fetchone() else "json_tree(e.parameters)"
-    # Slices of the stored rows, in order: each key's first run is the one of the earliest slice
-    # holding it.
+    # The triggers' statements over slices of the stored rows, in order: each key's first run
+    # is the one of the earliest slice holding it.
+    rows = (
+        "(SELECT rowid, parameters, source_sha256, notebook FROM experiments "
+        "WHERE rowid > :start AND rowid <= :stop)"
+    )
     for start in range(0, last, chunk):
-        for statement in _fill(walked).split(";"):
+        for statement in _add("e", rows).split(";"):
             if statement.strip():
                 conn.execute(statement, {"start": start, "stop": start + chunk})
         progress(f"indexing the stored runs: {min(start + chunk, last)} of {last} rows")
@@ -211,7 +186,11 @@ def index_numeric_keys(
     missing = _unindexed_keys(conn)
     if not missing:
         return []
-    if conn.execute(_NOT_JSON).fetchone():
+    not_json = (
+        "SELECT 1 FROM experiments "
+        "WHERE parameters IS NOT NULL AND NOT json_valid(parameters) LIMIT 1"
+    )
+    if conn.execute(not_json).fetchone():
         return []
     progress = progress or _stderr_progress()
     for number, path in enumerate(missing, 1):
