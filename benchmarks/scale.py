@@ -666,7 +666,11 @@ def measure_ui(path: Path, facts: dict[str, str | int], timeout: float) -> list[
                 page.wait_for_function(
                     f"() => document.querySelectorAll('{rows}').length !== {matching}"
                 )
-                page.wait_for_selector("#parcoords .parcoords")
+                # The chart of every run, drawn after the table: its f1 axis is what is brushed.
+                page.wait_for_function(
+                    "() => Array.from(document.querySelectorAll("
+                    "'#parcoords .parcoords .axis-title')).some(n => n.textContent === 'f1')"
+                )
                 labels = page.eval_on_selector_all(
                     "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
                 )

@@ -65,18 +65,23 @@ class RunQuery:
         script: str | None = None,
         where: str | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[Run]:
         """Stored runs, most recent first unless ``sort`` is given: the filters of
-        :meth:`SQLiteTracker.runs <ploomber_like.tracker.SQLiteTracker.runs>`; ``offset`` skips
-        that many of them first (a page of a list, without uuids)."""
+        :meth:`SQLiteTracker.runs <ploomber_like.tracker.SQLiteTracker.runs>`. A page of a list
+        (without uuids): those that come after the run ``after`` (a full uuid: the last run of
+        the page before) in that order, read from there through an index however deep the page;
+        ``offset`` skips that many more first (each one skipped is read)."""
         statuses = _statuses(status)
         with store.reading(self.database) as conn:
             columns = self._columns(conn)
             sort_sql = None if sort is None else self._sort_expression(conn, columns, sort)
             if uuids is None:
+                cursor = None if after is None else _cursor(conn, sort_sql, after, self.database)
                 rows = _select_runs(conn, columns, sort_sql, ascending, limit,
                                     _filters(columns, statuses, tag, script, where),
-                                    offset=offset, selective=bool(where and where.strip()))
+                                    offset=offset, selective=bool(where and where.strip()),
+                                    cursor=cursor)
             else:
                 full = self._resolve_all(conn, uuids)
                 rows = self._rows_of(conn, columns, full, sort_sql, ascending, limit,
@@ -242,13 +247,24 @@ class RunQuery:
         return [uuid if uuid in stored else self._resolve_prefix(conn, uuid) for uuid in wanted]
 
     def _resolve_prefix(self, conn: sqlite3.Connection, uuid: str) -> str:
+        # The uuids a prefix starts are neighbours in the uuid index, from the first >= it.
         matches = [
             row[0]
             for row in conn.execute(
-                "SELECT uuid FROM experiments WHERE substr(uuid, 1, length(?)) = ? LIMIT 3",
-                (uuid, uuid),
+                "SELECT uuid FROM experiments WHERE uuid >= ? ORDER BY uuid LIMIT 3", (uuid,)
             )
+            if str(row[0]).startswith(uuid)
         ] if uuid else []
+        if not matches and uuid:
+            # uuids stored as numbers (by sklearn-evaluation's users) sort before any text.
+            matches = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT uuid FROM experiments WHERE typeof(uuid) != 'text' "
+                    "AND substr(uuid, 1, length(?)) = ? LIMIT 3",
+                    (uuid, uuid),
+                )
+            ]
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -311,34 +327,72 @@ def _select_runs(
     sort_columns: bool = False,
     offset: int = 0,
     selective: bool = False,
+    cursor: tuple[Any, Any, int] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Rows of :data:`store.RUN_COLUMNS` passing ``filters`` (conditions and their parameters),
-    most recent first or by ``sort_sql``, from the ``offset``-th; with ``sort_columns``, each
-    row ends with its sort value and ``created``. ``selective``: the conditions select few
-    runs, through an index of their own (a user's condition, a list of rowids)."""
+    most recent first or by ``sort_sql``, after the ``cursor`` (the sort value, ``created`` and
+    rowid of the row before them, see :func:`_cursor`), from the ``offset``-th; with
+    ``sort_columns``, each row ends with its sort value and ``created``. ``selective``: the
+    conditions select few runs, through an index of their own (a user's condition, a list of
+    rowids)."""
     conditions, params = filters
     selected = store.select_list(columns)
+    recent = "created DESC, rowid DESC"
+    # Each part is read in an order an index serves (see store.indexes): a limit, or a cursor,
+    # reads only the rows the page returns.
+    after_row = "(created, rowid) < (?, ?)"
     if sort_sql is None:
         # Unary + keeps SQLite from walking the index on created and testing every run
         # against a condition an index of its own answers (3 s against 1 ms at 100k runs).
-        order_by = "+created DESC, rowid DESC" if selective else "created DESC, rowid DESC"
-        return _select(conn, selected, conditions, params, order_by, limit, offset)
-    if sort_columns:
-        selected += f", {sort_sql}, created"
-    # Runs with a value first, then those without: each part in an order an index on the
-    # sort expression (see store.indexes) serves, so a limit reads only the rows it returns.
-    direction = "ASC" if ascending else "DESC"
-    valued = [*conditions, f"{sort_sql} IS NOT NULL"]
-    rows = _select(conn, selected, valued, params, f"{sort_sql} {direction}, created DESC",
-                   limit, offset)
-    if limit is None or len(rows) < limit:
-        if offset and not rows:
-            where_sql = " AND ".join(valued)
-            offset -= _scalar(conn, f"SELECT count(*) FROM experiments WHERE {where_sql}", params)
-        rows += _select(conn, selected, [*conditions, f"{sort_sql} IS NULL"], params,
-                        "created DESC, rowid DESC", None if limit is None else limit - len(rows),
-                        max(offset, 0) if not rows else 0)
+        order_by = "+created DESC, rowid DESC" if selective else recent
+        parts = [([], [], order_by)]
+        if cursor is not None:
+            parts = [([after_row], list(cursor[1:]), order_by)]
+    else:
+        if sort_columns:
+            selected += f", {sort_sql}, created"
+        # Runs with a value first, then those without.
+        direction, beyond = ("ASC", ">") if ascending else ("DESC", "<")
+        valued = ([f"{sort_sql} IS NOT NULL"], [], f"{sort_sql} {direction}, {recent}")
+        nulls = ([f"{sort_sql} IS NULL"], [], recent)
+        if cursor is None:
+            parts = [valued, nulls]
+        elif cursor[0] is None:
+            parts = [([f"{sort_sql} IS NULL", after_row], list(cursor[1:]), recent)]
+        else:
+            value, *rest = cursor
+            ties = ([f"{sort_sql} = ?", after_row], [value, *rest], recent)
+            further = ([f"{sort_sql} {beyond} ?"], [value], valued[2])
+            parts = [ties, further, nulls]
+    rows: list[tuple[Any, ...]] = []
+    for extra, extra_params, order_by in parts:
+        wanted = None if limit is None else limit - len(rows)
+        if wanted == 0:
+            break
+        part = ([*conditions, *extra], [*params, *extra_params])
+        found = _select(conn, selected, *part, order_by, wanted, offset)
+        if offset and not found:
+            # The offset reaches past this part: skip what it holds in the next.
+            where_sql = " AND ".join(part[0])
+            offset -= _scalar(conn, f"SELECT count(*) FROM experiments WHERE {where_sql}",
+                              part[1])
+            offset = max(offset, 0)
+        elif found:
+            offset = 0
+        rows += found
     return rows
+
+
+def _cursor(
+    conn: sqlite3.Connection, sort_sql: str | None, uuid: str, database: Path
+) -> tuple[Any, Any, int]:
+    """What a page after the run ``uuid`` starts from: its sort value, ``created``, rowid."""
+    row = conn.execute(
+        f"SELECT {sort_sql or 'NULL'}, created, rowid FROM experiments WHERE uuid = ?", (uuid,)
+    ).fetchone()
+    if row is None:
+        raise UnknownRunError(f"no run with uuid {uuid!r} in {store.display_name(database)}")
+    return row
 
 
 def _select(

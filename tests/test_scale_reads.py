@@ -264,3 +264,83 @@ def test_ls_sorted_shows_the_best_runs_with_unique_prefixes(many_runs: Path):
     for run in best:
         assert every[run.uuid] in done.stdout
     assert "0.24" in done.stdout and "0.21" not in done.stdout
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement the code under test runs, through any connection it opens."""
+    seen: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(seen.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    return seen
+
+
+def scans(path: Path, sql: list[str]) -> list[str]:
+    """The statements of ``sql`` that read a whole table of runs (the schema's and the keys'
+    tables hold a row per table or key, not per run)."""
+    found = []
+    for statement in sql:
+        if statement.lstrip().upper().startswith("SELECT"):
+            steps = plan(path, statement)
+            found += [statement for table in ("experiments", "blobs", "blob_uses", "metrics",
+                                              "artifacts", "inputs")
+                      if f"SCAN {table}" in steps]
+    return found
+
+
+@pytest.fixture
+def tied_runs(tmp_path: Path) -> Path:
+    """600 runs written in one transaction: f1 in 50 values shared by 11 or 12 runs each, one run
+    in 13 without f1 (they come last in any order by f1)."""
+    path = tmp_path / "tied.db"
+    SQLiteTracker(path).insert_many(
+        [{"n": i} if i % 13 == 0 else {"n": i, "f1": (i % 50) / 50} for i in range(600)]
+    )
+    return path
+
+
+@pytest.mark.parametrize(("sort", "ascending"), [(None, False), ("f1", False), ("f1", True)])
+def test_pages_read_after_a_run_are_the_list_in_order(tied_runs, statements, sort, ascending):
+    from ploomber_like.query import RunQuery
+
+    query = RunQuery(tied_runs)
+    every = [run.uuid for run in query.runs(sort=sort, ascending=ascending)]
+    pages, after = [], None
+    while True:
+        page = [run.uuid for run in query.runs(sort=sort, ascending=ascending, limit=70,
+                                               after=after)]
+        if not page:
+            break
+        pages.append(page)
+        after = page[-1]
+    assert [uuid for page in pages for uuid in page] == every
+    assert len(set(every)) == 600 and len(pages) == 9
+
+    # A deep page: read from its first run through an index, nothing before it skipped.
+    statements.clear()
+    deep = query.runs(sort=sort, ascending=ascending, limit=70, after=every[499])
+    assert [run.uuid for run in deep] == every[500:570]
+    assert scans(tied_runs, statements) == []
+    assert not any("OFFSET" in sql and not sql.rstrip().endswith("OFFSET 0")
+                   for sql in statements)
+
+
+def test_a_run_page_reads_no_whole_table(tmp_path: Path, statements):
+    from ploomber_like.query import RunQuery
+    from ploomber_like.ui import pages
+
+    sweep = build_sweep_database(tmp_path / "runs.db")
+    SQLiteTracker(sweep.path).insert_many([{"f1": i / 300} for i in range(300)])
+    uuid = sweep.ok[(25, 5)]
+    for name in (uuid, uuid[:10]):  # a full uuid, and a prefix
+        statements.clear()
+        html = pages.run_html(RunQuery(sweep.path), name, live=True)
+        assert uuid in html and "confusion_matrix" in html
+        assert len(statements) < 40
+        assert scans(sweep.path, statements) == []

@@ -305,6 +305,7 @@ def test_scatter_draws_replicate_group_means_with_error_bars(page, tmp_path):
                 ))
     with serving(path) as url:
         open_runs(page, url)
+        page.wait_for_selector("#scatter .main-svg")  # the charts come after the table
         page.select_option("#scatter-x", "alpha")
         page.select_option("#scatter-y", "score")
         page.check("#group-means")
@@ -740,6 +741,20 @@ def test_api_runs_serves_one_page_sorted_and_brushed_by_the_server(large: Path):
         table_only = client.get("/api/runs", params={"sort": "f1", "charts": "0"}).json()
         assert "sample" not in table_only and table_only["runs"] == first["runs"]
 
+        # Pages after the first are read after the last run of the page before: the same rows
+        # as an offset would give, and a deep page the same way.
+        assert first["next"] == first["runs"][-1]["uuid"]
+        after = client.get("/api/runs", params={
+            "sort": "f1", "after": first["next"], "offset": PAGE_SIZE, "charts": "0",
+        }).json()
+        assert after["runs"] == second["runs"] and after["offset"] == PAGE_SIZE
+        every = [run.uuid for run in SQLiteTracker(large).runs(sort="f1")]
+        deep = client.get("/api/runs", params={"sort": "f1", "after": every[2399]}).json()
+        assert [run["uuid"] for run in deep["runs"]] == every[2400:]
+        assert deep["next"] is None and not deep["complete"]
+        gone = client.get("/api/runs", params={"after": "no-such-run"})
+        assert gone.status_code == 400 and "no-such-run" in gone.json()["error"]
+
         bad = client.get("/api/runs", params={"brush": '{"nope": [[0, 1]]}'})
         assert bad.status_code == 400 and "nope" in bad.json()["error"]
         # A poll about an unchanged database is answered without reading it.
@@ -753,8 +768,8 @@ def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Pa
         open_runs(page, url + "/")
         assert page.locator("#run-count").inner_text() == "2500 runs"
         assert len(table_uuids(page)) == 100
-        assert "sample of" in page.locator("#chart-note").inner_text()
         page.wait_for_selector("#parcoords .parcoords")
+        assert "sample of" in page.locator("#chart-note").inner_text()
         first = table_uuids(page)
         page.click("#pager-next")
         page.wait_for_function(
@@ -788,3 +803,62 @@ def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Pa
         assert table_uuids(page)[0] in {run.uuid for run in SQLiteTracker(large).runs(
             sort="f1", limit=100
         )}
+
+
+def test_the_runs_page_serves_its_first_rows_in_its_html(large: Path):
+    import httpx
+
+    from ploomber_like.ui.views import PAGE_SIZE
+
+    newest = [run.uuid for run in SQLiteTracker(large).runs(limit=PAGE_SIZE + 1)]
+    with serving(large) as url, httpx.Client(base_url=url, timeout=120) as client:
+        html = client.get("/").text
+        assert '<span class="muted" id="run-count">2500 runs</span>' in html
+        for uuid in newest[:PAGE_SIZE]:
+            assert f'<tr data-uuid="{uuid}">' in html
+        assert newest[PAGE_SIZE] not in html
+        # plotly.js is asked for only when a chart is drawn, after the table.
+        assert "plotly.min.js" not in html
+        filtered = client.get("/", params={"where": "json_extract(parameters, '$.f1') >= 0.998"})
+        assert filtered.text.count("<tr data-uuid=") == 5
+        bad = client.get("/", params={"where": "no_such_column = 1"})
+        assert bad.status_code == 200 and "<tr data-uuid=" not in bad.text
+
+
+@pytest.mark.browser
+def test_a_paged_table_goes_back_and_forth_and_keeps_its_sort(page, large: Path):
+    every = [run.uuid for run in SQLiteTracker(large).runs(sort="f1")]
+    with serving(large) as url:
+        open_runs(page, url + "/")
+        page.click('#runs-table thead th[data-key="f1"]')
+        first_row = "() => document.querySelector('#runs-table tbody tr').dataset.uuid"
+        page.wait_for_function(f"{first_row} === '{every[0]}'")
+        for start in (100, 200):
+            page.click("#pager-next")
+            page.wait_for_function(f"{first_row} === '{every[start]}'")
+        assert table_uuids(page) == every[200:300]
+        assert page.locator("#pager-text").inner_text() == "201\u2013300 of 2500"
+        page.click("#pager-previous")
+        page.wait_for_function(f"{first_row} === '{every[100]}'")
+        assert page.locator("#pager-text").inner_text() == "101\u2013200 of 2500"
+
+
+def test_a_report_of_many_runs_holds_the_most_recent_and_says_how_many_it_left_out(
+    tmp_path: Path,
+):
+    from ploomber_like.ui.pages import REPORT_RUN_PAGES, REPORT_TABLE_RUNS
+
+    path = tmp_path / "many.db"
+    total = REPORT_TABLE_RUNS + 50
+    tracker = SQLiteTracker(path)
+    tracker.insert_many([{"f1": i / total} for i in range(total)])
+    newest = [run.uuid for run in tracker.runs(limit=REPORT_TABLE_RUNS + 1)]
+    html = tracker.report(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert (
+        f"This report holds the {REPORT_TABLE_RUNS} most recent of {total} runs (50 left out), "
+        f"and the pages of the {REPORT_RUN_PAGES} most recent."
+    ) in html
+    pages = [uuid for uuid in newest if f'id="run-{uuid}"' in html]
+    assert pages == newest[:REPORT_RUN_PAGES]
+    assert all(uuid in html for uuid in newest[:REPORT_TABLE_RUNS])
+    assert newest[REPORT_TABLE_RUNS] not in html

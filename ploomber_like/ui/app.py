@@ -48,9 +48,19 @@ def create_app(database: str | os.PathLike[str]) -> Starlette:
 
     query = RunQuery.existing(database)
     query.count()  # fail now, with one line, if the file is not a tracking database
+    pages.compile_templates()
 
     async def runs(request: Request) -> Response:
-        return _html(await run_in_threadpool(pages.runs_html, query, True))
+        # The first page of the table comes inside the HTML: rows show with no request after it.
+        # The charts' sample is left to the page, once the table is painted.
+        params = {"where": request.query_params.get("where") or "", "charts": "0"}
+        try:
+            first = await run_in_threadpool(_runs_page, query, params)
+        except TrackerError:
+            first = None  # a bad condition in the address: the page asks, and shows the error
+        else:
+            first["version"] = _version(query.database)
+        return _html(await run_in_threadpool(pages.runs_html, query, True, first))
 
     async def runs_api(request: Request) -> Response:
         from starlette.responses import JSONResponse
@@ -138,8 +148,8 @@ def serve(app: Starlette, sock: socket.socket) -> None:
 
 def _runs_page(query: RunQuery, params: Mapping[str, str]) -> dict[str, Any]:
     """The payload of ``/api/runs`` for its query string: ``where``, ``sort``, ``asc``,
-    ``offset``, ``limit`` (default :data:`views.PAGE_SIZE`), ``brush`` (JSON), ``charts``
-    (``0``: the table only)."""
+    ``offset``, ``after``, ``limit`` (default :data:`views.PAGE_SIZE`), ``brush`` (JSON),
+    ``charts`` (``0``: the table only)."""
     try:
         offset = max(int(params.get("offset") or 0), 0)
         limit = min(max(int(params.get("limit") or views.PAGE_SIZE), 1), views.PAGE_SIZE * 10)
@@ -152,6 +162,7 @@ def _runs_page(query: RunQuery, params: Mapping[str, str]) -> dict[str, Any]:
         query, where=params.get("where") or None, run_href="/run/{uuid}",
         sort=params.get("sort") or None, ascending=params.get("asc") == "1",
         offset=offset, limit=limit, brush=brush, charts=params.get("charts") != "0",
+        after=params.get("after") or None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ploomber_like import render
@@ -27,19 +27,25 @@ ASSETS = {
     "plotly.min.js": "text/javascript",
 }
 
-#: The report inlines each run's page up to this many runs (beyond: the table links nowhere).
-REPORT_RUN_PAGES = 500
+#: The report's table holds this many runs at most, the most recent: a file written in a
+#: moment and opened at once, whatever the size of the database (it says how many it leaves out).
+REPORT_TABLE_RUNS = 200
 
-#: The report's table holds this many runs at most, the most recent: a file a browser opens.
-REPORT_TABLE_RUNS = 5000
+#: The report inlines the pages of this many runs at most, the most recent (each inlines its
+#: images); the table's other rows link nowhere.
+REPORT_RUN_PAGES = 10
 
 
-def runs_html(query: RunQuery, live: bool) -> str:
+def runs_html(query: RunQuery, live: bool, first: dict[str, Any] | None = None) -> str:
     """The runs page: table, parallel coordinates, scatter. Live: it loads and polls
-    ``/api/runs``."""
+    ``/api/runs``; ``first``, a payload of :func:`views.runs_payload`, is its table's first page,
+    in the HTML as rows and as data."""
+    config = {"mode": "live", "api": "/api/runs", "blob": "/blob/", "compare": "/compare"}
+    if first is not None:
+        config["data"] = first
     return _render(
         "runs.html", live=live, title=f"runs · {query.database.name}", database=str(query.database),
-        config={"mode": "live", "api": "/api/runs", "blob": "/blob/", "compare": "/compare"},
+        config=config, first=first,
     )
 
 
@@ -63,21 +69,42 @@ def compare_html(query: RunQuery, uuids: Sequence[str], live: bool) -> str:
 
 def report_html(
     query: RunQuery, where: str | None = None, compare: Sequence[str] = ()
-) -> str:
-    """The report: the runs page with its data inlined, each run's page, and the compare page
-    of ``compare`` (2 to 4 runs) if given; plotly.js, styles and images inline."""
+) -> Iterator[str]:
+    """The report, in pieces to write one after the other: the runs page with its data inlined
+    (the :data:`REPORT_TABLE_RUNS` most recent runs ``where`` selects), the pages of the
+    :data:`REPORT_RUN_PAGES` most recent, and the compare page of ``compare`` (2 to 4 runs) if
+    given; plotly.js, styles and images inline."""
+    # The page does its own sorting and charts over the runs it holds: no sample to read.
     payload = views.runs_payload(
-        query, where=where, run_href="#run-{uuid}", limit=REPORT_TABLE_RUNS
+        query, where=where, run_href="#run-{uuid}", limit=REPORT_TABLE_RUNS, charts=False
     )
-    runs = query.runs(where=where, limit=REPORT_RUN_PAGES)
-    pages = [views.run_page(query, run.uuid, views.inline_source) for run in runs]
+    runs = payload["runs"][:REPORT_RUN_PAGES]
+    pages = [views.run_page(query, run["uuid"], views.inline_source) for run in runs]
+    for run in payload["runs"][REPORT_RUN_PAGES:]:
+        run["href"] = None  # no page of its own in the file
     compared = views.compare_page(query, compare, views.inline_source) if compare else None
-    return _render(
-        "report.html", live=False, title=f"report · {query.database.name}",
-        database=str(query.database), pages=pages, compare=compared, run_href=_href(False),
+    total, held = payload["total"], len(payload["runs"])
+    note = ""
+    if total > held or held > len(pages):
+        note = (f"This report holds the {held:,} most recent of {total:,} runs "
+                f"({total - held:,} left out)" if total > held
+                else f"This report holds all {total:,} runs")
+        if held > len(pages):
+            note += f", and the pages of the {len(pages):,} most recent"
+        note += "."
+    return _environment().get_template("report.html").generate(
+        live=False, title=f"report · {query.database.name}", database=str(query.database),
+        pages=pages, compare=compared, run_href=_href(False), first=None, report_note=note,
         config={"mode": "report", "data": payload, "compare": "#compare" if compared else ""},
-        assets={name: _inline_script(name) for name in ASSETS},
+        assets={name: _inline_script(name) for name in ASSETS}, **_globals(),
     )
+
+
+def compile_templates() -> None:
+    """Compile the server's templates now (a server's start) rather than on the first visit of
+    each page."""
+    for name in ("runs.html", "run.html", "compare.html", "error.html"):
+        _environment().get_template(name)
 
 
 def error_html(message: str) -> str:
@@ -117,9 +144,11 @@ def _href(live: bool):
 
 
 def _render(template: str, **context: Any) -> str:
-    return _environment().get_template(template).render(
-        status_class=_status_class, missing=render.MISSING, json=views.script_json, **context
-    )
+    return _environment().get_template(template).render(**_globals(), **context)
+
+
+def _globals() -> dict[str, Any]:
+    return {"status_class": _status_class, "missing": render.MISSING, "json": views.script_json}
 
 
 def _status_class(status: str | None) -> str:

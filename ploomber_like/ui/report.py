@@ -33,10 +33,11 @@ def write_report(
     from ploomber_like.query import RunQuery
     from ploomber_like.ui import pages
 
-    text = pages.report_html(RunQuery.existing(database), where=where, compare=compare)
+    parts = pages.report_html(RunQuery.existing(database), where=where, compare=compare)
     path = Path(output)
     try:
-        path.write_text(text, encoding="utf-8")
+        with path.open("w", encoding="utf-8") as file:
+            file.writelines(parts)
     except OSError as exc:
         raise TrackerError(f"cannot write the report to {path}: {exc.strerror}") from None
     return path

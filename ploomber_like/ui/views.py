@@ -112,16 +112,20 @@ def runs_payload(
     limit: int | None = None,
     brush: Mapping[str, Any] | None = None,
     charts: bool = True,
+    after: str | None = None,
 ) -> dict[str, Any]:
     """The runs table, parallel coordinates and scatter data as JSON-able data.
 
     ``runs``: the table's rows, those ``where`` and ``brush`` select (``brush``: ranges by
     numeric key, ``{"f1": [[0.8, 1.0]]}``, as the parallel coordinates' axes are brushed), in
-    the order of ``sort``, ``limit`` of them from the ``offset``-th (default: all); one object
-    per run with its full and short uuid, status, link, replicate group, and per column the
-    value (``v``, numbers and text only) and the text shown (``t``). ``total``: how many runs
-    they are. ``complete``: true when ``runs`` holds every run ``where`` selects, and the page
-    may sort and brush by itself; otherwise ``sample``: the runs the charts draw, at most
+    the order of ``sort``, ``limit`` of them from the ``offset``-th (default: all); with
+    ``after`` (the uuid of the last run of the page before, ``next`` in its payload), those
+    after it, ``offset`` then only saying where the page starts; one object per run with its
+    full and short uuid, status, link, replicate group, and per column the value (``v``,
+    numbers and text only) and the text shown (``t``). ``total``: how many runs they are;
+    ``next``: the uuid the next page is read after (None on the last page). ``complete``:
+    true when ``runs`` holds every run ``where`` selects, and the page may sort and brush by
+    itself; otherwise ``sample``: the runs the charts draw, at most
     :data:`CHART_SAMPLE` of those ``where`` selects (``sampled``: whether they are a random
     share), with the cells the charts use; without ``charts``, none (a page that keeps its
     charts while it sorts, pages or brushes the table) and the columns are judged on ``runs``.
@@ -132,9 +136,13 @@ def runs_payload(
     """
     condition = _and(where, _brush_condition(query, brush))
     total = query.count(where=condition)
-    page = query.runs(where=condition, sort=sort, ascending=ascending, limit=limit,
-                      offset=offset)
-    complete = not brush and offset == 0 and len(page) == total
+    # One run more than the page: whether a next page exists, however the page was reached.
+    page = query.runs(where=condition, sort=sort, ascending=ascending,
+                      limit=None if limit is None else limit + 1,
+                      offset=0 if after else offset, after=after)
+    following = page[limit:] if limit is not None else []
+    page = page[:limit]
+    complete = not brush and not after and offset == 0 and len(page) == total
     drawn = page if complete or not charts else query.sample(CHART_SAMPLE, where=where)
     known = {run.uuid for run in page}
     everything = [*page, *(run for run in drawn if run.uuid not in known)]
@@ -186,6 +194,8 @@ def runs_payload(
         "runs": runs,
         "total": total,
         "offset": offset,
+        # Where the next page starts: read after this run, through an index (no OFFSET).
+        "next": page[-1].uuid if following else None,
         "complete": complete,
         "where": where or "",
         "missing": render.MISSING,

@@ -37,13 +37,24 @@
     xKey: null,
     yKey: null,
     offset: 0,             // the first row of the table's page, when the server pages it
+    after: null,           // the run that page is read after (null: the first page)
+    pages: [],             // the offset and after of each page before it, for Previous
+    requests: 0,           // requests to /api/runs made so far
+    latest: 0,             // the number of the latest one the user asked for
+    pending: 0,            // how many of those are unanswered
     version: null          // the database's version the payload was read at
   };
 
-  // Runs fn once plotly.js is there: the server's pages load it without waiting for it.
+  // Runs fn once plotly.js is there. It is 3.5 MB: the server's pages fetch it only when they
+  // draw a chart, so parsing it never holds the table or a run page back (the report inlines it).
   function whenPlotly(fn) {
+    if (window.Plotly) { fn(); return; }
     var script = document.getElementById("plotly-script");
-    if (window.Plotly || !script) fn(); else script.addEventListener("load", fn);
+    if (!script) {
+      script = el("script", { src: "/static/plotly.min.js", id: "plotly-script" });
+      document.head.appendChild(script);
+    }
+    script.addEventListener("load", fn);
   }
 
   function el(tag, attributes, text) {
@@ -70,7 +81,10 @@
   // sample of the runs.
   function complete() { return config.mode === "report" || state.payload.complete !== false; }
 
-  function chartRuns() { return complete() ? state.payload.runs : state.payload.sample; }
+  // Until a paged table's sample has come, its page stands for the runs.
+  function chartRuns() {
+    return complete() ? state.payload.runs : state.payload.sample || state.payload.runs;
+  }
 
   function chartColumns() {
     // Numbers, and text parameters with a few distinct values (as categorical axes); an axis
@@ -327,8 +341,10 @@
         var c = cell(run, column.key);
         var td = el("td");
         if (column.key === "uuid") {
-          var link = el("a", { href: run.href, "class": "uuid", title: run.uuid }, run.short);
-          td.appendChild(link);
+          // A report's runs beyond its run pages have none to link to.
+          td.appendChild(el(run.href ? "a" : "span",
+                            run.href ? { href: run.href, "class": "uuid", title: run.uuid } :
+                                       { "class": "uuid", title: run.uuid }, run.short));
         } else if (column.key === "status") {
           td.appendChild(el("span", { "class": "status status-" + (run.status || "unknown") }, c.t));
         } else if (column.key === "tags") {
@@ -424,7 +440,8 @@
     var host = document.getElementById("parcoords");
     var columns = chartColumns();
     renderChartNote();
-    if (!window.Plotly || !columns.length || !chartRuns().length) {
+    if (!window.Plotly) return;  // not fetched yet: the charts are drawn once it is
+    if (!columns.length || !chartRuns().length) {
       host.textContent = "";
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
@@ -537,7 +554,8 @@
   function renderScatter() {
     var host = document.getElementById("scatter");
     var numeric = numericColumns();
-    if (!window.Plotly || !numeric.length || !state.xKey || !state.yKey) {
+    if (!window.Plotly) return;
+    if (!numeric.length || !state.xKey || !state.yKey) {
       host.textContent = "";
       host.appendChild(el("div", { "class": "empty" }, "no numeric parameters or values yet"));
       return;
@@ -577,7 +595,7 @@
       host.dataset.listening = "1";
       host.on("plotly_click", function (event) {
         var point = event.points && event.points[0];
-        if (point && point.customdata) window.location.href = point.customdata[0];
+        if (point && point.customdata && point.customdata[0]) window.location.href = point.customdata[0];
       });
     }
   }
@@ -628,18 +646,35 @@
     renderColumnsMenu();
     renderTable();
     updateCompareButton();
-    // The table first, painted at once; the charts after that frame (hundreds of lines take
-    // WebGL a while), and only those of the latest payload.
+    // The table first, painted at once; the charts once the page is idle after that frame and
+    // no table answer is awaited (WebGL's parcoords holds the page for seconds where it draws in
+    // software), and only those of the latest payload. A paged table's first page comes without
+    // the charts' sample: it is asked for then.
     var drawing = state.drawing = (state.drawing || 0) + 1;
     window.requestAnimationFrame(function () {
-      window.setTimeout(function () {
-        whenPlotly(function () {
-          if (drawing !== state.drawing) return;
-          renderParcoords();
-          renderScatter();
+      whenIdle(function () {
+        if (drawing !== state.drawing) return;
+        if (!complete() && !state.payload.sample) { loadSample(); return; }
+        whenSettled(function () {
+          whenPlotly(function () {
+            if (drawing !== state.drawing) return;
+            renderParcoords();
+            renderScatter();
+          });
         });
-      }, 0);
+      });
     });
+  }
+
+  function whenIdle(fn) {
+    if (window.requestIdleCallback) window.requestIdleCallback(fn, { timeout: 1000 });
+    else window.setTimeout(fn, 0);
+  }
+
+  // Runs fn, when idle, once no table request the user made is unanswered.
+  function whenSettled(fn) {
+    if (state.pending) { window.setTimeout(function () { whenSettled(fn); }, 50); return; }
+    whenIdle(fn);
   }
 
   // --- loading and polling -------------------------------------------------------------------
@@ -660,6 +695,7 @@
       });
       if (Object.keys(brush).length) params.set("brush", JSON.stringify(brush));
       if (state.offset) params.set("offset", String(state.offset));
+      if (state.after) params.set("after", state.after);
       if (tableOnly) params.set("charts", "0");
     }
     if (!force && state.version) params.set("since", state.version);
@@ -669,16 +705,21 @@
 
   // A new page of the table; with tableOnly (a sort, a page, a brush of a paged table), the
   // charts and their sample stay as they are.
-  function reload(offset, tableOnly) {
+  function reload(offset, tableOnly, after) {
     state.offset = offset;
+    state.after = after || null;
+    if (!offset) state.pages = [];
     return load(document.getElementById("where").value, true, tableOnly);
   }
 
+  // A request the user makes (a filter, a sort, a page, a brush) supersedes every earlier one:
+  // their answers, polls' included, would show a table the user has moved away from.
   function load(where, force, tableOnly) {
     var url = apiUrl(where, force, tableOnly);
-    return fetch(url, { headers: { Accept: "application/json" } }).then(function (response) {
-      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
-    }).then(function (result) {
+    var request = state.requests = state.requests + 1;
+    if (force) { state.latest = request; state.pending += 1; }
+    return fetchJson(url).then(function (result) {
+      if (request < state.latest) return;
       var live = document.getElementById("live");
       if (!result.ok) { showError(result.body.error); return; }
       showError("");
@@ -700,6 +741,31 @@
     }).catch(function () {
       var live = document.getElementById("live");
       if (live) live.classList.add("stale");
+    }).then(function () {
+      if (force) state.pending -= 1;
+    });
+  }
+
+  // The charts' sample of the runs the filter selects, for a table that came without it (the
+  // first page, inside the HTML): the table stays as it is, whatever was asked since.
+  function loadSample() {
+    var where = document.getElementById("where").value;
+    fetchJson(apiUrl(where, true)).then(function (result) {
+      var body = result.body;
+      if (!result.ok || body.unchanged || !body.sample || state.payload.where !== body.where) return;
+      state.payload.columns = body.columns;
+      state.payload.sample = body.sample;
+      state.payload.sampled = body.sampled;
+      renderAll();
+    }).catch(function () {
+      var live = document.getElementById("live");
+      if (live) live.classList.add("stale");
+    });
+  }
+
+  function fetchJson(url) {
+    return fetch(url, { headers: { Accept: "application/json" } }).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; });
     });
   }
 
@@ -732,23 +798,32 @@
       window.history.replaceState(null, "", url);
       reload(0);
     });
-    var pageSize = function () { return state.payload ? state.payload.runs.length || 1 : 1; };
+    // Pages are read after the last run of the one before (see /api/runs' `next`): going back
+    // takes the run the page before was read after.
     document.getElementById("pager-previous").addEventListener("click", function () {
-      reload(Math.max(state.offset - pageSize(), 0), true);
+      var before = state.pages.pop();
+      if (before) reload(before.offset, true, before.after);
     });
     document.getElementById("pager-next").addEventListener("click", function () {
-      reload(state.offset + pageSize(), true);
+      if (!state.payload.next) return;
+      state.pages.push({ offset: state.offset, after: state.after });
+      reload(state.offset + state.payload.runs.length, true, state.payload.next);
     });
     document.getElementById("clear-filter").addEventListener("click", function () {
       input.value = "";
       form.requestSubmit();
     });
-    load(input.value, true);
+    if (config.data) {
+      state.payload = config.data;
+      state.version = config.data.version || null;
+      renderAll();
+    } else {
+      load(input.value, true);
+    }
     window.setInterval(function () { if (!document.hidden) load(input.value, false); }, POLL_MS);
   }
 
   function renderMetricCharts() {
-    if (!window.Plotly) return;
     document.querySelectorAll("script.metric-data").forEach(function (script) {
       var data = JSON.parse(script.textContent);
       var host = script.parentNode.querySelector(".metric-chart");
@@ -761,5 +836,5 @@
   }
 
   if (document.getElementById("runs-table")) startRunsPage();
-  whenPlotly(renderMetricCharts);
+  if (document.querySelector("script.metric-data")) whenPlotly(renderMetricCharts);
 })();
