@@ -258,3 +258,13 @@ def test_pyplot_is_preloaded_only_for_a_file_importing_beyond_the_standard_libra
         done = cli(name, "-g", "x=1", "-q", "-d", str(database), cwd=work, env=env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert [run["loaded"] for run in runs(database)] == [expected]
+
+
+def test_what_a_kernel_imports_as_it_starts_is_kept_for_the_next_template(work, env):
+    tracker(work, env, "-g", "repeat=1", "-d", "first.db")
+    (kept,) = (Path(env["XDG_CACHE_HOME"]) / "ploomber_like" / "kernel_imports").glob("*.json")
+    names = json.loads(kept.read_text())
+    assert "ipykernel.debugger" in names  # imported by a kernel's start, not before it
+    kept.write_text("[half a li")  # a damaged file: the next template learns the list again
+    tracker(work, env, "-g", "repeat=1", "-d", "second.db")
+    assert json.loads(kept.read_text()) == names
