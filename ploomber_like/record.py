@@ -333,20 +333,20 @@ def run_fingerprint(source: str, parameters: dict[str, Any]) -> str:
 def git_state(path: Path) -> tuple[str | None, bool | None]:
     """Commit and dirty flag of the git repository holding ``path``, or (None, None)."""
     folder = str(path.resolve().parent)
+    # One git process for both (its status headers name the commit): each run of a
+    # track_execution loop waits for it.
     try:
-        commit = subprocess.run(
-            ["git", "-C", folder, "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10,
-        )
-        if commit.returncode != 0:
-            return None, None
         status = subprocess.run(
-            ["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", folder, "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
             capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return commit.stdout.strip(), bool(status.stdout.strip())
+    lines = status.stdout.splitlines()
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    if status.returncode != 0 or commit is None or commit == "(initial)":
+        return None, None
+    return commit, any(not line.startswith("#") for line in lines)
 
 
 def _user_name() -> str:

@@ -576,6 +576,17 @@ def test_exits_crashes_and_timeouts_name_the_statements_line(tmp_path, kind, sta
 
 
 @pytest.mark.kernel
+def test_input_fails_at_once_rather_than_waiting_for_an_answer(tmp_path):
+    # No one can answer a run's input(): it raises, as under nbclient, instead of waiting
+    # for the timeout (a run's client has no stdin channel).
+    path = write_script(tmp_path, "a = 1\na\n\nname = input('name? ')\n")
+    record = track_execution(path, database=tmp_path / "runs.db", timeout=120, quiet=True)
+    assert record.status == "failed"
+    assert record.error.type == "StdinNotImplementedError"
+    assert record.values == {"a": 1}
+
+
+@pytest.mark.kernel
 def test_a_notebook_failure_names_cell_and_line(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# title"),

@@ -244,3 +244,27 @@ def test_a_crash_in_a_kernel_forked_from_a_large_template_keeps_the_fatal_error(
     assert status == "crashed"
     assert "Fatal Python error: Segmentation fault" in traceback
     assert "Extension modules: (total: " in traceback
+
+
+def test_pyplot_is_preloaded_only_for_a_file_importing_beyond_the_standard_library(work, env):
+    # pyplot saves plotting runs ~0.4 s each; a file of the standard library alone does not
+    # plot through a library, and its template starts without it (a run importing it after
+    # all has it learned).
+    shows = "\n\nloaded = 'matplotlib.pyplot' in sys.modules\nloaded\n"
+    write_script(work, "import sys" + shows, "plain.py")
+    write_script(work, "import sys\nimport numpy" + shows, "library.py")
+    for name, expected in (("plain.py", False), ("library.py", True)):
+        database = work / f"{name}.db"
+        done = cli(name, "-g", "x=1", "-q", "-d", str(database), cwd=work, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [run["loaded"] for run in runs(database)] == [expected]
+
+
+def test_what_a_kernel_imports_as_it_starts_is_kept_for_the_next_template(work, env):
+    tracker(work, env, "-g", "repeat=1", "-d", "first.db")
+    (kept,) = (Path(env["XDG_CACHE_HOME"]) / "ploomber_like" / "kernel_imports").glob("*.json")
+    names = json.loads(kept.read_text())
+    assert "ipykernel.debugger" in names  # imported by a kernel's start, not before it
+    kept.write_text("[half a li")  # a damaged file: the next template learns the list again
+    tracker(work, env, "-g", "repeat=1", "-d", "second.db")
+    assert json.loads(kept.read_text()) == names

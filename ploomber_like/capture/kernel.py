@@ -315,6 +315,9 @@ class KernelCapture:
             self.publish("cell_end", {JSON_MIMETYPE: end.to_json()}, kind="cell_end")
             if error is not None:
                 break
+            # What the cell showed leaves with ipykernel's I/O thread before the next cell, which
+            # may end the process at once (os._exit, a crash): one wait for that thread per cell.
+            self.streams[0].stream.flush()
         if not interrupted:
             try:
                 self.report_modules()
@@ -349,7 +352,20 @@ class KernelCapture:
                 mimetype: without_addresses(content) if mimetype in _TEXT_TYPES else content
                 for mimetype, content in data.items()
             }
-        publish_display_data(data, metadata=CaptureTag(key, kind).metadata())
+        metadata = CaptureTag(key, kind).metadata()
+        # ipykernel flushes stdout and stderr before every display, each time waiting for its
+        # I/O thread to send them: two waits for each of a run's dozens of values and cell ends.
+        # Only text written since the last display must go out before this one.
+        written = [stream.take_written() for stream in self.streams]
+        sender = self.shell.display_pub
+        if any(written) or getattr(sender, "pub_socket", None) is None:
+            publish_display_data(data, metadata=metadata)
+            return
+        content = {"data": data, "metadata": metadata, "transient": {}}
+        sender.session.send(
+            sender.pub_socket, "display_data", content, parent=sender.parent_header,
+            ident=sender.topic,
+        )
 
 
 def _hiding_frames(showtraceback: Callable[..., Any], *codes: Any) -> Callable[..., Any]:

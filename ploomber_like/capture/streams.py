@@ -68,6 +68,9 @@ class BoundedStream:
         # read), then the incomplete line of the dropped text.
         self.head_line: str | None = ""
         self.line: str | None = ""
+        #: Whether text went to the stream since :meth:`take_written` last said (at first,
+        #: unknown: it may hold text written before).
+        self.written = True
 
     @classmethod
     def wrap(cls, stream: Any) -> BoundedStream:
@@ -97,6 +100,11 @@ class BoundedStream:
         with self.lock:
             self.scalar_source, self.scalar_pattern = pattern, None
             self.scalar_lines_sent = 0
+
+    def take_written(self) -> bool:
+        """Whether anything was written to the stream since the last call."""
+        written, self.written = self.written, False
+        return written
 
     def write(self, text: str) -> int:
         if os.getpid() != self.pid:
@@ -161,6 +169,7 @@ class BoundedStream:
                 self._send(cut_marker(cut) + tail if cut else tail)
 
     def _send(self, text: str) -> None:
+        self.written = True
         self.forwarding = True
         try:
             self.forward(text)
@@ -170,6 +179,7 @@ class BoundedStream:
     def _unbounded(self, text: str) -> Any:
         # The stream's own write, under every wrapper: one that wraps this bound must not be
         # called again from it.
+        self.written = True
         return type(self.stream).write(self.stream, text)
 
     def _follow_head_line(self, head: str, before: int) -> None:

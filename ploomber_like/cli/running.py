@@ -155,12 +155,15 @@ def _run_search(path, specs, maximize, minimize, fixed, trials, sampler, seed, s
 def _run_single(path, parameters, database, options: RunOptions) -> None:
     import warnings
 
-    from ploomber_like.notebook import prepare_run
-    from ploomber_like.render import print_record_summary
-    from ploomber_like.tracking import kernel_started_ahead, track_prepared
+    from ploomber_like.kernels import kernel_started_ahead
 
-    # The kernel starts first: its start-up overlaps reading the file and opening the database.
+    # The kernel starts first: its start-up overlaps importing the rest, reading the file and
+    # opening the database.
     with kernel_started_ahead() as fresh, warnings.catch_warnings(record=True) as caught:
+        from ploomber_like.notebook import prepare_run
+        from ploomber_like.render import print_record_summary
+        from ploomber_like.tracking import track_prepared
+
         warnings.simplefilter("always")
         # A single call: no warm template kept for later ones.
         single = dataclasses.replace(options, keep_warm=False)

@@ -32,6 +32,7 @@ _EXPORTS = {
     "FreshKernels": "handle",
     "KernelHandle": "handle",
     "KernelStartError": "handle",
+    "kernel_started_ahead": "handle",
     "KernelTemplate": "template",
     "fork_available": "template",
     "make_factory": "template",
@@ -71,6 +72,7 @@ __all__ = [
     "fork_available",
     "installed_packages_stamp",
     "kernel_environment",
+    "kernel_started_ahead",
     "kill_process_tree",
     "learned_modules",
     "make_factory",
@@ -94,6 +96,7 @@ if TYPE_CHECKING:
         FreshKernels,
         KernelHandle,
         KernelStartError,
+        kernel_started_ahead,
     )
     from ploomber_like.kernels.learned import LearnedModules, learned_modules
     from ploomber_like.kernels.pool import KernelPool, ReadyKernel, connect_client

@@ -6,19 +6,21 @@ and the script's imports, which is the fastest way to run one file once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ploomber_like.capture.protocol import CELL_START_PREFIX
 from ploomber_like.kernels.environment import KERNEL_OPTIONS, kernel_environment
-from ploomber_like.kernels.processes import kill_process_tree, signal_group
+from ploomber_like.kernels.processes import kill_process_tree, new_runtime_dir, signal_group
 
 #: Seconds a kernel may take to write its connection file and answer ``kernel_info``.
 STARTUP_TIMEOUT = 60.0
@@ -168,3 +170,20 @@ class FreshKernels:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             ahead.kill()
+
+
+@contextlib.contextmanager
+def kernel_started_ahead(cwd: Path | None = None) -> Iterator[FreshKernels]:
+    """Fresh kernels for a single run, the first started at once (in ``cwd``, default this
+    process's working directory): it initializes while the caller imports the rest, reads the
+    file and opens the database, then
+    :func:`~ploomber_like.tracking.track_prepared` takes it (``fresh``). Killed if no run
+    took it."""
+    runtime_dir = new_runtime_dir()
+    kernels = FreshKernels(runtime_dir, cwd or Path.cwd())
+    try:
+        kernels.start_ahead()
+        yield kernels
+    finally:
+        kernels.close()
+        shutil.rmtree(runtime_dir, ignore_errors=True)

@@ -201,7 +201,11 @@ async def connect_client(handle: KernelHandle, timeout: float = STARTUP_TIMEOUT)
             await asyncio.sleep(0.005)
     client = _Client()
     client.load_connection_info(info)
-    client.start_channels()
+    # A run needs shell and iopub only: no heartbeat (a thread and a socket per client, where
+    # the process itself says whether the kernel lives), no control (interrupts are signals), no
+    # stdin (a run cannot answer input(): it fails at once, as under nbclient's own clients).
+    client.allow_stdin = False
+    client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
     try:
         await _handshake(client, handle, deadline)
     except BaseException:

@@ -9,7 +9,6 @@ import dataclasses
 import functools
 import itertools
 import os
-import shutil
 import threading
 import time
 import warnings
@@ -25,7 +24,6 @@ from ploomber_like.kernels import (
     KernelTemplate,
     LearnedModules,
     learned_modules,
-    new_runtime_dir,
     preloadable_modules,
     shared_factory,
 )
@@ -132,7 +130,8 @@ def track_prepared(
 
     ``cwd`` is the kernel's working directory (default: this process's); ``reproduces`` the
     uuid of the run this one reruns, stored in the ``reproduces`` column; ``fresh``: where to
-    take the run's kernel from instead, such as one :func:`kernel_started_ahead` started.
+    take the run's kernel from instead, such as one
+    :func:`~ploomber_like.kernels.kernel_started_ahead` started.
     """
     quiet = options.quiet
     if not quiet:
@@ -243,21 +242,6 @@ def _prepare_next_kernel(
             if learned is not None:
                 learned.extend(template)
             template.prepare_spare()
-
-
-@contextlib.contextmanager
-def kernel_started_ahead(cwd: Path | None = None) -> Iterator[FreshKernels]:
-    """Fresh kernels for a single run, the first started at once (in ``cwd``, default this
-    process's working directory): it initializes while the caller reads the file and opens the
-    database, then :func:`track_prepared` takes it (``fresh``). Killed if no run took it."""
-    runtime_dir = new_runtime_dir()
-    kernels = FreshKernels(runtime_dir, cwd or Path.cwd())
-    try:
-        kernels.start_ahead()
-        yield kernels
-    finally:
-        kernels.close()
-        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
