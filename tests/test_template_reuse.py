@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import wait_for, write_script
+from conftest import cli, stored_values, wait_for, write_script
 
 pytestmark = [
     pytest.mark.kernel,
@@ -291,3 +291,18 @@ def test_calls_from_a_running_event_loop_and_from_threads(tmp_path, work):
     assert len({run["pid"] for run in runs}) == 6
     assert not any(run["seen_before"] for run in runs)
     wait_until_gone(tmpdir)
+
+
+@pytest.mark.kernel
+def test_a_pythonpath_entry_naming_the_working_directory_stays_on_a_forked_kernels_path(tmp_path):
+    # `PYTHONPATH=$PWD python scripts/s.py` keeps $PWD on sys.path; the template dropped every
+    # entry equal to its working directory, so forked runs lost it (only '' stayed).
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    write_script(folder, "# parameters\nn = 1\nWORKDIR = ''\n\nimport sys\n\n"
+                 "on_path = WORKDIR in sys.path\non_path\n")
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    done = cli("scripts/script.py", "-g", "n=1,2", "-p", f"WORKDIR={str(tmp_path)!r}",
+               "-d", "runs.db", "-q", "-w", "1", cwd=tmp_path, env={"PYTHONPATH": pythonpath})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [values["on_path"] for values in stored_values(tmp_path / "runs.db")] == [True, True]

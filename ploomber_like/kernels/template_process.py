@@ -41,8 +41,9 @@ def serve_template() -> None:
 
     End of stdin means the driver is gone: kill the kernels, exit.
     """
-    # Never import the user's modules from the working directory into the template.
-    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    # Never import the user's modules from the working directory into the template: `python -c`
+    # put it first as ''. An entry the user set (PYTHONPATH) stays, as under `python script.py`.
+    sys.path[:] = [p for p in sys.path if p != ""]
     control_in = sys.stdin.fileno()
     control_out = os.fdopen(os.dup(1), "wb", buffering=0)
     devnull = os.open(os.devnull, os.O_RDWR)
