@@ -722,10 +722,12 @@
       if (request < state.latest) return;
       var live = document.getElementById("live");
       if (!result.ok) { showError(result.body.error); return; }
-      showError("");
       if (live) { live.classList.remove("stale"); live.title = "updated " + new Date().toLocaleTimeString(); }
       state.version = result.body.version || null;
+      // A poll's "nothing written since" is answered before the condition is read: the error
+      // of a bad condition stands until a table answers it.
       if (result.body.unchanged) return;
+      showError("");
       if (tableOnly && state.payload && !complete() && !result.body.complete) {
         result.body.columns = state.payload.columns;
         result.body.sample = state.payload.sample;
