@@ -153,7 +153,8 @@ async def execute_run(
     try:
         ending = await execution.run(record.group_durations)
     except asyncio.CancelledError:
-        # Ctrl-C: keep what the run showed so far, then let the cancellation go on.
+        # Ctrl-C: keep what the run showed so far (also what reached us unread), then go on.
+        await execution._read_messages(lambda: False, DRAIN_SECONDS, until_quiet=True)
         _set_outcome(record, classify(Cancelled(), str(prepared.path), {}))
         _fill_record(record, output, started)
         raise
@@ -373,9 +374,10 @@ class _Execution:
             return tuple(self.traceback)
         return ()
 
-    async def _read_messages(self, done: Callable[[], bool], seconds: float) -> bool:
+    async def _read_messages(self, done: Callable[[], bool], seconds: float,
+                             until_quiet: bool = False) -> bool:
         """Handle the request's messages nbclient left unread (it stopped reading), for up to
-        ``seconds``, until ``done()`` or the kernel is idle; whether that happened."""
+        ``seconds``, until ``done()``, idle or (``until_quiet``) none waits; whether done."""
         from queue import Empty
 
         from nbclient.exceptions import CellExecutionComplete
@@ -385,7 +387,7 @@ class _Execution:
             try:
                 message = await self.kernel.client.iopub_channel.get_msg(timeout=0.1)
             except Empty:
-                if not self.kernel.handle.is_alive():
+                if until_quiet or not self.kernel.handle.is_alive():
                     return False  # nothing more can come
                 continue
             try:
@@ -447,9 +449,7 @@ class _RunOutput:
         if not text:
             return
         if self.echo:
-            terminal = sys.stdout if name == "stdout" else sys.stderr
-            terminal.write(text)
-            terminal.flush()
+            print(text, end="", file=sys.stdout if name == "stdout" else sys.stderr, flush=True)
         if self.keep_in_notebook:
             self._add_to_cell(name, text, outputs)
 
