@@ -129,7 +129,7 @@ for epoch in range(epochs):
     with open(log, "a") as f:
         f.write(f"{lr}\\n")
     print(f"epoch: {epoch} val_loss: {val_loss}", flush=True)
-    time.sleep(0.05)
+    time.sleep(0.2)  # a loaded machine stops a pruned run within an epoch or two
 
 val_loss
 """
