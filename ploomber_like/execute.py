@@ -7,11 +7,9 @@ import math
 import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +17,11 @@ from ploomber_like.artifacts import changed_files, run_directory, snapshot
 from ploomber_like.capture.outputs import CapturedRun
 from ploomber_like.capture.protocol import (
     HOOK_NAME,
-    MAX_STREAM_CHARS,
     CellEnd,
-    ScalarLines,
-    cut_marker,
     keep_figures_code,
-    read_cell_end,
-    read_tag,
     run_cells_code,
     scalar_lines_code,
     setup_code,
-    split_stream,
     started_cell,
 )
 from ploomber_like.inputs import hash_inputs
@@ -51,12 +43,12 @@ from ploomber_like.record import (
     Environment,
     MetricPoint,
     Record,
-    RecordOptions,
     Status,
     new_created,
     new_uuid,
 )
-from ploomber_like.scalars import ScalarReader, scalar_pattern
+from ploomber_like.run_messages import RequestClient, RunOutput, run_client_class
+from ploomber_like.scalars import scalar_pattern
 
 
 def new_record(prepared: PreparedRun, environment: Environment | None = None) -> Record:
@@ -142,7 +134,7 @@ async def execute_run(
     """
     started = time.monotonic()
     options = prepared.options
-    output = _RunOutput(options, on_points)
+    output = RunOutput(options, on_points)
     # The kernel's working directory unless the run has its own (a sweep's parallel runs).
     workdir = own_directory or Path(options.working_directory or Path.cwd())
     record.workdir = str(workdir)
@@ -153,8 +145,7 @@ async def execute_run(
     try:
         ending = await execution.run(record.group_durations)
     except asyncio.CancelledError:
-        # Ctrl-C: keep what the run showed so far (also what reached us unread), then go on.
-        await execution._read_messages(lambda: False, DRAIN_SECONDS, until_quiet=True)
+        # Ctrl-C: keep what the run showed so far, then go on.
         _set_outcome(record, classify(Cancelled(), str(prepared.path), {}))
         _fill_record(record, output, started)
         raise
@@ -216,7 +207,7 @@ class _Execution:
         setup: str,
         steps: list[_Step],
         kernel: ReadyKernel,
-        output: _RunOutput,
+        output: RunOutput,
         timeout: float | None,
         on_group: Callable[[int], None] | None,
     ) -> None:
@@ -246,12 +237,13 @@ class _Execution:
         self.died_in: int | None = None
         #: When the running cell started, as far as the driver knows (its predecessor's end).
         self.cell_started = time.monotonic()
-        self.client = _client_class()(
+        self.client = run_client_class()(
             NotebookNode(metadata=NotebookNode(), cells=[self.cell]), km=None, allow_errors=False,
             interrupt_on_timeout=False, record_timing=False, timeout_func=self.seconds_left,
             on_cell_error=self._request_failed,
         )
-        self.client.kc = kernel.client
+        self.requests = RequestClient(kernel.client)
+        self.client.kc = self.requests
         self.client.on_stream = output.stream
         self.client.on_error = self._error_shown
         self.client.on_cell_end = self._cell_ended
@@ -263,6 +255,12 @@ class _Execution:
         self._starting(0)
         try:
             ending = await self._execute()
+        except asyncio.CancelledError:
+            # What the kernel showed before Ctrl-C may still wait in its I/O thread, or unread
+            # in the channel. Interrupted, the kernel sends it, then its request's end: read up
+            # to that end, all of it arrives in order before it.
+            await self._interrupt()
+            raise
         finally:
             durations += [end.seconds for end in self.ends if end.group is not None]
             reported = bool(self.ends) and self.ends[-1].ename is not None
@@ -365,19 +363,23 @@ class _Execution:
         Code that does not return to Python on SIGINT (a long C call) gives nothing: the kernel
         is killed after :data:`INTERRUPT_GRACE` seconds all the same.
         """
-        try:
-            os.kill(self.kernel.handle.pid, signal.SIGINT)
-        except OSError:
-            return ()
         ended = len(self.ends)
-        if await self._read_messages(lambda: len(self.ends) > ended, INTERRUPT_GRACE):
+        if await self._interrupt(lambda: len(self.ends) > ended):
             return tuple(self.traceback)
         return ()
 
-    async def _read_messages(self, done: Callable[[], bool], seconds: float,
-                             until_quiet: bool = False) -> bool:
+    async def _interrupt(self, done: Callable[[], bool] = lambda: False) -> bool:
+        """Interrupt the kernel and read what it sends for up to :data:`INTERRUPT_GRACE`
+        seconds, until ``done()`` or the request's end; whether either came."""
+        try:
+            os.kill(self.kernel.handle.pid, signal.SIGINT)
+        except OSError:
+            return False
+        return await self._read_messages(done, INTERRUPT_GRACE)
+
+    async def _read_messages(self, done: Callable[[], bool], seconds: float) -> bool:
         """Handle the request's messages nbclient left unread (it stopped reading), for up to
-        ``seconds``, until ``done()``, idle or (``until_quiet``) none waits; whether done."""
+        ``seconds``, until ``done()`` or idle; whether done."""
         from queue import Empty
 
         from nbclient.exceptions import CellExecutionComplete
@@ -387,8 +389,10 @@ class _Execution:
             try:
                 message = await self.kernel.client.iopub_channel.get_msg(timeout=0.1)
             except Empty:
-                if until_quiet or not self.kernel.handle.is_alive():
+                if not self.kernel.handle.is_alive():
                     return False  # nothing more can come
+                continue
+            if message["parent_header"].get("msg_id") != self.requests.request_id:
                 continue
             try:
                 self.client.process_message(message, self.cell, 0)
@@ -399,124 +403,7 @@ class _Execution:
         return False
 
 
-class _RunOutput:
-    """Where a run's stream output goes as it arrives: the kept head and tail, the output
-    scalars, this process's terminal, the executed notebook."""
-
-    def __init__(
-        self,
-        options: RecordOptions,
-        on_points: Callable[[list[MetricPoint]], None] | None = None,
-    ) -> None:
-        self.captured = CapturedRun()
-        pattern = scalar_pattern(options.output_scalars)
-        self.scalars = ScalarReader(pattern) if pattern is not None else None
-        self.on_points = on_points
-        self.points_reported = 0
-        self.echo = options.stream_output
-        self.keep_in_notebook = options.save_notebook
-        self.notebook_chars = 0
-
-    def stream(self, name: str, text: str, outputs: list[Any]) -> None:
-        """Take ``text`` the kernel printed on ``name``; ``outputs`` are its cell's outputs."""
-        kept = self.captured.stdout if name == "stdout" else self.captured.stderr
-        scalars = self.scalars if name == "stdout" else None
-        now = time.time()
-        pieces = split_stream(text)
-        shown = []
-        for piece in pieces:
-            if isinstance(piece, ScalarLines):
-                # Lines the kernel cut from stdout, sent for their scalars only.
-                if scalars is not None:
-                    scalars.read_lines(piece.text, now)
-            elif isinstance(piece, int):
-                kept.cut(piece)
-                if scalars is not None:
-                    scalars.cut()
-                shown.append(cut_marker(piece))
-            else:
-                kept.write(piece)
-                if scalars is not None:
-                    scalars.feed(piece, now)
-                shown.append(piece)
-        if scalars is not None and self.on_points is not None:
-            fresh = scalars.points[self.points_reported :]
-            if fresh:
-                self.points_reported = len(scalars.points)
-                self.on_points(fresh)
-        if len(pieces) > 1:
-            text = "".join(shown)
-        if not text:
-            return
-        if self.echo:
-            print(text, end="", file=sys.stdout if name == "stdout" else sys.stderr, flush=True)
-        if self.keep_in_notebook:
-            self._add_to_cell(name, text, outputs)
-
-    def _add_to_cell(self, name: str, text: str, outputs: list[Any]) -> None:
-        from nbformat.v4 import new_output
-
-        # The notebook keeps at most as much stream text as the record does.
-        room = MAX_STREAM_CHARS - self.notebook_chars
-        if room <= 0:
-            return
-        if len(text) > room:
-            text = text[:room] + "\n[... output cut by ploomber_like ...]\n"
-        self.notebook_chars += len(text)
-        last = outputs[-1] if outputs else None
-        if last is not None and last.get("output_type") == "stream" and last.get("name") == name:
-            last["text"] += text
-        else:
-            outputs.append(new_output("stream", name=name, text=text))
-
-    def metrics(self) -> list[MetricPoint]:
-        return self.scalars.finish(time.time()) if self.scalars is not None else []
-
-
-@lru_cache(maxsize=1)
-def _client_class() -> type:
-    from nbclient import NotebookClient
-
-    class RunClient(NotebookClient):
-        """nbclient's client, handing stream output to the run as it arrives.
-
-        nbclient declares no hook per output, and would keep every printed character in the
-        cell: ``output`` is the method it documents for handling one.
-        """
-
-        on_stream: Callable[[str, str, list[Any]], None] | None = None
-        on_error: Callable[[dict[str, Any]], None] | None = None
-        on_cell_end: Callable[[CellEnd, list[Any]], None] | None = None
-
-        def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
-            from nbformat import NotebookNode
-
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream" and self.on_stream is not None:
-                self.on_stream(content.get("name", "stdout"), content.get("text", ""), outs)
-                return None
-            if kind == "error" and self.on_error is not None:
-                self.on_error(content)
-            elif kind == "display_data" and read_tag(content) is not None:
-                end = read_cell_end(content)
-                if end is not None and self.on_cell_end is not None:
-                    self.on_cell_end(end, outs)
-                    return None
-                if not (display_id or self.clear_before_next_output):
-                    # Our own outputs, taken as sent: nbclient would check each against the
-                    # notebook's schema (~0.5 ms each, a dozen or more per run).
-                    out = NotebookNode(
-                        output_type="display_data", data=content.get("data", {}),
-                        metadata=content.get("metadata", {}),
-                    )
-                    outs.append(out)
-                    return out
-            return super().output(outs, msg, display_id, cell_index)
-
-    return RunClient
-
-
-def _fill_record(record: Record, output: _RunOutput, started: float) -> None:
+def _fill_record(record: Record, output: RunOutput, started: float) -> None:
     captured = output.captured
     # The parameters cell's order first, then given values it does not define.
     record.parameters = {**captured.parameters, **record.parameters, **captured.parameters}
