@@ -14,6 +14,7 @@ from tracking_databases import build_anchor_database, build_sweep_database
 
 from ploomber_like import SQLiteTracker
 from ploomber_like.store import (
+    INDEX_ON_WRITE_ROWS,
     SCHEMA_VERSION,
     Store,
     build_read_indexes,
@@ -344,3 +345,26 @@ def test_a_run_page_reads_no_whole_table(tmp_path: Path, statements):
         assert uuid in html and "confusion_matrix" in html
         assert len(statements) < 40
         assert scans(sweep.path, statements) == []
+
+
+def test_a_key_first_shown_in_a_large_database_waits_for_migrate(tmp_path: Path):
+    """Indexing a key reads every run: the write that first shows it in a large table, and the
+    next open, must not pay that; ``migrate`` builds it."""
+    path = tmp_path / "large.db"
+    tracker = SQLiteTracker(path)
+    tracker.insert_many([{"f1": i / 7} for i in range(INDEX_ON_WRITE_ROWS + 1)])
+    tracker.insert_many([{"f1": 0.5, "late": 0.25}])
+    sort_late = "SELECT uuid FROM experiments ORDER BY json_extract(parameters, '$.late') LIMIT 3"
+    assert index_name("$.f1") in read_state(sqlite3.connect(path))[2]
+    assert index_name("$.late") not in read_state(sqlite3.connect(path))[2]
+    Store(path).close()
+    assert index_name("$.late") not in read_state(sqlite3.connect(path))[2]
+    # Unindexed, the key still sorts, by a scan.
+    assert tracker.runs(sort="late", limit=1)[0].values["late"] == 0.25
+
+    done = cli("migrate", "-d", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "indexed 1 key(s): $.late" in done.stdout
+    assert index_name("$.late") in plan(path, sort_late)
+    again = cli("migrate", "-d", str(path))
+    assert "indexed" not in again.stdout

@@ -106,17 +106,21 @@ def comment_command(uuid: str, text: str, database: str) -> None:
 @click.option("-d", "--database", default=DEFAULT_DATABASE, show_default=True,
               help="SQLite file to migrate in place.")
 def migrate_command(database: str) -> None:
-    """Move plots stored inline (sklearn-evaluation, ploomber-engine) out of line into blobs.
+    """Move plots stored inline (sklearn-evaluation, ploomber-engine) out of line into blobs,
+    and index the numeric keys that first appeared in a large database.
 
-    One transaction: every row is kept, and an interrupted migration changes nothing.
+    Each step one transaction: every row is kept, and an interrupted migration changes nothing.
 
     \b
     python -m tracker migrate -d old.db
     """
-    from ploomber_like.store import move_inline_images
+    from ploomber_like.store import index_every_numeric_key, move_inline_images
 
     result = move_inline_images(database)
     click.echo(
         f"moved {result.images_moved} inline image(s) out of {result.runs_changed} of "
         f"{result.runs} run(s) into blobs"
     )
+    indexed = index_every_numeric_key(database)
+    if indexed:
+        click.echo(f"indexed {len(indexed)} key(s): {', '.join(indexed)}")

@@ -36,6 +36,7 @@ _EXPORTS = {
     "to_json": "schema",
     "load_json": "schema",
     "MAX_INDEXED_KEYS": "indexes",
+    "INDEX_ON_WRITE_ROWS": "indexes",
     "build_read_indexes": "indexes",
     "ensure_read_indexes": "indexes",
     "has_read_indexes": "indexes",
@@ -85,6 +86,7 @@ _EXPORTS = {
     "BLOB_REFERENCES": "writes",
     "delete_orphan_blobs": "writes",
     "move_inline_images": "writes",
+    "index_every_numeric_key": "writes",
     "encode_run": "writes",
 }
 
@@ -95,6 +97,7 @@ __all__ = [
     "DETAIL_COLUMNS",
     "EXTRA_COLUMNS",
     "MAX_INDEXED_KEYS",
+    "INDEX_ON_WRITE_ROWS",
     "MEMORY",
     "MIGRATIONS",
     "MOVE_INLINE_IMAGES",
@@ -135,6 +138,7 @@ __all__ = [
     "load_metrics",
     "migrate",
     "move_inline_images",
+    "index_every_numeric_key",
     "move_inline_images_in",
     "new_memory_database",
     "read_run_detail",
@@ -168,6 +172,7 @@ if TYPE_CHECKING:
         writing,
     )
     from ploomber_like.store.indexes import (
+        INDEX_ON_WRITE_ROWS,
         MAX_INDEXED_KEYS,
         build_read_indexes,
         ensure_read_indexes,
@@ -228,6 +233,7 @@ if TYPE_CHECKING:
         Store,
         delete_orphan_blobs,
         encode_run,
+        index_every_numeric_key,
         move_inline_images,
     )
 

@@ -8,7 +8,9 @@ them as a number) and ``blob_uses`` (run rowid, blob sha256) are kept by trigger
 migrations, a peer tool or a user's own SQL. The expression indexes are created by our writers
 when a numeric key first appears (:func:`index_numeric_keys`, inside their transaction), and,
 like the tables and triggers, rebuilt by :func:`ensure_read_indexes` when a writable open finds
-them missing (a database written by a peer, an earlier version, or by hand).
+them missing (a database written by a peer, an earlier version, or by hand). Building an index
+reads every run, so a key that first appears in a table of more than :data:`INDEX_ON_WRITE_ROWS`
+runs waits for ``tracker migrate``: writing that run, or opening the database, stays fast.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from contextlib import AbstractContextManager
 
 #: At most this many keys get an expression index: each costs a JSON parse on every write.
 MAX_INDEXED_KEYS = 32
+
+#: Writes and opens index a new key only in a table of at most this many rows, or when the
+#: transaction wrote a tenth of its rows itself (a bulk insert): an index reads every run (~0.15 s
+#: at 20,000, ~3.5 s at a million), which a run's write must not wait for.
+INDEX_ON_WRITE_ROWS = 20_000
 
 #: Expression indexes are named this prefix and a hash of their JSON path.
 INDEX_PREFIX = "experiments_value_"
@@ -140,7 +147,7 @@ def build_read_indexes(
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     conn.execute("DELETE FROM value_keys")
     conn.execute("DELETE FROM blob_uses")
-    last = conn.execute("SELECT max(rowid) FROM experiments").fetchone()[0] or 0
+    last = last_rowid(conn)
     chunk = 20_000
     # The triggers' statements over slices of the stored rows, in order: each key's first run
     # is the one of the earliest slice holding it.
@@ -155,7 +162,7 @@ def build_read_indexes(
         progress(f"indexing the stored runs: {min(start + chunk, last)} of {last} rows")
     for name in _TRIGGERS:
         conn.execute(f"CREATE TRIGGER {name} {_TRIGGER_SQL[name]}")
-    index_numeric_keys(conn, progress)
+    index_numeric_keys(conn, progress, at_any_size=True)
 
 
 def ensure_read_indexes(
@@ -169,22 +176,28 @@ def ensure_read_indexes(
             # Checked again under the write lock: another process may have rebuilt them.
             if _missing_structures(conn):
                 build_read_indexes(conn)
-    elif _unindexed_keys(conn):
+    elif _unindexed_keys(conn) and _small(conn):
         with write():
             index_numeric_keys(conn)
 
 
 def index_numeric_keys(
-    conn: sqlite3.Connection, progress: Callable[[str], None] | None = None
+    conn: sqlite3.Connection,
+    progress: Callable[[str], None] | None = None,
+    *,
+    at_any_size: bool = False,
+    written_after: int | None = None,
 ) -> list[str]:
     """Create the expression index of each numeric key that lacks one (up to
     :data:`MAX_INDEXED_KEYS` in all), inside the caller's write transaction; their JSON paths.
+    Unless ``at_any_size``, none in a table of more than :data:`INDEX_ON_WRITE_ROWS` rows but
+    when the rows after rowid ``written_after`` (the transaction's own) are a tenth of them.
 
     A database holding a row whose ``parameters`` is not JSON gets none: SQLite would refuse to
     build the index, and every later write of such a row.
     """
     missing = _unindexed_keys(conn)
-    if not missing:
+    if not missing or not (at_any_size or _small(conn, written_after)):
         return []
     not_json = (
         "SELECT 1 FROM experiments "
@@ -256,6 +269,18 @@ def _missing_structures(conn: sqlite3.Connection) -> set[str]:
         )
     }
     return wanted - present
+
+
+def last_rowid(conn: sqlite3.Connection) -> int:
+    """The largest rowid of ``experiments``, read from the end of its b-tree: a bound on its
+    number of rows."""
+    return conn.execute("SELECT max(rowid) FROM experiments").fetchone()[0] or 0
+
+
+def _small(conn: sqlite3.Connection, written_after: int | None = None) -> bool:
+    last = last_rowid(conn)
+    written = last - written_after if written_after is not None else 0
+    return last <= INDEX_ON_WRITE_ROWS or written * 10 >= last
 
 
 def _unindexed_keys(conn: sqlite3.Connection) -> list[str]:

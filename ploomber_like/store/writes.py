@@ -1,5 +1,5 @@
 """Every write to a tracking database: runs as they start and finish, runs logged by hand,
-tags, deletions, and moving a peer's inline images out of line."""
+tags, deletions, moving a peer's inline images out of line, and indexing keys left unindexed."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 from ploomber_like.errors import DatabaseError
 from ploomber_like.record import Blob, Input, Record, Status, new_created
 from ploomber_like.store.connections import connect, in_chunks, reading, upgrade, writing
-from ploomber_like.store.indexes import index_numeric_keys
+from ploomber_like.store.indexes import index_numeric_keys, last_rowid
 from ploomber_like.store.migrations import (
     MOVE_INLINE_IMAGES,
     InlineMigration,
@@ -96,9 +96,10 @@ class Store:
         """One write transaction around several calls below; a SQLite error is a one-line
         :class:`DatabaseError` and leaves the database as it was."""
         with writing(self.conn, self.path):
+            before = last_rowid(self.conn)
             yield
             # A key this transaction wrote first gets its index now, while the table is locked.
-            index_numeric_keys(self.conn)
+            index_numeric_keys(self.conn, written_after=before)
 
     def stored_parameters(self, uuid: str) -> dict[str, Any] | None:
         """The ``parameters`` of run ``uuid`` (``{}`` if empty), or None if there is no such run."""
@@ -398,3 +399,22 @@ def encode_run(record: Record) -> dict[str, Any]:
     }
 
 
+
+
+def index_every_numeric_key(path: str | os.PathLike[str]) -> list[str]:
+    """Build the expression index of each numeric key that lacks one, whatever the number of
+    runs (up to :data:`~ploomber_like.store.indexes.MAX_INDEXED_KEYS` keys); their JSON paths.
+
+    A key that first appears in a large table is left unindexed by the write that shows it
+    (:data:`~ploomber_like.store.indexes.INDEX_ON_WRITE_ROWS`): this builds it, with progress.
+    """
+    path = Path(path)
+    with reading(path) as check:
+        if "experiments" not in table_names(check):
+            raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+    conn = connect(path)
+    try:
+        with writing(conn, path):
+            return index_numeric_keys(conn, at_any_size=True)
+    finally:
+        conn.close()
