@@ -19,7 +19,7 @@ _EXPORTS = {
     "track_grid": "sweep",
     "track_search": "search",
     "SearchSummary": "search",
-    "SweepSummary": "sweep",
+    "SweepSummary": "sweep_report",
     "rerun": "reproduction",
     "export_mlflow": "mlflow_export",
     "SQLiteTracker": "tracker",
@@ -87,7 +87,8 @@ if TYPE_CHECKING:
     from ploomber_like.reproduction import rerun
     from ploomber_like.results import Results, RichOutput, Run
     from ploomber_like.search import SearchSummary, track_search
-    from ploomber_like.sweep import SweepSummary, track_grid
+    from ploomber_like.sweep import track_grid
+    from ploomber_like.sweep_report import SweepSummary
     from ploomber_like.tracker import SQLiteTracker
     from ploomber_like.tracking import track_execution
 

@@ -26,7 +26,8 @@ from ploomber_like.samplers.random import RandomSampler
 from ploomber_like.samplers.space import search_space
 from ploomber_like.samplers.trials import Direction, Objective, SearchSampler
 from ploomber_like.store import Store
-from ploomber_like.sweep import SweepSummary, run_sweep
+from ploomber_like.sweep import run_sweep
+from ploomber_like.sweep_report import SweepSummary
 
 #: Values of ``sampler`` (and ``--sampler``) that name a sampler.
 SAMPLERS = ("random", *OPTUNA_SAMPLERS)

@@ -14,7 +14,6 @@ import collections
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ploomber_like.execute import new_record
@@ -50,39 +49,12 @@ from ploomber_like.replicates import Replicates, group_key
 from ploomber_like.samplers.base import Point, Sampler
 from ploomber_like.samplers.grid import Grid, GridSampler, expand_grid
 from ploomber_like.store import Store
-from ploomber_like.sweep_report import SweepProgress, SweepReporter
+from ploomber_like.sweep_report import SweepProgress, SweepReporter, SweepSummary
 
-__all__ = ["SweepSummary", "expand_grid", "run_sweep", "track_grid"]
+__all__ = ["expand_grid", "run_sweep", "track_grid"]
 
 #: Points of a planned sweep (a grid) read, checked and looked up in the database at a time.
 PLAN_CHUNK = 1000
-
-
-@dataclass
-class SweepSummary:
-    """How a sweep went. ``failed`` counts every run that did not end ``ok`` or ``pruned``;
-    ``statuses`` counts the runs by the status each ended with."""
-
-    database: str
-    total: int
-    skipped: int = 0
-    ok: int = 0
-    failed: int = 0
-    interrupted: bool = False
-    #: uuid and status of every run executed (not of skipped points), in completion order.
-    runs: list[tuple[str, str]] = field(default_factory=list)
-    duration: float = 0.0
-    #: Runs executed per status (``{"ok": 3, "crashed": 1}``).
-    statuses: dict[str, int] = field(default_factory=dict)
-    #: ``created`` of the sweep's first run: its runs are those created since.
-    started: str | None = None
-    #: Why the sweep stopped early other than by Ctrl-C (an executor lost, a search whose
-    #: objective the file does not show), or None.
-    stopped_by: str | None = None
-    #: Runs stopped by pruning, and the seconds they did not spend (each pruned run estimated
-    #: to take the mean duration of the completed ones; None without a completed run).
-    pruned: int = 0
-    time_saved: float | None = None
 
 
 def track_grid(

@@ -1,17 +1,43 @@
-"""What a sweep shows on the terminal (or in a notebook): a progress bar of runs done, those
-not ok by status and those running; warnings and notes; and the closing summary with a command
-listing exactly the runs that were not ok. Silent when the sweep is quiet.
+"""How a sweep went (:class:`SweepSummary`), and what it shows on the terminal (or in a
+notebook): a progress bar of runs done, those not ok by status and those running; warnings and
+notes; and the closing summary with a command listing exactly the runs that were not ok. Silent
+when the sweep is quiet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from ploomber_like.record import Status
 
-if TYPE_CHECKING:
-    from ploomber_like.sweep import SweepSummary
+
+@dataclass
+class SweepSummary:
+    """How a sweep went. ``failed`` counts every run that did not end ``ok`` or ``pruned``;
+    ``statuses`` counts the runs by the status each ended with."""
+
+    database: str
+    total: int
+    skipped: int = 0
+    ok: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    #: uuid and status of every run executed (not of skipped points), in completion order.
+    runs: list[tuple[str, str]] = field(default_factory=list)
+    duration: float = 0.0
+    #: Runs executed per status (``{"ok": 3, "crashed": 1}``).
+    statuses: dict[str, int] = field(default_factory=dict)
+    #: ``created`` of the sweep's first run: its runs are those created since.
+    started: str | None = None
+    #: Why the sweep stopped early other than by Ctrl-C (an executor lost, a search whose
+    #: objective the file does not show), or None.
+    stopped_by: str | None = None
+    #: Runs stopped by pruning, and the seconds they did not spend (each pruned run estimated
+    #: to take the mean duration of the completed ones; None without a completed run).
+    pruned: int = 0
+    time_saved: float | None = None
 
 
 class SweepReporter:
