@@ -304,7 +304,10 @@ class _Execution:
             # says which cell ran.
             await self._read_messages(lambda: False, DRAIN_SECONDS)
             self.died_in = started_cell(handle.log())
-            return KernelDied(handle.describe_exit(), handle.log_tail(), self._running_group())
+            return KernelDied(
+                handle.describe_exit(), handle.log_tail(), self._running_group(),
+                handle.exit_status(),
+            )
         except CellExecutionError as exc:
             # Our set-up failed (no cell ran), or our code was interrupted between cells.
             self.died_in = len(self.steps)

@@ -56,6 +56,8 @@ class KernelDied:
     description: str
     log: str = ""
     group: Group | None = None
+    #: The process's exit status, when known (negative: the signal that killed it).
+    exit_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def classify(ending: Ending, path: str, groups_by_count: Mapping[int, Group]) ->
 
     ``path``: the user's file as tracebacks and locations should name it; ``groups_by_count``:
     the group each execution count ran (the ``N`` of IPython's ``Cell In[N]`` frames). A clean
-    ``sys.exit`` is ``ok``, a ``KeyboardInterrupt`` (raised or Ctrl-C) ``interrupted``.
+    ``sys.exit`` is ``ok`` (in a script also ``os._exit(0)``), a ``KeyboardInterrupt`` (raised
+    or Ctrl-C) ``interrupted``.
     """
     if isinstance(ending, Completed):
         return Outcome(Status.OK)
@@ -99,6 +102,9 @@ def classify(ending: Ending, path: str, groups_by_count: Mapping[int, Group]) ->
         return Outcome(
             Status.TIMEOUT, _error("Timeout", message, traceback, location, ending.group, path)
         )
+    if ending.exit_status == 0 and not path.endswith(".ipynb"):
+        # os._exit(0) in a script: `python` exits successfully; a notebook's kernel just died.
+        return Outcome(Status.OK)
     group = ending.group
     location = crash_location(ending.log, group, path) if group is not None else None
     error = _error("KernelDied", ending.description, ending.log, location, group, path)

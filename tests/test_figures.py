@@ -366,7 +366,8 @@ def test_a_script_sees_the_command_line_and_docstring_python_gives_it(tmp_path):
 
 @pytest.mark.parametrize(
     ("statement", "status"),
-    [("exit()", "ok"), ("quit()", "ok"), ("exit(1)", "failed"), ("sys.exit(False)", "ok")],
+    [("exit()", "ok"), ("quit()", "ok"), ("exit(1)", "failed"), ("sys.exit(False)", "ok"),
+     ("__import__('os')._exit(0)", "ok")],
 )
 def test_a_script_ends_where_python_ends_it(track, statement, status):
     tracked = track(f"import sys\n\nx = 1\nx\n\n{statement}\n\ny = 2\ny\n")
