@@ -17,24 +17,16 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import time_process
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "fit.py"
 TRIVIAL = "x = 1\nx\n"
 
-
-def time_process(argv: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
-    return elapsed
 
 
 def alternate(script: Path, pairs: int, workdir: Path) -> tuple[list[float], list[float]]:
