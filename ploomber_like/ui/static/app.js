@@ -468,6 +468,9 @@
     Plotly.react(host, [trace], layout, { displaylogo: false, responsive: true });
     if (!host.dataset.listening) {
       host.dataset.listening = "1";
+      host.addEventListener("mousedown", function (event) {
+        if (event.target.closest && event.target.closest(".axis-brush")) deferLineRendering(host);
+      }, true);
       host.on("plotly_restyle", function () {
         var next = {};
         (host.data[0].dimensions || []).forEach(function (d) {
@@ -484,6 +487,40 @@
       // Plotly says nothing when the pointer leaves the chart straight from a line.
       host.addEventListener("mouseleave", hideTip);
     }
+  }
+
+  // While an axis is brushed, plotly's parcoords redraws every line at each move of the pointer
+  // (in WebGL: 0.1-0.5 s a move where Chromium draws it in software), and again when the brush is
+  // let go, before it says the range changed. Until the table shows the brushed runs, the line
+  // layers only note what they were asked to draw; the last of it is drawn once the table is
+  // painted and answered. The layers are plotly's own (a canvas's bound data): where a version of
+  // plotly names them otherwise, nothing is deferred and brushing only stays as slow.
+  function deferLineRendering(host) {
+    var layers = [];
+    host.querySelectorAll("canvas").forEach(function (canvas) {
+      var layer = canvas.__data__ && canvas.__data__.lineLayer;
+      if (layer && typeof layer.render === "function" && !layer.deferred &&
+          layers.indexOf(layer) === -1) layers.push(layer);
+    });
+    if (!layers.length) return;
+    var asked = [], own = layers.map(function (layer) { return layer.render; });
+    layers.forEach(function (layer) {
+      layer.deferred = true;
+      layer.render = function () { asked.push([layer, arguments]); };
+    });
+    var ended = function () {
+      window.removeEventListener("mouseup", ended, true);
+      // After plotly's own handler of this mouseup (it asks for the table), once that is painted.
+      window.requestAnimationFrame(function () {
+        whenSettled(function () {
+          layers.forEach(function (layer, i) { layer.render = own[i]; delete layer.deferred; });
+          var last = new Map();
+          asked.forEach(function (call) { last.set(call[0], call[1]); });
+          last.forEach(function (args, layer) { layer.render.apply(layer, args); });
+        });
+      });
+    };
+    window.addEventListener("mouseup", ended, true);
   }
 
   // Plotly's parcoords has no hover labels, only events naming the line under the pointer: with
