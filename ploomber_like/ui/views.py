@@ -97,7 +97,23 @@ def url_source(output: RichOutput) -> str:
 
 def inline_source(output: RichOutput) -> str:
     """Outputs inlined as data URIs (the report: one file, no server)."""
-    return f"data:{output.mimetype};base64,{base64.b64encode(output.data).decode('ascii')}"
+    return _data_uri(output.mimetype, output.data)
+
+
+def inline_source_through(query: RunQuery) -> OutputSource:
+    """:func:`inline_source`, reading the outputs through ``query`` (in the one connection it
+    holds, see :meth:`~ploomber_like.query.RunQuery.holding`, rather than one each)."""
+
+    def source(output: RichOutput) -> str:
+        blob = query.blob(output.sha256)
+        # A missing output: its own read says so.
+        return _data_uri(output.mimetype, blob.data if blob is not None else output.data)
+
+    return source
+
+
+def _data_uri(mimetype: str, data: bytes) -> str:
+    return f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def runs_payload(

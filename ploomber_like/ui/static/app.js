@@ -496,11 +496,11 @@
   // painted and answered. The layers are plotly's own (a canvas's bound data): where a version of
   // plotly names them otherwise, nothing is deferred and brushing only stays as slow.
   function deferLineRendering(host) {
-    var layers = [];
+    var layers = [], canvases = [];
     host.querySelectorAll("canvas").forEach(function (canvas) {
       var layer = canvas.__data__ && canvas.__data__.lineLayer;
       if (layer && typeof layer.render === "function" && !layer.deferred &&
-          layers.indexOf(layer) === -1) layers.push(layer);
+          layers.indexOf(layer) === -1) { layers.push(layer); canvases.push(canvas); }
     });
     if (!layers.length) return;
     var asked = [], own = layers.map(function (layer) { return layer.render; });
@@ -516,7 +516,11 @@
           layers.forEach(function (layer, i) { layer.render = own[i]; delete layer.deferred; });
           var last = new Map();
           asked.forEach(function (call) { last.set(call[0], call[1]); });
-          last.forEach(function (args, layer) { layer.render.apply(layer, args); });
+          last.forEach(function (args, layer) {
+            // A chart drawn since has layers of its own on these canvases.
+            var canvas = canvases[layers.indexOf(layer)];
+            if (canvas.__data__ && canvas.__data__.lineLayer === layer) layer.render.apply(layer, args);
+          });
         });
       });
     };
@@ -671,7 +675,9 @@
     return [mean, Math.sqrt(squares / (values.length - 1))];
   }
 
-  function renderAll() {
+  // keepTable: the table on the page shows this payload's rows and columns already (the charts'
+  // sample has come for it), only the charts are drawn.
+  function renderAll(keepTable) {
     state.axes = {};
     state.lines = null;
     state.position = new Map(chartRuns().map(function (r, i) { return [r.uuid, i]; }));
@@ -680,26 +686,31 @@
     fillSelect(document.getElementById("color-by"), numeric, state.colorKey);
     fillSelect(document.getElementById("scatter-x"), numeric, state.xKey);
     fillSelect(document.getElementById("scatter-y"), numeric, state.yKey);
-    renderColumnsMenu();
-    renderTable();
-    updateCompareButton();
-    // The table first, painted at once; the charts once the page is idle after that frame and
-    // no table answer is awaited (WebGL's parcoords holds the page for seconds where it draws in
-    // software), and only those of the latest payload. A paged table's first page comes without
-    // the charts' sample: it is asked for then.
+    if (!keepTable) {
+      renderColumnsMenu();
+      renderTable();
+      updateCompareButton();
+    }
+    // The table first, painted at once; the charts once that frame is painted and the user has
+    // settled (see whenSettled), and only those of the latest payload. Parsing plotly.js and
+    // drawing the parcoords in WebGL are tasks of a second or more where Chromium draws in
+    // software: a click landing in one waits for its end. So each step is a task of its own,
+    // started only while the user is not acting. A paged table's first page comes without the
+    // charts' sample: it is asked for then.
     var drawing = state.drawing = (state.drawing || 0) + 1;
+    var current = function (fn) {
+      return function () { if (drawing === state.drawing) fn(); };
+    };
     window.requestAnimationFrame(function () {
-      whenIdle(function () {
-        if (drawing !== state.drawing) return;
+      whenSettled(current(function () {
         if (!complete() && !state.payload.sample) { loadSample(); return; }
-        whenSettled(function () {
-          whenPlotly(function () {
-            if (drawing !== state.drawing) return;
+        whenPlotly(function () {
+          whenSettled(current(function () {
             renderParcoords();
-            renderScatter();
-          });
+            whenSettled(current(renderScatter));
+          }));
         });
-      });
+      }));
     });
   }
 
@@ -708,9 +719,27 @@
     else window.setTimeout(fn, 0);
   }
 
-  // Runs fn, when idle, once no table request the user made is unanswered.
+  // The user's last press of a key, button or wheel, and whether a button is held (a drag).
+  var QUIET_MS = 300;
+  var input = { last: 0, held: false };
+  ["pointerdown", "keydown", "wheel"].forEach(function (name) {
+    window.addEventListener(name, function () {
+      input.last = performance.now();
+      if (name === "pointerdown") input.held = true;
+    }, true);
+  });
+  window.addEventListener("pointerup", function () {
+    input.last = performance.now();
+    input.held = false;
+  }, true);
+
+  // Runs fn, when idle, once no table request the user made is unanswered and the user has done
+  // nothing for QUIET_MS: what they do next is answered before a chart's long task starts.
   function whenSettled(fn) {
-    if (state.pending) { window.setTimeout(function () { whenSettled(fn); }, 50); return; }
+    if (state.pending || input.held || performance.now() - input.last < QUIET_MS) {
+      window.setTimeout(function () { whenSettled(fn); }, 50);
+      return;
+    }
     whenIdle(fn);
   }
 
@@ -792,10 +821,12 @@
     fetchJson(apiUrl(where, true)).then(function (result) {
       var body = result.body;
       if (!result.ok || body.unchanged || !body.sample || state.payload.where !== body.where) return;
+      // Columns are judged on the sample: the table is drawn again only if that changes them.
+      var same = JSON.stringify(state.payload.columns) === JSON.stringify(body.columns);
       state.payload.columns = body.columns;
       state.payload.sample = body.sample;
       state.payload.sampled = body.sampled;
-      renderAll();
+      renderAll(same);
     }).catch(function () {
       var live = document.getElementById("live");
       if (live) live.classList.add("stale");
