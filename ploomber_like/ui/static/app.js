@@ -719,9 +719,10 @@
     else window.setTimeout(fn, 0);
   }
 
-  // The user's last press of a key, button or wheel, and whether a button is held (a drag).
-  var QUIET_MS = 300;
-  var input = { last: 0, held: false };
+  // The user's last press of a key, button or wheel (at first: the page's start, when they begin
+  // to read it), and whether a button is held (a drag).
+  var QUIET_MS = 1000;
+  var input = { last: performance.now(), held: false };
   ["pointerdown", "keydown", "wheel"].forEach(function (name) {
     window.addEventListener(name, function () {
       input.last = performance.now();
@@ -734,7 +735,9 @@
   }, true);
 
   // Runs fn, when idle, once no table request the user made is unanswered and the user has done
-  // nothing for QUIET_MS: what they do next is answered before a chart's long task starts.
+  // nothing for QUIET_MS: the charts' tasks cannot be cut short (parsing plotly.js, 0.4-1.5 s,
+  // drawing the parcoords in software WebGL, 0.5-2.5 s), and a click landing in one waits for
+  // its end; a second without input says the user is reading, not about to click.
   function whenSettled(fn) {
     if (state.pending || input.held || performance.now() - input.last < QUIET_MS) {
       window.setTimeout(function () { whenSettled(fn); }, 50);
