@@ -835,8 +835,9 @@ def test_a_brush_shows_the_servers_rows_before_the_chart_draws_its_lines_again(p
 
     with serving(large) as url:
         open_runs(page, url + "/")
-        # Drawn last: the charts are settled.
+        # Drawn after the scatter: the charts are settled.
         page.wait_for_selector("#scatter .scatterlayer .point")
+        page.wait_for_selector("#parcoords .parcoords")
         # The chart draws the sample its note says it draws.
         note = page.locator("#chart-note").inner_text()
         drawn = int(re.search(r"sample of (\d+) of the runs", note).group(1))
