@@ -133,6 +133,8 @@ def page(browser):
 
 
 def table_uuids(page) -> list[str]:
+    """The table's rows, once it has drawn all of them (the rows in sight come first)."""
+    page.wait_for_function("() => !document.getElementById('runs-table').dataset.filling")
     return page.eval_on_selector_all(
         "#runs-table tbody tr", "rows => rows.map(r => r.dataset.uuid)"
     )

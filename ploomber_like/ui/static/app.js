@@ -17,6 +17,9 @@
   // Where None and missing values sit on a numeric axis: this share of its range below the lowest
   // number, with a tick of their own.
   var MISSING_GAP = 0.15;
+  // Rows of the table drawn at once; the rest of its page just after (see renderTable). The
+  // table's box shows about 25 (70% of the window's height).
+  var ROWS_IN_SIGHT = 30;
 
   var state = {
     payload: null,
@@ -324,7 +327,12 @@
     head.appendChild(row);
 
     var runs = visibleRuns();
-    runs.forEach(function (run) {
+    // The rows in sight first, painted in the next frame; the rest of the page's rows once the
+    // page is idle after that frame (laying out 100 rows of a wide table is most of a sort's time
+    // in the browser), unless the table is drawn again meanwhile. Until then the table says it is
+    // still filling in.
+    var drawn = state.tableDraws = (state.tableDraws || 0) + 1;
+    var addRow = function (run) {
       var tr = el("tr", { "data-uuid": run.uuid });
       if (state.selected.has(run.uuid)) tr.classList.add("selected");
       var tick = el("td");
@@ -359,7 +367,20 @@
         tr.appendChild(td);
       });
       body.appendChild(tr);
-    });
+    };
+    runs.slice(0, ROWS_IN_SIGHT).forEach(addRow);
+    if (runs.length > ROWS_IN_SIGHT) {
+      table.dataset.filling = "1";
+      window.requestAnimationFrame(function () {
+        whenIdle(function () {
+          if (drawn !== state.tableDraws) return;
+          runs.slice(ROWS_IN_SIGHT).forEach(addRow);
+          delete table.dataset.filling;
+        });
+      });
+    } else {
+      delete table.dataset.filling;
+    }
     document.getElementById("runs-empty").hidden = runs.length > 0;
     renderPager(runs.length);
   }
