@@ -14,13 +14,14 @@ import os
 import random
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ploomber_like import render, store
 from ploomber_like.errors import DatabaseError, ParameterError, QueryError, UnknownRunError
-from ploomber_like.record import STATUSES
+from ploomber_like.record import STATUSES, Blob
 from ploomber_like.results import Run
 from ploomber_like.store.indexes import (
     has_read_indexes,
@@ -44,6 +45,8 @@ class RunQuery:
 
     def __init__(self, database: str | os.PathLike[str]) -> None:
         self.database = Path(database)
+        #: The connection every read goes through while :meth:`holding`; None: one per read.
+        self._held: sqlite3.Connection | None = None
 
     @classmethod
     def existing(cls, database: str | os.PathLike[str]) -> RunQuery:
@@ -52,6 +55,37 @@ class RunQuery:
         if not store.exists(database):
             raise DatabaseError(f"database not found: {Path(database)}")
         return cls(database)
+
+    @contextmanager
+    def holding(self) -> Iterator[RunQuery]:
+        """Inside, every read of this query (and :meth:`blob`) goes through one read-only
+        connection: for many small reads in a row (a report's run pages), each of which would
+        otherwise open the database and read its schema. For one thread only: a server's
+        threads share a query without it."""
+        with store.reading(self.database) as conn:
+            self._held = conn
+            try:
+                yield self
+            finally:
+                self._held = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        if self._held is None:
+            with store.reading(self.database) as conn:
+                yield conn
+            return
+        try:
+            yield self._held
+        except sqlite3.Error as exc:
+            raise DatabaseError(
+                f"cannot read database {store.display_name(self.database)}: {exc}"
+            ) from None
+
+    def blob(self, sha256: str) -> Blob | None:
+        """The stored output ``sha256`` (its mimetype and bytes), or None."""
+        with self._reading() as conn:
+            return store.load_blob(conn, sha256)
 
     def runs(
         self,
@@ -73,7 +107,7 @@ class RunQuery:
         the page before) in that order, read from there through an index however deep the page;
         ``offset`` skips that many more first (each one skipped is read)."""
         statuses = _statuses(status)
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             columns = self._columns(conn)
             sort_sql = None if sort is None else self._sort_expression(conn, columns, sort)
             if uuids is None:
@@ -93,7 +127,7 @@ class RunQuery:
         drawn at random (the same ones for the same ``seed`` while the runs do not change);
         most recent first. Reads only the rows it returns, plus their rowids when a condition
         selects a small share of the runs."""
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             columns = self._columns(conn)
             filters = _filters(columns, None, None, None, where)
             conditions, params = filters
@@ -130,20 +164,20 @@ class RunQuery:
         UnknownRunError
             No run has this uuid, or the prefix matches several runs.
         """
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             stored = self._stored_run(conn, uuid)
             left = store.read_run_detail(conn, stored.uuid) if detail else None
         return kind.from_stored(stored, self.database, left)
 
     def full_uuids(self, uuids: Iterable[str]) -> list[str]:
         """The full uuid of each run named exactly or by a unique prefix, in order."""
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             return self._resolve_all(conn, uuids)
 
     def uuid_prefixes(self, uuids: Iterable[str] | None = None) -> dict[str, str]:
         """Each run's shortest unique uuid prefix (at least 8 characters); with ``uuids``, only
         theirs, each found from its neighbours in the uuid index instead of every uuid."""
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             self._columns(conn)
             if uuids is None:
                 every = [str(row[0]) for row in conn.execute("SELECT uuid FROM experiments")]
@@ -164,7 +198,7 @@ class RunQuery:
     def recent_rows(self, n: int, columns: Sequence[str]) -> list[tuple[Any, ...]]:
         """The ``columns`` of the ``n`` most recent runs as stored (NULL for the columns an older
         schema lacks)."""
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             return conn.execute(
                 f"SELECT {store.select_list(self._columns(conn), columns)} FROM experiments "
                 "ORDER BY created DESC, rowid DESC LIMIT ?",
@@ -181,7 +215,7 @@ class RunQuery:
     ) -> int:
         """How many runs the database holds, or pass the filters of :meth:`runs` (a
         :class:`DatabaseError` if it is not a tracking database)."""
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             columns = self._columns(conn)
             conditions, params = _filters(columns, _statuses(status), tag, script, where)
             where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -198,14 +232,14 @@ class RunQuery:
         double-quoted as in a JSON path (``"f1-score"``). A plot counts as one key. ``limit``
         looks at the first ``limit`` runs only; default: all.
         """
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             self._columns(conn)
             return _keys(conn, limit)
 
     def sample_query(self, arrow: bool = False) -> str:
         """A query selecting every stored key as its own column, with
         ``json_extract(parameters, '$.key')`` or, with ``arrow``, ``parameters ->> '$.key'``."""
-        with store.reading(self.database) as conn:
+        with self._reading() as conn:
             self._columns(conn)
             selected = ["    uuid"]
             for key in _keys(conn):

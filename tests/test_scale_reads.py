@@ -368,3 +368,44 @@ def test_a_key_first_shown_in_a_large_database_waits_for_migrate(tmp_path: Path)
     assert index_name("$.late") in plan(path, sort_late)
     again = cli("migrate", "-d", str(path))
     assert "indexed" not in again.stdout
+
+
+def test_a_report_reads_its_runs_and_images_through_one_connection(tmp_path: Path, statements):
+    from ploomber_like.ui.report import write_report
+
+    sweep = build_sweep_database(tmp_path / "runs.db")
+    opened = []
+    connect = sqlite3.connect
+
+    def counted(*args, **kwargs):
+        opened.append(args[0] if args else kwargs.get("database"))
+        return connect(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3, "connect", counted)
+        write_report(sweep.path, tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    # Every run page of the report inlines its plots: opening the database for each read
+    # (the runs, each run page, each image) costs more than reading them.
+    assert html.count("data:image/png;base64,") >= 3
+    assert len(opened) == 1, opened
+
+
+def test_a_held_query_reads_through_its_one_connection(tmp_path: Path):
+    from ploomber_like.errors import DatabaseError
+    from ploomber_like.query import RunQuery
+
+    path = tmp_path / "runs.db"
+    SQLiteTracker(path).insert_many([{"f1": i / 10} for i in range(10)])
+    query = RunQuery(path)
+    with query.holding():
+        best = query.runs(sort="f1", limit=1)[0]
+        # The connection held outlives the file's name: no read inside opens it again.
+        moved = path.rename(tmp_path / "moved.db")
+        assert query.run(best.uuid[:8]).uuid == best.uuid
+        assert query.count() == 10
+        assert list(query.uuid_prefixes([best.uuid])) == [best.uuid]
+    with pytest.raises(DatabaseError, match="not found"):
+        query.count()
+    moved.rename(path)
+    assert query.count() == 10

@@ -133,6 +133,8 @@ def page(browser):
 
 
 def table_uuids(page) -> list[str]:
+    """The table's rows, once it has drawn all of them (the rows in sight come first)."""
+    page.wait_for_function("() => !document.getElementById('runs-table').dataset.filling")
     return page.eval_on_selector_all(
         "#runs-table tbody tr", "rows => rows.map(r => r.dataset.uuid)"
     )
@@ -809,6 +811,67 @@ def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Pa
         assert table_uuids(page)[0] in {run.uuid for run in SQLiteTracker(large).runs(
             sort="f1", limit=100
         )}
+
+
+#: Counts the draws of the parcoords' line layers (plotly's, bound to their canvases) and notes
+#: how many there had been when the table's rows first changed.
+COUNT_LINE_DRAWS = """host => {
+  window.lineDraws = 0;
+  window.drawsAtTable = null;
+  host.querySelectorAll("canvas").forEach(canvas => {
+    const layer = canvas.__data__ && canvas.__data__.lineLayer;
+    if (!layer) return;
+    const render = layer.render;
+    layer.render = function () { window.lineDraws += 1; return render.apply(this, arguments); };
+  });
+  new MutationObserver(() => {
+    if (window.drawsAtTable === null) window.drawsAtTable = window.lineDraws;
+  }).observe(document.querySelector("#runs-table tbody"), { childList: true });
+  return host.querySelectorAll("canvas").length;
+}"""
+
+
+@pytest.mark.browser
+def test_a_brush_shows_the_servers_rows_before_the_chart_draws_its_lines_again(page, large: Path):
+    import re
+
+    with serving(large) as url:
+        open_runs(page, url + "/")
+        # Drawn after the scatter: the charts are settled.
+        page.wait_for_selector("#scatter .scatterlayer .point")
+        page.wait_for_selector("#parcoords .parcoords")
+        # The chart draws the sample its note says it draws.
+        note = page.locator("#chart-note").inner_text()
+        drawn = int(re.search(r"sample of (\d+) of the runs", note).group(1))
+        parcoords = page.locator("#parcoords")
+        assert parcoords.evaluate("host => host.data[0].dimensions[0].values.length") == drawn
+        assert 100 < drawn < 2500
+        assert parcoords.evaluate(COUNT_LINE_DRAWS) >= 2
+
+        labels = page.eval_on_selector_all(
+            "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
+        )
+        axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(labels.index("f1"))
+        box = axis.bounding_box()
+        x = box["x"] + box["width"] / 2
+        page.mouse.move(x, box["y"] + 3)
+        page.mouse.down()
+        page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
+        page.mouse.up()
+        page.wait_for_function("document.getElementById('run-count').textContent !== '2500 runs'")
+        # The server's answer: every run inside the range, not only the drawn ones.
+        brushed = int(page.locator("#run-count").inner_text().split()[0])
+        assert 100 < brushed < 2500
+        low, high = parcoords.evaluate(
+            f"host => host.data[0].dimensions[{labels.index('f1')}].constraintrange"
+        )
+        every = SQLiteTracker(large).runs(where=f"json_extract(parameters, '$.f1') BETWEEN {low} "
+                                                f"AND {high}")
+        assert brushed == len(every)
+        # No line was drawn while brushing nor before the rows showed; then the lines are drawn
+        # again, with the brush.
+        assert page.evaluate("window.drawsAtTable") == 0
+        page.wait_for_function("window.lineDraws > 0")
 
 
 def test_the_runs_page_serves_its_first_rows_in_its_html(large: Path):

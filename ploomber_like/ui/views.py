@@ -97,7 +97,23 @@ def url_source(output: RichOutput) -> str:
 
 def inline_source(output: RichOutput) -> str:
     """Outputs inlined as data URIs (the report: one file, no server)."""
-    return f"data:{output.mimetype};base64,{base64.b64encode(output.data).decode('ascii')}"
+    return _data_uri(output.mimetype, output.data)
+
+
+def inline_source_through(query: RunQuery) -> OutputSource:
+    """:func:`inline_source`, reading the outputs through ``query`` (in the one connection it
+    holds, see :meth:`~ploomber_like.query.RunQuery.holding`, rather than one each)."""
+
+    def source(output: RichOutput) -> str:
+        blob = query.blob(output.sha256)
+        # A missing output: its own read says so.
+        return _data_uri(output.mimetype, blob.data if blob is not None else output.data)
+
+    return source
+
+
+def _data_uri(mimetype: str, data: bytes) -> str:
+    return f"data:{mimetype};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def runs_payload(
@@ -230,7 +246,7 @@ def run_page(
             for k, v in run.flat_values().items()
             if not render.is_displayable(v)
         ],
-        outputs=[_output(key, value, source) for key, value in run.outputs().items()],
+        outputs=[_output(query, key, value, source) for key, value in run.outputs().items()],
         metrics=_metrics(run),
         stdout=run.stdout,
         stderr=run.stderr,
@@ -273,7 +289,7 @@ def compare_page(
         if any(render.is_displayable(v) for v in cells):
             outputs.append((
                 column.key,
-                [_output(column.key, v, source) if render.is_displayable(v) else None
+                [_output(query, column.key, v, source) if render.is_displayable(v) else None
                  for v in cells],
             ))
             continue
@@ -295,11 +311,13 @@ def script_json(value: Any) -> Markup:
     )
 
 
-def _output(key: str, value: RichOutput, source: OutputSource) -> Output:
+def _output(query: RunQuery, key: str, value: RichOutput, source: OutputSource) -> Output:
     if value.mimetype.startswith("image/"):
         return Output(key, value.mimetype, value.sha256, src=source(value))
-    # HTML (a DataFrame) and anything else: a document in a sandboxed frame, text escaped.
-    text = value.data.decode("utf-8", errors="replace")
+    # HTML (a DataFrame) and anything else: a document in a sandboxed frame, text escaped. Read
+    # through the query: in the connection it may hold (a missing output: its own read says so).
+    blob = query.blob(value.sha256)
+    text = (blob.data if blob is not None else value.data).decode("utf-8", errors="replace")
     if value.mimetype != "text/html":
         text = f"<pre>{Markup.escape(text)}</pre>"
     return Output(key, value.mimetype, value.sha256, document=text)

@@ -17,6 +17,9 @@
   // Where None and missing values sit on a numeric axis: this share of its range below the lowest
   // number, with a tick of their own.
   var MISSING_GAP = 0.15;
+  // Rows of the table drawn at once; the rest of its page just after (see renderTable). The
+  // table's box shows about 25 (70% of the window's height).
+  var ROWS_IN_SIGHT = 30;
 
   var state = {
     payload: null,
@@ -324,7 +327,12 @@
     head.appendChild(row);
 
     var runs = visibleRuns();
-    runs.forEach(function (run) {
+    // The rows in sight first, painted in the next frame; the rest of the page's rows once the
+    // page is idle after that frame (laying out 100 rows of a wide table is most of a sort's time
+    // in the browser), unless the table is drawn again meanwhile. Until then the table says it is
+    // still filling in.
+    var drawn = state.tableDraws = (state.tableDraws || 0) + 1;
+    var addRow = function (run) {
       var tr = el("tr", { "data-uuid": run.uuid });
       if (state.selected.has(run.uuid)) tr.classList.add("selected");
       var tick = el("td");
@@ -359,7 +367,20 @@
         tr.appendChild(td);
       });
       body.appendChild(tr);
-    });
+    };
+    runs.slice(0, ROWS_IN_SIGHT).forEach(addRow);
+    if (runs.length > ROWS_IN_SIGHT) {
+      table.dataset.filling = "1";
+      window.requestAnimationFrame(function () {
+        whenIdle(function () {
+          if (drawn !== state.tableDraws) return;
+          runs.slice(ROWS_IN_SIGHT).forEach(addRow);
+          delete table.dataset.filling;
+        });
+      });
+    } else {
+      delete table.dataset.filling;
+    }
     document.getElementById("runs-empty").hidden = runs.length > 0;
     renderPager(runs.length);
   }
@@ -468,6 +489,9 @@
     Plotly.react(host, [trace], layout, { displaylogo: false, responsive: true });
     if (!host.dataset.listening) {
       host.dataset.listening = "1";
+      host.addEventListener("mousedown", function (event) {
+        if (event.target.closest && event.target.closest(".axis-brush")) deferLineRendering(host);
+      }, true);
       host.on("plotly_restyle", function () {
         var next = {};
         (host.data[0].dimensions || []).forEach(function (d) {
@@ -484,6 +508,44 @@
       // Plotly says nothing when the pointer leaves the chart straight from a line.
       host.addEventListener("mouseleave", hideTip);
     }
+  }
+
+  // While an axis is brushed, plotly's parcoords redraws every line at each move of the pointer
+  // (in WebGL: 0.1-0.5 s a move where Chromium draws it in software), and again when the brush is
+  // let go, before it says the range changed. Until the table shows the brushed runs, the line
+  // layers only note what they were asked to draw; the last of it is drawn once the table is
+  // painted and answered. The layers are plotly's own (a canvas's bound data): where a version of
+  // plotly names them otherwise, nothing is deferred and brushing only stays as slow.
+  function deferLineRendering(host) {
+    var layers = [], canvases = [];
+    host.querySelectorAll("canvas").forEach(function (canvas) {
+      var layer = canvas.__data__ && canvas.__data__.lineLayer;
+      if (layer && typeof layer.render === "function" && !layer.deferred &&
+          layers.indexOf(layer) === -1) { layers.push(layer); canvases.push(canvas); }
+    });
+    if (!layers.length) return;
+    var asked = [], own = layers.map(function (layer) { return layer.render; });
+    layers.forEach(function (layer) {
+      layer.deferred = true;
+      layer.render = function () { asked.push([layer, arguments]); };
+    });
+    var ended = function () {
+      window.removeEventListener("mouseup", ended, true);
+      // After plotly's own handler of this mouseup (it asks for the table), once that is painted.
+      window.requestAnimationFrame(function () {
+        whenSettled(function () {
+          layers.forEach(function (layer, i) { layer.render = own[i]; delete layer.deferred; });
+          var last = new Map();
+          asked.forEach(function (call) { last.set(call[0], call[1]); });
+          last.forEach(function (args, layer) {
+            // A chart drawn since has layers of its own on these canvases.
+            var canvas = canvases[layers.indexOf(layer)];
+            if (canvas.__data__ && canvas.__data__.lineLayer === layer) layer.render.apply(layer, args);
+          });
+        });
+      });
+    };
+    window.addEventListener("mouseup", ended, true);
   }
 
   // Plotly's parcoords has no hover labels, only events naming the line under the pointer: with
@@ -634,7 +696,9 @@
     return [mean, Math.sqrt(squares / (values.length - 1))];
   }
 
-  function renderAll() {
+  // keepTable: the table on the page shows this payload's rows and columns already (the charts'
+  // sample has come for it), only the charts are drawn.
+  function renderAll(keepTable) {
     state.axes = {};
     state.lines = null;
     state.position = new Map(chartRuns().map(function (r, i) { return [r.uuid, i]; }));
@@ -643,26 +707,32 @@
     fillSelect(document.getElementById("color-by"), numeric, state.colorKey);
     fillSelect(document.getElementById("scatter-x"), numeric, state.xKey);
     fillSelect(document.getElementById("scatter-y"), numeric, state.yKey);
-    renderColumnsMenu();
-    renderTable();
-    updateCompareButton();
-    // The table first, painted at once; the charts once the page is idle after that frame and
-    // no table answer is awaited (WebGL's parcoords holds the page for seconds where it draws in
-    // software), and only those of the latest payload. A paged table's first page comes without
-    // the charts' sample: it is asked for then.
+    if (!keepTable) {
+      renderColumnsMenu();
+      renderTable();
+      updateCompareButton();
+    }
+    // The table first, painted at once; the charts once that frame is painted and the user has
+    // settled (see whenSettled), and only those of the latest payload. Parsing plotly.js and
+    // drawing the parcoords in WebGL are tasks of a second or more where Chromium draws in
+    // software: a click landing in one waits for its end. So each step is a task of its own,
+    // started only while the user is not acting, the scatter (a tenth of the parcoords' time)
+    // before the parcoords. A paged table's first page comes without the charts' sample: it is
+    // asked for then.
     var drawing = state.drawing = (state.drawing || 0) + 1;
+    var current = function (fn) {
+      return function () { if (drawing === state.drawing) fn(); };
+    };
     window.requestAnimationFrame(function () {
-      whenIdle(function () {
-        if (drawing !== state.drawing) return;
+      whenSettled(current(function () {
         if (!complete() && !state.payload.sample) { loadSample(); return; }
-        whenSettled(function () {
-          whenPlotly(function () {
-            if (drawing !== state.drawing) return;
-            renderParcoords();
+        whenPlotly(function () {
+          whenSettled(current(function () {
             renderScatter();
-          });
+            whenSettled(current(renderParcoords));
+          }));
         });
-      });
+      }));
     });
   }
 
@@ -671,9 +741,30 @@
     else window.setTimeout(fn, 0);
   }
 
-  // Runs fn, when idle, once no table request the user made is unanswered.
+  // The user's last press of a key, button or wheel (at first: the page's start, when they begin
+  // to read it), and whether a button is held (a drag).
+  var QUIET_MS = 1000;
+  var input = { last: performance.now(), held: false };
+  ["pointerdown", "keydown", "wheel"].forEach(function (name) {
+    window.addEventListener(name, function () {
+      input.last = performance.now();
+      if (name === "pointerdown") input.held = true;
+    }, true);
+  });
+  window.addEventListener("pointerup", function () {
+    input.last = performance.now();
+    input.held = false;
+  }, true);
+
+  // Runs fn, when idle, once no table request the user made is unanswered and the user has done
+  // nothing for QUIET_MS: the charts' tasks cannot be cut short (parsing plotly.js, 0.4-1.5 s,
+  // drawing the parcoords in software WebGL, 0.5-2.5 s), and a click landing in one waits for
+  // its end; a second without input says the user is reading, not about to click.
   function whenSettled(fn) {
-    if (state.pending) { window.setTimeout(function () { whenSettled(fn); }, 50); return; }
+    if (state.pending || input.held || performance.now() - input.last < QUIET_MS) {
+      window.setTimeout(function () { whenSettled(fn); }, 50);
+      return;
+    }
     whenIdle(fn);
   }
 
@@ -755,10 +846,12 @@
     fetchJson(apiUrl(where, true)).then(function (result) {
       var body = result.body;
       if (!result.ok || body.unchanged || !body.sample || state.payload.where !== body.where) return;
+      // Columns are judged on the sample: the table is drawn again only if that changes them.
+      var same = JSON.stringify(state.payload.columns) === JSON.stringify(body.columns);
       state.payload.columns = body.columns;
       state.payload.sample = body.sample;
       state.payload.sampled = body.sampled;
-      renderAll();
+      renderAll(same);
     }).catch(function () {
       var live = document.getElementById("live");
       if (live) live.classList.add("stale");
