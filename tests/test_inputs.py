@@ -224,20 +224,23 @@ def test_inputs_are_real_paths_through_linked_folders_and_files(tmp_path: Path):
     library.mkdir()
     (project / "data" / "a.csv").write_text(DATA)
     (project / "b.csv").write_text(DATA)
+    (project / "e.csv").write_text(DATA)
     (library / "c.csv").write_text(DATA)
     (tmp_path / "linked").symlink_to(project / "data")
     (library / "b_link.csv").symlink_to(project / "b.csv")
     (project / "c_link.csv").symlink_to(library / "c.csv")
     recorder = ReadRecorder()
     recorder.active = True
-    for path in ["linked/a.csv", "library/b_link.csv", "project/c_link.csv", "linked/../b.csv"]:
+    for path in ["linked/a.csv", "library/b_link.csv", "project/c_link.csv", "linked/../e.csv"]:
         recorder.audit("open", (str(tmp_path / path), "r", os.O_RDONLY))
 
     found = recorder.inputs([str(project)], {}, [str(library)])
 
+    # `linked/..` is project/, the parent of the link's target, as the system resolves it.
     assert found == [
         ("file", str((project / "data" / "a.csv").resolve())),
         ("file", str((project / "b.csv").resolve())),
+        ("file", str((project / "e.csv").resolve())),
     ]
 
 

@@ -126,14 +126,19 @@ def _realpath_by_folder() -> Callable[[str], str]:
         if real is None:
             folder, name = os.path.split(path)
             if not name:
-                return path  # the root
+                return os.path.realpath(path)  # the root: `//` is `/`
             joined = os.path.join(resolved(folder), name)
             real = real_paths[path] = (
                 os.path.realpath(joined) if os.path.islink(joined) else joined
             )
         return real
 
-    return lambda path: resolved(os.path.abspath(path))
+    def realpath(path: str) -> str:
+        if ".." in path:  # `link/..` is the parent of the link's target, not the link's folder
+            return os.path.realpath(path)
+        return resolved(os.path.abspath(path))
+
+    return realpath
 
 
 def _folders(paths: list[str]) -> tuple[str, ...]:
