@@ -252,7 +252,7 @@ def install_probe(probe: Probe, kernel_out: Path) -> None:
 
     execute.execute_run = timed_execute_run
     probe.wrap(kernels.KernelPool, "acquire", "acquire")
-    probe.wrap(execute._client_class(), "async_execute_cell", "cells")
+    probe.wrap(execute.run_client_class(), "async_execute_cell", "cells")
     probe.wrap(kernels.ReadyKernel, "shutdown", "shutdown")
     probe.wrap(Store, "finish", "store_finish")
     probe.wrap(Store, "start", "store_start")

@@ -217,6 +217,33 @@ def test_the_recorder_keeps_reads_under_its_folders_only(tmp_path: Path):
     ]
 
 
+def test_inputs_are_real_paths_through_linked_folders_and_files(tmp_path: Path):
+    # Folders are resolved once each, then each file: a link at either level is followed.
+    project, library = tmp_path / "project", tmp_path / "library"
+    (project / "data").mkdir(parents=True)
+    library.mkdir()
+    (project / "data" / "a.csv").write_text(DATA)
+    (project / "b.csv").write_text(DATA)
+    (project / "e.csv").write_text(DATA)
+    (library / "c.csv").write_text(DATA)
+    (tmp_path / "linked").symlink_to(project / "data")
+    (library / "b_link.csv").symlink_to(project / "b.csv")
+    (project / "c_link.csv").symlink_to(library / "c.csv")
+    recorder = ReadRecorder()
+    recorder.active = True
+    for path in ["linked/a.csv", "library/b_link.csv", "project/c_link.csv", "linked/../e.csv"]:
+        recorder.audit("open", (str(tmp_path / path), "r", os.O_RDONLY))
+
+    found = recorder.inputs([str(project)], {}, [str(library)])
+
+    # `linked/..` is project/, the parent of the link's target, as the system resolves it.
+    assert found == [
+        ("file", str((project / "data" / "a.csv").resolve())),
+        ("file", str((project / "b.csv").resolve())),
+        ("file", str((project / "e.csv").resolve())),
+    ]
+
+
 @pytest.mark.kernel
 def test_settings_read_from_a_home_folder_the_run_works_in_are_not_inputs(
     project: Path, monkeypatch: pytest.MonkeyPatch

@@ -246,7 +246,8 @@ class KernelCapture:
     def report_modules(self) -> None:
         """Publish the top-level third-party modules the run imported, for package versions."""
         stdlib = set(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names)
-        imported = self.imported_modules | (_top_level_modules() - self.initial_modules)
+        loaded = {name.partition(".")[0] for name in self.modules_loaded_by_run()}
+        imported = self.imported_modules | (loaded - self.initial_modules)
         # A preloaded module's own imports ran in the template: count them for the run too.
         imported = imported.union(*(PRELOAD_CLOSURES.get(name, ()) for name in imported))
         names = sorted(
@@ -256,12 +257,22 @@ class KernelCapture:
         if PRELOAD_CLOSURES:
             # Forked from a template: what the run imported beyond it, with each module's file,
             # for the template to learn (see ploomber_like.kernels.learned).
-            files = {}
-            for name, module in list(sys.modules.items()):
-                file = getattr(module, "__dict__", {}).get("__file__")
-                if name not in self.loaded_before_run and isinstance(file, str):
-                    files[name] = file
+            files = self.run_module_files()
             self.publish("run_imports", {JSON_MIMETYPE: json.dumps(files)}, kind="run_imports")
+
+    def modules_loaded_by_run(self) -> list[str]:
+        """The names of the modules the run loaded, in the order it loaded them."""
+        return [name for name in list(sys.modules) if name not in self.loaded_before_run]
+
+    def run_module_files(self) -> dict[str, str]:
+        """The modules the run loaded (name -> file): only those, not the thousands the kernel
+        and the template loaded before it."""
+        files = {}
+        for name in self.modules_loaded_by_run():
+            file = getattr(sys.modules.get(name), "__dict__", {}).get("__file__")
+            if isinstance(file, str):
+                files[name] = file
+        return files
 
     def report_inputs(self) -> None:
         """Publish the files the run read and the user modules it imported (see
@@ -269,11 +280,7 @@ class KernelCapture:
         if self.reads is None:
             return
         self.reads.active = False
-        modules = {}
-        for name, module in list(sys.modules.items()):
-            file = getattr(module, "__dict__", {}).get("__file__")
-            if name not in self.loaded_before_run and isinstance(file, str):
-                modules[name] = file
+        modules = self.run_module_files()
         roots = [self.script_dir, self.working_directory, os.getcwd()]
         # Our own package (a checkout of it may sit in the user's folder), and the caches and
         # settings libraries read from a home folder a run may work in.

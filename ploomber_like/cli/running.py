@@ -160,6 +160,10 @@ def _run_single(path, parameters, database, options: RunOptions) -> None:
     # The kernel starts first: its start-up overlaps importing the rest, reading the file and
     # opening the database.
     with kernel_started_ahead() as fresh, warnings.catch_warnings(record=True) as caught:
+        # rich too (~0.1 CPU-s), which the summary needs: after the run, a quiet run's last
+        # line would wait for it.
+        import rich.console  # noqa: F401
+
         from ploomber_like.notebook import prepare_run
         from ploomber_like.render import print_record_summary
         from ploomber_like.tracking import track_prepared
