@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import cli as cli_process
 from conftest import free_port
 from tracking_databases import (
     ReadmeDatabase,
@@ -567,6 +568,25 @@ def test_report_is_one_file_that_works_offline(page, database, tmp_path):
     assert page.evaluate("window.pwned") is None
     page.goto(output.as_uri() + "#compare")
     assert page.locator("#compare img").count() >= 2
+
+
+def test_a_report_keeps_its_compiled_templates_where_it_can_and_is_the_same_without(
+    database, tmp_path
+):
+    # Compiling the templates was ~90 ms of every report and server start.
+    cache = tmp_path / "cache"
+    cannot = tmp_path / "not-a-folder"
+    cannot.write_text("")
+    written = []
+    for number, home in enumerate([cache, cache, cannot]):
+        output = tmp_path / f"report-{number}.html"
+        done = cli_process("report", "-d", str(database.path), "-o", str(output),
+                           env={"XDG_CACHE_HOME": str(home)})
+        assert done.returncode == 0, done.stderr
+        written.append(output.read_bytes())
+        if number == 0:
+            assert list((cache / "ploomber_like" / "templates").iterdir())
+    assert written[0] == written[1] == written[2]
 
 
 @pytest.mark.browser
