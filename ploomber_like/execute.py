@@ -259,7 +259,7 @@ class _Execution:
             # What the kernel showed before Ctrl-C may still wait in its I/O thread, or unread
             # in the channel. Interrupted, the kernel sends it, then its request's end: read up
             # to that end, all of it arrives in order before it.
-            await self._interrupt()
+            await self._interrupt(seconds=CANCEL_GRACE)
             raise
         finally:
             durations += [end.seconds for end in self.ends if end.group is not None]
@@ -371,14 +371,16 @@ class _Execution:
             return tuple(self.traceback)
         return ()
 
-    async def _interrupt(self, done: Callable[[], bool] = lambda: False) -> bool:
-        """Interrupt the kernel and read what it sends for up to :data:`INTERRUPT_GRACE`
-        seconds, until ``done()`` or the request's end; whether either came."""
+    async def _interrupt(
+        self, done: Callable[[], bool] = lambda: False, seconds: float | None = None
+    ) -> bool:
+        """Interrupt the kernel and read what it sends for up to ``seconds`` (by default
+        :data:`INTERRUPT_GRACE`), until ``done()`` or the request's end; whether either came."""
         try:
             os.kill(self.kernel.handle.pid, signal.SIGINT)
         except OSError:
             return False
-        return await self._read_messages(done, INTERRUPT_GRACE)
+        return await self._read_messages(done, INTERRUPT_GRACE if seconds is None else seconds)
 
     async def _read_messages(self, done: Callable[[], bool], seconds: float) -> bool:
         """Handle the request's messages nbclient left unread (it stopped reading), for up to
@@ -486,5 +488,8 @@ def _save_notebook(
 #: Seconds a timed-out run has to stop on an interrupt (and say where it was) before its
 #: kernel is killed.
 INTERRUPT_GRACE = 3.0
+#: Seconds a run stopped by Ctrl-C has to send what it showed, at most: a loaded machine's
+#: kernel may take seconds to answer, and what it would send is the run's record.
+CANCEL_GRACE = 10.0
 #: Seconds to read what a kernel sent before it died, at most.
 DRAIN_SECONDS = 1.0

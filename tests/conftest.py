@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -132,6 +133,13 @@ def hidden_module(folder: Path, name: str) -> dict[str, str]:
 
 
 T = TypeVar("T")
+
+
+def as_in_a_terminal() -> None:
+    """``preexec_fn`` of a driver a test interrupts: Ctrl-C in a terminal finds SIGINT handled.
+    A suite started in the background of a script (``cmd &``) ignores it, and its children
+    inherit that: Python then never raises KeyboardInterrupt, and the driver runs on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 300, what: str = "the condition") -> T:

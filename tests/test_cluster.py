@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import rows, wait_for, write_script
+from conftest import as_in_a_terminal, rows, wait_for, write_script
 
 from ploomber_like.cluster import connect_dask
 from ploomber_like.errors import TrackerError
@@ -282,6 +282,7 @@ def test_ctrl_c_stops_the_sweep_and_the_runs_on_the_workers(cluster, client, tmp
         [sys.executable, "-m", "tracker", str(path), "-g", "x=1,2,3", "-w", "1", "-q",
          "-d", str(database), "--dask", cluster.scheduler_address],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         kernel = started_kernel(markers, lambda: driver.poll() is None)

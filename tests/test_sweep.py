@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli, rows, stored_values, wait_for, write_script
+from conftest import as_in_a_terminal, cli, rows, stored_values, wait_for, write_script
 
 from ploomber_like import ParameterError, track_grid
 from ploomber_like.sweep import expand_grid
@@ -290,7 +290,7 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
     driver = subprocess.Popen(
         [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2",
          "-d", str(db)],
-        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal,
     )
     # Interrupt once both in-flight runs are inside their long group.
     wait_for(lambda: len(list(markers.glob("started-*"))) == 2)
