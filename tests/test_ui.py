@@ -813,24 +813,33 @@ def test_a_large_database_pages_its_table_and_samples_its_charts(page, large: Pa
         assert page.locator("#pager-text").inner_text() == "1\u2013100 of 2500"
 
         # Brushing the top of the f1 axis asks the server for the runs inside, all of them.
-        labels = page.eval_on_selector_all(
-            "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
-        )
         page.evaluate("window.scrollTo(0, 0)")  # the pager scrolled the charts away
-        axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(labels.index("f1"))
-        box = axis.bounding_box()
-        x = box["x"] + box["width"] / 2
-        page.mouse.move(x, box["y"] + 3)
-        page.mouse.down()
-        page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
-        page.mouse.up()
-        page.wait_for_function("document.getElementById('run-count').textContent !== '2500 runs'")
-        brushed = int(page.locator("#run-count").inner_text().split()[0])
+        _, brushed = brush_top_of_axis(page, "f1", "2500 runs")
         assert 100 < brushed < 2500
         # Still sorted by f1: the first row is the best inside the range, near the top.
         assert table_uuids(page)[0] in {run.uuid for run in SQLiteTracker(large).runs(
             sort="f1", limit=100
         )}
+
+
+def brush_top_of_axis(page, key: str, count_before: str) -> tuple[int, int]:
+    """Drag a brush over the top quarter of the parallel coordinates' ``key`` axis; the axis's
+    index and the number of runs the table then counts (once it no longer says
+    ``count_before``)."""
+    labels = page.eval_on_selector_all(
+        "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
+    )
+    index = labels.index(key)
+    box = page.locator("#parcoords .parcoords .axis-brush .background").nth(index).bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + 3)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
+    page.mouse.up()
+    page.wait_for_function(
+        f"document.getElementById('run-count').textContent !== {count_before!r}"
+    )
+    return index, int(page.locator("#run-count").inner_text().split()[0])
 
 
 #: Counts the draws of the parcoords' line layers (plotly's, bound to their canvases) and notes
@@ -868,22 +877,11 @@ def test_a_brush_shows_the_servers_rows_before_the_chart_draws_its_lines_again(p
         assert 100 < drawn < 2500
         assert parcoords.evaluate(COUNT_LINE_DRAWS) >= 2
 
-        labels = page.eval_on_selector_all(
-            "#parcoords .parcoords .axis-title", "nodes => nodes.map(n => n.textContent)"
-        )
-        axis = page.locator("#parcoords .parcoords .axis-brush .background").nth(labels.index("f1"))
-        box = axis.bounding_box()
-        x = box["x"] + box["width"] / 2
-        page.mouse.move(x, box["y"] + 3)
-        page.mouse.down()
-        page.mouse.move(x, box["y"] + box["height"] * 0.25, steps=10)
-        page.mouse.up()
-        page.wait_for_function("document.getElementById('run-count').textContent !== '2500 runs'")
+        axis, brushed = brush_top_of_axis(page, "f1", "2500 runs")
         # The server's answer: every run inside the range, not only the drawn ones.
-        brushed = int(page.locator("#run-count").inner_text().split()[0])
         assert 100 < brushed < 2500
         low, high = parcoords.evaluate(
-            f"host => host.data[0].dimensions[{labels.index('f1')}].constraintrange"
+            f"host => host.data[0].dimensions[{axis}].constraintrange"
         )
         every = SQLiteTracker(large).runs(where=f"json_extract(parameters, '$.f1') BETWEEN {low} "
                                                 f"AND {high}")
