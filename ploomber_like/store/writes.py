@@ -314,11 +314,7 @@ def move_inline_images(path: str | os.PathLike[str]) -> InlineMigration:
     moved, and moves images a peer stored since. One transaction: the database ends either
     fully migrated or untouched, with every row.
     """
-    path = Path(path)
-    # Read-only first: a mistyped path must not create an empty database.
-    with reading(path) as check:
-        if "experiments" not in table_names(check):
-            raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+    path = _existing_tracking_database(path)
     conn = connect(path, migrate=False)
     try:
         applied = upgrade(conn, path)
@@ -408,13 +404,20 @@ def index_every_numeric_key(path: str | os.PathLike[str]) -> list[str]:
     A key that first appears in a large table is left unindexed by the write that shows it
     (:data:`~ploomber_like.store.indexes.INDEX_ON_WRITE_ROWS`): this builds it, with progress.
     """
-    path = Path(path)
-    with reading(path) as check:
-        if "experiments" not in table_names(check):
-            raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+    path = _existing_tracking_database(path)
     conn = connect(path)
     try:
         with writing(conn, path):
             return index_numeric_keys(conn, at_any_size=True)
     finally:
         conn.close()
+
+
+def _existing_tracking_database(path: str | os.PathLike[str]) -> Path:
+    """``path``, once a read-only open found an ``experiments`` table in it: a mistyped path
+    must not create an empty database."""
+    path = Path(path)
+    with reading(path) as check:
+        if "experiments" not in table_names(check):
+            raise DatabaseError(f"not a tracking database (no experiments table): {path}")
+    return path
