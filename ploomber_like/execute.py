@@ -241,6 +241,12 @@ class _Execution:
             NotebookNode(metadata=NotebookNode(), cells=[self.cell]), km=None, allow_errors=False,
             interrupt_on_timeout=False, record_timing=False, timeout_func=self.seconds_left,
             on_cell_error=self._request_failed,
+            # What the run showed can reach us after its request's reply: a loaded kernel's I/O
+            # thread sends it late (its flush gives up after 10 s). nbclient waits 4 s for it,
+            # then drops it without a word; wait as long as the run may take. A kernel that dies
+            # meanwhile still ends the wait within a second.
+            iopub_timeout=math.ceil(timeout) if timeout else NO_TIMEOUT,
+            raise_on_iopub_timeout=True,
         )
         self.requests = RequestClient(kernel.client)
         self.client.kc = self.requests
@@ -491,5 +497,7 @@ INTERRUPT_GRACE = 3.0
 #: Seconds a run stopped by Ctrl-C has to send what it showed, at most: a loaded machine's
 #: kernel may take seconds to answer, and what it would send is the run's record.
 CANCEL_GRACE = 10.0
+#: Seconds nbclient may wait for a run without a timeout (it takes a number).
+NO_TIMEOUT = 10**9
 #: Seconds to read what a kernel sent before it died, at most.
 DRAIN_SECONDS = 1.0

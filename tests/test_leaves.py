@@ -450,6 +450,22 @@ def test_a_kernel_holds_no_copy_of_the_output_of_earlier_groups(track):
     assert record.values["grown_kib"] < 20 * 1024
 
 
+@pytest.mark.kernel
+def test_values_sent_after_the_run_replied_are_kept(track):
+    # A loaded kernel's I/O thread can send what a run showed after the run's reply: its flush
+    # gives up after a while. Here the thread sleeps 6 s and the flush gives up at once.
+    script = """
+import time
+import ipykernel.iostream
+ipykernel.iostream.OutStream.flush_timeout = 0.1
+get_ipython().kernel.iopub_thread.io_loop.add_callback(time.sleep, 6)
+late = 2
+late
+"""
+    record = track(script, quiet=True).record
+    assert record.ok and record.values == {"late": 2}
+
+
 def wait_for_marker(path, driver: subprocess.Popen) -> str:
     """The text of the marker file at ``path`` once it exists; the file is taken away."""
 
