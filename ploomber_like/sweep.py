@@ -20,6 +20,7 @@ from ploomber_like.execute import new_record
 from ploomber_like.executors import Executor, executor_for
 from ploomber_like.executors.base import fail_record
 from ploomber_like.inputs import InputChange, changed_inputs
+from ploomber_like.interrupts import WAKE_SECONDS, CtrlC
 from ploomber_like.kernels.processes import pid_alive
 from ploomber_like.notebook import (
     PreparedRun,
@@ -355,8 +356,8 @@ class _Driver:
         summary.total = total or 0
         started = time.monotonic()
         try:
-            with self.reporter.progress(expected) as progress:
-                self._loop(summary, progress)
+            with CtrlC() as ctrl_c, self.reporter.progress(expected) as progress:
+                self._loop(summary, progress, ctrl_c)
         except BaseException as exc:
             summary.interrupted = isinstance(exc, KeyboardInterrupt)
             if not summary.interrupted:
@@ -375,7 +376,7 @@ class _Driver:
             self.reporter.summary(summary)
         return summary
 
-    def _loop(self, summary: SweepSummary, progress: SweepProgress) -> None:
+    def _loop(self, summary: SweepSummary, progress: SweepProgress, ctrl_c: CtrlC) -> None:
         workers = self.executor.workers
         while True:
             free = workers - self.executor.in_flight
@@ -385,8 +386,9 @@ class _Driver:
             progress.skip(self.plan.skipped - skipped)
             if not self.executor.in_flight:
                 return
-            for record in self.executor.wait_some():
+            for record in self.executor.wait_some(timeout=WAKE_SECONDS):
                 self._end(record, summary, progress)
+            ctrl_c.check()
 
     def _submit(self, point: Point, run: PreparedRun, progress: SweepProgress) -> None:
         run.options = self.record_options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import random
@@ -275,7 +276,9 @@ def test_sigkill_of_the_driver_then_rerun_records_every_point_once(tmp_path):
 
 
 @pytest.mark.kernel
-def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
+def sweep_waiting_on_two_runs(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """A CLI sweep of 6 points on 2 workers (stderr piped), returned once both in-flight runs
+    showed ``shown`` and sleep for 10 minutes; and its database."""
     markers = tmp_path / "markers"
     markers.mkdir()
     write_script(
@@ -292,10 +295,23 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
          "-d", str(db)],
         cwd=tmp_path, stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal,
     )
-    # Interrupt once both in-flight runs are inside their long group.
     wait_for(lambda: len(list(markers.glob("started-*"))) == 2)
+    return driver, db
+
+
+def ended(driver: subprocess.Popen) -> str:
+    """``driver``'s stderr once it ended; its stderr in the failure if it runs on."""
+    try:
+        return driver.communicate(timeout=300)[1]
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        raise AssertionError("the driver did not stop:\n" + driver.communicate()[1]) from None
+
+
+def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
+    driver, db = sweep_waiting_on_two_runs(tmp_path)
     driver.send_signal(signal.SIGINT)
-    _, stderr = driver.communicate(timeout=300)
+    stderr = ended(driver)
     assert driver.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "Task was destroyed" not in stderr
@@ -309,6 +325,29 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
     assert "failed" not in stderr
     listed = suggested_listing(stderr, tmp_path)
     assert listed == {r["uuid"][:8] for r in rows(db)}
+
+
+def test_ctrl_c_that_the_main_thread_does_not_see_still_stops_the_sweep(tmp_path):
+    # SIGINT handed to another of the driver's threads trips Python's flag but does not wake a
+    # main thread waiting on a lock; a KeyboardInterrupt raised in a finalizer is dropped.
+    driver, db = sweep_waiting_on_two_runs(tmp_path)
+    tasks = Path(f"/proc/{driver.pid}/task")
+    thread = next(
+        int(task.name) for task in sorted(tasks.iterdir())
+        if int(task.name) != driver.pid and not sigint_blocked(task)
+    )
+    assert ctypes.CDLL(None, use_errno=True).tgkill(driver.pid, thread, signal.SIGINT) == 0
+    stderr = ended(driver)
+    assert driver.returncode == 130, stderr
+    assert count(db, "interrupted") == 2 and len(rows(db)) == 2
+    assert sorted(v["shown"] for v in stored_values(db)) == [2, 4]
+
+
+def sigint_blocked(task: Path) -> bool:
+    """Whether the thread at ``/proc/<pid>/task/<tid>`` blocks SIGINT."""
+    status = (task / "status").read_text()
+    mask = int(re.search(r"^SigBlk:\s*([0-9a-f]+)", status, re.MULTILINE).group(1), 16)
+    return bool(mask >> (signal.SIGINT - 1) & 1)
 
 
 def suggested_listing(stderr: str, cwd: Path) -> set[str]:

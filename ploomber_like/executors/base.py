@@ -75,8 +75,10 @@ class Executor(ABC):
         """
 
     @abstractmethod
-    def wait_some(self) -> list[Record]:
-        """Wait until at least one submitted run ends; the finished records (failures included).
+    def wait_some(self, timeout: float | None = None) -> list[Record]:
+        """Wait until at least one submitted run ends, or ``timeout`` seconds (None: no limit);
+        the finished records (failures included), none if the time ran out. The driver waits
+        in slices, to notice Ctrl-C (:mod:`ploomber_like.interrupts`).
 
         Raises :class:`~ploomber_like.errors.TrackerError` if the executor itself is lost.
         """

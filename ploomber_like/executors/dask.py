@@ -100,11 +100,14 @@ class DaskExecutor(RemoteExecutor):
         self._completed.add(future)
         return future
 
-    def wait_futures(self, futures: list[Any]) -> list[Any]:
+    def wait_futures(self, futures: list[Any], timeout: float | None) -> list[Any]:
         # Polled rather than blocking: a client that lost its scheduler may never complete a
         # future submitted after the loss, and the sweep must end instead of hanging.
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._completed.has_ready():
             self._check_connected()
+            if deadline is not None and time.monotonic() >= deadline:
+                return []
             time.sleep(CONNECTION_POLL_INTERVAL)
         return self._completed.next_batch(block=False)
 

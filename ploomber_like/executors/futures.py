@@ -32,8 +32,10 @@ class FuturesExecutor(RemoteExecutor):
             self.options.preload, self.threads_per_run(),
         )
 
-    def wait_futures(self, futures: list[Any]) -> list[Any]:
-        done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+    def wait_futures(self, futures: list[Any], timeout: float | None) -> list[Any]:
+        done, _ = concurrent.futures.wait(
+            futures, timeout, return_when=concurrent.futures.FIRST_COMPLETED
+        )
         return list(done)
 
     def is_lost_worker(self, exc: BaseException) -> bool:

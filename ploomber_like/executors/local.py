@@ -61,9 +61,9 @@ class LocalExecutor(Executor):
             self._run(run, record, still_needed), self._loop
         )
 
-    def wait_some(self) -> list[Record]:
+    def wait_some(self, timeout: float | None = None) -> list[Record]:
         done, _ = concurrent.futures.wait(
-            list(self._futures.values()), return_when=concurrent.futures.FIRST_COMPLETED
+            list(self._futures.values()), timeout, return_when=concurrent.futures.FIRST_COMPLETED
         )
         finished = [uuid for uuid, future in self._futures.items() if future in done]
         return [self._futures.pop(uuid).result() for uuid in finished]

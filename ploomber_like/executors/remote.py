@@ -53,12 +53,12 @@ class RemoteExecutor(Executor):
             del self._submitted[record.uuid]
             self._refused.append(fail_record(record, Status.FAILED, exc, point.started))
 
-    def wait_some(self) -> list[Record]:
+    def wait_some(self, timeout: float | None = None) -> list[Record]:
         if self._refused:
             refused, self._refused = self._refused, []
             return refused
         pending = [p.future for p in self._submitted.values()]
-        done = set(self.wait_futures(pending))
+        done = set(self.wait_futures(pending, timeout))
         finished = [uuid for uuid, p in self._submitted.items() if p.future in done]
         return [self._outcome(self._submitted.pop(uuid)) for uuid in finished]
 
@@ -75,8 +75,9 @@ class RemoteExecutor(Executor):
         """Submit ``execute_remote`` for the point; its future."""
 
     @abstractmethod
-    def wait_futures(self, futures: list[Any]) -> list[Any]:
-        """Futures among ``futures`` that are done, waiting until there is at least one."""
+    def wait_futures(self, futures: list[Any], timeout: float | None) -> list[Any]:
+        """Futures among ``futures`` that are done, waiting until there is at least one or
+        ``timeout`` seconds passed (None: no limit)."""
 
     def cancel_futures(self, futures: list[Any]) -> None:
         for future in futures:
