@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ploomber_like.kernels.learned import cache_home
+from ploomber_like.caches import cache_home
 from ploomber_like.record import Input
 
 #: Bytes read at a time while hashing.

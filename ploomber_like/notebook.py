@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib.util
 import keyword
 import math
 import numbers
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ploomber_like.caches import cache_home, read_json, write_json
 from ploomber_like.errors import InputFileError, ParameterError
 from ploomber_like.record import RecordOptions, run_fingerprint
 
@@ -110,8 +115,25 @@ def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
 
 @lru_cache(maxsize=16)
 def _parsed_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None]:
-    # The same text read again (a loop of track_execution calls on one file) is parsed once:
-    # jupytext checks every cell it builds against the notebook schema, ~40 ms for a script.
+    # The same text read again is parsed once: in this process (a loop of track_execution
+    # calls), and across processes through a cache file (a CLI run of a file run before).
+    # Parsing imports jupytext (~0.2 s, more than a kernel's own start) and checks every cell
+    # it builds against the notebook schema (~40 ms for a script).
+    cache_file = _groups_cache_file(text, path.suffix)
+    cached = _cached_groups(cache_file)
+    if cached is not None:
+        return cached
+    parsed = _parse_groups(text, path)
+    groups, parameters_index = parsed
+    if write_json(cache_file, {
+        "groups": [[group.source, group.start] for group in groups],
+        "parameters_index": parameters_index,
+    }):
+        _forget_oldest(cache_file.parent)
+    return parsed
+
+
+def _parse_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None]:
     import jupytext  # heavy: only when a file is actually read
 
     try:
@@ -142,6 +164,49 @@ def _parsed_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None
             parameters_index = group.index
         groups.append(group)
     return tuple(groups), parameters_index
+
+
+#: Files whose groups the cache keeps, at most (the least recently parsed are forgotten).
+MAX_CACHED_FILES = 256
+
+
+def _groups_cache_file(text: str, suffix: str) -> Path:
+    """The cache file of ``text`` read as a ``suffix`` file: its groups depend on the text,
+    on jupytext (its version: its files' times and sizes) and on the Python that checked their
+    syntax."""
+    spec = importlib.util.find_spec("jupytext")
+    origin = spec.origin if spec is not None and spec.origin else ""
+    try:
+        stat = os.stat(origin)
+        installed = f"{origin}:{stat.st_mtime_ns}:{stat.st_size}"
+    except OSError:
+        installed = origin
+    key = "\0".join([suffix, sys.version, installed, text])
+    return cache_home() / "groups" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
+def _cached_groups(cache_file: Path) -> tuple[tuple[Group, ...], int | None] | None:
+    data = read_json(cache_file)
+    try:
+        groups = tuple(
+            Group(index, source, start) for index, (source, start) in enumerate(data["groups"])
+        )
+        parameters_index = data["parameters_index"]
+        if all(isinstance(g.source, str) and isinstance(g.start, (int, type(None)))
+               for g in groups) and isinstance(parameters_index, (int, type(None))):
+            return groups, parameters_index
+    except (TypeError, KeyError, ValueError):
+        pass  # missing, or not ours: parsed again
+    return None
+
+
+def _forget_oldest(folder: Path) -> None:
+    try:
+        files = sorted(folder.glob("*.json"), key=lambda file: file.stat().st_mtime)
+        for file in files[:-MAX_CACHED_FILES]:
+            file.unlink()
+    except OSError:
+        pass  # another process forgot them first, or the cache is not ours to change
 
 
 def prepare_run(path: str | Path, parameters: Mapping[str, Any] | None = None) -> PreparedRun:

@@ -15,9 +15,9 @@ import pytest
 from conftest import cli, write_script
 
 from ploomber_like import SQLiteTracker, track_execution
+from ploomber_like.caches import cache_home
 from ploomber_like.capture.inputs import ReadRecorder
 from ploomber_like.inputs import file_hash
-from ploomber_like.kernels.learned import cache_home
 
 #: Reads data.csv (with open and with numpy), imports utils.py next to it, a stdlib module and
 #: a site-packages one; writes a file and reads it back; reads a file outside its folders.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from conftest import run, write_script
 
 from ploomber_like import InputFileError, ParameterError, track_execution
+from ploomber_like.caches import cache_home
 from ploomber_like.notebook import prepare_run
 from ploomber_like.record import git_state
 from ploomber_like.tracking import TrackingWarning
@@ -123,6 +125,41 @@ def test_bad_input_files_raise_one_line_errors(tmp_path, name, text, message):
     with pytest.raises(InputFileError, match=re.escape(message)) as caught:
         track_execution(path, None, tmp_path / "runs.db")
     assert "\n" not in str(caught.value)
+
+
+def read_in_a_new_process(path: Path) -> dict:
+    """The group sources ``read_groups`` finds in ``path``, read by a new Python process, and
+    whether that process imported jupytext to find them."""
+    code = (
+        "import json, sys\nfrom ploomber_like.notebook import read_groups\n"
+        f"_, _, groups, parameters = read_groups({str(path)!r})\n"
+        "print(json.dumps({'groups': [g.source for g in groups], "
+        "'parameters': groups[parameters].source, "
+        "'jupytext': 'jupytext' in sys.modules}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("name", ["light.py", "notebook.ipynb"])
+def test_a_file_read_before_is_not_parsed_again(tmp_path, name):
+    # Parsing imports jupytext, which costs a single run more than its kernel's own start.
+    text = LIGHT if name.endswith(".py") else _notebook_text()
+    text = text.replace("Notes", f"Notes of {tmp_path}")  # a text no other test reads
+    path = write_script(tmp_path, text, name)
+    first = read_in_a_new_process(path)
+    assert first["jupytext"] and first["parameters"].endswith("n = 1")
+    assert read_in_a_new_process(path) == {**first, "jupytext": False}
+    # An edited file is read afresh.
+    path.write_text(text.replace("doubled = n * 2", "doubled = n * 3"))
+    edited = read_in_a_new_process(path)
+    assert edited["jupytext"] and any("n * 3" in group for group in edited["groups"])
+    assert read_in_a_new_process(path)["groups"] == edited["groups"]
+    # Damaged cache files are read afresh too.
+    for cached in (cache_home() / "groups").glob("*.json"):
+        cached.write_text('{"groups": [[1, "x"]]')
+    assert read_in_a_new_process(path) == edited
 
 
 @pytest.mark.kernel

@@ -22,18 +22,16 @@ that cannot be read or written (a read-only home) is ignored: the process still 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import sys
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ploomber_like.caches import cache_home, read_json, write_json
 from ploomber_like.capture.inputs import library_roots
 
 if TYPE_CHECKING:
@@ -64,12 +62,6 @@ def learned_modules(script_path: str, source: str) -> LearnedModules:
 def cache_folder() -> Path:
     """Where the learned modules of every script are cached."""
     return cache_home() / "preload"
-
-
-def cache_home() -> Path:
-    """The folder of our caches: ``$XDG_CACHE_HOME/ploomber_like`` (``~/.cache`` without it)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ploomber_like"
 
 
 class LearnedModules:
@@ -139,14 +131,14 @@ class LearnedModules:
         self._write_cache(learned, refused)
 
     def _read_cache(self) -> tuple[list[str], list[str]]:
+        data = read_json(self.cache_file)
         try:
-            data = json.loads(self.cache_file.read_text())
             if data.get("source_sha256") != self.source_hash:
                 return [], []
             learned, refused = data["modules"], data["refused"]
             if all(isinstance(name, str) for name in [*learned, *refused]):
                 return learned[:MAX_LEARNED_MODULES], refused[:MAX_LEARNED_MODULES]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (TypeError, KeyError, AttributeError):
             pass  # missing, unreadable or not ours: start afresh
         return [], []
 
@@ -155,24 +147,11 @@ class LearnedModules:
         cached, cached_refused = self._read_cache()
         learned = list(dict.fromkeys([*cached, *learned]))[:MAX_LEARNED_MODULES]
         refused = sorted(set(cached_refused) | set(refused))[:MAX_LEARNED_MODULES]
-        data = {
+        # Not written (a read-only cache): the next sweep starts cold, this process learned.
+        write_json(self.cache_file, {
             "script": self.script_path, "source_sha256": self.source_hash,
             "modules": learned, "refused": refused,
-        }
-        temporary = None
-        try:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", dir=self.cache_file.parent, suffix=".tmp", delete=False
-            ) as out:
-                temporary = out.name
-                json.dump(data, out)
-            os.replace(temporary, self.cache_file)  # readers never see half a file
-        except OSError:
-            # A read-only cache: the next sweep starts cold, this process still learned.
-            if temporary is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
+        })
 
 
 def _under(file: str, roots: list[str]) -> bool:

@@ -231,15 +231,12 @@ def kernel_machinery_imports() -> Callable[[], list[str]]:
     """A function giving the modules an ipykernel imports as it initializes: as an earlier
     template with the same interpreter and installed packages found them, else as the probe
     finds them (:func:`start_kernel_import_probe`, ~0.4 s of CPU), then kept for the next."""
-    from ploomber_like.kernels.learned import cache_home
+    from ploomber_like.caches import cache_home, read_json, write_json
     from ploomber_like.kernels.preload import installed_packages_stamp
 
     stamp = json.dumps([sys.executable, sys.version, installed_packages_stamp()])
     cache = cache_home() / "kernel_imports" / f"{hashlib.sha256(stamp.encode()).hexdigest()}.json"
-    try:
-        names = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        names = None
+    names = read_json(cache)
     if isinstance(names, list) and names and all(isinstance(name, str) for name in names):
         return lambda: names
     probe = start_kernel_import_probe()
@@ -247,12 +244,7 @@ def kernel_machinery_imports() -> Callable[[], list[str]]:
     def probed() -> list[str]:
         found = probe()
         if found:
-            with contextlib.suppress(OSError):
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                # Written whole, then renamed: a template reading it never sees half a list.
-                with tempfile.NamedTemporaryFile("w", dir=cache.parent, delete=False) as part:
-                    json.dump(found, part)
-                os.replace(part.name, cache)
+            write_json(cache, found)
         return found
 
     return probed

@@ -164,7 +164,7 @@ def _status_class(status: str | None) -> str:
 def _environment() -> jinja2.Environment:
     import jinja2
 
-    from ploomber_like.kernels.learned import cache_home
+    from ploomber_like.caches import cache_home
 
     # Compiling the templates is ~90 ms of every `report` and server start: jinja keeps the
     # compiled code, keyed by each template's source, in our cache folder when it can be made.
