@@ -109,12 +109,14 @@ def read_groups(path: str | Path) -> tuple[Path, str, list[Group], int | None]:
 def groups_from_text(text: str, path: Path) -> tuple[list[Group], int | None]:
     """The code groups of ``text``, read as the file ``path`` (its suffix gives the format),
     and the parameters group's index; raises :class:`InputFileError` as :func:`read_groups`."""
-    groups, parameters_index = _parsed_groups(text, path)
+    groups, parameters_index, _ = _parsed_groups(text, path)
     return [replace(group) for group in groups], parameters_index
 
 
 @lru_cache(maxsize=16)
-def _parsed_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None]:
+def _parsed_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None, bool]:
+    """The groups of ``text`` read as the file ``path``, the parameters group's index, and
+    whether it is a plain script (:func:`is_plain_script`)."""
     # The same text read again is parsed once: in this process (a loop of track_execution
     # calls), and across processes through a cache file (a CLI run of a file run before).
     # Parsing imports jupytext (~0.2 s, more than a kernel's own start) and checks every cell
@@ -124,17 +126,18 @@ def _parsed_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None
     if cached is not None:
         return cached
     parsed = _parse_groups(text, path)
-    groups, parameters_index = parsed
+    groups, parameters_index, plain = parsed
     if write_json(cache_file, {
         "groups": [[group.source, group.start] for group in groups],
-        "parameters_index": parameters_index,
+        "parameters_index": parameters_index, "plain": plain,
     }):
         _forget_oldest(cache_file.parent)
     return parsed
 
 
-def _parse_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None]:
+def _parse_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None, bool]:
     import jupytext  # heavy: only when a file is actually read
+    from jupytext.formats import guess_format
 
     try:
         nb = jupytext.reads(text, fmt=path.suffix.lstrip("."))
@@ -163,7 +166,8 @@ def _parse_groups(text: str, path: Path) -> tuple[tuple[Group, ...], int | None]
         if parameters_index is None and _is_parameters_cell(cell):
             parameters_index = group.index
         groups.append(group)
-    return tuple(groups), parameters_index
+    plain = path.suffix == ".py" and guess_format(text, ".py")[0] == "light"
+    return tuple(groups), parameters_index, plain
 
 
 #: Files whose groups the cache keeps, at most (the least recently parsed are forgotten).
@@ -185,16 +189,17 @@ def _groups_cache_file(text: str, suffix: str) -> Path:
     return cache_home() / "groups" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
 
 
-def _cached_groups(cache_file: Path) -> tuple[tuple[Group, ...], int | None] | None:
+def _cached_groups(cache_file: Path) -> tuple[tuple[Group, ...], int | None, bool] | None:
     data = read_json(cache_file)
     try:
         groups = tuple(
             Group(index, source, start) for index, (source, start) in enumerate(data["groups"])
         )
-        parameters_index = data["parameters_index"]
+        parameters_index, plain = data["parameters_index"], data["plain"]
         if all(isinstance(g.source, str) and isinstance(g.start, (int, type(None)))
-               for g in groups) and isinstance(parameters_index, (int, type(None))):
-            return groups, parameters_index
+               for g in groups) and isinstance(parameters_index, (int, type(None))
+        ) and isinstance(plain, bool):
+            return groups, parameters_index, plain
     except (TypeError, KeyError, ValueError):
         pass  # missing, or not ours: parsed again
     return None
@@ -245,11 +250,7 @@ def plan_runs(
 def is_plain_script(text: str, path: Path) -> bool:
     """True for a ``.py`` file in jupytext's light format (no ``# %%`` cells): ``python`` runs
     it as one program, so a figure drawn over several blank-line blocks is one figure."""
-    if path.suffix != ".py":
-        return False
-    from jupytext.formats import guess_format
-
-    return guess_format(text, ".py")[0] == "light"
+    return path.suffix == ".py" and _parsed_groups(text, path)[2]
 
 
 def prepare_source(

@@ -131,10 +131,11 @@ def read_in_a_new_process(path: Path) -> dict:
     """The group sources ``read_groups`` finds in ``path``, read by a new Python process, and
     whether that process imported jupytext to find them."""
     code = (
-        "import json, sys\nfrom ploomber_like.notebook import read_groups\n"
-        f"_, _, groups, parameters = read_groups({str(path)!r})\n"
+        "import json, sys\nfrom ploomber_like.notebook import is_plain_script, read_groups\n"
+        f"path, text, groups, parameters = read_groups({str(path)!r})\n"
         "print(json.dumps({'groups': [g.source for g in groups], "
         "'parameters': groups[parameters].source, "
+        "'plain': is_plain_script(text, path), "
         "'jupytext': 'jupytext' in sys.modules}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -150,6 +151,7 @@ def test_a_file_read_before_is_not_parsed_again(tmp_path, name):
     path = write_script(tmp_path, text, name)
     first = read_in_a_new_process(path)
     assert first["jupytext"] and first["parameters"].endswith("n = 1")
+    assert first["plain"] == name.endswith(".py")
     assert read_in_a_new_process(path) == {**first, "jupytext": False}
     # An edited file is read afresh.
     path.write_text(text.replace("doubled = n * 2", "doubled = n * 3"))
