@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
+
+from ploomber_like.caches import cache_home, read_json, write_json
 
 
 @lru_cache(maxsize=64)
@@ -49,27 +49,17 @@ def _module_distributions() -> dict[str, list[str]]:
     from importlib import metadata
 
     cache = _cache_file()
-    try:
-        return json.loads(cache.read_text())
-    except (OSError, ValueError):
-        pass
+    found = read_json(cache)
+    if isinstance(found, dict):
+        return found
     found = metadata.packages_distributions()
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=cache.parent, suffix=".tmp", delete=False
-        ) as temporary:
-            json.dump(found, temporary)
-        os.replace(temporary.name, cache)  # readers never see half a file
-    except OSError:
-        pass  # a read-only cache: the next process scans again
+    write_json(cache, found)  # not written (a read-only cache): the next process scans again
     return found
 
 
 def _cache_file() -> Path:
     """The cache of this interpreter's map, named for what the scan reads: the interpreter, its
     search path and the state of its site-packages folders."""
-    from ploomber_like.kernels.learned import cache_home
     from ploomber_like.kernels.preload import installed_packages_stamp
 
     key = json.dumps([sys.executable, sys.path, installed_packages_stamp()])
