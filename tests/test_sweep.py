@@ -343,6 +343,59 @@ def test_ctrl_c_that_the_main_thread_does_not_see_still_stops_the_sweep(tmp_path
     assert sorted(v["shown"] for v in stored_values(db)) == [2, 4]
 
 
+SWALLOWING_DRIVER = """
+import contextlib, sys, time
+from pathlib import Path
+
+from ploomber_like import track_grid
+from ploomber_like.executors import register_executor
+from ploomber_like.executors.local import LocalExecutor
+
+markers = Path(sys.argv[1])
+
+
+@register_executor
+class Swallowing(LocalExecutor):
+    # Code the driver calls (a finalizer, a library) catches the KeyboardInterrupt of Ctrl-C.
+    name = "swallowing"
+    swallowed = False
+
+    @classmethod
+    def accepts(cls, target):
+        return target == cls.name
+
+    def wait_some(self, timeout=None):
+        if not self.swallowed and len(list(markers.glob("started-*"))) == 2:
+            self.swallowed = True
+            (markers / "waiting").touch()
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(60)
+        return super().wait_some(timeout)
+
+
+track_grid("job.py", {"x": [1, 2, 3, 4]}, "c.db", workers=2, executor="swallowing")
+"""
+
+
+def test_ctrl_c_whose_keyboardinterrupt_is_swallowed_still_stops_the_sweep(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    write_script(tmp_path, SLOW.replace(
+        "time.sleep(1.5)",
+        f"open(f'{markers}/started-{{x}}', 'w').close()\ntime.sleep(600)",
+    ), "job.py")
+    (tmp_path / "driver.py").write_text(SWALLOWING_DRIVER)
+    driver = subprocess.Popen(
+        [sys.executable, "driver.py", str(markers)], cwd=tmp_path, stderr=subprocess.PIPE,
+        text=True, preexec_fn=as_in_a_terminal,
+    )
+    wait_for(lambda: (markers / "waiting").exists() or driver.poll() is not None)
+    driver.send_signal(signal.SIGINT)
+    stderr = ended(driver)
+    assert driver.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
+    assert count(tmp_path / "c.db", "interrupted") == 2 and count(tmp_path / "c.db", "running") == 0
+
+
 def sigint_blocked(task: Path) -> bool:
     """Whether the thread at ``/proc/<pid>/task/<tid>`` blocks SIGINT."""
     status = (task / "status").read_text()
