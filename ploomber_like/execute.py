@@ -307,9 +307,14 @@ class _Execution:
                 raise asyncio.CancelledError from None
             # What the run showed before the kernel died (earlier cells' values, too) may still
             # wait, unread, in the channel; its last messages may never have left it: its log
-            # says which cell ran.
-            await self._read_messages(lambda: False, DRAIN_SECONDS)
+            # says which cell ran. Every cell before that one sent its end before it started:
+            # on a loaded machine they may take a while to be handed over, so they are waited
+            # for (bounded); then what the dying cell sent, until the channel stays quiet.
             self.died_in = started_cell(handle.log())
+            ended = self.died_in or 0
+            await self._read_messages(
+                lambda: False, DRAIN_SECONDS, settled=lambda: len(self.ends) >= ended
+            )
             return KernelDied(
                 handle.describe_exit(), handle.log_tail(), self._running_group(),
                 handle.exit_status(),
@@ -388,21 +393,29 @@ class _Execution:
             return False
         return await self._read_messages(done, INTERRUPT_GRACE if seconds is None else seconds)
 
-    async def _read_messages(self, done: Callable[[], bool], seconds: float) -> bool:
+    async def _read_messages(
+        self, done: Callable[[], bool], seconds: float,
+        settled: Callable[[], bool] | None = None,
+    ) -> bool:
         """Handle the request's messages nbclient left unread (it stopped reading), for up to
-        ``seconds``, until ``done()`` or idle; whether done."""
+        ``seconds``, until ``done()`` or idle; whether done. Once the kernel is dead, reading
+        stops when ``settled()`` (nothing more is expected) and the channel has been quiet
+        for :data:`QUIET_SECONDS`."""
         from queue import Empty
 
         from nbclient.exceptions import CellExecutionComplete
 
         deadline = time.monotonic() + seconds
+        heard = time.monotonic()
         while time.monotonic() < deadline:
             try:
                 message = await self.kernel.client.iopub_channel.get_msg(timeout=0.1)
             except Empty:
-                if not self.kernel.handle.is_alive():
+                quiet = time.monotonic() - heard >= QUIET_SECONDS
+                if quiet and (settled is None or settled()) and not self.kernel.handle.is_alive():
                     return False  # nothing more can come
                 continue
+            heard = time.monotonic()
             if message["parent_header"].get("msg_id") != self.requests.request_id:
                 continue
             try:
@@ -500,4 +513,6 @@ CANCEL_GRACE = 10.0
 #: Seconds nbclient may wait for a run without a timeout (it takes a number).
 NO_TIMEOUT = 10**9
 #: Seconds to read what a kernel sent before it died, at most.
-DRAIN_SECONDS = 1.0
+DRAIN_SECONDS = 10.0
+#: Seconds without a message after which a dead kernel's channel is taken to hold no more.
+QUIET_SECONDS = 0.5
