@@ -25,6 +25,7 @@ import tokenize
 from collections.abc import Callable
 from typing import Any
 
+from ploomber_like.caches import cache_home
 from ploomber_like.capture.figures import FigureRecorder, matplotlib_parts, pyplot_figures
 from ploomber_like.capture.inputs import ReadRecorder, library_roots, recorder
 from ploomber_like.capture.protocol import (
@@ -287,7 +288,7 @@ class KernelCapture:
         ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         home = os.path.expanduser("~")
         settings = [
-            os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+            str(cache_home().parent),
             os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
             *(os.path.join(home, name) for name in (".ipython", ".jupyter", ".local")),
         ]
