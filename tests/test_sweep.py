@@ -276,9 +276,9 @@ def test_sigkill_of_the_driver_then_rerun_records_every_point_once(tmp_path):
 
 
 @pytest.mark.kernel
-def sweep_waiting_on_two_runs(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """A CLI sweep of 6 points on 2 workers (stderr piped), returned once both in-flight runs
-    showed ``shown`` and sleep for 10 minutes; and its database."""
+def sleeping_job(tmp_path: Path) -> Path:
+    """Write ``job.py``: each run shows ``shown = x * 2``, leaves ``started-<x>`` in the
+    returned markers folder, then sleeps for 10 minutes."""
     markers = tmp_path / "markers"
     markers.mkdir()
     write_script(
@@ -289,6 +289,13 @@ def sweep_waiting_on_two_runs(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
             "time.sleep(600)",
         ), "job.py",
     )
+    return markers
+
+
+def sweep_waiting_on_two_runs(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """A CLI sweep of 6 points on 2 workers (stderr piped), returned once both in-flight runs
+    showed ``shown`` and sleep for 10 minutes; and its database."""
+    markers = sleeping_job(tmp_path)
     db = tmp_path / "c.db"
     driver = subprocess.Popen(
         [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2",
@@ -378,12 +385,7 @@ track_grid("job.py", {"x": [1, 2, 3, 4]}, "c.db", workers=2, executor="swallowin
 
 
 def test_ctrl_c_whose_keyboardinterrupt_is_swallowed_still_stops_the_sweep(tmp_path):
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    write_script(tmp_path, SLOW.replace(
-        "time.sleep(1.5)",
-        f"open(f'{markers}/started-{{x}}', 'w').close()\ntime.sleep(600)",
-    ), "job.py")
+    markers = sleeping_job(tmp_path)
     (tmp_path / "driver.py").write_text(SWALLOWING_DRIVER)
     driver = subprocess.Popen(
         [sys.executable, "driver.py", str(markers)], cwd=tmp_path, stderr=subprocess.PIPE,
