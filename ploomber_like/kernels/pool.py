@@ -68,6 +68,10 @@ class KernelPool:
     learned : LearnedModules, optional
         What the runs of the file imported at run time: a template imports the modules noted
         there before it forks the next kernel (see :mod:`~ploomber_like.kernels.learned`).
+    while_starting : callable, optional
+        Called on the event loop's thread once a kernel's process is started, before the pool
+        waits for it to answer: work the run needs next (importing the run's client) done
+        while the kernel starts rather than after it.
     """
 
     def __init__(
@@ -79,8 +83,10 @@ class KernelPool:
         script_path: str | None = None,
         threads: int | None = None,
         learned: LearnedModules | None = None,
+        while_starting: Callable[[], object] | None = None,
     ) -> None:
         self.script_path = script_path
+        self.while_starting = while_starting
         self.learned = learned
         self.threads = threads
         #: Folder of the kernels' files when the pool makes its own factory (made then).
@@ -134,6 +140,8 @@ class KernelPool:
             await asyncio.to_thread(self.learned.extend, factory)
         handle = await asyncio.to_thread(factory.start)
         try:
+            if self.while_starting is not None:
+                self.while_starting()
             client = await connect_client(handle)
         except BaseException:
             handle.kill()

@@ -31,6 +31,7 @@ from ploomber_like.notebook import PreparedRun, prepare_run
 from ploomber_like.options import RunOptions
 from ploomber_like.provenance import module_distributions
 from ploomber_like.record import DEFAULT_MAX_ARTIFACT_BYTES, Environment, Record, Status
+from ploomber_like.run_messages import run_client_class
 from ploomber_like.store import Store
 
 T = TypeVar("T")
@@ -198,7 +199,14 @@ async def _run_once(
     # (earlier, it could take the spare this call is about to use).
     first = next(_CALLS) == 0
     shared = (lambda: fresh) if fresh is not None else None if first else warm
-    pool = KernelPool(cwd, preload=None, ahead=0, shared=shared, learned=learned)
+    # The run's client (nbclient, ~0.1 s to import) is imported while the kernel starts: a
+    # single run's critical path is that start, with this process idle. On the loop's thread,
+    # as the client's own imports are: two threads importing jupyter_client can each find it
+    # half imported.
+    pool = KernelPool(
+        cwd, preload=None, ahead=0, shared=shared, learned=learned,
+        while_starting=run_client_class,
+    )
     preparing = False
 
     def prepare_next() -> None:
