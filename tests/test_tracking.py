@@ -164,6 +164,40 @@ def test_a_file_read_before_is_not_parsed_again(tmp_path, name):
     assert read_in_a_new_process(path) == edited
 
 
+# A new process: records, when the run's kernel has been started and the driver is about to
+# wait for it to answer, whether nbclient (the run's client) is imported already.
+OVERLAP = """
+import json, sys
+import ploomber_like.kernels.pool as pool
+
+connect, seen = pool.connect_client, []
+
+async def noting(handle, *args, **kwargs):
+    seen.append({"nbclient": "nbclient" in sys.modules, "kernel started": handle.is_alive()})
+    return await connect(handle, *args, **kwargs)
+
+pool.connect_client = noting
+from ploomber_like import track_execution
+record = track_execution(sys.argv[1], None, sys.argv[2], quiet=True)
+print(json.dumps({"seen": seen, "status": record.status, "values": record.values}))
+"""
+
+
+@pytest.mark.kernel
+def test_a_single_run_imports_its_client_while_its_kernel_starts(tmp_path):
+    # nbclient and nbformat take ~0.1 s to import: after the kernel answered, they were on a
+    # single run's critical path; while it starts, the driver is idle.
+    path = write_script(tmp_path, "x = 1\nx\n", "one.py")
+    done = subprocess.run(
+        [sys.executable, "-c", OVERLAP, str(path), str(tmp_path / "runs.db")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "ok" and outcome["values"] == {"x": 1}
+    assert outcome["seen"] == [{"nbclient": True, "kernel started": True}]
+
+
 @pytest.mark.kernel
 def test_a_byte_order_mark_is_ignored_as_python_ignores_it(tmp_path):
     path = tmp_path / "bom.py"
