@@ -124,6 +124,69 @@ def test_a_sweep_database_and_rm_keep_the_read_indexes_and_shared_blobs(tmp_path
             assert after[key].data == value.data
 
 
+# Parameters as peers, hand-written SQL and our writers leave them: the fill from stored runs
+# reads most in Python and the rest in SQLite, and must count each as the triggers did.
+ODD_PARAMETERS = [
+    None, "{}", "5", '"text"', '[1, {"$blob": "aa"}]', "not json", '{"n": 1.5}', '{"n": NaN}',
+    '{"ord": 1}', '{"ord": 2, "escaped\\u0041": 1}', '{"ord": 3}',  # an escape, first or not
+    '{"plainA": 1}', '{"plain\\u0041": 1}',  # one key to Python, two to SQLite
+    '{"ord2": "x"}', '{"ord2": 1, "a": 1}', '{"ord2": 1, "a": 1, "a": 2}',  # a key twice
+    '{"a": 1, "b": {"c": 2.5, "d": [1, {"e": 3, "$blob": "bb"}]}, "f": true, "g": null}',
+    '{"a": 2, "b": {"c": 3.5, "d": [2]}, "f": false, "g": null}',
+    '{"a": 1.5, "b": {"c": 2, "d": []}, "f": true, "g": "n/a"}',
+    '{"é ü": 1, "x y": {"z": 2}}', '{"k[0]": {"child": 1}, "k": 0}',
+    '{"big": 123456789012345678901234567890, "tiny": 1e-400, "huge": 1e400}',
+    '{"$blob": {"x": 1}}', '{"p": {"$blob": "cc", "mimetype": "image/png"}, "q": {"$blob": "cc"}}',
+]
+
+
+def full_state(conn: sqlite3.Connection) -> tuple[list, list]:
+    keys = conn.execute("SELECT * FROM value_keys ORDER BY fullkey").fetchall()
+    uses = conn.execute("SELECT run, sha256 FROM blob_uses ORDER BY 1, 2").fetchall()
+    return keys, uses
+
+
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_filling_from_stored_runs_counts_what_the_triggers_counted(tmp_path: Path, monkeypatch,
+                                                                   chunk: int):
+    import ploomber_like.store.indexes as indexes
+
+    path = tmp_path / "runs.db"
+    Store(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.text_factory = bytes  # the rows with text that is not UTF-8 are read back
+    rows = [(f"run{i}", text, "src" if i % 2 else None, None) for i, text in enumerate(
+        ODD_PARAMETERS * 3)]
+    rows += [
+        ("blob-parameters", b"{}", None, None),
+        ("latin-1", b'{"a": "caf\xe9"}', b"\xff", "nb"),
+        ("binary-source", '{"a": 1}', b"\x00\x01", None),
+    ]
+    with conn:
+        for uuid, parameters, source, notebook in rows:
+            conn.execute(
+                "INSERT INTO experiments (uuid, parameters, source_sha256, notebook) "
+                "VALUES (?, CAST(? AS TEXT), ?, ?)" if uuid == "latin-1" else
+                "INSERT INTO experiments (uuid, parameters, source_sha256, notebook) "
+                "VALUES (?, ?, ?, ?)",
+                (uuid, parameters, source, notebook),
+            )
+        conn.execute(
+            "UPDATE experiments SET source_sha256 = CAST(source_sha256 AS TEXT) "
+            "WHERE uuid = 'latin-1'"
+        )
+    kept = full_state(conn)
+    assert len(kept[0]) > 15 and len(kept[1]) > 10
+    monkeypatch.setattr(indexes, "FILL_CHUNK", chunk)
+    rebuilding = sqlite3.connect(path, isolation_level=None)  # as a Store's: text as str
+    rebuilding.execute("BEGIN")
+    build_read_indexes(rebuilding, progress=lambda line: None)
+    rebuilding.execute("COMMIT")
+    rebuilding.close()
+    assert full_state(conn) == kept
+    conn.close()
+
+
 def test_the_seed_sql_is_served_by_an_index(tmp_path: Path):
     path = tmp_path / "runs.db"
     tracker = SQLiteTracker(path)

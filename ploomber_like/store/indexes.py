@@ -16,12 +16,14 @@ runs waits for ``tracker migrate``: writing that run, or opening the database, s
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 #: At most this many keys get an expression index: each costs a JSON parse on every write.
 MAX_INDEXED_KEYS = 32
@@ -147,22 +149,172 @@ def build_read_indexes(
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     conn.execute("DELETE FROM value_keys")
     conn.execute("DELETE FROM blob_uses")
-    last = last_rowid(conn)
-    chunk = 20_000
-    # The triggers' statements over slices of the stored rows, in order: each key's first run
-    # is the one of the earliest slice holding it.
-    rows = (
-        "(SELECT rowid, parameters, source_sha256, notebook FROM experiments "
-        "WHERE rowid > :start AND rowid <= :stop)"
-    )
-    for start in range(0, last, chunk):
-        for statement in _add("e", rows).split(";"):
-            if statement.strip():
-                conn.execute(statement, {"start": start, "stop": start + chunk})
-        progress(f"indexing the stored runs: {min(start + chunk, last)} of {last} rows")
+    _fill_from_runs(conn, progress)
     for name in _TRIGGERS:
         conn.execute(f"CREATE TRIGGER {name} {_TRIGGER_SQL[name]}")
     index_numeric_keys(conn, progress, at_any_size=True)
+
+
+#: Stored runs read at a time by :func:`_fill_from_runs`.
+FILL_CHUNK = 20_000
+
+# The keys of one stored run as the insert trigger counts them, read by SQLite itself.
+_KEYS_OF_RUN = f"""
+SELECT t.fullkey, t.path, t.type,
+       CASE WHEN t.type = 'object' THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
+       t.id, {_NUMBER}
+FROM experiments AS e, {_parsed("e")} AS t
+WHERE e.rowid = ? AND typeof(t.key) = 'text' AND instr(t.path, '[') = 0
+"""
+
+# A key's first run decides its parent, type and position: whichever of two counts of it
+# comes first in the table wins, in whichever order they are written.
+_ADD_COUNTED = """
+INSERT INTO value_keys (fullkey, parent, type, is_blob, first_run, position, runs, numbers)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (fullkey) DO UPDATE SET
+    runs = runs + excluded.runs, numbers = numbers + excluded.numbers,
+    parent = iif(excluded.first_run < first_run, excluded.parent, parent),
+    type = iif(excluded.first_run < first_run, excluded.type, type),
+    is_blob = iif(excluded.first_run < first_run, excluded.is_blob, is_blob),
+    position = iif(excluded.first_run < first_run, excluded.position, position),
+    first_run = min(first_run, excluded.first_run)
+"""
+
+
+def _fill_from_runs(conn: sqlite3.Connection, progress: Callable[[str], None]) -> None:
+    """Count the keys and blobs of every stored run into ``value_keys`` and ``blob_uses``, as
+    the triggers would have, a slice of :data:`FILL_CHUNK` runs at a time.
+
+    The triggers' statements over a million runs take ~60 s, most of it SQLite's
+    ``json_tree`` building every key's path for every run. Here Python parses each run once
+    (:func:`_read_run`) and groups the runs that show the same keys with the same types, and
+    SQLite's ``json_tree`` names the keys of the first run of each group only. A run Python
+    might read otherwise than SQLite, or a group whose first run SQLite reads otherwise, is
+    counted by the triggers' own statements.
+    """
+    last = last_rowid(conn)
+    alone_rows = (
+        "(SELECT rowid, parameters, source_sha256, notebook FROM experiments "
+        "WHERE rowid IN (SELECT value FROM json_each(:alone)))"
+    )
+    factory = conn.text_factory
+    conn.text_factory = _text_or_undecodable
+    try:
+        for start in range(0, last, FILL_CHUNK):
+            rows = conn.execute(
+                "SELECT rowid, parameters, source_sha256, notebook FROM experiments "
+                "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                (start, start + FILL_CHUNK),
+            ).fetchall()
+            groups: dict[tuple[Any, ...], list[tuple[int, list[str]]]] = {}
+            alone: list[int] = []
+            for rowid, parameters, source, notebook in rows:
+                read = _read_run(parameters, source, notebook)
+                if read is None:
+                    alone.append(rowid)
+                else:
+                    groups.setdefault(read[0], []).append((rowid, read[1]))
+            counted: dict[str, list[Any]] = {}
+            uses: list[tuple[int, str]] = []
+            for shape, runs in groups.items():
+                keys = conn.execute(_KEYS_OF_RUN, (runs[0][0],)).fetchall()
+                if [key[2] for key in keys] != [kind for _, kind in shape]:
+                    alone += [rowid for rowid, _ in runs]
+                    continue
+                for fullkey, parent, kind, is_blob, position, number in keys:
+                    entry = counted.setdefault(
+                        fullkey, [parent, kind, is_blob, runs[0][0], position, 0, 0]
+                    )
+                    entry[5] += len(runs)
+                    entry[6] += len(runs) * number
+                uses += [(rowid, sha256) for rowid, blobs in runs for sha256 in blobs]
+            if alone:
+                for statement in _add("e", alone_rows).split(";"):
+                    if statement.strip():
+                        conn.execute(statement, {"alone": json.dumps(sorted(alone))})
+            conn.executemany(_ADD_COUNTED, [(key, *entry) for key, entry in counted.items()])
+            conn.executemany("INSERT INTO blob_uses (run, sha256) VALUES (?, ?)", uses)
+            progress(f"indexing the stored runs: {min(start + FILL_CHUNK, last)} of {last} rows")
+    finally:
+        conn.text_factory = factory
+
+
+class _Undecodable(bytes):
+    """Text of a column that is not UTF-8: only SQLite reads it."""
+
+
+def _text_or_undecodable(data: bytes) -> str | _Undecodable:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return _Undecodable(data)
+
+
+_JSON_TYPES = {type(None): "null", int: "integer", float: "real", str: "text", list: "array",
+               dict: "object"}
+
+
+def _read_run(
+    parameters: object, source: object, notebook: object
+) -> tuple[tuple[tuple[tuple[str, ...], str], ...], list[str]] | None:
+    """The keys a run's parameters hold as ``value_keys`` counts them (object members outside
+    arrays: their path and JSON type, in order), and the blobs the run uses (references
+    anywhere in its parameters, its source, its notebook); None when Python might read the run
+    otherwise than SQLite: a key SQLite would name as written (any escape), NaN or Infinity, a
+    key twice in one object, a ``$blob`` holding an object or array, text that is not JSON or
+    not UTF-8."""
+    blobs: list[str] = []
+    for column in (source, notebook):
+        if isinstance(column, _Undecodable):
+            return None
+    if parameters is None:
+        keys: list[tuple[tuple[str, ...], str]] = []
+    elif type(parameters) is not str or "\\" in parameters:
+        return None
+    else:
+        keys = []
+        try:
+            value = json.loads(parameters, parse_constant=_refuse, object_pairs_hook=_unique)
+            _walk(value, (), keys, blobs, inside_array=False)
+        except (ValueError, RecursionError):
+            return None
+    blobs += [column for column in (source, notebook) if type(column) is str]
+    return tuple(keys), blobs
+
+
+def _walk(
+    value: Any, path: tuple[str, ...], keys: list[tuple[tuple[str, ...], str]],
+    blobs: list[str], *, inside_array: bool,
+) -> None:
+    if type(value) is dict:
+        sha256 = value.get("$blob")
+        if type(sha256) is str:
+            blobs.append(sha256)
+        elif type(sha256) is dict or type(sha256) is list:
+            raise ValueError("SQLite takes this reference as its JSON text")
+        for key, item in value.items():
+            kind = type(item)
+            if not inside_array:
+                keys.append((path + (key,), ("true" if item else "false") if kind is bool
+                             else _JSON_TYPES[kind]))
+            if kind is dict or kind is list:
+                _walk(item, path + (key,), keys, blobs, inside_array=inside_array)
+    elif type(value) is list:
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                _walk(item, path, keys, blobs, inside_array=True)
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(constant)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("a key twice in one object")
+    return value
 
 
 def ensure_read_indexes(
