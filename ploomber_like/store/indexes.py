@@ -68,6 +68,13 @@ CREATE INDEX IF NOT EXISTS experiments_not_json ON experiments (uuid)
 _TRIGGERS = ("value_keys_insert", "value_keys_update", "value_keys_delete")
 
 _NUMBER = "t.type IN ('integer', 'real')"
+# Whether a json_tree node is an object referring to a blob. CASE, not AND: SQLite may
+# evaluate both sides, and atoms are not JSON.
+_IS_BLOB = (
+    "CASE WHEN t.type = 'object' THEN json_type(t.value, '$.\"$blob\"') IS NOT NULL ELSE 0 END"
+)
+# The nodes value_keys counts: object members, not array elements nor anything inside an array.
+_MEMBER = "typeof(t.key) = 'text' AND instr(t.path, '[') = 0"
 
 
 def _parsed(row: str) -> str:
@@ -89,14 +96,9 @@ def _add(row: str, rows: str = "") -> str:
     )
     return f"""
     INSERT INTO value_keys (fullkey, parent, type, is_blob, first_run, position, runs, numbers)
-    SELECT t.fullkey, t.path, t.type,
-           -- CASE, not AND: SQLite may evaluate both sides, and atoms are not JSON
-           CASE WHEN t.type = 'object'
-                THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
-           {first}, t.id, {runs}, {numbers}
+    SELECT t.fullkey, t.path, t.type, {_IS_BLOB}, {first}, t.id, {runs}, {numbers}
     FROM {joined}{_parsed(row)} AS t
-    -- object members only: not array elements, nor anything inside an array
-    WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0
+    WHERE {_MEMBER}
     {grouped}
     ON CONFLICT (fullkey) DO UPDATE SET
         runs = runs + excluded.runs, numbers = numbers + excluded.numbers;
@@ -114,9 +116,8 @@ def _add(row: str, rows: str = "") -> str:
 _REMOVE_OLD = f"""
     UPDATE value_keys SET runs = runs - 1, numbers = numbers - (
         SELECT count(*) FROM {_parsed("old")} AS t
-        WHERE t.fullkey = value_keys.fullkey AND t.type IN ('integer', 'real'))
-    WHERE fullkey IN (SELECT t.fullkey FROM {_parsed("old")} AS t
-                      WHERE typeof(t.key) = 'text' AND instr(t.path, '[') = 0);
+        WHERE t.fullkey = value_keys.fullkey AND {_NUMBER})
+    WHERE fullkey IN (SELECT t.fullkey FROM {_parsed("old")} AS t WHERE {_MEMBER});
     DELETE FROM value_keys WHERE runs <= 0;
     DELETE FROM blob_uses WHERE run = old.rowid;
 """
@@ -160,11 +161,9 @@ FILL_CHUNK = 20_000
 
 # The keys of one stored run as the insert trigger counts them, read by SQLite itself.
 _KEYS_OF_RUN = f"""
-SELECT t.fullkey, t.path, t.type,
-       CASE WHEN t.type = 'object' THEN json_type(t.value, '$."$blob"') IS NOT NULL ELSE 0 END,
-       t.id, {_NUMBER}
+SELECT t.fullkey, t.path, t.type, {_IS_BLOB}, t.id, {_NUMBER}
 FROM experiments AS e, {_parsed("e")} AS t
-WHERE e.rowid = ? AND typeof(t.key) = 'text' AND instr(t.path, '[') = 0
+WHERE e.rowid = ? AND {_MEMBER}
 """
 
 # A key's first run decides its parent, type and position: whichever of two counts of it
