@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import importlib
 import json
 import numbers
@@ -119,14 +120,28 @@ def _docstring(script_path: str) -> str | None:
         return None
 
 
+#: Seconds ``os._exit`` in the kernel waits for what the run showed to leave the process.
+EXIT_LINGER = 0.2
+
+
 def _exit_leaving_traceback(exit_now: Any, log: Any, kernel_pid: int) -> Any:
     """``os._exit`` that first writes where it was called to the crash ``log``, as faulthandler
-    does for a segfault, so the driver can name the statement's line."""
+    does for a segfault, so the driver can name the statement's line; then lets what the run
+    showed leave the process."""
     import faulthandler
 
     def _exit(status: int) -> None:
         if os.getpid() == kernel_pid:  # not in a process the script forked
             faulthandler.dump_traceback(file=log, all_threads=False)
+            # ipykernel's I/O thread hands the run's messages to ZeroMQ, whose own thread sends
+            # them: the flush waits for the first, a short sleep lets the second run, which on a
+            # loaded machine may not have before the process ends (a value shown in an earlier
+            # cell was lost in 1 suite of 3 run at once). The status and the skipped clean-up
+            # stay those of os._exit.
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            time.sleep(EXIT_LINGER)
         exit_now(status)
 
     return _exit
