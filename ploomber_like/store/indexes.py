@@ -193,27 +193,26 @@ def _fill_from_runs(conn: sqlite3.Connection, progress: Callable[[str], None]) -
     counted by the triggers' own statements.
     """
     last = last_rowid(conn)
-    alone_rows = (
-        "(SELECT rowid, parameters, source_sha256, notebook FROM experiments "
-        "WHERE rowid IN (SELECT value FROM json_each(:alone)))"
-    )
+    # What the triggers read of a run, here and for the runs counted by their statements.
+    read = "SELECT rowid, parameters, source_sha256, notebook FROM experiments"
+    alone_rows = f"({read} WHERE rowid IN (SELECT value FROM json_each(:alone)))"
     factory = conn.text_factory
     conn.text_factory = _text_or_undecodable
     try:
         for start in range(0, last, FILL_CHUNK):
             rows = conn.execute(
-                "SELECT rowid, parameters, source_sha256, notebook FROM experiments "
-                "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                f"{read} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
                 (start, start + FILL_CHUNK),
             ).fetchall()
             groups: dict[tuple[Any, ...], list[tuple[int, list[str]]]] = {}
             alone: list[int] = []
             for rowid, parameters, source, notebook in rows:
-                read = _read_run(parameters, source, notebook)
-                if read is None:
+                shape_and_blobs = _read_run(parameters, source, notebook)
+                if shape_and_blobs is None:
                     alone.append(rowid)
                 else:
-                    groups.setdefault(read[0], []).append((rowid, read[1]))
+                    shape, blobs = shape_and_blobs
+                    groups.setdefault(shape, []).append((rowid, blobs))
             counted: dict[str, list[Any]] = {}
             uses: list[tuple[int, str]] = []
             for shape, runs in groups.items():
