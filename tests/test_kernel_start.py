@@ -1,6 +1,5 @@
 """What a kernel does as it starts, fresh or forked from a template, and what a run finds there:
-the parts done ahead (the template's IPython shell, jupyter_client's package left unread) must
-not show in the run."""
+the parts done ahead (the template's IPython shell) must not show in the run."""
 
 from __future__ import annotations
 
@@ -15,43 +14,21 @@ from ploomber_like import track_execution, track_grid
 
 pytestmark = pytest.mark.kernel
 
-CLIENT = """
+INTERFACES = """
 import sys
 
-managers_at_start = "jupyter_client.manager" in sys.modules
 interfaces_listed = "psutil" in sys.modules
-
-import jupyter_client
-from jupyter_client import KernelManager
-
-KernelManager.__module__
-version = jupyter_client.__version__
-version
-managers_at_start
 interfaces_listed
 """
 
 
-def test_a_fresh_kernel_starts_without_jupyter_clients_managers_yet_a_run_finds_them(tmp_path):
-    path = write_script(tmp_path, CLIENT)
+def test_a_fresh_kernel_is_given_its_address_rather_than_listing_the_interfaces(tmp_path):
+    # Left unset, jupyter_client finds the loopback address by listing the machine's network
+    # interfaces through psutil, imported for that alone.
+    path = write_script(tmp_path, INTERFACES)
     record = track_execution(path, None, tmp_path / "runs.db", quiet=True, keep_warm=False)
     assert record.ok, record.error
-    assert record.values["__module__"] == "jupyter_client.manager"
-    assert record.values["version"]
-    # ipykernel needs the connection and session modules only; the package's clients, managers
-    # and provisioners (~50 ms) load when a run reads them. The address is given, not found by
-    # listing the machine's interfaces (psutil).
-    assert record.values["managers_at_start"] is False
-    assert record.values["interfaces_listed"] is False
-
-
-def test_a_forked_kernel_starts_without_jupyter_clients_managers_yet_a_run_finds_them(tmp_path):
-    path = write_script(tmp_path, "# parameters\nn = 0\n\n" + CLIENT)
-    summary = track_grid(path, {"n": [1, 2]}, tmp_path / "runs.db", quiet=True)
-    assert summary.ok == 2
-    for values in stored_values(tmp_path / "runs.db"):
-        assert values["__module__"] == "jupyter_client.manager" and values["version"]
-        assert values["managers_at_start"] is False
+    assert record.values == {"interfaces_listed": False}
 
 
 SHELL = """
@@ -113,3 +90,27 @@ def test_a_configured_kernel_class_gets_its_own_shell_class_in_forked_kernels(tm
     assert done.returncode == 0, done.stderr
     runs = stored_values(tmp_path / "runs.db")
     assert [(run["__name__"], run["__name___2"]) for run in runs] == [("MyShell", "MyKernel")] * 2
+
+
+@pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
+def test_a_kernel_configured_for_ipc_keeps_its_sockets_out_of_the_working_directory(
+    tmp_path, grid
+):
+    # The loopback address is named for TCP only: over IPC the address is the sockets' path.
+    ipython_dir = tmp_path / "ipython"
+    (ipython_dir / "profile_default").mkdir(parents=True)
+    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
+        'c.IPKernelApp.transport = "ipc"\n'
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    path = write_script(work, "# parameters\nn = 0\n\nx = n + 1\nx\n")
+    database = tmp_path / "runs.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", str(path), *grid, "-q", "-d", str(database)],
+        cwd=work, env={**os.environ, "IPYTHONDIR": str(ipython_dir)},
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(stored_values(database)) == max(1, len(grid))
+    assert sorted(p.name for p in work.iterdir()) == ["script.py"]

@@ -8,10 +8,8 @@ from pathlib import Path
 from ploomber_like.capture.protocol import KERNEL_LOG_VARIABLE
 
 #: Every kernel runs without IPython's history database: parallel kernels would all write
-#: to the same file in the user's profile, for nothing we keep. It listens on the loopback
-#: address, named: left unset, jupyter_client finds it by listing the machine's network
-#: interfaces (importing psutil, ~10 ms of a fresh kernel's start, and a scan in every fork).
-KERNEL_OPTIONS = ("--HistoryManager.enabled=False", "--IPKernelApp.ip=127.0.0.1")
+#: to the same file in the user's profile, for nothing we keep.
+KERNEL_OPTIONS = ("--HistoryManager.enabled=False",)
 
 
 #: Variables that size the thread pools of OpenMP, OpenBLAS, MKL, Accelerate and numexpr.

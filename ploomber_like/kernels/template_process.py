@@ -60,7 +60,6 @@ def serve_template() -> None:
     setup = protocol.decode(pending.pop(0))
     if not isinstance(setup, protocol.Setup):
         raise protocol.ProtocolError(f"the first message must be setup, got {setup}")
-    defer_jupyter_client_init()
     preloaded = preload(setup.preload)
     app = configured_kernel_app([f"--IPKernelApp.parent_handle={os.getpid()}", *KERNEL_OPTIONS])
     # Keep the garbage collector of every child off the template's objects: collecting them
@@ -334,70 +333,28 @@ def initialized_kernel(argv: list[str]) -> Any:
     No run sends debug requests, and setting up the debugger (importing debugpy) is a third of
     a kernel's start-up (~0.15 s of CPU). A run may still import debugpy itself.
     """
-    defer_jupyter_client_init()
-    from ipykernel.kernelapp import IPKernelApp
-
-    with without_debugger():
-        app = IPKernelApp.instance()
-        app.initialize(argv)
-    return app
-
-
-#: The names ipykernel reads from jupyter_client's package as a kernel starts, and the module
-#: defining each.
-_JUPYTER_CLIENT_NAMES = {
-    "write_connection_file": "jupyter_client.connect",
-    "find_connection_file": "jupyter_client.connect",
-    "BlockingKernelClient": "jupyter_client.blocking",
-}
-
-
-def defer_jupyter_client_init() -> None:
-    """Make ``jupyter_client`` importable without running its package ``__init__`` yet.
-
-    That ``__init__`` imports every client, kernel manager and provisioner, where a kernel
-    needs its connection, session and blocking client modules (15 – 30 ms of a fresh kernel's
-    ~0.3 s start, alternated with the package read whole). Its
-    submodules import as usual; the names ipykernel reads from the package come from their
-    modules; reading any other name runs the whole ``__init__`` first, so code in a run finds
-    the package as installed.
-    """
-    import importlib.util
-
-    if "jupyter_client" in sys.modules:
-        return
-    spec = importlib.util.find_spec("jupyter_client")
-    if spec is None or spec.loader is None:
-        return
-    package = importlib.util.module_from_spec(spec)
-    loader = spec.loader
-
-    def complete(name: str) -> Any:
-        module = _JUPYTER_CLIENT_NAMES.get(name)
-        if module is not None:
-            with contextlib.suppress(ImportError, AttributeError):
-                return getattr(importlib.import_module(module), name)
-        del package.__getattr__
-        loader.exec_module(package)
-        return getattr(package, name)
-
-    package.__getattr__ = complete  # type: ignore[method-assign]
-    sys.modules["jupyter_client"] = package
+    app = configured_kernel_app(argv)
+    return finish_kernel_app(app, app.connection_file)
 
 
 def configured_kernel_app(argv: list[str]) -> Any:
     """ipykernel's application with its command line ``argv`` and its configuration files read,
-    and the kernel's IPython shell built: the parts of its initialization that open no socket
-    and start no thread. Done once in the template, they spare each forked kernel ~25 ms of CPU
-    (a command-line parser for every configurable class) and ~12 ms (the shell's magics,
-    completer, prefilters and display machinery). :func:`finish_kernel_app` does the rest, in
-    the kernel."""
+    its loopback address named and the kernel's IPython shell built: the parts of its
+    initialization that open no socket and start no thread. Done once in the template, they
+    spare each forked kernel ~25 ms of CPU (a command-line parser for every configurable class)
+    and ~12 ms (the shell's magics, completer, prefilters and display machinery).
+    :func:`finish_kernel_app` does the rest, in the kernel."""
     from ipykernel.kernelapp import IPKernelApp
     from IPython.core.application import BaseIPythonApplication
 
     with without_debugger():
         app = IPKernelApp.instance()
         BaseIPythonApplication.initialize(app, argv)
+        if app.transport == "tcp" and "ip" not in app.config.get("IPKernelApp", {}):
+            # Named: left unset, jupyter_client finds the loopback address by listing the
+            # machine's network interfaces (importing psutil: ~10 ms of a fresh kernel's start,
+            # a scan in every fork). Over IPC it is a socket file's prefix: ipykernel's choice.
+            app.ip = "127.0.0.1"
         _build_shell(app)
     return app
 
