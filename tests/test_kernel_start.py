@@ -3,12 +3,10 @@ the parts done ahead (the template's IPython shell) must not show in the run."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
-from conftest import stored_values, write_script
+from conftest import cli, stored_values, write_script
 
 from ploomber_like import track_execution, track_grid
 
@@ -29,6 +27,15 @@ def test_a_fresh_kernel_is_given_its_address_rather_than_listing_the_interfaces(
     record = track_execution(path, None, tmp_path / "runs.db", quiet=True, keep_warm=False)
     assert record.ok, record.error
     assert record.values == {"interfaces_listed": False}
+
+
+def kernel_profile(tmp_path: Path, config: str) -> dict[str, str]:
+    """Variables for :func:`cli`'s ``env`` under which kernels read ``config`` as their
+    profile's ``ipython_kernel_config.py``."""
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(config)
+    return {"IPYTHONDIR": str(profile.parent)}
 
 
 SHELL = """
@@ -64,11 +71,7 @@ def test_forked_kernels_each_get_the_templates_shell_untouched_and_bound_to_thei
 
 def test_a_configured_kernel_class_gets_its_own_shell_class_in_forked_kernels(tmp_path):
     # The template builds the shell of the kernel class the configuration names.
-    ipython_dir = tmp_path / "ipython"
-    (ipython_dir / "profile_default").mkdir(parents=True)
-    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
-        'c.IPKernelApp.kernel_class = "mykernel.MyKernel"\n'
-    )
+    env = kernel_profile(tmp_path, 'c.IPKernelApp.kernel_class = "mykernel.MyKernel"\n')
     modules = tmp_path / "modules"
     modules.mkdir()
     (modules / "mykernel.py").write_text(
@@ -82,11 +85,8 @@ def test_a_configured_kernel_class_gets_its_own_shell_class_in_forked_kernels(tm
         tmp_path, "# parameters\nn = 0\n\ntype(get_ipython()).__name__\n"
         "type(get_ipython().kernel).__name__\n",
     )
-    env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "PYTHONPATH": str(modules)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tracker", str(path), "-g", "n=1,2", "-q", "-d", "runs.db"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )
+    done = cli(str(path), "-g", "n=1,2", "-q", "-d", "runs.db", cwd=tmp_path,
+               env={**env, "PYTHONPATH": str(modules)})
     assert done.returncode == 0, done.stderr
     runs = stored_values(tmp_path / "runs.db")
     assert [(run["__name__"], run["__name___2"]) for run in runs] == [("MyShell", "MyKernel")] * 2
@@ -97,20 +97,12 @@ def test_a_kernel_configured_for_ipc_keeps_its_sockets_out_of_the_working_direct
     tmp_path, grid
 ):
     # The loopback address is named for TCP only: over IPC the address is the sockets' path.
-    ipython_dir = tmp_path / "ipython"
-    (ipython_dir / "profile_default").mkdir(parents=True)
-    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
-        'c.IPKernelApp.transport = "ipc"\n'
-    )
+    env = kernel_profile(tmp_path, 'c.IPKernelApp.transport = "ipc"\n')
     work = tmp_path / "work"
     work.mkdir()
     path = write_script(work, "# parameters\nn = 0\n\nx = n + 1\nx\n")
     database = tmp_path / "runs.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "tracker", str(path), *grid, "-q", "-d", str(database)],
-        cwd=work, env={**os.environ, "IPYTHONDIR": str(ipython_dir)},
-        capture_output=True, text=True,
-    )
+    done = cli(str(path), *grid, "-q", "-d", str(database), cwd=work, env=env)
     assert done.returncode == 0, done.stderr
     assert len(stored_values(database)) == max(1, len(grid))
     assert sorted(p.name for p in work.iterdir()) == ["script.py"]
