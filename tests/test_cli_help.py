@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commands(group: click.Group = cli, prefix: tuple[str, ...] = ()):
-    """(words, command) for every leaf command, ``export mlflow`` as ("export", "mlflow")."""
-    for name, command in sorted(group.commands.items()):
+    """(words, command) for every leaf command, ``export mlflow`` as ("export", "mlflow"),
+    asked of the group as click's help asks (the group loads a command when asked for it)."""
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         words = (*prefix, name)
         if isinstance(command, click.Group):
             yield from commands(command, words)
@@ -40,6 +43,36 @@ IDS = [" ".join(words) for words, _ in COMMANDS]
 
 def test_the_cli_has_the_commands_this_test_walks():
     assert {"run", "ls", "show", "query", "export mlflow"} <= set(IDS)
+
+
+def test_each_command_is_loaded_from_the_module_that_defines_it():
+    """The group imports a command's module when the command is used: the table naming each
+    command's module must list every command, under the module that adds it."""
+    from ploomber_like.cli.base import COMMAND_MODULES
+
+    defined = {name: command.callback.__module__ for name, command in cli.commands.items()}
+    assert defined == {
+        name: f"ploomber_like.cli.{module}" for name, module in COMMAND_MODULES.items()
+    }
+
+
+def test_running_a_file_imports_no_reading_command(tmp_path):
+    """``tracker fit.py`` loads the run command only, not the tables and renderers of ``ls``,
+    ``show`` or ``compare``, which would delay the run's kernel."""
+    (tmp_path / "fit.py").write_text("x = 1\nx\n")
+    code = (  # the command ends with sys.exit: the modules are listed at exit
+        "import atexit, sys; atexit.register(lambda: print(sorted("
+        "m for m in sys.modules if m.startswith('ploomber_like.cli.')))); "
+        "from ploomber_like.cli import main; main(['fit.py', '-q'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert "'ploomber_like.cli.running'" in loaded
+    for module in ("reading", "editing", "sharing"):
+        assert f"'ploomber_like.cli.{module}'" not in loaded
 
 
 @pytest.mark.parametrize(("words", "command"), COMMANDS, ids=IDS)

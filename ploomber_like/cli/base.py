@@ -3,6 +3,7 @@ opening the tracker, printing)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -13,16 +14,46 @@ from ploomber_like.errors import TrackerError
 
 DEFAULT_DATABASE = "experiments.db"
 
+#: The module of this package that adds each command to the group: a command's module is
+#: imported when the command is used, so running a file does not import every reading command
+#: (their tables, renderers and queries: ~0.1 s before the run's kernel could start).
+COMMAND_MODULES = {
+    "run": "running", "rerun": "running",
+    "ls": "reading", "compare": "reading", "diff": "reading", "show": "reading",
+    "query": "reading", "keys": "reading", "sample-query": "reading",
+    "tag": "editing", "untag": "editing", "rm": "editing", "comment": "editing",
+    "migrate": "editing",
+    "ui": "sharing", "report": "sharing", "export": "sharing",
+}
+
 
 class _DefaultToRun(click.Group):
     """A group whose first word, when it names a file, runs it: ``tracker fit.py`` is
     ``tracker run fit.py``. Any other unknown word is a mistyped command (``lss``), which click
-    reports with the close command it suggests."""
+    reports with the close command it suggests. Commands are loaded from their module
+    (:data:`COMMAND_MODULES`) when first asked for."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and _looks_like_file(args[0]):
+        if args and args[0] not in self.list_commands(ctx) and _looks_like_file(args[0]):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and self.get_command(ctx, args[0]) is None:
+            # A mistyped command: click suggests the close ones from those loaded, so all.
+            for name in COMMAND_MODULES:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
 
 
 def _looks_like_file(word: str) -> bool:
