@@ -3,6 +3,8 @@ the parts done ahead (the template's IPython shell) must not show in the run."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,21 @@ def test_a_fresh_kernel_is_given_its_address_rather_than_listing_the_interfaces(
     record = track_execution(path, None, tmp_path / "runs.db", quiet=True, keep_warm=False)
     assert record.ok, record.error
     assert record.values == {"interfaces_listed": False}
+
+
+def test_the_driver_connects_without_listing_the_interfaces(tmp_path):
+    # jupyter_client's client computes its default address even when the connection file
+    # names one, which would list the interfaces in the driver (psutil again).
+    path = write_script(tmp_path, "x = 1\nx\n")
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('psutil' in sys.modules)); "
+        f"from ploomber_like.cli import main; main([{str(path)!r}, '-q'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
 
 
 def kernel_profile(tmp_path: Path, config: str) -> dict[str, str]:

@@ -11,6 +11,11 @@ from ploomber_like.capture.protocol import KERNEL_LOG_VARIABLE
 #: to the same file in the user's profile, for nothing we keep.
 KERNEL_OPTIONS = ("--HistoryManager.enabled=False",)
 
+#: The address kernels listen on over TCP, and clients connect to, named: left unset,
+#: jupyter_client finds the loopback address by listing the machine's network interfaces
+#: (importing psutil, ~10 ms, and a scan) in every kernel and client process.
+LOOPBACK = "127.0.0.1"
+
 
 #: Variables that size the thread pools of OpenMP, OpenBLAS, MKL, Accelerate and numexpr.
 THREAD_VARIABLES = (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ploomber_like.capture.protocol import setup_code
+from ploomber_like.kernels.environment import LOOPBACK
 from ploomber_like.kernels.handle import (
     STARTUP_TIMEOUT,
     FreshKernels,
@@ -198,6 +199,11 @@ async def connect_client(handle: KernelHandle, timeout: float = STARTUP_TIMEOUT)
         # nbclient asks the client whether the kernel lives: answer from the process itself.
         async def is_alive(self) -> bool:  # type: ignore[override]
             return handle.is_alive()
+
+        def _ip_default(self) -> str:
+            # load_connection_info computes the default address even when the file names one
+            # (ipykernel always does): not by listing the machine's interfaces.
+            return LOOPBACK if self.transport == "tcp" else super()._ip_default()
 
     deadline = time.monotonic() + timeout
     info = None
