@@ -1,7 +1,8 @@
 """Our caches on disk, under ``$XDG_CACHE_HOME/ploomber_like`` (``~/.cache`` without it).
 
 Each holds what can be found again, only slower: the modules a file's runs import
-(``preload/``), the modules a kernel imports as it starts (``kernel_imports/``), which
+(``preload/``), how long each point of a file's sweeps took (``durations/``), the modules a
+kernel imports as it starts (``kernel_imports/``), which
 distribution provides each module (``distributions/``), the groups of files read before
 (``groups/``), file hashes (``file_hashes.db``), compiled page templates (``templates/``).
 A cache that cannot be read or written (a read-only home) is ignored.

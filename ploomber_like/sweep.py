@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ploomber_like.durations import PointDurations
 from ploomber_like.execute import new_record
 from ploomber_like.executors import Executor, executor_for
 from ploomber_like.executors.base import fail_record
@@ -179,6 +180,10 @@ def run_sweep(
     if sampler.planned:
         plan.read_ahead(1)  # the first points are checked before anything is written
     runner = executor_for(options.executor, options)
+    # A plan's points start longest first, as earlier sweeps of the file timed them: not a
+    # search's (each trial is asked when it can run), and not one at a time (nothing to gain).
+    durations = PointDurations(file[0]) if sampler.planned else None
+    plan.durations = durations if runner.workers > 1 else None
     if pruning is not None:
         try:
             runner.watch(RunPruner(pruning, sampler.pruning_rule(pruning)))
@@ -195,9 +200,12 @@ def run_sweep(
             sampler.resume(store)
             plan.store, plan.force = store, options.force
             driver = _Driver(store, runner, sampler, plan, reporter, options, record_options)
+            driver.point_durations = durations
             return driver.run(database)
     finally:
         runner.close()
+        if durations is not None:
+            durations.save()
 
 
 class _Plan:
@@ -230,6 +238,8 @@ class _Plan:
         self.skipped = 0
         self._unchecked: list[tuple[Point, PreparedRun]] = []
         self._warned: set[str] = set()
+        #: Set to start each chunk's longest points first (see ploomber_like.durations).
+        self.durations: PointDurations | None = None
 
     def take(self, n: int) -> list[tuple[Point, PreparedRun]]:
         """Up to ``n`` points to submit now."""
@@ -290,6 +300,8 @@ class _Plan:
             ]
             self.skipped += len(batch) - len(kept)
             batch = kept
+        if self.durations is not None:
+            batch = self.durations.longest_first(batch, lambda item: item[1].overrides)
         self.ready.extend(batch)
 
 
@@ -336,6 +348,8 @@ class _Driver:
         self.started: str | None = None
         #: Durations of the runs that ended ``ok`` and ``pruned``: the time pruning saved.
         self.durations: dict[str, list[float]] = {Status.OK: [], Status.PRUNED: []}
+        #: Where the duration of each point that ended ``ok`` is noted for the next sweep.
+        self.point_durations: PointDurations | None = None
 
     def run(self, database: str | os.PathLike[str]) -> SweepSummary:
         summary = SweepSummary(str(database), total=0)
@@ -421,6 +435,8 @@ class _Driver:
                 summary.failed += 1
             if record.status in self.durations and record.duration is not None:
                 self.durations[record.status].append(record.duration)
+            if record.ok and record.duration is not None and self.point_durations is not None:
+                self.point_durations.note(record.overrides, record.duration)
             status = str(record.status)
             summary.statuses[status] = summary.statuses.get(status, 0) + 1
             summary.runs.append((record.uuid, status))
