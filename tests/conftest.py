@@ -122,6 +122,20 @@ def cli(
     )
 
 
+def modules_after_cli(*args: str, cwd: str | os.PathLike[str]) -> set[str]:
+    """The modules the command line's own process (the driver) had imported when
+    ``python -m tracker ARGS`` ended; the command must succeed."""
+    code = (  # a command ends with sys.exit: the modules are listed at exit
+        "import atexit, json, sys; atexit.register(lambda: print(json.dumps(sorted(sys.modules))));"
+        f" from ploomber_like.cli import main; main({list(args)!r})"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def hidden_module(folder: Path, name: str) -> dict[str, str]:
     """Variables for :func:`cli`'s ``env`` under which ``import name`` fails, as it does where
     that optional package is not installed (a package of that name in ``folder`` raising)."""

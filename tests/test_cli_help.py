@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 import pytest
+from conftest import modules_after_cli
 
 from ploomber_like.cli import cli
 
@@ -60,19 +61,10 @@ def test_running_a_file_imports_no_reading_command(tmp_path):
     """``tracker fit.py`` loads the run command only, not the tables and renderers of ``ls``,
     ``show`` or ``compare``, which would delay the run's kernel."""
     (tmp_path / "fit.py").write_text("x = 1\nx\n")
-    code = (  # the command ends with sys.exit: the modules are listed at exit
-        "import atexit, sys; atexit.register(lambda: print(sorted("
-        "m for m in sys.modules if m.startswith('ploomber_like.cli.')))); "
-        "from ploomber_like.cli import main; main(['fit.py', '-q'])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = done.stdout.strip().splitlines()[-1]
-    assert "'ploomber_like.cli.running'" in loaded
+    loaded = modules_after_cli("fit.py", "-q", cwd=tmp_path)
+    assert "ploomber_like.cli.running" in loaded
     for module in ("reading", "editing", "sharing"):
-        assert f"'ploomber_like.cli.{module}'" not in loaded
+        assert f"ploomber_like.cli.{module}" not in loaded
 
 
 @pytest.mark.parametrize(("words", "command"), COMMANDS, ids=IDS)

@@ -3,12 +3,10 @@ the parts done ahead (the template's IPython shell) must not show in the run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli, stored_values, write_script
+from conftest import cli, modules_after_cli, stored_values, write_script
 
 from ploomber_like import track_execution, track_grid
 
@@ -35,15 +33,7 @@ def test_the_driver_connects_without_listing_the_interfaces(tmp_path):
     # jupyter_client's client computes its default address even when the connection file
     # names one, which would list the interfaces in the driver (psutil again).
     path = write_script(tmp_path, "x = 1\nx\n")
-    code = (
-        "import atexit, sys; atexit.register(lambda: print('psutil' in sys.modules)); "
-        f"from ploomber_like.cli import main; main([{str(path)!r}, '-q'])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert "psutil" not in modules_after_cli(str(path), "-q", cwd=tmp_path)
 
 
 def kernel_profile(tmp_path: Path, config: str) -> dict[str, str]:
