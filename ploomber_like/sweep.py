@@ -183,7 +183,7 @@ def run_sweep(
     # A plan's points start longest first, as earlier sweeps of the file timed them: not a
     # search's (each trial is asked when it can run), and not one at a time (nothing to gain).
     durations = PointDurations(file[0]) if sampler.planned else None
-    plan.durations = durations if runner.workers > 1 else None
+    plan.point_durations = durations if runner.workers > 1 else None
     if pruning is not None:
         try:
             runner.watch(RunPruner(pruning, sampler.pruning_rule(pruning)))
@@ -239,7 +239,7 @@ class _Plan:
         self._unchecked: list[tuple[Point, PreparedRun]] = []
         self._warned: set[str] = set()
         #: Set to start each chunk's longest points first (see ploomber_like.durations).
-        self.durations: PointDurations | None = None
+        self.point_durations: PointDurations | None = None
 
     def take(self, n: int) -> list[tuple[Point, PreparedRun]]:
         """Up to ``n`` points to submit now."""
@@ -300,8 +300,8 @@ class _Plan:
             ]
             self.skipped += len(batch) - len(kept)
             batch = kept
-        if self.durations is not None:
-            batch = self.durations.longest_first(batch, lambda item: item[1].overrides)
+        if self.point_durations is not None:
+            batch = self.point_durations.longest_first(batch, lambda item: item[1].overrides)
         self.ready.extend(batch)
 
 
