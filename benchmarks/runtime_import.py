@@ -9,7 +9,9 @@ docs/sweeps.md), and caches it for the next sweep of the file.
 (a) our sweep with a cold cache (the template learns during the sweep), (a2) the same sweep
 again (the template preloads what (a) learned from the start), (s) one interpreter start with
 the file's imports, (b) a serial in-process loop executing the same code; the floor is
-(s) + (b) / cores, as in sweep_fit.py. Target on 2 cores: (a) and (a2) <= 1.15 x the floor.
+(s) + (b) / cores, as in sweep_fit.py. (p) is the loop shared by one process per core:
+(s) + (p) is this machine's floor (see sweep_fit.py). Target on 2 cores: (a) and (a2) <= 1.15
+x the floor.
 
     python benchmarks/runtime_import.py           # the 24-point sweep
     python benchmarks/runtime_import.py --quick   # a tiny grid: checks the script, times nothing
@@ -28,7 +30,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from sweep_fit import in_process_runner, interpreter_start  # noqa: E402  (a sibling script)
+from sweep_fit import (  # noqa: E402  (a sibling script)
+    interpreter_start,
+    parallel_in_process,
+    serial_in_process,
+)
 
 SCRIPT = '''\
 # # A random forest whose class is chosen by a parameter
@@ -109,14 +115,6 @@ def ours(script: Path, database: Path) -> float:
     return elapsed
 
 
-def serial_in_process(script: Path) -> float:
-    run = in_process_runner(script)
-    started = time.perf_counter()
-    for point in points():
-        run(point)
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 4-point grid")
@@ -148,13 +146,18 @@ def _measure(script: Path, workdir: Path, cores: int) -> None:
     print(f"(a2) the same sweep again, warm cache  : {a2:7.1f} s")
     start = interpreter_start(script)
     print(f"(s)  interpreter start + the imports   : {start:7.1f} s")
-    b = serial_in_process(script)
+    b, warm = serial_in_process(script, points())
     print(f"(b)  serial in-process loop            : {b:7.1f} s   (b)/cores = {b / cores:.1f} s")
     floor = start + b / cores
     print(f"floor = (s) + (b)/cores                : {floor:7.1f} s")
+    p = parallel_in_process(script, points(), cores)
+    print(f"(p)  the loop over {cores} processes         : {p:7.1f} s   the cores give "
+          f"{warm / p:.2f} x one ({warm:.1f} s warm, serial)")
     print()
     print(f"(a)  / floor = {a / floor:.2f}   target <= 1.15")
     print(f"(a2) / floor = {a2 / floor:.2f}   target <= 1.15")
+    print(f"(a)  / ((s) + (p)) = {a / (start + p):.2f}, (a2) / ((s) + (p)) = "
+          f"{a2 / (start + p):.2f}   this machine's floor")
 
 
 if __name__ == "__main__":
