@@ -268,3 +268,38 @@ def test_what_a_kernel_imports_as_it_starts_is_kept_for_the_next_template(work, 
     kept.write_text("[half a li")  # a damaged file: the next template learns the list again
     tracker(work, env, "-g", "repeat=1", "-d", "second.db")
     assert json.loads(kept.read_text()) == names
+
+
+def test_workers_asking_at_once_for_the_same_modules_make_the_template_import_them_once(
+    tmp_path, monkeypatch
+):
+    # Two workers whose first runs end together both ask for what those runs imported: the
+    # second must wait for the first request and find the modules imported, not send them again
+    # (each Import request has the template try the modules in a forked child first).
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from ploomber_like.kernels import KernelTemplate, protocol
+
+    sent: list[protocol.Message] = []
+    encode = protocol.encode
+
+    def sending(message: protocol.Message) -> bytes:
+        sent.append(message)
+        return encode(message)
+
+    monkeypatch.setattr(protocol, "encode", sending)
+    template = KernelTemplate(tmp_path, tmp_path)
+    together = Barrier(2)
+
+    def ask(_: int) -> list[str]:
+        together.wait()
+        return template.extend(["wave", "graphlib"])
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(ask, range(2)))
+    finally:
+        template.close()
+    assert answers == [["wave", "graphlib"]] * 2
+    assert [m.modules for m in sent if isinstance(m, protocol.Import)] == [["wave", "graphlib"]]

@@ -127,10 +127,12 @@ class KernelTemplate:
         left out: preloaded, it would print no more in the runs.
         """
         modules = list(modules)
-        new = [name for name in dict.fromkeys(modules) if name not in self.preload]
         spare = None
-        if new:
-            with self._lock:
+        # Under the lock: two workers ending their first runs at once ask for the same modules,
+        # and the second must find them asked for already rather than send them again.
+        with self._lock:
+            new = [name for name in dict.fromkeys(modules) if name not in self.preload]
+            if new:
                 self._send(protocol.Import(modules=new))
                 reply = self._wait_reply(protocol.Preloaded, STARTUP_TIMEOUT)
                 self.imported |= frozenset(reply.modules)
