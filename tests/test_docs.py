@@ -4,8 +4,9 @@ Each document is run like a notebook, top to bottom, in a fresh ``tmp_path`` hol
 ``examples/``: its fenced ``python`` blocks are executed in one namespace, and its shell blocks
 (``bash``, ``sh``, ``console``) run their ``python -m tracker`` /
 ``python -m ploomber_like.tracking`` commands, checking the exit status. Other commands in a
-shell block (``pip install``, ``python -m pytest``, ``jupytext``) are setup, not examples, and
-are left out. Output blocks (``text``, ``sql``, ``json``, unlabelled) are not checked.
+shell block (``pip install``, ``python -m compileall``, ``python -m pytest``, ``jupytext``) are
+setup, not examples, and are left out. Output blocks (``text``, ``sql``, ``json``,
+unlabelled) are not checked.
 
 An HTML comment right before a block changes how it is run (several may be stacked)::
 
