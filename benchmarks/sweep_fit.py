@@ -9,7 +9,8 @@ The honest floor of an isolated sweep on a cold start is one interpreter start w
 imports plus the serial in-process compute divided by the cores: (s) + (b) / cores. It assumes
 the cores scale perfectly; (p) measures what they give: the same in-process loop shared by one
 process per core (imports done before the clock starts, points handed out one at a time), so
-(s) + (p) is the floor of this machine, which no tracker can go under.
+(s) + (p) is the floor of this machine. (b) and (p) are timed about a minute apart: where the
+machine's own speed changes in between, "the cores give" can read above the number of cores.
 
 Targets on a 2-core machine: (a) <= 1.15 x the floor; (a) <= 0.5 x (c); trivial < 0.15 s/run.
 
