@@ -42,10 +42,11 @@ def sweep(nap: Path, env: dict[str, str], values: str, *options: str) -> list[fl
 
 def test_the_next_sweep_starts_unseen_points_then_the_longest_first(nap, tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    # The first sweep knows nothing: the grid's order.
-    assert sweep(nap, env, "0.0,0.1,0.5,0.25", "-w", "2") == [0.0, 0.1, 0.5, 0.25]
+    # The first sweep knows nothing: the grid's order. The naps differ by 0.4 s, more than a
+    # loaded machine adds to a run (the sweep's first run, its kernel just forked, most).
+    assert sweep(nap, env, "0.0,0.4,1.2,0.8", "-w", "2") == [0.0, 0.4, 1.2, 0.8]
     # The next (into another database) starts the point it has not seen, then by duration.
-    assert sweep(nap, env, "0.0,0.1,0.5,0.25,0.05", "-w", "2") == [0.05, 0.5, 0.25, 0.1, 0.0]
+    assert sweep(nap, env, "0.0,0.4,1.2,0.8,0.05", "-w", "2") == [0.05, 1.2, 0.8, 0.4, 0.0]
 
 
 def test_one_worker_keeps_the_grids_order(nap, tmp_path):
