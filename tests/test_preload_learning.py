@@ -18,10 +18,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from threading import Barrier
 
 import pytest
 from conftest import cli, write_script
+
+from ploomber_like.kernels import KernelTemplate, protocol
 
 pytestmark = [
     pytest.mark.kernel,
@@ -276,11 +280,6 @@ def test_workers_asking_at_once_for_the_same_modules_make_the_template_import_th
     # Two workers whose first runs end together both ask for what those runs imported: the
     # second must wait for the first request and find the modules imported, not send them again
     # (each Import request has the template try the modules in a forked child first).
-    from concurrent.futures import ThreadPoolExecutor
-    from threading import Barrier
-
-    from ploomber_like.kernels import KernelTemplate, protocol
-
     sent: list[protocol.Message] = []
     encode = protocol.encode
 
