@@ -265,6 +265,11 @@ class _Plan:
                     self.exhausted = True
                     return
                 self.drawn += len(points)
+                # A plan that has given all it holds says so now, not at the next (empty) ask:
+                # meanwhile the hint of points to come (still_needed) would have kernels
+                # started ahead for runs that never come.
+                total = self.sampler.total if self.sampler.planned else None
+                self.exhausted = total is not None and self.drawn >= total
                 self._unchecked = self._planned(points)
             if self.store is None:
                 return

@@ -12,6 +12,7 @@ import pytest
 from conftest import cli, stored_values, wait_for, write_script
 
 from ploomber_like import track_grid
+from ploomber_like.kernels import processes
 
 pytestmark = [
     pytest.mark.kernel,
@@ -45,8 +46,11 @@ def is_running(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-@pytest.mark.parametrize("path", ["fresh-kernel", "forked-kernel"])
-def test_processes_the_script_started_end_with_the_run(tmp_path, path):
+@pytest.mark.parametrize("path", ["fresh-kernel", "forked-kernel", "without-children-lists"])
+def test_processes_the_script_started_end_with_the_run(tmp_path, monkeypatch, path):
+    if path == "without-children-lists":
+        # Kernels built without /proc/PID/task/TID/children: the whole process table is read.
+        monkeypatch.setattr(processes, "_children_files", lambda: False)
     script = write_script(tmp_path, STARTS_CHILDREN)
     database = tmp_path / "runs.db"
     if path == "fresh-kernel":

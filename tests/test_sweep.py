@@ -18,6 +18,7 @@ import pytest
 from conftest import as_in_a_terminal, cli, rows, stored_values, wait_for, write_script
 
 from ploomber_like import ParameterError, track_grid
+from ploomber_like.kernels import KernelTemplate
 from ploomber_like.sweep import expand_grid
 
 COUNTER = """\
@@ -530,6 +531,29 @@ def test_a_killed_template_is_replaced_and_the_sweep_goes_on(tmp_path):
     # The kernel prefetched for the next point dies with the template: it is replaced too.
     assert (summary.ok, summary.failed) == (4, 0)
     assert sorted(v["x"] for v in stored_values(db)) == [1, 2, 3, 4]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sweep_starts_one_kernel_per_run_and_none_beyond_its_last(
+    tmp_path, monkeypatch, workers
+):
+    # Kernels are started ahead of the runs that need them; one started for a run that never
+    # comes costs a kernel's start-up while the last runs compute, and the sweep waits for it.
+    starts = []
+    original = KernelTemplate.start
+
+    def counted(template):
+        kernel = original(template)
+        starts.append(kernel.pid)
+        return kernel
+
+    monkeypatch.setattr(KernelTemplate, "start", counted)
+    path = write_script(tmp_path, "x = 1\nx\n", "job.py")
+    summary = track_grid(path, {"x": [1, 2, 3, 4, 5]}, tmp_path / "k.db",
+                         workers=workers, quiet=True)
+    assert summary.ok == 5
+    assert len(starts) == 5
 
 
 @pytest.mark.kernel

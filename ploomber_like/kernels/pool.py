@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import shutil
 import threading
@@ -99,6 +100,7 @@ class KernelPool:
         self._cwd = cwd
         self._preload = preload
         self._starting: deque[asyncio.Task[ReadyKernel]] = deque()
+        self._still_needed = 0
 
     @property
     def factory(self) -> FreshKernels | KernelTemplate:
@@ -120,6 +122,8 @@ class KernelPool:
 
     async def acquire(self, still_needed: int) -> ReadyKernel:
         """A ready kernel; keeps up to ``ahead`` more starting if ``still_needed`` calls follow."""
+        # The latest hint counts: a call made meanwhile took a kernel this one would replace.
+        self._still_needed = still_needed
         if not self._starting:
             self._starting.append(asyncio.ensure_future(self._start_one()))
         try:
@@ -130,7 +134,7 @@ class KernelPool:
             kernel = await self._start_one()
         # Prefetch once this kernel is ready: started earlier, the next ones would compete
         # with it for the cores while nothing runs yet.
-        while len(self._starting) < min(self.ahead, still_needed):
+        while len(self._starting) < min(self.ahead, self._still_needed):
             self._starting.append(asyncio.ensure_future(self._start_one()))
         return kernel
 
@@ -165,6 +169,11 @@ class KernelPool:
             with contextlib.suppress(Exception):  # a kernel that failed to start needs no shutdown
                 (await task).shutdown()
         if self._factory is not None and self._shared is None:
+            if self.learned is not None and isinstance(self._factory, KernelTemplate):
+                # What the last runs imported was noted after the last fork: learned now (or
+                # refused), for the next sweep of the file, as each earlier fork learned it.
+                with contextlib.suppress(Exception):  # a template that died teaches nothing
+                    await asyncio.to_thread(self.learned.extend, self._factory)
             await asyncio.to_thread(self._factory.close)
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
@@ -193,18 +202,6 @@ async def _run_silently(kernel: ReadyKernel, code: str) -> None:
 
 async def connect_client(handle: KernelHandle, timeout: float = STARTUP_TIMEOUT) -> Any:
     """A started client for ``handle`` once the kernel answers on shell *and* iopub."""
-    from jupyter_client.asynchronous import AsyncKernelClient
-
-    class _Client(AsyncKernelClient):
-        # nbclient asks the client whether the kernel lives: answer from the process itself.
-        async def is_alive(self) -> bool:  # type: ignore[override]
-            return handle.is_alive()
-
-        def _ip_default(self) -> str:
-            # load_connection_info computes the default address even when the file names one
-            # (ipykernel always does): not by listing the machine's interfaces.
-            return LOOPBACK if self.transport == "tcp" else super()._ip_default()
-
     deadline = time.monotonic() + timeout
     info = None
     while info is None:
@@ -213,7 +210,13 @@ async def connect_client(handle: KernelHandle, timeout: float = STARTUP_TIMEOUT)
             info = json.loads(handle.connection_file.read_text())
         except (OSError, ValueError):
             await asyncio.sleep(0.005)
-    client = _Client()
+    # One ZeroMQ context for all of this process's clients: a context of its own would start and
+    # join two threads of libzmq's for every run. Its sockets close without lingering (channels
+    # close them so), so no run's leftovers hold it.
+    import zmq.asyncio
+
+    client = _client_class()(context=zmq.asyncio.Context.instance())
+    client.kernel_handle = handle
     client.load_connection_info(info)
     # A run needs shell and iopub only: no heartbeat (a thread and a socket per client, where
     # the process itself says whether the kernel lives), no control (interrupts are signals), no
@@ -226,6 +229,28 @@ async def connect_client(handle: KernelHandle, timeout: float = STARTUP_TIMEOUT)
         client.stop_channels()
         raise
     return client
+
+
+@functools.cache
+def _client_class() -> type:
+    """jupyter_client's asynchronous client, fitted to our kernels; a class made once, as
+    traitlets sets up each class it is given (~1 ms)."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class KernelClient(AsyncKernelClient):
+        #: The kernel's process, set on each client.
+        kernel_handle: KernelHandle
+
+        # nbclient asks the client whether the kernel lives: answer from the process itself.
+        async def is_alive(self) -> bool:  # type: ignore[override]
+            return self.kernel_handle.is_alive()
+
+        def _ip_default(self) -> str:
+            # load_connection_info computes the default address even when the file names one
+            # (ipykernel always does): not by listing the machine's interfaces.
+            return LOOPBACK if self.transport == "tcp" else super()._ip_default()
+
+    return KernelClient
 
 
 async def _handshake(client: Any, handle: KernelHandle, deadline: float) -> None:

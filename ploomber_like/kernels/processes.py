@@ -13,6 +13,7 @@ holds an ``owner`` file; :func:`new_runtime_dir` removes the folders of drivers 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -73,8 +74,42 @@ def kill_process_tree(pid: int) -> None:
 
 def descendants(pid: int) -> list[int]:
     """Living (not zombie) descendants of ``pid``, from ``/proc``; empty where there is none."""
+    if _children_files():
+        found = _descendants_from_children_files(pid)
+    else:
+        found = _descendants_from_process_table(pid)
+    return [child for child in found if not _is_zombie(child)]
+
+
+@functools.cache
+def _children_files() -> bool:
+    """Whether Linux lists each thread's children (``/proc/PID/task/TID/children``)."""
+    return os.path.exists("/proc/thread-self/children")
+
+
+def _descendants_from_children_files(pid: int) -> list[int]:
+    # A few files for a kernel and what it started, instead of one for every process.
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # ended meanwhile
+        for thread in threads:
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children", "rb") as listed:
+                    children = [int(child) for child in listed.read().split()]
+            except OSError:
+                continue  # the thread ended meanwhile
+            found += children
+            todo += children
+    return found
+
+
+def _descendants_from_process_table(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
-    zombies = set()
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -88,17 +123,22 @@ def descendants(pid: int) -> list[int]:
                 fields = stat.read().rpartition(b")")[2].split()
         except OSError:
             continue
-        child = int(entry)
-        children.setdefault(int(fields[1]), []).append(child)
-        if fields[0] in (b"Z", b"X"):
-            zombies.add(child)
+        children.setdefault(int(fields[1]), []).append(int(entry))
     found: list[int] = []
     todo = list(children.get(pid, []))
     while todo:
         child = todo.pop()
         found.append(child)
         todo += children.get(child, [])
-    return [child for child in found if child not in zombies]
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True  # gone: nothing to kill
 
 
 def new_runtime_dir() -> Path:
