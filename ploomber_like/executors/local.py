@@ -21,6 +21,7 @@ from ploomber_like.notebook import PreparedRun
 from ploomber_like.provenance import module_distributions
 from ploomber_like.pruning import PruneDecision, RunPruner
 from ploomber_like.record import MetricPoint, Record, Status
+from ploomber_like.run_messages import run_client_class
 
 
 class LocalExecutor(Executor):
@@ -104,7 +105,7 @@ class LocalExecutor(Executor):
             )
         self._pool = KernelPool(
             Path.cwd(), modules, ahead=min(self.workers, 2), script_path=first.script_path,
-            threads=self.threads_per_run(), learned=learned,
+            threads=self.threads_per_run(), learned=learned, while_starting=run_client_class,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

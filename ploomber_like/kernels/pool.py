@@ -71,9 +71,9 @@ class KernelPool:
         What the runs of the file imported at run time: a template imports the modules noted
         there before it forks the next kernel (see :mod:`~ploomber_like.kernels.learned`).
     while_starting : callable, optional
-        Called on the event loop's thread once a kernel's process is started, before the pool
-        waits for it to answer: work the run needs next (importing the run's client) done
-        while the kernel starts rather than after it.
+        Called on the event loop's thread while a kernel's process starts (and the template it
+        is forked from is built): work the run needs next (importing the run's client) done
+        meanwhile rather than after it.
     """
 
     def __init__(
@@ -139,14 +139,18 @@ class KernelPool:
         return kernel
 
     async def _start_one(self) -> ReadyKernel:
-        # Building a template takes seconds: off the event loop, as does forking from it.
-        factory = await asyncio.to_thread(lambda: self.factory)
-        if self.learned is not None and isinstance(factory, KernelTemplate):
-            await asyncio.to_thread(self.learned.extend, factory)
-        handle = await asyncio.to_thread(factory.start)
+        # The kernel's process starts in a thread (building a template takes seconds, a fork
+        # waits for the template's answer), while this thread does what the run needs next.
+        starting = asyncio.get_running_loop().run_in_executor(None, self._start_process)
         try:
             if self.while_starting is not None:
                 self.while_starting()
+        except BaseException:
+            with contextlib.suppress(Exception):  # a start that failed left nothing to kill
+                (await starting).kill()
+            raise
+        handle = await starting
+        try:
             client = await connect_client(handle)
         except BaseException:
             handle.kill()
@@ -160,6 +164,12 @@ class KernelPool:
                 raise
             kernel.capture_installed_for = self.script_path
         return kernel
+
+    def _start_process(self) -> KernelHandle:
+        factory = self.factory
+        if self.learned is not None and isinstance(factory, KernelTemplate):
+            self.learned.extend(factory)
+        return factory.start()
 
     async def close(self) -> None:
         # Kernels still starting are awaited, not cancelled: a cancelled start would leave a
