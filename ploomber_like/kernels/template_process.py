@@ -213,9 +213,13 @@ def _top_level_names() -> set[str]:
 
 
 def warm_up_matplotlib() -> None:
-    """Render one small figure, so font and renderer caches are built once, before forking."""
+    """Render one small figure, so font and renderer caches are built once, before forking;
+    import what each kernel's switch to the inline backend would."""
     import io
 
+    # IPython loads its execution magics when a shell enables matplotlib (the capture's set-up
+    # does, in every kernel): ~7 ms of CPU a kernel, most of it this import.
+    import IPython.core.magics.execution  # noqa: F401
     import matplotlib.pyplot as plt
 
     with contextlib.suppress(Exception):
@@ -365,7 +369,10 @@ def _build_shell(app: Any) -> None:
     shell, compiler = (getattr(traits.get(name), "default_value", None)
                        for name in ("shell_class", "compiler_class"))
     if isinstance(shell, type) and isinstance(compiler, type):
-        shell.instance(parent=app, profile_dir=app.profile_dir, compiler_class=compiler)
+        built = shell.instance(parent=app, profile_dir=app.profile_dir, compiler_class=compiler)
+        # Its display formatters are made on first use (13 configurables, ~3 ms of CPU): by
+        # the capture's set-up in every kernel, if not here.
+        built.display_formatter.formatters  # noqa: B018
 
 
 def finish_kernel_app(app: Any, connection_file: str) -> Any:
