@@ -371,9 +371,11 @@ def _build_shell(app: Any) -> None:
     if isinstance(shell, type) and isinstance(compiler, type):
         built = shell.instance(parent=app, profile_dir=app.profile_dir, compiler_class=compiler)
         # Made on first use, in every kernel if not here: its display formatters (13
-        # configurables, ~3 ms of CPU), and the regular expressions that transforming a cell
-        # compiles (tokenize's among them, ~4 ms). A one-line cell goes through more of them.
+        # configurables, ~3 ms of CPU), its session logger (IPython 9 imports it at the first
+        # cell, ~1 ms), and the regular expressions that transforming a cell compiles
+        # (tokenize's among them, ~4 ms). A one-line cell goes through more of them.
         built.display_formatter.formatters  # noqa: B018
+        getattr(built, "logger", None)
         for cell in ("x = 1\n", "x = 1\nx\n"):
             built.transform_cell(cell)
 
