@@ -75,10 +75,8 @@ def kill_process_tree(pid: int) -> None:
 def descendants(pid: int) -> list[int]:
     """Living (not zombie) descendants of ``pid``, from ``/proc``; empty where there is none."""
     if _children_files():
-        found = _descendants_from_children_files(pid)
-    else:
-        found = _descendants_from_process_table(pid)
-    return [child for child in found if not _is_zombie(child)]
+        return [child for child in _descendants_from_children_files(pid) if not _is_zombie(child)]
+    return _descendants_from_process_table(pid)
 
 
 @functools.cache
@@ -109,7 +107,9 @@ def _descendants_from_children_files(pid: int) -> list[int]:
 
 
 def _descendants_from_process_table(pid: int) -> list[int]:
+    # Living ones only: each process's state is read along with its parent.
     children: dict[int, list[int]] = {}
+    zombies = set()
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -118,27 +118,34 @@ def _descendants_from_process_table(pid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                # "pid (command) state ppid ...": the command may hold spaces and parentheses.
-                fields = stat.read().rpartition(b")")[2].split()
+            fields = _stat_fields(entry)
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
+        child = int(entry)
+        children.setdefault(int(fields[1]), []).append(child)
+        if fields[0] in (b"Z", b"X"):
+            zombies.add(child)
     found: list[int] = []
     todo = list(children.get(pid, []))
     while todo:
         child = todo.pop()
         found.append(child)
         todo += children.get(child, [])
-    return found
+    return [child for child in found if child not in zombies]
 
 
 def _is_zombie(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
+        return _stat_fields(pid)[0] in (b"Z", b"X")
     except OSError:
         return True  # gone: nothing to kill
+
+
+def _stat_fields(pid: int | str) -> list[bytes]:
+    """The fields of ``/proc/PID/stat`` after the command: state, parent, ... (Linux)."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+        return stat.read().rpartition(b")")[2].split()
 
 
 def new_runtime_dir() -> Path:
@@ -196,7 +203,6 @@ def pid_alive(pid: int) -> bool:
 def _start_time(pid: int) -> int | None:
     """When ``pid`` started, in clock ticks since boot (Linux); tells a reused pid apart."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return int(stat.read().rpartition(b")")[2].split()[19])
+        return int(_stat_fields(pid)[19])
     except (OSError, IndexError, ValueError):
         return None
