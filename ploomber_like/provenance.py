@@ -40,7 +40,7 @@ def package_versions(modules: tuple[str, ...]) -> dict[str, str]:
 def module_distributions() -> Distributions:
     """Which distributions provide each top-level module, and their versions.
 
-    Scanning the installed distributions reads a few files of each (~40 ms of CPU for 150): it
+    Scanning the installed distributions reads a few files of each (~60 ms of CPU for 150): it
     is done once per process, by one thread (others wait for it rather than scan too), and its
     result is cached on disk for as long as the installed packages stay the same.
     """
