@@ -21,6 +21,7 @@ import json
 import numbers
 import os
 import sys
+import threading
 import time
 import tokenize
 from collections.abc import Callable
@@ -83,6 +84,12 @@ def install(shell: Any, script_path: str) -> None:
     hook.reads.opened.clear()
     hook.reads.written.clear()
     hook.reads.active = True
+    # pyzmq starts the thread reporting that ZeroMQ let go of a lent buffer (see
+    # KernelCapture._send_and_wait) at the first such buffer, and waits for it: ~15 ms of a busy
+    # machine's wall time. Started now in a thread of its own, it runs by the first cell's end.
+    import zmq.utils.garbage  # noqa: F401 - before what the run imports is told apart
+
+    threading.Thread(target=hook.start_tracking_sends, daemon=True).start()
     hook.initial_modules = _top_level_modules()
     hook.loaded_before_run = set(sys.modules)
     # What the kernel machinery imported is not the run's; what a warm template preloaded on
@@ -119,6 +126,11 @@ def _docstring(script_path: str) -> str | None:
     except (OSError, SyntaxError, ValueError):
         return None
 
+
+#: Seconds a cell's end waits for ZeroMQ to write what the cell showed (:meth:`_send_and_wait`).
+SEND_TIMEOUT = 5.0
+#: Four times the bytes ZeroMQ encodes before each write (``ZMQ_OUT_BATCH_SIZE``, 8 KiB).
+_SEND_MARKER = bytes(32 * 1024)
 
 #: Seconds ``os._exit`` in the kernel waits for what the run showed to leave the process.
 EXIT_LINGER = 0.2
@@ -165,6 +177,9 @@ class KernelCapture:
         self.script_dir = ""
         self.reads: ReadRecorder | None = None
         self.working_directory = os.getcwd()
+        #: Set once a cell's end can wait until what the cell showed has left the process
+        #: (:meth:`_send_and_wait`).
+        self.sends_tracked = threading.Event()
 
     # events
 
@@ -335,12 +350,13 @@ class KernelCapture:
                 end = CellEnd(group, count, end.seconds, type(error).__name__, str(error),
                               traceback)
                 interrupted = isinstance(error, KeyboardInterrupt)
-            self.publish("cell_end", {JSON_MIMETYPE: end.to_json()}, kind="cell_end")
+            # What the run showed leaves the process before a group of the file runs, which may
+            # end it at once (os._exit, a crash): the end sent last before it is waited for.
+            next_group = cells[index + 1][1] if index + 1 < len(cells) else None
+            self.publish("cell_end", {JSON_MIMETYPE: end.to_json()}, kind="cell_end",
+                         wait=error is None and next_group is not None)
             if error is not None:
                 break
-            # What the cell showed leaves with ipykernel's I/O thread before the next cell, which
-            # may end the process at once (os._exit, a crash): one wait for that thread per cell.
-            self.streams[0].stream.flush()
         if not interrupted:
             try:
                 self.report_modules()
@@ -366,7 +382,12 @@ class KernelCapture:
         data, _ = self.shell.display_formatter.format(obj)
         return data
 
-    def publish(self, key: str, data: dict[str, Any], kind: str = "value") -> None:
+    def publish(
+        self, key: str, data: dict[str, Any], kind: str = "value", wait: bool = False
+    ) -> None:
+        """Send ``data`` as a ``display_data`` message tagged ``key`` and ``kind``; with
+        ``wait``, return once it and every message before it have left the process
+        (:meth:`_send_and_wait`)."""
         from IPython.display import publish_display_data
 
         if kind in ("value", "parameter"):
@@ -381,14 +402,61 @@ class KernelCapture:
         # Only text written since the last display must go out before this one.
         written = [stream.take_written() for stream in self.streams]
         sender = self.shell.display_pub
-        if any(written) or getattr(sender, "pub_socket", None) is None:
+        if getattr(sender, "pub_socket", None) is None:
             publish_display_data(data, metadata=metadata)
             return
+        if any(written):
+            if not wait:
+                publish_display_data(data, metadata=metadata)
+                return
+            sys.stdout.flush()
+            sys.stderr.flush()
         content = {"data": data, "metadata": metadata, "transient": {}}
+        if wait and self.sends_tracked.is_set():
+            self._send_and_wait(sender, content)
+            return
         sender.session.send(
             sender.pub_socket, "display_data", content, parent=sender.parent_header,
             ident=sender.topic,
         )
+        if wait:
+            # Not tracked (yet): at least handed to ZeroMQ.
+            self.streams[0].stream.flush()
+
+    def start_tracking_sends(self) -> None:
+        """Start pyzmq's thread that reports when ZeroMQ lets go of a lent buffer (one per
+        process), then let cell ends wait for their sends."""
+        import zmq
+
+        zmq.Frame(_SEND_MARKER, copy=False, track=True)
+        self.sends_tracked.set()
+
+    def _send_and_wait(self, sender: Any, content: dict[str, Any]) -> None:
+        """Send ``content`` on ipykernel's I/O thread; return once ZeroMQ has written it, with
+        every message before it, to the socket.
+
+        ipykernel's flush only waits for its I/O thread to hand messages to ZeroMQ, whose own
+        thread writes them later: a segfault a few milliseconds after a cell, on a loaded
+        machine, lost the values of every cell since ZeroMQ's last write. The message carries
+        a buffer ZeroMQ is lent, not given a copy of, and pyzmq's tracker reports when ZeroMQ
+        lets go of it. Larger than the batch ZeroMQ encodes before each write, the buffer is
+        let go of only after a write that sent every earlier byte.
+        """
+        import zmq
+
+        lent = zmq.Frame(_SEND_MARKER, copy=False, track=True)
+        tracker = lent.tracker
+        sender.session.send(
+            sender.pub_socket, "display_data", content, parent=sender.parent_header,
+            ident=sender.topic, buffers=[lent],
+        )
+        # The tracker also waits for Python to drop the frame.
+        del lent
+        try:
+            tracker.wait(SEND_TIMEOUT)
+        except zmq.NotDone:
+            # Something holds the frame: the run goes on without these waits.
+            self.sends_tracked.clear()
 
 
 def _hiding_frames(showtraceback: Callable[..., Any], *codes: Any) -> Callable[..., Any]:

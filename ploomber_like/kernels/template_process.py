@@ -105,6 +105,7 @@ def preload(modules: list[str]) -> list[str]:
 
     import IPython.core.pylabtools  # noqa: F401
     import IPython.display  # noqa: F401
+    import zmq.utils.garbage  # noqa: F401 - the capture's tracked sends (capture.kernel)
 
     # The probe runs in a child on the other core while this process imports for the script.
     kernel_imports = kernel_machinery_imports()
