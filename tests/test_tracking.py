@@ -437,10 +437,13 @@ import time
 time.sleep(0.5)  # the threads the kernel starts for a run have started
 cpu = min(os.sched_getaffinity(0))
 for tid in map(int, os.listdir("/proc/self/task")):
-    os.sched_setaffinity(tid, {cpu})
-    with open(f"/proc/self/task/{tid}/comm") as comm:
-        if comm.read().startswith("ZMQbg"):
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        os.sched_setaffinity(tid, {cpu})
+        with open(f"/proc/self/task/{tid}/comm") as comm:
+            if comm.read().startswith("ZMQbg"):
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    except (FileNotFoundError, ProcessLookupError):  # a thread that has ended since
+        pass
 try:
     for thread in threading.enumerate():
         if thread.name == "IOPub":
