@@ -400,15 +400,14 @@ class KernelCapture:
         # ipykernel flushes stdout and stderr before every display, each time waiting for its
         # I/O thread to send them: two waits for each of a run's dozens of values and cell ends.
         # Only text written since the last display must go out before this one.
-        written = [stream.take_written() for stream in self.streams]
+        # A list, not a generator: every stream's count is taken (and reset), not the first's.
+        printed = any([stream.take_written() for stream in self.streams])
         sender = self.shell.display_pub
-        if getattr(sender, "pub_socket", None) is None:
+        if getattr(sender, "pub_socket", None) is None or (printed and not wait):
             publish_display_data(data, metadata=metadata)
             return
-        if any(written):
-            if not wait:
-                publish_display_data(data, metadata=metadata)
-                return
+        if printed:
+            # As publish_display_data does: the text printed before goes out first.
             sys.stdout.flush()
             sys.stderr.flush()
         content = {"data": data, "metadata": metadata, "transient": {}}
