@@ -113,3 +113,32 @@ def test_a_kernel_configured_for_ipc_keeps_its_sockets_out_of_the_working_direct
     assert done.returncode == 0, done.stderr
     assert len(stored_values(database)) == max(1, len(grid))
     assert sorted(p.name for p in work.iterdir()) == ["script.py"]
+
+
+MODULE_LISTING = """
+import sys
+
+import ipykernel.ipkernel
+
+# parameters
+n = 0
+
+module_files_listed = len(getattr(get_ipython().kernel, "_kernel_modules", []))
+ipykernel_sees_the_real_sys = ipykernel.ipkernel.sys is sys
+module_files_listed
+ipykernel_sees_the_real_sys
+"""
+
+
+@pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
+def test_a_kernel_lists_no_module_files_for_the_debugger_it_does_not_have(tmp_path, grid):
+    # ipykernel lists every loaded module's file for its debugger as it builds the kernel: in a
+    # fork of a template, thousands of copy-on-write faults for a list nothing reads.
+    path = write_script(tmp_path, MODULE_LISTING)
+    done = cli(str(path), *grid, "-q", "-d", "runs.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = stored_values(tmp_path / "runs.db")
+    assert len(runs) == max(1, len(grid))
+    assert [(run["module_files_listed"], run["ipykernel_sees_the_real_sys"]) for run in runs] == [
+        (0, True)
+    ] * len(runs)

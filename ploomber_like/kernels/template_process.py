@@ -391,7 +391,7 @@ def finish_kernel_app(app: Any, connection_file: str) -> Any:
     configured = BaseIPythonApplication.__dict__["initialize"]
     BaseIPythonApplication.initialize = lambda self, argv=None: None  # type: ignore[method-assign]
     try:
-        with without_debugger():
+        with without_debugger(), without_module_listing():
             app.initialize([])
     finally:
         BaseIPythonApplication.initialize = configured  # type: ignore[method-assign]
@@ -413,6 +413,35 @@ def without_debugger() -> Iterator[None]:
     finally:
         if blocked and "debugpy" in sys.modules and sys.modules["debugpy"] is None:
             del sys.modules["debugpy"]
+
+
+@contextlib.contextmanager
+def without_module_listing() -> Iterator[None]:
+    """ipykernel's kernel, built in this block, finds no module loaded when it lists their files
+    for its debugger, which our kernels do not have (:func:`without_debugger`).
+
+    In a kernel forked from a template of scikit-learn and matplotlib, that listing touched a page
+    of each of ~2,000 modules and of its file name: ~3,500 copy-on-write faults, ~15 ms of CPU.
+    """
+    from ipykernel import ipkernel
+
+    real = ipkernel.sys
+    ipkernel.sys = _SysWithoutModules(real)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        ipkernel.sys = real
+
+
+class _SysWithoutModules:
+    """``sys`` as seen by one module: the same but for an empty ``modules``."""
+
+    def __init__(self, real: Any) -> None:
+        self.modules: dict[str, Any] = {}
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 def reseed_random_generators() -> None:
