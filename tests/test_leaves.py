@@ -236,6 +236,32 @@ def test_files_over_the_limit_are_listed_not_stored(tmp_path, monkeypatch):
     assert stored.fetchone() == (0,)
 
 
+@pytest.mark.kernel
+def test_files_a_run_writes_or_changes_at_any_depth_are_its_artifacts_and_links_never(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("outside")
+    (tmp_path / "link.txt").symlink_to(outside)
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "raw" / "a.csv").write_text("1")
+    (tmp_path / "data" / "b.csv").write_text("2")
+    (tmp_path / ".git").mkdir()
+    path = write_script(tmp_path, (
+        "import os\n"
+        "os.makedirs('out/nested', exist_ok=True)\n"
+        "open('out/nested/model.txt', 'w').write('m')\n"
+        "open('data/b.csv', 'a').write('3')\n"
+        "open('.git/index', 'w').write('not an artifact')\n"
+        "open('link.txt', 'a').write(' and more')\n"
+    ))
+    record = track_execution(path, database="runs.db", quiet=True)
+    assert record.ok, record.error
+    artifacts = SQLiteTracker("runs.db").artifacts(record.uuid)
+    assert sorted(a.path for a in artifacts) == ["data/b.csv", "out/nested/model.txt"]
+
+
 def test_export_never_writes_through_a_link_or_outside(tmp_path):
     target = tmp_path / "elsewhere.txt"
     target.write_text("keep")
