@@ -89,22 +89,22 @@ async def run_on_pool(
         record.fail(Status.CRASHED, exc, time.monotonic())
         return record
     record.kernel_wait = time.monotonic() - waiting
-    own_directory = None
+    own_directory = made_here = None
     learned = pool.learned
     try:
-        own_directory = run_directory(prepared.options, record.uuid)
+        own_directory = kernel.directory
+        if own_directory is None:
+            own_directory = made_here = run_directory(prepared.options)
         return await execute_run(
             prepared, record, kernel, timeout=timeout, on_group=on_group,
             own_directory=own_directory, on_points=on_points,
             on_imports=learned.note if learned is not None else None,
         )
     finally:
+        # Its files are recorded (or the run is over): nothing of its directory stays on disk.
         kernel.shutdown()
-        if own_directory is not None:
-            # Its files are recorded (or the run is over): nothing of it stays on disk. The
-            # kernel is dead first, so nothing writes there while it goes; rmtree removes the
-            # links, never what they point to.
-            shutil.rmtree(own_directory, ignore_errors=True)
+        if made_here is not None:
+            shutil.rmtree(made_here, ignore_errors=True)
 
 
 async def execute_run(

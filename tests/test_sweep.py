@@ -294,14 +294,17 @@ def sleeping_job(tmp_path: Path) -> Path:
 
 
 def sweep_waiting_on_two_runs(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """A CLI sweep of 6 points on 2 workers (stderr piped), returned once both in-flight runs
-    showed ``shown`` and sleep for 10 minutes; and its database."""
+    """A CLI sweep of 6 points on 2 workers (stderr piped, its temporary files in
+    ``tmp_path / "temp"``), returned once both in-flight runs showed ``shown`` and sleep for 10
+    minutes; and its database."""
     markers = sleeping_job(tmp_path)
     db = tmp_path / "c.db"
+    (tmp_path / "temp").mkdir()
     driver = subprocess.Popen(
         [sys.executable, "-m", "tracker", "job.py", "-g", "x=1,2,3,4,5,6", "-w", "2",
          "-d", str(db)],
         cwd=tmp_path, stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal,
+        env={**os.environ, "TMPDIR": str(tmp_path / "temp")},
     )
     wait_for(lambda: len(list(markers.glob("started-*"))) == 2)
     return driver, db
@@ -333,6 +336,9 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
     assert "failed" not in stderr
     listed = suggested_listing(stderr, tmp_path)
     assert listed == {r["uuid"][:8] for r in rows(db)}
+    # The runs' own directories, those of the kernels started ahead for the next points too,
+    # are gone with them.
+    assert not list((tmp_path / "temp").glob("ploomber-like-run-*"))
 
 
 def test_ctrl_c_that_the_main_thread_does_not_see_still_stops_the_sweep(tmp_path):

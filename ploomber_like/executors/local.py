@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from ploomber_like.artifacts import run_directory
 from ploomber_like.execute import run_on_pool
 from ploomber_like.executors.base import Executor, fail_record
 from ploomber_like.kernels import KernelPool, learned_modules, preloadable_modules
@@ -106,6 +108,7 @@ class LocalExecutor(Executor):
         self._pool = KernelPool(
             Path.cwd(), modules, ahead=min(self.workers, 2), script_path=first.script_path,
             threads=self.threads_per_run(), learned=learned, while_starting=run_client_class,
+            directories=functools.partial(run_directory, first.options),
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -41,10 +41,17 @@ class ReadyKernel:
     client: Any
     #: Path of the script whose capture hooks are installed, if the pool installed them.
     capture_installed_for: str | None = None
+    #: The working directory of the run this kernel serves, if the pool made it (see
+    #: ``directories``); removed with the kernel.
+    directory: Path | None = None
 
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.handle.kill()
+        if self.directory is not None:
+            # The kernel is dead first, so nothing writes there while it goes; rmtree removes
+            # links, never what they point to.
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class KernelPool:
@@ -74,6 +81,10 @@ class KernelPool:
         Called on the event loop's thread while a kernel's process starts (and the template it
         is forked from is built): work the run needs next (importing the run's client) done
         meanwhile rather than after it.
+    directories : callable, optional
+        Makes the working directory of the run a kernel will serve (such as
+        :func:`~ploomber_like.artifacts.run_directory`), in the thread that starts the kernel:
+        ahead of the run, and off the event loop that handles the other runs' messages.
     """
 
     def __init__(
@@ -86,8 +97,10 @@ class KernelPool:
         threads: int | None = None,
         learned: LearnedModules | None = None,
         while_starting: Callable[[], object] | None = None,
+        directories: Callable[[], Path | None] | None = None,
     ) -> None:
         self.script_path = script_path
+        self.directories = directories
         self.while_starting = while_starting
         self.learned = learned
         self.threads = threads
@@ -147,15 +160,20 @@ class KernelPool:
                 self.while_starting()
         except BaseException:
             with contextlib.suppress(Exception):  # a start that failed left nothing to kill
-                (await starting).kill()
+                handle, directory = await starting
+                handle.kill()
+                if directory is not None:
+                    shutil.rmtree(directory, ignore_errors=True)
             raise
-        handle = await starting
+        handle, directory = await starting
         try:
             client = await connect_client(handle)
         except BaseException:
             handle.kill()
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
             raise
-        kernel = ReadyKernel(handle, client)
+        kernel = ReadyKernel(handle, client, directory=directory)
         if self.script_path is not None:
             try:
                 await _run_silently(kernel, setup_code(self.script_path))
@@ -165,11 +183,17 @@ class KernelPool:
             kernel.capture_installed_for = self.script_path
         return kernel
 
-    def _start_process(self) -> KernelHandle:
+    def _start_process(self) -> tuple[KernelHandle, Path | None]:
         factory = self.factory
         if self.learned is not None and isinstance(factory, KernelTemplate):
             self.learned.extend(factory)
-        return factory.start()
+        handle = factory.start()
+        try:
+            directory = self.directories() if self.directories is not None else None
+        except BaseException:
+            handle.kill()
+            raise
+        return handle, directory
 
     async def close(self) -> None:
         # Kernels still starting are awaited, not cancelled: a cancelled start would leave a
