@@ -89,7 +89,7 @@ async def run_on_pool(
         record.fail(Status.CRASHED, exc, time.monotonic())
         return record
     record.kernel_wait = time.monotonic() - waiting
-    own_directory = made_here = None
+    made_here = None
     learned = pool.learned
     try:
         own_directory = kernel.directory

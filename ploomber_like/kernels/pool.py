@@ -47,11 +47,16 @@ class ReadyKernel:
 
     def shutdown(self) -> None:
         self.client.stop_channels()
-        self.handle.kill()
-        if self.directory is not None:
-            # The kernel is dead first, so nothing writes there while it goes; rmtree removes
-            # links, never what they point to.
-            shutil.rmtree(self.directory, ignore_errors=True)
+        _end_kernel(self.handle, self.directory)
+
+
+def _end_kernel(handle: KernelHandle, directory: Path | None) -> None:
+    """Kill the kernel of ``handle``, then remove the run directory made for it, if any."""
+    handle.kill()
+    if directory is not None:
+        # The kernel is dead first, so nothing writes there while it goes; rmtree removes
+        # links, never what they point to.
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class KernelPool:
@@ -160,18 +165,13 @@ class KernelPool:
                 self.while_starting()
         except BaseException:
             with contextlib.suppress(Exception):  # a start that failed left nothing to kill
-                handle, directory = await starting
-                handle.kill()
-                if directory is not None:
-                    shutil.rmtree(directory, ignore_errors=True)
+                _end_kernel(*await starting)
             raise
         handle, directory = await starting
         try:
             client = await connect_client(handle)
         except BaseException:
-            handle.kill()
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
+            _end_kernel(handle, directory)
             raise
         kernel = ReadyKernel(handle, client, directory=directory)
         if self.script_path is not None:
