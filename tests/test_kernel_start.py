@@ -142,3 +142,43 @@ def test_a_kernel_lists_no_module_files_for_the_debugger_it_does_not_have(tmp_pa
     assert [(run["module_files_listed"], run["ipykernel_sees_the_real_sys"]) for run in runs] == [
         (0, True)
     ] * len(runs)
+
+
+FROZEN = """
+import gc
+import weakref
+
+# parameters
+n = 0
+
+kernel_objects_frozen = gc.get_freeze_count()
+
+
+class Node:
+    pass
+
+
+cycle = Node()
+cycle.me = cycle
+alive = weakref.ref(cycle)
+del cycle
+gc.collect()
+cycle_collected = alive() is None
+kernel_objects_frozen > 10_000
+cycle_collected
+"""
+
+
+@pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
+def test_the_runs_garbage_collections_leave_the_kernels_own_objects_alone(tmp_path, grid):
+    # `python fit.py` has no kernel: its collections walk the script's objects only. In a
+    # kernel, a full collection during the run's imports would walk IPython's and ipykernel's
+    # too. Frozen as the run starts, they are skipped; the run's own garbage is still freed.
+    path = write_script(tmp_path, FROZEN)
+    done = cli(str(path), *grid, "-q", "-d", "runs.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = stored_values(tmp_path / "runs.db")
+    assert len(runs) == max(1, len(grid))
+    for run in runs:
+        assert run["kernel_objects_frozen > 10_000"] is True, run
+        assert run["cycle_collected"] is True, run
