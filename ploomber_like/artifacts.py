@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from ploomber_like.errors import ExportError
 from ploomber_like.inputs import sha256_of_file
+from ploomber_like.kernels.processes import runs_folder
 from ploomber_like.record import Artifact, Blob, RecordOptions
 
 #: Directories never looked into: caches, checkpoints, version control, environments.
@@ -28,7 +29,7 @@ IGNORED_DIRECTORIES = frozenset({
 #: Files and folders looked at per listing, at most; past it the rest is not tracked.
 MAX_SCAN_ENTRIES = 20_000
 #: Start of the name of a run's own temporary working directory (see :func:`run_directory`).
-RUN_DIRECTORY_PREFIX = "ploomber-like-run-"
+RUN_DIRECTORY_PREFIX = "run-"
 #: Longest file name written on export (bytes); longer ones are shortened with a hash.
 MAX_NAME_BYTES = 200
 
@@ -38,7 +39,8 @@ Snapshot = dict[str, tuple[int, int]]
 def run_directory(options: RecordOptions) -> Path | None:
     """Create a working directory for one run alone, or return None if runs have none.
 
-    It is made in the system's temporary folder (``$TMPDIR``), outside the user's tree, so no
+    It is made in this process's runtime folder in the system's temporary folder (``$TMPDIR``,
+    see :func:`~ploomber_like.kernels.processes.runs_folder`), outside the user's tree, so no
     repository or recursive tool ever walks into it, and holds a symbolic link to each entry of
     ``options.linked_directory``: a run reads its inputs (``data.csv``) by the same relative
     path, while what it writes stays its own. Its caller removes it once the run has ended and
@@ -48,7 +50,7 @@ def run_directory(options: RecordOptions) -> Path | None:
     """
     if options.linked_directory is None:
         return None
-    directory = Path(tempfile.mkdtemp(prefix=RUN_DIRECTORY_PREFIX))
+    directory = Path(tempfile.mkdtemp(prefix=RUN_DIRECTORY_PREFIX, dir=runs_folder()))
     source = Path(options.linked_directory)
     if source.is_dir():
         # Not linked: the database (a run must not write it).

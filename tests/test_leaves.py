@@ -214,7 +214,7 @@ def test_a_parallel_sweep_in_a_repository_leaves_only_the_database(tmp_path):
     assert {line[3:] for line in status.stdout.splitlines()} <= {
         "runs.db", "runs.db-wal", "runs.db-shm"
     }
-    assert not [p for p in temp.iterdir() if p.name.startswith("ploomber-like-run-")]
+    assert not [p for p in temp.iterdir() if p.name.startswith("ploomber-like-")]
     # The files the runs wrote are stored with them.
     conn = sqlite3.connect(repo / "runs.db")
     stored = conn.execute(

@@ -96,3 +96,41 @@ def test_the_next_driver_removes_the_runtime_folder_of_a_killed_one(tmp_path):
     assert done.returncode == 0, done.stderr
     assert not folder.exists()
     assert list(tmpdir.glob("ploomber-like-*")) == []
+
+
+def test_the_next_driver_removes_the_run_directories_of_a_killed_sweep(tmp_path):
+    # A sweep on two workers gives each run a directory of its own in $TMPDIR (and each kernel
+    # started ahead for the next points): a driver killed with SIGKILL cannot remove them.
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    hangs = write_script(
+        tmp_path,
+        f"# parameters\nn = 0\n\nimport pathlib, time\n"
+        f"pathlib.Path({str(markers)!r}, f'started-{{n}}').touch()\ntime.sleep(300)\n",
+        "hangs.py",
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tracker", str(hangs), "-g", "n=1,2,3", "-w", "2",
+         "-d", str(tmp_path / "a.db"), "-q"],
+        cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmpdir)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        def runs_started() -> bool:
+            assert driver.poll() is None, "the driver ended before its runs started"
+            return len(list(markers.iterdir())) == 2
+
+        wait_for(runs_started, what="two runs started (they then sleep)")
+    finally:
+        driver.kill()
+        driver.wait()
+    left = list(tmpdir.glob("ploomber-like-*/run-*"))
+    assert len(left) >= 2, sorted(p.name for p in tmpdir.iterdir())  # nobody removed them
+
+    quick = write_script(tmp_path, "x = 1\nx\n", "quick.py")
+    done = cli(str(quick), "-d", str(tmp_path / "b.db"), "-q", env={"TMPDIR": str(tmpdir)})
+    assert done.returncode == 0, done.stderr
+    assert not any(path.exists() for path in left)
+    assert list(tmpdir.glob("ploomber-like-*")) == []

@@ -337,8 +337,8 @@ def test_ctrl_c_stops_the_sweep_and_records_in_flight_runs(tmp_path):
     listed = suggested_listing(stderr, tmp_path)
     assert listed == {r["uuid"][:8] for r in rows(db)}
     # The runs' own directories, those of the kernels started ahead for the next points too,
-    # are gone with them.
-    assert not list((tmp_path / "temp").glob("ploomber-like-run-*"))
+    # are gone with them, and so is the folder that held them.
+    assert not list((tmp_path / "temp").glob("ploomber-like-*"))
 
 
 def test_ctrl_c_that_the_main_thread_does_not_see_still_stops_the_sweep(tmp_path):

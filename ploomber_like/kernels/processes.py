@@ -7,11 +7,13 @@ ends, also those in a session of their own (``Popen(..., start_new_session=True)
 
 Each driver's runtime folder (connection files, kernel logs) is named for the driver's pid and
 holds an ``owner`` file; :func:`new_runtime_dir` removes the folders of drivers that are gone
-(killed with SIGKILL, they could not remove their own).
+(killed with SIGKILL, they could not remove their own). Runs' own working directories are made
+in such a folder too (:func:`runs_folder`), so that those of a killed driver go the same way.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -33,6 +35,10 @@ OWNER_FILE = "owner"
 _PR_SET_CHILD_SUBREAPER = 36
 _RUNTIME_NAME = re.compile(re.escape(RUNTIME_PREFIX) + r"(\d+)-")
 _orphans_removed = threading.Event()
+_runs_folder_lock = threading.Lock()
+#: Each process's :func:`runs_folder`, by pid: a forked child has a pid of its own, and needs
+#: a folder of its own.
+_runs_folders: dict[int, Path] = {}
 
 
 def become_subreaper() -> None:
@@ -156,6 +162,28 @@ def new_runtime_dir() -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-"))
     (folder / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}")
     return folder
+
+
+def runs_folder() -> Path:
+    """This process's folder for runs' own working directories: a runtime folder (see
+    :func:`new_runtime_dir`), made on first use and removed at exit.
+
+    In the temporary directory's top level, a run's directory would stay there for good if its
+    driver were killed with SIGKILL; in here, the next driver to start removes it.
+    """
+    pid = os.getpid()
+    with _runs_folder_lock:
+        folder = _runs_folders.get(pid)
+        if folder is None or not folder.is_dir():
+            folder = _runs_folders[pid] = new_runtime_dir()
+            atexit.register(_remove_own_folder, pid, folder)
+        return folder
+
+
+def _remove_own_folder(pid: int, folder: Path) -> None:
+    # A forked child runs its parent's exit handlers too: the folder is its parent's.
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_orphan_runtime_dirs(parent: Path | None = None) -> list[Path]:
