@@ -45,6 +45,21 @@ def kernel_profile(tmp_path: Path, config: str) -> dict[str, str]:
     return {"IPYTHONDIR": str(profile.parent)}
 
 
+#: A test run once in a fresh kernel (no grid) and once in kernels forked from a template.
+fresh_or_forked = pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
+
+
+def values_of_runs(tmp_path: Path, script: str, grid: list[str]) -> list[dict]:
+    """The values of each run of ``script`` over ``grid`` (a single run if empty), through the
+    command line in ``tmp_path``."""
+    path = write_script(tmp_path, script)
+    done = cli(str(path), *grid, "-q", "-d", "runs.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = stored_values(tmp_path / "runs.db")
+    assert len(runs) == max(1, len(grid))
+    return runs
+
+
 SHELL = """
 # parameters
 n = 0
@@ -99,7 +114,7 @@ def test_a_configured_kernel_class_gets_its_own_shell_class_in_forked_kernels(tm
     assert [(run["__name__"], run["__name___2"]) for run in runs] == [("MyShell", "MyKernel")] * 2
 
 
-@pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
+@fresh_or_forked
 def test_a_kernel_configured_for_ipc_keeps_its_sockets_out_of_the_working_directory(
     tmp_path, grid
 ):
@@ -130,15 +145,11 @@ ipykernel_sees_the_real_sys
 """
 
 
-@pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
+@fresh_or_forked
 def test_a_kernel_lists_no_module_files_for_the_debugger_it_does_not_have(tmp_path, grid):
     # ipykernel lists every loaded module's file for its debugger as it builds the kernel: in a
     # fork of a template, thousands of copy-on-write faults for a list nothing reads.
-    path = write_script(tmp_path, MODULE_LISTING)
-    done = cli(str(path), *grid, "-q", "-d", "runs.db", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    runs = stored_values(tmp_path / "runs.db")
-    assert len(runs) == max(1, len(grid))
+    runs = values_of_runs(tmp_path, MODULE_LISTING, grid)
     assert [(run["module_files_listed"], run["ipykernel_sees_the_real_sys"]) for run in runs] == [
         (0, True)
     ] * len(runs)
@@ -169,16 +180,11 @@ cycle_collected
 """
 
 
-@pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
+@fresh_or_forked
 def test_the_runs_garbage_collections_leave_the_kernels_own_objects_alone(tmp_path, grid):
     # `python fit.py` has no kernel: its collections walk the script's objects only. In a
     # kernel, a full collection during the run's imports would walk IPython's and ipykernel's
     # too. Frozen as the run starts, they are skipped; the run's own garbage is still freed.
-    path = write_script(tmp_path, FROZEN)
-    done = cli(str(path), *grid, "-q", "-d", "runs.db", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    runs = stored_values(tmp_path / "runs.db")
-    assert len(runs) == max(1, len(grid))
-    for run in runs:
+    for run in values_of_runs(tmp_path, FROZEN, grid):
         assert run["kernel_objects_frozen > 10_000"] is True, run
         assert run["cycle_collected"] is True, run
