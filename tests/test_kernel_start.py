@@ -49,11 +49,13 @@ def kernel_profile(tmp_path: Path, config: str) -> dict[str, str]:
 fresh_or_forked = pytest.mark.parametrize("grid", [[], ["-g", "n=1,2"]], ids=["fresh", "forked"])
 
 
-def values_of_runs(tmp_path: Path, script: str, grid: list[str]) -> list[dict]:
+def values_of_runs(
+    tmp_path: Path, script: str, grid: list[str], env: dict[str, str] | None = None
+) -> list[dict]:
     """The values of each run of ``script`` over ``grid`` (a single run if empty), through the
-    command line in ``tmp_path``."""
+    command line in ``tmp_path`` (``env`` as for :func:`cli`)."""
     path = write_script(tmp_path, script)
-    done = cli(str(path), *grid, "-q", "-d", "runs.db", cwd=tmp_path)
+    done = cli(str(path), *grid, "-q", "-d", "runs.db", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     runs = stored_values(tmp_path / "runs.db")
     assert len(runs) == max(1, len(grid))
@@ -188,3 +190,59 @@ def test_the_runs_garbage_collections_leave_the_kernels_own_objects_alone(tmp_pa
     for run in values_of_runs(tmp_path, FROZEN, grid):
         assert run["kernel_objects_frozen > 10_000"] is True, run
         assert run["cycle_collected"] is True, run
+
+
+PLUGIN_LISTING = """
+import importlib.metadata
+import sys
+
+import narwhals.dependencies
+
+# parameters
+n = 0
+
+plugin_imported_before = "fake_narwhals_plugin" in sys.modules
+listings = []
+original = importlib.metadata.entry_points
+
+
+def counted(**selection):
+    listings.append(selection)
+    return original(**selection)
+
+
+importlib.metadata.entry_points = counted
+narwhals.dependencies.is_into_dataframe(object())
+importlib.metadata.entry_points = original
+entry_points_read = len(listings)
+entry_points_read
+plugin_imported_before
+"""
+
+
+@fresh_or_forked
+def test_the_template_lists_narwhals_plugins_once_for_every_run(tmp_path, grid):
+    # scikit-learn checks each array it is given through narwhals, whose first check reads the
+    # entry points of every installed distribution: once in the template, not in each run.
+    pytest.importorskip("narwhals.dependencies")
+    runs = values_of_runs(tmp_path, PLUGIN_LISTING, grid)
+    expected = 1 if not grid else 0
+    assert [run["entry_points_read"] for run in runs] == [expected] * len(runs)
+
+
+def test_the_template_imports_no_narwhals_plugin(tmp_path):
+    # An installed plugin would be imported by narwhals' first check: the template leaves the
+    # check to the runs rather than import a module that has not passed the quiet-import checks.
+    pytest.importorskip("narwhals.dependencies")
+    site = tmp_path / "site"
+    (site / "fake_narwhals_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "fake_narwhals_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-narwhals-plugin\nVersion: 1.0\n"
+    )
+    (site / "fake_narwhals_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[narwhals.plugins]\nfake = fake_narwhals_plugin\n"
+    )
+    (site / "fake_narwhals_plugin.py").write_text("print('plugin imported')\n")
+    script = PLUGIN_LISTING.split("listings = []")[0] + "plugin_imported_before\n"
+    runs = values_of_runs(tmp_path, script, ["-g", "n=1,2"], env={"PYTHONPATH": str(site)})
+    assert [run["plugin_imported_before"] for run in runs] == [False, False]
