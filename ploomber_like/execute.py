@@ -18,6 +18,7 @@ from ploomber_like.capture.outputs import CapturedRun
 from ploomber_like.capture.protocol import (
     HOOK_NAME,
     CellEnd,
+    expect_parameters_code,
     keep_figures_code,
     run_cells_code,
     scalar_lines_code,
@@ -468,6 +469,8 @@ def _plan_steps(
     pattern = scalar_pattern(prepared.options.output_scalars)
     if pattern is not None:
         ours.append(scalar_lines_code(pattern.pattern))
+    if prepared.parameter_names:
+        ours.append(expect_parameters_code(prepared.parameter_names))
     if prepared.plain_script:
         ours.append(keep_figures_code())
     # The injected values and the report of the parameters' effective values: one cell.

@@ -91,6 +91,18 @@ def test_no_parameters_cell_injects_first_and_warns(track):
     assert tracked.stored["n"] == 4
 
 
+@pytest.mark.kernel
+def test_a_parameter_shown_in_the_parameters_cell_is_recorded_once_with_its_given_value(track):
+    # No blank line: the cell that assigns the parameters also shows them, and a value derived
+    # from the default. Each name is one key, a parameter, holding what the run was given.
+    tracked = track("# parameters\nn = 1\nhalf = n / 2\nn\nhalf\n\nn\n", {"n": 4})
+    assert tracked.record.ok, tracked.record.error
+    assert tracked.record.parameters == {"n": 4, "half": 0.5}
+    # Shown again after the parameters cell, it is a value of its own, as before.
+    assert tracked.stored["n_2"] == 4
+    assert set(tracked.stored) == {"n", "half", "n_2"}
+
+
 def test_parameters_are_checked_before_any_kernel_starts(tmp_path):
     script = write_script(tmp_path, "# parameters\nmodel = 1\n")
     database = tmp_path / "runs.db"

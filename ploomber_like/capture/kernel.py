@@ -168,6 +168,8 @@ class KernelCapture:
         self.shell = shell
         self.cell_text = ""
         self.used_keys: set[str] = set()
+        #: The parameters' names until they are reported (:meth:`expect_parameters`).
+        self.unreported_parameters: set[str] = set()
         self.figures_before: set[int] = set()
         self.figures = FigureRecorder(self.claim, self.publish)
         self.initial_modules: set[str] = set()
@@ -230,6 +232,10 @@ class KernelCapture:
         self.figures_before = set(pyplot_figures())
 
     def value(self, key: str, obj: Any) -> None:
+        if key in self.unreported_parameters:
+            # A parameter shown in the parameters cell itself: it is recorded once, as a
+            # parameter, with the value the run got (the given one, not the default shown).
+            return
         open_figures = pyplot_figures()
         opened = [open_figures[n] for n in sorted(open_figures) if n not in self.figures_before]
         referenced, artistic = matplotlib_parts(obj)
@@ -249,7 +255,12 @@ class KernelCapture:
         if not _only_default_reprs(data):  # `<Legend at 0x7f...>` is not a result
             self.publish(self.claim(key), data)
 
+    def expect_parameters(self, names: list[str]) -> None:
+        """Note the run's parameters, which :meth:`report_parameters` will report."""
+        self.unreported_parameters = set(names)
+
     def report_parameters(self, names: list[str]) -> None:
+        self.unreported_parameters = set()
         namespace = self.shell.user_ns
         for name in names:
             if name in namespace:

@@ -5,8 +5,9 @@ driver (:mod:`.outputs`) agree on the following, and on nothing else.
 
 **Set-up.** The driver sets the environment variable ``KERNEL_LOG_VARIABLE`` to a file the
 kernel leaves a crash's traceback in, then executes :func:`setup_code` (installs the capture for
-a script) and, in the run's first cell, :func:`scalar_lines_code` (the run's scalar pattern) and,
-for a plain script, :func:`keep_figures_code`. These statements call the capture through the
+a script) and, in the run's first cell, :func:`scalar_lines_code` (the run's scalar pattern),
+:func:`expect_parameters_code` (the parameters' names) and, for a plain script,
+:func:`keep_figures_code`. These statements call the capture through the
 builtin ``HOOK_NAME``.
 
 **Values.** Each value the kernel captures is one ``display_data`` message whose metadata holds
@@ -146,6 +147,12 @@ def scalar_lines_code(pattern: str | None) -> str:
     """Code that makes an installed capture send the cut middle's lines matching ``pattern``
     (a regular expression's source; None: none) for the run about to start."""
     return f"{HOOK_NAME}.read_scalars({pattern!r})"
+
+
+def expect_parameters_code(names: list[str]) -> str:
+    """Code that tells an installed capture the names of the run's parameters: shown by the
+    parameters cell, before the cell after it reports them, they are not values of their own."""
+    return f"{HOOK_NAME}.expect_parameters({names!r})"
 
 
 def keep_figures_code() -> str:
