@@ -478,7 +478,8 @@ def _plan_steps(
     if prepared.overrides:
         parameter_code.append(prepared.injected_source)
     if prepared.parameter_names:
-        parameter_code.append(f"{HOOK_NAME}.report_parameters({prepared.parameter_names!r})")
+        # The names are those the first cell gave the capture (expect_parameters_code).
+        parameter_code.append(f"{HOOK_NAME}.report_parameters()")
     parameter_steps = []
     if parameter_code:
         parameter_steps.append(_Step("\n".join(parameter_code), injected=bool(prepared.overrides)))

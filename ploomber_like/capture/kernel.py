@@ -168,8 +168,8 @@ class KernelCapture:
         self.shell = shell
         self.cell_text = ""
         self.used_keys: set[str] = set()
-        #: The parameters' names until they are reported (:meth:`expect_parameters`).
-        self.unreported_parameters: set[str] = set()
+        #: The run's parameters, in order (:meth:`expect_parameters`), until they are reported.
+        self.unreported_parameters: list[str] = []
         self.figures_before: set[int] = set()
         self.figures = FigureRecorder(self.claim, self.publish)
         self.initial_modules: set[str] = set()
@@ -257,10 +257,11 @@ class KernelCapture:
 
     def expect_parameters(self, names: list[str]) -> None:
         """Note the run's parameters, which :meth:`report_parameters` will report."""
-        self.unreported_parameters = set(names)
+        self.unreported_parameters = list(names)
 
-    def report_parameters(self, names: list[str]) -> None:
-        self.unreported_parameters = set()
+    def report_parameters(self) -> None:
+        """Publish the value each parameter noted by :meth:`expect_parameters` has now."""
+        names, self.unreported_parameters = self.unreported_parameters, []
         namespace = self.shell.user_ns
         for name in names:
             if name in namespace:
