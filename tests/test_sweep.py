@@ -549,8 +549,8 @@ def test_a_sweep_starts_one_kernel_per_run_and_none_beyond_its_last(
     starts = []
     original = KernelTemplate.start
 
-    def counted(template):
-        kernel = original(template)
+    def counted(template, script_path=None):
+        kernel = original(template, script_path)
         starts.append(kernel.pid)
         return kernel
 

@@ -134,7 +134,9 @@ async def _run_until_stopped(
     stop: threading.Event,
     learned: LearnedModules | None,
 ) -> Record:
-    pool = KernelPool(Path.cwd(), None, ahead=0, shared=shared, learned=learned)
+    pool = KernelPool(
+        Path.cwd(), None, ahead=0, shared=shared, script_path=run.script_path, learned=learned
+    )
     task = asyncio.ensure_future(run_on_pool(run, record, pool, timeout=timeout))
     try:
         while not task.done():

@@ -67,6 +67,8 @@ class KernelHandle:
     poll: Callable[[], int | None] = field(repr=False)
     #: Waits for the killed process, where we are its parent (fresh kernels).
     reap: Callable[[], object] | None = field(default=None, repr=False)
+    #: Path of the script the kernel installed the capture for before answering, if any.
+    capture_installed_for: str | None = None
 
     def exit_status(self) -> int | None:
         return self.poll()
@@ -144,7 +146,10 @@ class FreshKernels:
         if self._ahead is None:
             self._ahead = self._start_process()
 
-    def start(self) -> KernelHandle:
+    def start(self, script_path: str | None = None) -> KernelHandle:
+        """A new kernel (the one :meth:`start_ahead` started, if any). It does not install the
+        capture for ``script_path``: a fresh kernel's start is a run's critical path either way,
+        and the run's own request installs it without a round trip of its own."""
         ahead, self._ahead = self._ahead, None
         return ahead if ahead is not None else self._start_process()
 

@@ -39,7 +39,7 @@ class ReadyKernel:
 
     handle: KernelHandle
     client: Any
-    #: Path of the script whose capture hooks are installed, if the pool installed them.
+    #: Path of the script whose capture hooks are installed, if installed before the run.
     capture_installed_for: str | None = None
     #: The working directory of the run this kernel serves, if the pool made it (see
     #: ``directories``); removed with the kernel.
@@ -75,8 +75,10 @@ class KernelPool:
         :func:`~ploomber_like.kernels.shared_factory`; it is not closed with the pool, and is
         asked again when the factory it gave has died.
     script_path : str, optional
-        Install the capture hooks for the script at this path while a kernel is prefetched,
-        off the critical path of the run that will use it.
+        The script the kernels will run: a kernel forked from a template installs its capture
+        hooks before it answers; a fresh kernel gets them by a request of their own when the
+        pool prefetches (``ahead`` > 0), off the critical path of the run that will use it, and
+        else in the run's own request.
     threads : int, optional
         Threads each kernel's numerical libraries may use.
     learned : LearnedModules, optional
@@ -173,8 +175,13 @@ class KernelPool:
         except BaseException:
             _end_kernel(handle, directory)
             raise
-        kernel = ReadyKernel(handle, client, directory=directory)
-        if self.script_path is not None:
+        kernel = ReadyKernel(
+            handle, client, capture_installed_for=handle.capture_installed_for,
+            directory=directory,
+        )
+        if self.script_path is not None and self.ahead > 0 and (
+            kernel.capture_installed_for != self.script_path
+        ):
             try:
                 await _run_silently(kernel, setup_code(self.script_path))
             except BaseException:
@@ -187,7 +194,7 @@ class KernelPool:
         factory = self.factory
         if self.learned is not None and isinstance(factory, KernelTemplate):
             self.learned.extend(factory)
-        handle = factory.start()
+        handle = factory.start(self.script_path)
         try:
             directory = self.directories() if self.directories is not None else None
         except BaseException:

@@ -6,7 +6,8 @@ one of the dataclasses below. The conversation::
 
     driver -> template   Setup(preload, cwd)               first line, exactly once
     template -> driver   Preloaded(modules)                 the template is ready to fork
-    driver -> template   Fork(connection_file, log_file)   any number of times
+    driver -> template   Fork(connection_file, log_file,   any number of times
+                              script_path)
     template -> driver   Forked(pid)                        one per Fork, in order
     driver -> template   Import(modules)                   any number of times, between forks
     template -> driver   Preloaded(modules)                 one per Import, in order
@@ -38,10 +39,12 @@ class Setup:
 
 @dataclass(frozen=True)
 class Fork:
-    """Driver to template: fork a kernel writing these connection and log files."""
+    """Driver to template: fork a kernel writing these connection and log files, with the
+    capture installed for the script at ``script_path`` before it answers ("": not installed)."""
 
     connection_file: str
     log_file: str
+    script_path: str
 
 
 @dataclass(frozen=True)

@@ -94,25 +94,30 @@ class KernelTemplate:
         self._send(protocol.Setup(preload=sorted(self.preload), cwd=str(cwd)))
         self.imported = frozenset(self._wait_reply(protocol.Preloaded, STARTUP_TIMEOUT).modules)
 
-    def start(self) -> KernelHandle:
-        """A new kernel: the one :meth:`prepare_spare` forked ahead if it lives, else a fork."""
+    def start(self, script_path: str | None = None) -> KernelHandle:
+        """A new kernel, with the capture installed for the script at ``script_path`` (if given)
+        before it answers: the one :meth:`prepare_spare` forked ahead for it if it lives, else
+        a fork."""
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is not None:
             # The spare of a dead template ends within a second (its parent poller notices):
             # it must not be handed to a run.
-            if spare.is_alive() and self.is_alive():
+            if spare.is_alive() and self.is_alive() and (
+                spare.capture_installed_for == script_path
+            ):
                 return spare
             spare.kill()
-        return self._fork()
+        return self._fork(script_path)
 
-    def prepare_spare(self) -> None:
-        """Fork a kernel now for the next :meth:`start`, so it initializes meanwhile."""
+    def prepare_spare(self, script_path: str | None = None) -> None:
+        """Fork a kernel now for the next :meth:`start` (of ``script_path``), so it initializes
+        meanwhile."""
         with self._lock:
             if self._spare is not None:
                 return
             extensions = self._extensions
-        spare = self._fork()
+        spare = self._fork(script_path)
         with self._lock:
             if self._spare is None and self._extensions == extensions:
                 self._spare = spare
@@ -149,14 +154,20 @@ class KernelTemplate:
             running = len(self._forked) - len(self._exits)
         return max(0, running - (self._spare is not None))
 
-    def _fork(self) -> KernelHandle:
+    def _fork(self, script_path: str | None) -> KernelHandle:
         connection_file, log_file = kernel_files(self.runtime_dir)
         with self._lock:
-            self._send(protocol.Fork(connection_file=str(connection_file), log_file=str(log_file)))
+            self._send(protocol.Fork(
+                connection_file=str(connection_file), log_file=str(log_file),
+                script_path=script_path or "",
+            ))
             pid = self._wait_reply(protocol.Forked, STARTUP_TIMEOUT).pid
         with self._changed:
             self._forked.add(pid)
-        return KernelHandle(pid, connection_file, log_file, lambda: self._exit_status(pid))
+        return KernelHandle(
+            pid, connection_file, log_file, lambda: self._exit_status(pid),
+            capture_installed_for=script_path,
+        )
 
     def _exit_status(self, pid: int) -> int | None:
         if pid in self._exits:

@@ -84,7 +84,9 @@ def serve_template() -> None:
             pid = os.fork()
             if pid == 0:
                 control_out.close()
-                become_kernel(app, request.connection_file, request.log_file, setup.cwd)
+                become_kernel(
+                    app, request.connection_file, request.log_file, setup.cwd, request.script_path
+                )
             children.add(pid)
             control_out.write(protocol.encode(protocol.Forked(pid=pid)))
         pending = []
@@ -341,9 +343,11 @@ def report_exits(children: set[int], control_out: BinaryIO) -> None:
             control_out.write(protocol.encode(protocol.Exited(pid=pid, status=code)))
 
 
-def become_kernel(app: Any, connection_file: str, log_file: str, cwd: str) -> None:
+def become_kernel(
+    app: Any, connection_file: str, log_file: str, cwd: str, script_path: str
+) -> None:
     """In a freshly forked child: turn ``app`` (:func:`configured_kernel_app`) into a running
-    ipykernel; never returns."""
+    ipykernel, with the capture installed for ``script_path`` unless it is ""; never returns."""
     try:
         os.setsid()
         become_subreaper()
@@ -357,7 +361,14 @@ def become_kernel(app: Any, connection_file: str, log_file: str, cwd: str) -> No
         os.environ[KERNEL_LOG_VARIABLE] = log_file
         sys.path.insert(0, "")
         reseed_random_generators()
-        finish_kernel_app(app, connection_file).start()
+        finish_kernel_app(app, connection_file)
+        if script_path:
+            # Before the kernel answers, while the run that will use it is still being prepared:
+            # installed by the run's own request, it took 12-33 ms of the run's wall time.
+            from ploomber_like.capture.kernel import install
+
+            install(app.kernel.shell, script_path)
+        app.start()
     except BaseException:
         import traceback
 

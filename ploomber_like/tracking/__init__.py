@@ -204,8 +204,8 @@ async def _run_once(
     # as the client's own imports are: two threads importing jupyter_client can each find it
     # half imported.
     pool = KernelPool(
-        cwd, preload=None, ahead=0, shared=shared, learned=learned,
-        while_starting=run_client_class,
+        cwd, preload=None, ahead=0, shared=shared, script_path=prepared.script_path,
+        learned=learned, while_starting=run_client_class,
     )
     preparing = False
 
@@ -216,7 +216,8 @@ async def _run_once(
             # Not awaited: the call returns as soon as its run is recorded, and a later call
             # waits for the template if it must.
             threading.Thread(
-                target=_prepare_next_kernel, args=(warm, learned), daemon=True
+                target=_prepare_next_kernel, args=(warm, learned, prepared.script_path),
+                daemon=True,
             ).start()
 
     def on_group_and_prepare_next(group: int) -> None:
@@ -240,7 +241,9 @@ async def _run_once(
 
 
 def _prepare_next_kernel(
-    warm: Callable[[], FreshKernels | KernelTemplate], learned: LearnedModules | None
+    warm: Callable[[], FreshKernels | KernelTemplate],
+    learned: LearnedModules | None,
+    script_path: str,
 ) -> None:
     # Failures are left to the next call, which builds the template again and records its
     # run as crashed if it still cannot start a kernel; this call has its kernel already.
@@ -249,7 +252,7 @@ def _prepare_next_kernel(
         if isinstance(template, KernelTemplate):
             if learned is not None:
                 learned.extend(template)
-            template.prepare_spare()
+            template.prepare_spare(script_path)
 
 
 @contextlib.contextmanager
