@@ -6,20 +6,23 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
 from conftest import cli, wait_for, write_script
 
 from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
-from ploomber_like.artifacts import write_file
+from ploomber_like.artifacts import run_directory, write_file
 from ploomber_like.capture import streams
 from ploomber_like.capture.outputs import cap_text
 from ploomber_like.capture.protocol import ScalarLines, split_stream
 from ploomber_like.errors import ParameterError
+from ploomber_like.record import RecordOptions
 from ploomber_like.scalars import DEFAULT_PATTERN, ScalarReader, scalar_pattern
 
 TRAIN = """
@@ -178,6 +181,80 @@ def test_parallel_sweep_runs_keep_their_own_files_and_read_inputs(tmp_path, monk
         assert tracker.metrics(uuid).value.tolist() == [float(data[0].decode())]
     assert contents == {"11", "12", "13"}
     assert not (tmp_path / "model.txt").exists()  # nothing written in the shared folder
+
+
+def _settle(folder):
+    """Date ``folder`` an hour back, as a project folder not written during the sweep is."""
+    an_hour_ago = time.time() - 3600
+    os.utime(folder, (an_hour_ago, an_hour_ago))
+
+
+def test_run_directories_link_each_entry_once_made_and_follow_the_folder(tmp_path):
+    project = tmp_path / "project"
+    (project / "inputs").mkdir(parents=True)
+    (project / "data.csv").write_text("10\n")
+    (project / ".git").mkdir()
+    (project / "runs.db").write_text("")
+    _settle(project)
+    options = RecordOptions(linked_directory=str(project),
+                            ignored_paths=(str(project / "runs.db"),))
+    first, second = run_directory(options), run_directory(options)
+    try:
+        for directory in (first, second):
+            assert sorted(os.listdir(directory)) == ["data.csv", "inputs"]
+            for name in ("data.csv", "inputs"):
+                assert os.readlink(directory / name) == str(project / name)
+            assert (directory / "data.csv").read_text() == "10\n"
+        # The links of a settled folder are made once and shared: a hard link costs no inode.
+        assert (first / "data.csv").lstat().st_ino == (second / "data.csv").lstat().st_ino
+        # A name a run removes or replaces is gone from its own directory only.
+        (first / "data.csv").unlink()
+        (first / "inputs").unlink()
+        (first / "inputs").write_text("mine")
+        assert (second / "data.csv").read_text() == "10\n"
+        assert (second / "inputs").is_symlink()
+        assert (project / "data.csv").read_text() == "10\n"
+        # An entry added to the folder is in every directory made after.
+        (project / "more.csv").write_text("1\n")
+        recent = run_directory(options)
+        _settle(project)
+        settled = run_directory(options)
+        for directory in (recent, settled):
+            assert sorted(os.listdir(directory)) == ["data.csv", "inputs", "more.csv"]
+            assert (directory / "more.csv").read_text() == "1\n"
+    finally:
+        for directory in (first, second, recent, settled):
+            shutil.rmtree(directory)
+
+
+@pytest.mark.kernel
+def test_sweep_runs_in_a_settled_folder_read_their_inputs_and_remove_only_their_own_links(
+    tmp_path, monkeypatch
+):
+    project, databases = tmp_path / "project", tmp_path / "databases"
+    project.mkdir()
+    databases.mkdir()
+    monkeypatch.chdir(project)
+    (project / "data.csv").write_text("10\n")
+    write_script(project, """
+        # parameters
+        n = 1
+
+        import os
+        base = int(open("data.csv").read())
+        os.remove("data.csv")
+        base + n
+    """, "fit.py")
+    _settle(project)  # its run directories share one set of links (run_directory)
+    summary = track_grid("fit.py", {"n": [1, 2, 3, 4]}, databases / "runs.db", workers=2,
+                         quiet=True)
+    assert summary.ok == 4, summary
+    shown = SQLiteTracker(databases / "runs.db").query(
+        "SELECT parameters ->> '$.n' AS n, parameters ->> '$.\"base + n\"' AS v "
+        "FROM experiments ORDER BY n"
+    )
+    assert shown.values.tolist() == [[1, 11], [2, 12], [3, 13], [4, 14]], shown
+    assert (project / "data.csv").read_text() == "10\n"
 
 
 @pytest.mark.kernel

@@ -61,6 +61,10 @@ def serve_template() -> None:
     if not isinstance(setup, protocol.Setup):
         raise protocol.ProtocolError(f"the first message must be setup, got {setup}")
     preloaded = preload(setup.preload)
+    # ipykernel names each cell's code after the temporary folder, which Python finds on first
+    # use by creating and removing a file there: an inode made in every kernel (~1 ms of CPU on
+    # this project's machine) unless found once here.
+    tempfile.gettempdir()
     app = configured_kernel_app([f"--IPKernelApp.parent_handle={os.getpid()}", *KERNEL_OPTIONS])
     # Keep the garbage collector of every child off the template's objects: collecting them
     # would write to (and so copy) every page the children share with the template. No
