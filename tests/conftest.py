@@ -22,6 +22,12 @@ import pytest
 from ploomber_like import Record, track_execution
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the documents' examples first: they are the suite's longest tests (7 - 75 s each),
+    and one started last keeps a worker busy while the other has nothing left to run."""
+    items.sort(key=lambda item: item.path.name != "test_docs.py")
+
+
 @dataclass
 class TrackedRun:
     """A tracked run: the returned record and its row as stored, JSON columns decoded."""

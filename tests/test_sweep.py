@@ -111,7 +111,7 @@ def test_timeout_per_run(tmp_path):
     )
     db = tmp_path / "runs.db"
     # Long enough for the quick point's code on a loaded machine.
-    summary = track_grid(path, {"delay": [0, 600]}, db, timeout=15, quiet=True)
+    summary = track_grid(path, {"delay": [0, 600]}, db, timeout=6, quiet=True)
     assert (summary.ok, summary.failed) == (1, 1)
     statuses = {json.loads(r["parameters"])["delay"]: r["status"] for r in rows(db)}
     assert statuses == {0: "ok", 600: "timeout"}

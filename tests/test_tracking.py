@@ -407,13 +407,13 @@ after
         ("exit", "failed", "SystemExit", "3"),
         ("os_exit", "crashed", "KernelDied", "exited with status 3"),
         ("segfault", "crashed", "KernelDied", "SIGSEGV"),
-        ("sleep", "timeout", "Timeout", "timeout of 15 s"),
+        ("sleep", "timeout", "Timeout", "timeout of 6 s"),
     ],
 )
 def test_failures_are_recorded_runs(tmp_path, mode, status, error_type, message):
     # The timeout leaves the groups before the failing one time to run on a loaded machine.
     started = time.monotonic()
-    tracked = run(tmp_path, FAILING, {"mode": mode}, timeout=15)
+    tracked = run(tmp_path, FAILING, {"mode": mode}, timeout=6)
     assert time.monotonic() - started < 300  # the sleep was cut short
     record, row = tracked.record, tracked.row
     assert record.status == row["status"] == status
