@@ -108,7 +108,8 @@ def _link_set(source: str, skipped: frozenset[str]) -> _LinkSet:
     mtime_ns = os.stat(source).st_mtime_ns
     with _link_sets_lock:
         known = _link_sets.get(key)
-        if known is not None and known.mtime_ns == mtime_ns and known.folder is not None:
+        if (known is not None and known.mtime_ns == mtime_ns and known.folder is not None
+                and os.path.isdir(known.folder)):  # not removed with the runs' folder
             return known
         entries = tuple(
             (entry.name, os.path.abspath(entry.path))

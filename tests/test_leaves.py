@@ -17,11 +17,12 @@ import pytest
 from conftest import cli, wait_for, write_script
 
 from ploomber_like import SQLiteTracker, TrackerError, track_execution, track_grid
-from ploomber_like.artifacts import run_directory, write_file
+from ploomber_like.artifacts import LINK_SET_PREFIX, run_directory, write_file
 from ploomber_like.capture import streams
 from ploomber_like.capture.outputs import cap_text
 from ploomber_like.capture.protocol import ScalarLines, split_stream
 from ploomber_like.errors import ParameterError
+from ploomber_like.kernels.processes import runs_folder
 from ploomber_like.record import RecordOptions
 from ploomber_like.scalars import DEFAULT_PATTERN, ScalarReader, scalar_pattern
 
@@ -198,8 +199,14 @@ def test_run_directories_link_each_entry_once_made_and_follow_the_folder(tmp_pat
     _settle(project)
     options = RecordOptions(linked_directory=str(project),
                             ignored_paths=(str(project / "runs.db"),))
-    first, second = run_directory(options), run_directory(options)
+    made = []
+
+    def make():
+        made.append(run_directory(options))
+        return made[-1]
+
     try:
+        first, second = make(), make()
         for directory in (first, second):
             assert sorted(os.listdir(directory)) == ["data.csv", "inputs"]
             for name in ("data.csv", "inputs"):
@@ -216,14 +223,22 @@ def test_run_directories_link_each_entry_once_made_and_follow_the_folder(tmp_pat
         assert (project / "data.csv").read_text() == "10\n"
         # An entry added to the folder is in every directory made after.
         (project / "more.csv").write_text("1\n")
-        recent = run_directory(options)
+        recent = make()
         _settle(project)
-        settled = run_directory(options)
+        settled = make()
         for directory in (recent, settled):
             assert sorted(os.listdir(directory)) == ["data.csv", "inputs", "more.csv"]
             assert (directory / "more.csv").read_text() == "1\n"
+        # A set removed from under the process (its runs' folder cleaned) is made again.
+        (links,) = [path for path in runs_folder().glob(f"{LINK_SET_PREFIX}*")
+                    if (path / "more.csv").is_symlink()
+                    and os.readlink(path / "more.csv") == str(project / "more.csv")]
+        shutil.rmtree(links)
+        remade, shared = make(), make()
+        assert sorted(os.listdir(remade)) == ["data.csv", "inputs", "more.csv"]
+        assert (remade / "more.csv").lstat().st_ino == (shared / "more.csv").lstat().st_ino
     finally:
-        for directory in (first, second, recent, settled):
+        for directory in made:
             shutil.rmtree(directory)
 
 
