@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -62,10 +63,18 @@ def run_python(code: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.fixture(scope="module")
+def sklearn_evaluation_made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The peer's database, made once (~8 s: sklearn-evaluation's imports) for the module."""
+    folder = tmp_path_factory.mktemp("sklearn-evaluation")
+    run_python(SKLEARN_EVALUATION, folder)
+    return folder / "se.db"
+
+
 @pytest.fixture
-def sklearn_evaluation_db(tmp_path: Path) -> Path:
-    run_python(SKLEARN_EVALUATION, tmp_path)
-    return tmp_path / "se.db"
+def sklearn_evaluation_db(sklearn_evaluation_made: Path, tmp_path: Path) -> Path:
+    """A copy of it for one test to read and migrate."""
+    return Path(shutil.copy(sklearn_evaluation_made, tmp_path / "se.db"))
 
 
 @pytest.fixture
