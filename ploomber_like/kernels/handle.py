@@ -69,6 +69,9 @@ class KernelHandle:
     reap: Callable[[], object] | None = field(default=None, repr=False)
     #: Path of the script the kernel installed the capture for before answering, if any.
     capture_installed_for: str | None = None
+    #: False once the process the kernel was forked from has ended: the kernel then ends too
+    #: within a second (ipykernel's parent poller), so no run may start on it.
+    parent_alive: Callable[[], bool] = field(default=lambda: True, repr=False)
 
     def exit_status(self) -> int | None:
         return self.poll()

@@ -152,6 +152,11 @@ class KernelPool:
             # A kernel prefetched from a template that has died since: no code of the run has
             # executed yet, so start another (from a new template) instead of failing the run.
             kernel = await self._start_one()
+        if not kernel.handle.parent_alive():
+            # Prefetched before its template died (a run killed it, or the OOM killer): it
+            # answered, but ends within a second, in the middle of the run it would serve.
+            kernel.shutdown()
+            kernel = await self._start_one()
         # Prefetch once this kernel is ready: started earlier, the next ones would compete
         # with it for the cores while nothing runs yet.
         while len(self._starting) < min(self.ahead, self._still_needed):

@@ -166,7 +166,7 @@ class KernelTemplate:
             self._forked.add(pid)
         return KernelHandle(
             pid, connection_file, log_file, lambda: self._exit_status(pid),
-            capture_installed_for=script_path,
+            capture_installed_for=script_path, parent_alive=self.is_alive,
         )
 
     def _exit_status(self, pid: int) -> int | None:
