@@ -111,11 +111,11 @@ def _link_set(source: str, skipped: frozenset[str]) -> _LinkSet:
         if (known is not None and known.mtime_ns == mtime_ns and known.folder is not None
                 and os.path.isdir(known.folder)):  # not removed with the runs' folder
             return known
+        # ``source`` is absolute and normalized, so each entry's path is too.
         entries = tuple(
-            (entry.name, os.path.abspath(entry.path))
+            (entry.name, entry.path)
             for entry in os.scandir(source)
-            if entry.name not in IGNORED_DIRECTORIES
-            and os.path.abspath(entry.path) not in skipped
+            if entry.name not in IGNORED_DIRECTORIES and entry.path not in skipped
         )
         folder = None
         if time.time_ns() - mtime_ns > _SETTLED_NS:
