@@ -26,9 +26,11 @@ from ploomber_like.kernels.processes import pid_alive
 from ploomber_like.notebook import (
     PreparedRun,
     assigned_names,
+    groups_from_text,
+    groups_known,
     literal_defaults,
     plan_runs,
-    read_groups,
+    read_text,
     validate_parameters,
 )
 from ploomber_like.options import RunOptions
@@ -174,22 +176,27 @@ def run_sweep(
     pruning = prune_options(prune, prune_on, min_steps)
     replicates = Replicates(repeat, seed_param)
     sampler.replicated(replicates.repeat)
-    file = read_groups(path)
+    path, text = read_text(path)
     reporter = SweepReporter(options.quiet)
-    plan = _Plan(file, sampler, fixed, reporter, replicates)
+    plan = _Plan(sampler, fixed, reporter, replicates)
     if sampler.planned:
-        plan.read_ahead(1)  # the first points are checked before anything is written
+        plan.read_ahead(1)  # the first points are checked before anything starts or is written
     runner = executor_for(options.executor, options)
+    try:
+        if not groups_known(text, path):
+            # A file new or changed since it was last read: the kernels' template starts now,
+            # while jupytext reads it (its points have not run: they will need the template).
+            runner.prepare(path, text)
+        plan.read_file((path, text, *groups_from_text(text, path)))
+        if pruning is not None:
+            runner.watch(RunPruner(pruning, sampler.pruning_rule(pruning)))
+    except BaseException:
+        runner.close()
+        raise
     # A plan's points start longest first, as earlier sweeps of the file timed them: not a
     # search's (each trial is asked when it can run), and not one at a time (nothing to gain).
-    durations = PointDurations(file[0]) if sampler.planned else None
+    durations = PointDurations(path) if sampler.planned else None
     plan.point_durations = durations if runner.workers > 1 else None
-    if pruning is not None:
-        try:
-            runner.watch(RunPruner(pruning, sampler.pruning_rule(pruning)))
-        except BaseException:
-            runner.close()
-            raise
     # Runs that may execute at once get a directory each, so files they write by the same name
     # stay apart; one at a time, they write where `python fit.py` would.
     single = runner.workers == 1 or (sampler.total == 1 and replicates.repeat == 1)
@@ -214,18 +221,16 @@ class _Plan:
 
     def __init__(
         self,
-        file: tuple[Any, ...],
         sampler: Sampler,
         fixed: dict[str, Any],
         reporter: SweepReporter,
         replicates: Replicates | None = None,
     ) -> None:
-        self.file = file
+        #: The file read (path, text, groups, parameters group): set by :meth:`read_file`.
+        self.file: tuple[Any, ...] = ()
         self.replicates = replicates or Replicates()
-        _, _, groups, parameters_index = file
-        cell = None if parameters_index is None else groups[parameters_index].source
-        self.seed = self.replicates.seed_name([] if cell is None else assigned_names(cell))
-        self.defaults = {} if cell is None else literal_defaults(cell)
+        self.seed: str | None = None
+        self.defaults: dict[str, Any] = {}
         self.sampler = sampler
         self.fixed = fixed
         self.reporter = reporter
@@ -237,9 +242,23 @@ class _Plan:
         self.drawn = 0
         self.skipped = 0
         self._unchecked: list[tuple[Point, PreparedRun]] = []
+        #: Points drawn and their parameters checked before the file was read: planned then.
+        self._drawn: list[tuple[Point, dict[str, Any]]] = []
         self._warned: set[str] = set()
         #: Set to start each chunk's longest points first (see ploomber_like.durations).
         self.point_durations: PointDurations | None = None
+
+    def read_file(self, file: tuple[Any, ...]) -> None:
+        """Plan the runs of ``file`` (path, text, groups, parameters group's index), the points
+        drawn before it was read first."""
+        self.file = file
+        _, _, groups, parameters_index = file
+        cell = None if parameters_index is None else groups[parameters_index].source
+        self.seed = self.replicates.seed_name([] if cell is None else assigned_names(cell))
+        self.defaults = {} if cell is None else literal_defaults(cell)
+        drawn, self._drawn = self._drawn, []
+        if drawn:
+            self._unchecked = self._planned(drawn)
 
     def take(self, n: int) -> list[tuple[Point, PreparedRun]]:
         """Up to ``n`` points to submit now."""
@@ -270,16 +289,24 @@ class _Plan:
                 # started ahead for runs that never come.
                 total = self.sampler.total if self.sampler.planned else None
                 self.exhausted = total is not None and self.drawn >= total
-                self._unchecked = self._planned(points)
+                checked = [
+                    (point, validate_parameters({**self.fixed, **point.parameters}))
+                    for point in points
+                ]
+                if not self.file:
+                    self._drawn = checked
+                    return
+                self._unchecked = self._planned(checked)
             if self.store is None:
                 return
             self._keep_unrecorded()
 
-    def _planned(self, points: list[Point]) -> list[tuple[Point, PreparedRun]]:
-        """Each point planned as a run per replicate."""
+    def _planned(
+        self, points: list[tuple[Point, dict[str, Any]]]
+    ) -> list[tuple[Point, PreparedRun]]:
+        """Each point (with its checked parameters) planned as a run per replicate."""
         owners, checked = [], []
-        for point in points:
-            parameters = validate_parameters({**self.fixed, **point.parameters})
+        for point, parameters in points:
             for copy in self.replicates.expand(parameters, self.seed, self.defaults):
                 owners.append(point)
                 checked.append(copy)

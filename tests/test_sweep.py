@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -167,9 +168,97 @@ def test_grid_forms(tmp_path):
 def test_bad_grids_fail_before_anything_runs(tmp_path, grid, message):
     path = write_script(tmp_path, "# parameters\na = 0\n\na\n", "job.py")
     db = tmp_path / "runs.db"
+    templates = templates_started_here()
     with pytest.raises(ParameterError, match=message):
         track_grid(path, grid, db, quiet=True)
     assert not db.exists()
+    assert templates_started_here() == templates  # not even a template was started
+
+
+def templates_started_here() -> set[int]:
+    """Pids of the warm templates this process started and that still run."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # not a process, or it ended meanwhile
+        parent = int(stat[stat.rindex(")") + 2:].split()[1])
+        if parent == os.getpid() and b"serve_template" in command:
+            found.add(int(entry.name))
+    return found
+
+
+NOTEBOOK_CELLS = [
+    "import json",
+    "# parameters\na = 0",
+    "json.dumps(a)",
+]
+
+
+def notebook_text(cells: list[str]) -> str:
+    return json.dumps({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [],
+                   "execution_count": None, "id": f"c{i}"} for i, source in enumerate(cells)],
+    })
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(
+    "name, text, early",
+    [
+        ("job.py", "import json\n\n# parameters\na = 0\n\njson.dumps(a)\n", True),
+        ("job.ipynb", notebook_text(NOTEBOOK_CELLS), True),
+        # A %magic is not Python: only jupytext (with IPython) reads the file's imports then.
+        ("magic.ipynb", notebook_text(["%time b = 1", *NOTEBOOK_CELLS]), False),
+    ],
+)
+def test_a_sweep_starts_its_template_while_jupytext_reads_the_file(
+    tmp_path, monkeypatch, name, text, early
+):
+    import ploomber_like.sweep as sweep
+
+    # A text no earlier test read: its groups are not cached yet.
+    text = text.replace("import json", f"import json  # {tmp_path.name}")
+    (tmp_path / name).write_text(text)
+    before = templates_started_here()
+    parse = sweep.groups_from_text
+    seen = []
+
+    def parse_once_the_template_runs(*args):
+        # Reading the groups waits for the template: it must have started without them.
+        with contextlib.suppress(AssertionError):  # not started within the wait
+            seen.append(wait_for(lambda: templates_started_here() - before, 60 if early else 1))
+        return parse(*args)
+
+    monkeypatch.setattr(sweep, "groups_from_text", parse_once_the_template_runs)
+    summary = track_grid(tmp_path / name, {"a": [1, 2]}, tmp_path / "runs.db", quiet=True)
+    assert summary.ok == 2, summary
+    assert bool(seen) == early
+    assert sorted(v["dumps"] for v in stored_values(tmp_path / "runs.db")) == ["1", "2"]
+
+    # Read before: its groups come from the cache, and with both points recorded nothing runs,
+    # so no template is started for them.
+    monkeypatch.undo()
+    summary = track_grid(tmp_path / name, {"a": [1, 2]}, tmp_path / "runs.db", quiet=True)
+    assert (summary.skipped, templates_started_here() - before) == (2, set())
+
+
+def test_the_plain_python_of_a_file_is_found_without_jupytext():
+    from ploomber_like.notebook import plain_sources
+
+    script = "# %%\nimport json\n# parameters\na = 0\n"
+    assert plain_sources(script, ".py") == [script]
+    assert plain_sources("def broken(:\n", ".py") is None
+    cells = ["import json", "# parameters\na = 0", ["x = 1\n", "x"]]
+    notebook = json.dumps({"cells": [{"cell_type": "markdown", "source": "# title"}]
+                           + [{"cell_type": "code", "source": c} for c in cells]})
+    assert plain_sources(notebook, ".ipynb") == ["import json", "# parameters\na = 0", "x = 1\nx"]
+    assert plain_sources(notebook_text(["%time b = 1"]), ".ipynb") is None
+    assert plain_sources("not json", ".ipynb") is None
+    assert plain_sources('{"cells": 5}', ".ipynb") is None
 
 
 @pytest.mark.kernel

@@ -2,7 +2,7 @@
 
 The driver writes every record; an executor only runs points and hands their records back.
 Four calls make the whole interface: :meth:`Executor.submit`, :meth:`Executor.wait_some`,
-:meth:`Executor.cancel`, :meth:`Executor.close`.
+:meth:`Executor.cancel`, :meth:`Executor.close`; :meth:`Executor.prepare` is a hint before them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import traceback
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ploomber_like.errors import ParameterError
@@ -56,6 +57,12 @@ class Executor(ABC):
     def threads_per_run(self) -> int:
         """Threads each kernel's numerical libraries may use: a share of this machine's cores."""
         return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def prepare(self, path: Path, text: str) -> None:
+        """The file every run will execute, known before its groups are read (jupytext takes
+        ~0.25 s the first time it reads a file): an executor may start what its runs need
+        meanwhile. Called at most once, before any :meth:`submit`; by default, nothing."""
+        return None
 
     def watch(self, pruner: RunPruner) -> None:
         """Show ``pruner`` every run's output scalars as they are printed, and stop a run it

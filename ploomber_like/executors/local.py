@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import threading
 import time
@@ -19,7 +20,7 @@ from ploomber_like.artifacts import run_directory
 from ploomber_like.execute import run_on_pool
 from ploomber_like.executors.base import Executor, fail_record
 from ploomber_like.kernels import KernelPool, learned_modules, preloadable_modules
-from ploomber_like.notebook import PreparedRun
+from ploomber_like.notebook import PreparedRun, plain_sources
 from ploomber_like.provenance import module_distributions
 from ploomber_like.pruning import PruneDecision, RunPruner
 from ploomber_like.record import MetricPoint, Record, Status
@@ -41,6 +42,11 @@ class LocalExecutor(Executor):
         self._thread: threading.Thread | None = None
         self._pool: KernelPool | None = None
         self._indexing: concurrent.futures.Future[Any] | None = None
+        #: The thread building the template ahead of the first run (:meth:`prepare`), and
+        #: whether the executor closed meanwhile (the builder then closes what it built).
+        self._warming: threading.Thread | None = None
+        self._abandoned = False
+        self._warming_lock = threading.Lock()
         self._futures: dict[str, concurrent.futures.Future[Record]] = {}
         # Touched only on the loop's thread.
         self._tasks: dict[str, asyncio.Task[Record]] = {}
@@ -56,10 +62,37 @@ class LocalExecutor(Executor):
     def watch(self, pruner: RunPruner) -> None:
         self._pruner = pruner
 
+    def prepare(self, path: Path, text: str) -> None:
+        # The template starts from the imports found without jupytext, so that it imports
+        # while the driver reads the file's groups, opens the database and plans the points.
+        sources = plain_sources(text, path.suffix) if self.options.preload else None
+        if sources is None or self._loop is not None:
+            return  # the first submit starts the pool, from the groups
+        self._start(str(path.resolve()), text, sources)
+        # A daemon thread: a sweep that ends before its first run (a database that cannot be
+        # opened, no point left to run) neither waits for the template nor keeps it.
+        self._warming = threading.Thread(
+            target=self._build_template, args=(self._pool,), name="ploomber-like-template",
+            daemon=True,
+        )
+        self._warming.start()
+
+    def _build_template(self, pool: KernelPool) -> None:
+        with contextlib.suppress(Exception):  # raised again to the first run that needs it
+            pool.build_factory()
+        with self._warming_lock:
+            self._warming = None
+            abandoned, self._abandoned = self._abandoned, False
+        if abandoned:
+            pool.close_factory()
+
     def submit(self, run: PreparedRun, record: Record, *, still_needed: int = 0) -> None:
         if self._loop is None:
-            self._start(run)
-        assert self._loop is not None
+            self._start(run.script_path, run.text, [g.source for g in run.groups])
+        assert self._loop is not None and self._pool is not None
+        if self._pool.directories is None:
+            # Every run of the sweep records alike: the first one's options say where it runs.
+            self._pool.directories = functools.partial(run_directory, run.options)
         self._futures[record.uuid] = asyncio.run_coroutine_threadsafe(
             self._run(run, record, still_needed), self._loop
         )
@@ -84,6 +117,9 @@ class LocalExecutor(Executor):
         if self._loop is None:
             return
         try:
+            with self._warming_lock:
+                # A template still being built is closed by its builder once built.
+                self._abandoned = self._warming is not None
             if self._pool is not None:
                 asyncio.run_coroutine_threadsafe(self._pool.close(), self._loop).result()
             if self._indexing is not None:
@@ -96,19 +132,18 @@ class LocalExecutor(Executor):
             self._loop.close()
             self._loop = None
 
-    def _start(self, first: PreparedRun) -> None:
-        """Start the loop thread and the pool; every point of a sweep runs the same file."""
+    def _start(self, script_path: str, text: str, sources: list[str]) -> None:
+        """Start the loop thread and the pool for the file at ``script_path`` (its ``text``, its
+        code ``sources``); every point of a sweep runs the same file."""
         modules = learned = None
         if self.options.preload:
-            learned = learned_modules(first.script_path, first.text)
+            learned = learned_modules(script_path, text)
             modules = preloadable_modules(
-                [g.source for g in first.groups], Path(first.script_path).parent, Path.cwd(),
-                learned.modules(),
+                sources, Path(script_path).parent, Path.cwd(), learned.modules()
             )
         self._pool = KernelPool(
-            Path.cwd(), modules, ahead=min(self.workers, 2), script_path=first.script_path,
+            Path.cwd(), modules, ahead=min(self.workers, 2), script_path=script_path,
             threads=self.threads_per_run(), learned=learned, while_starting=run_client_class,
-            directories=functools.partial(run_directory, first.options),
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

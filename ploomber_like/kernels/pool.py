@@ -140,6 +140,19 @@ class KernelPool:
                 )
             return self._factory
 
+    def build_factory(self) -> None:
+        """Build the factory now (a template takes seconds), before the first kernel is asked
+        for; a failure is raised here and again by the first :meth:`acquire`."""
+        self.factory  # noqa: B018
+
+    def close_factory(self) -> None:
+        """Close a factory of the pool's own that no kernel was asked of (:meth:`close` does
+        so for a pool in use)."""
+        with self._factory_lock:
+            factory, self._factory = self._factory, None
+        if factory is not None and self._shared is None:
+            factory.close()
+
     async def acquire(self, still_needed: int) -> ReadyKernel:
         """A ready kernel; keeps up to ``ahead`` more starting if ``still_needed`` calls follow."""
         # The latest hint counts: a call made meanwhile took a kernel this one would replace.
