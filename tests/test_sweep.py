@@ -246,6 +246,23 @@ def test_a_sweep_starts_its_template_while_jupytext_reads_the_file(
     assert (summary.skipped, templates_started_here() - before) == (2, set())
 
 
+@pytest.mark.kernel
+def test_a_sweep_that_ends_before_its_first_run_leaves_no_template(tmp_path):
+    from ploomber_like.errors import DatabaseError
+
+    # scikit-learn: the template takes a second or more to import it.
+    text = f"import sklearn.ensemble  # {tmp_path.name}\n\n# parameters\na = 0\n"
+    path = write_script(tmp_path, text)
+    (tmp_path / "folder.db").mkdir()
+    before = templates_started_here()
+    with pytest.raises(DatabaseError, match="is a directory"):
+        track_grid(path, {"a": [1, 2]}, tmp_path / "folder.db", quiet=True)
+    # Started while the file was read, and still importing: the error did not wait for it...
+    assert templates_started_here() - before
+    # ... and it is closed once built, not kept.
+    wait_for(lambda: not templates_started_here() - before, 120, "the template's end")
+
+
 def test_the_plain_python_of_a_file_is_found_without_jupytext():
     from ploomber_like.notebook import plain_sources
 
