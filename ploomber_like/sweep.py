@@ -294,7 +294,7 @@ class _Plan:
                     for point in points
                 ]
                 if not self.file:
-                    self._drawn = checked
+                    self._drawn += checked
                     return
                 self._unchecked = self._planned(checked)
             if self.store is None:

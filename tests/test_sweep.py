@@ -20,6 +20,7 @@ from conftest import as_in_a_terminal, cli, rows, stored_values, wait_for, write
 
 from ploomber_like import ParameterError, track_grid
 from ploomber_like.kernels import KernelTemplate
+from ploomber_like.kernels.processes import descendants
 from ploomber_like.sweep import expand_grid
 
 COUNTER = """\
@@ -176,17 +177,15 @@ def test_bad_grids_fail_before_anything_runs(tmp_path, grid, message):
 
 
 def templates_started_here() -> set[int]:
-    """Pids of the warm templates this process started and that still run."""
+    """Pids of the warm templates this process started (and of kernels forked from them) that
+    still run."""
     found = set()
-    for entry in Path("/proc").iterdir():
+    for pid in descendants(os.getpid()):
         try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except (OSError, ValueError):
-            continue  # not a process, or it ended meanwhile
-        parent = int(stat[stat.rindex(")") + 2:].split()[1])
-        if parent == os.getpid() and b"serve_template" in command:
-            found.add(int(entry.name))
+            if b"serve_template" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+        except OSError:
+            continue  # it ended meanwhile
     return found
 
 
