@@ -146,8 +146,8 @@ class KernelPool:
         self.factory  # noqa: B018
 
     def close_factory(self) -> None:
-        """Close the factory if it is the pool's own (a shared one outlives the pool); also for
-        a pool no kernel was asked of."""
+        """Close a factory of the pool's own that no kernel was asked of (:meth:`close` does
+        so for a pool in use)."""
         with self._factory_lock:
             factory, self._factory = self._factory, None
         if factory is not None and self._shared is None:
@@ -227,13 +227,15 @@ class KernelPool:
             task = self._starting.popleft()
             with contextlib.suppress(Exception):  # a kernel that failed to start needs no shutdown
                 (await task).shutdown()
-        if (self._shared is None and self.learned is not None
-                and isinstance(self._factory, KernelTemplate)):
-            # What the last runs imported was noted after the last fork: learned now (or
-            # refused), for the next sweep of the file, as each earlier fork learned it.
-            with contextlib.suppress(Exception):  # a template that died teaches nothing
-                await asyncio.to_thread(self.learned.extend, self._factory)
-        await asyncio.to_thread(self.close_factory)
+        # Not through close_factory: its lock would wait for a template still being built
+        # (build_factory), which the sweep's executor leaves to its builder to close.
+        if self._factory is not None and self._shared is None:
+            if self.learned is not None and isinstance(self._factory, KernelTemplate):
+                # What the last runs imported was noted after the last fork: learned now (or
+                # refused), for the next sweep of the file, as each earlier fork learned it.
+                with contextlib.suppress(Exception):  # a template that died teaches nothing
+                    await asyncio.to_thread(self.learned.extend, self._factory)
+            await asyncio.to_thread(self._factory.close)
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
