@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from conftest import as_in_a_terminal, cli, rows, stored_values, wait_for, write
 
 from ploomber_like import ParameterError, track_grid
 from ploomber_like.kernels import KernelTemplate
-from ploomber_like.kernels.processes import descendants
+from ploomber_like.kernels.processes import RUNTIME_PREFIX, descendants
 from ploomber_like.sweep import expand_grid
 
 COUNTER = """\
@@ -246,20 +247,34 @@ def test_a_sweep_starts_its_template_while_jupytext_reads_the_file(
 
 
 @pytest.mark.kernel
-def test_a_sweep_that_ends_before_its_first_run_leaves_no_template(tmp_path):
+def test_a_sweep_that_ends_before_its_first_run_leaves_no_template(tmp_path, monkeypatch):
+    import ploomber_like.sweep as sweep
     from ploomber_like.errors import DatabaseError
 
     # scikit-learn: the template takes a second or more to import it.
     text = f"import sklearn.ensemble  # {tmp_path.name}\n\n# parameters\na = 0\n"
     path = write_script(tmp_path, text)
     (tmp_path / "folder.db").mkdir()
-    before = templates_started_here()
+    before, folders = templates_started_here(), runtime_folders()
+    parse = sweep.groups_from_text
+
+    def parse_once_the_template_runs(*args):
+        wait_for(lambda: templates_started_here() - before, 60, "the template's start")
+        return parse(*args)
+
+    monkeypatch.setattr(sweep, "groups_from_text", parse_once_the_template_runs)
     with pytest.raises(DatabaseError, match="is a directory"):
         track_grid(path, {"a": [1, 2]}, tmp_path / "folder.db", quiet=True)
-    # Started while the file was read, and still importing: the error did not wait for it...
+    # The template still imports: the error did not wait for it...
     assert templates_started_here() - before
-    # ... and it is closed once built, not kept.
+    # ... and it is closed once built, not kept, and so is its folder.
     wait_for(lambda: not templates_started_here() - before, 120, "the template's end")
+    wait_for(lambda: not runtime_folders() - folders, 10, "the template's folder removed")
+
+
+def runtime_folders() -> set[Path]:
+    """The runtime folders of this process's kernels and templates."""
+    return set(Path(tempfile.gettempdir()).glob(f"{RUNTIME_PREFIX}{os.getpid()}-*"))
 
 
 def test_the_plain_python_of_a_file_is_found_without_jupytext():

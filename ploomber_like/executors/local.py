@@ -84,7 +84,7 @@ class LocalExecutor(Executor):
             self._warming = None
             abandoned, self._abandoned = self._abandoned, False
         if abandoned:
-            pool.close_factory()
+            pool.close_unused()
 
     def submit(self, run: PreparedRun, record: Record, *, still_needed: int = 0) -> None:
         if self._loop is None:

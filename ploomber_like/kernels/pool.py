@@ -145,13 +145,16 @@ class KernelPool:
         for; a failure is raised here and again by the first :meth:`acquire`."""
         self.factory  # noqa: B018
 
-    def close_factory(self) -> None:
-        """Close a factory of the pool's own that no kernel was asked of (:meth:`close` does
-        so for a pool in use)."""
+    def close_unused(self) -> None:
+        """Close a pool no kernel was asked of, from any thread: its own factory, once built,
+        and its folder. The executor calls it when it was closed while :meth:`build_factory`
+        still ran (:meth:`close` then found neither built yet)."""
         with self._factory_lock:
             factory, self._factory = self._factory, None
         if factory is not None and self._shared is None:
             factory.close()
+        if self.runtime_dir is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     async def acquire(self, still_needed: int) -> ReadyKernel:
         """A ready kernel; keeps up to ``ahead`` more starting if ``still_needed`` calls follow."""
@@ -227,8 +230,8 @@ class KernelPool:
             task = self._starting.popleft()
             with contextlib.suppress(Exception):  # a kernel that failed to start needs no shutdown
                 (await task).shutdown()
-        # Not through close_factory: its lock would wait for a template still being built
-        # (build_factory), which the sweep's executor leaves to its builder to close.
+        # Not under the factory lock: it would wait for a template still being built
+        # (build_factory), which the sweep's executor leaves to close_unused.
         if self._factory is not None and self._shared is None:
             if self.learned is not None and isinstance(self._factory, KernelTemplate):
                 # What the last runs imported was noted after the last fork: learned now (or
