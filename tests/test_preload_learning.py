@@ -64,6 +64,12 @@ LIBRARIES = {
     # Silent when noisy_lib was imported before it, as in a run that imports both in turn.
     "uses_noisy.py": "import noisy_lib\n",
     "failing_lib/part.py": "VALUE = 2\n",
+    # A library whose submodules a file names in strings (NAMED_PROBE), and one it never uses.
+    "named_lib/__init__.py": "",
+    "named_lib/models.py": "class Model:\n    pass\n",
+    "named_lib/loud.py": "print('named_lib.loud says hello')\n",
+    "unused_lib/__init__.py": "",
+    "unused_lib/sub.py": "VALUE = 4\n",
 }
 
 
@@ -184,6 +190,85 @@ def test_no_preload_turns_it_off_for_grids_searches_and_single_runs(work, env):
     ]:
         for run in runs(work / database):
             assert run["preloaded"] is run["static_preloaded"] is expected, (database, run)
+
+
+NAMED_PROBE = """
+import sys
+from importlib import import_module
+
+import mine
+import named_lib
+
+# parameters
+model = "named_lib.models.Model"
+loud = "named_lib.loud"
+unused = "unused_lib.sub"
+own = "mine.models"
+repeat = 1
+
+modules = ["named_lib.models", loud, "unused_lib", own]
+before = {name: name in sys.modules for name in modules}
+module_name, _, class_name = model.rpartition(".")
+Model = getattr(import_module(module_name), class_name)
+import_module(loud)
+import_module(own)
+before
+"""
+
+
+def test_a_submodule_the_file_names_in_a_string_is_preloaded_from_the_first_run(work, env):
+    # A configurable script names its model's module in the parameters cell and imports it
+    # after: learning would preload it from the second run on; read from the source, the
+    # template has it for the first. Only if it imports silently, only from a library the file
+    # imports itself, never from the user's folder.
+    write_script(work, NAMED_PROBE, "named.py")
+    (work / "mine").mkdir()
+    (work / "mine" / "__init__.py").write_text("")
+    (work / "mine" / "models.py").write_text("VALUE = 5\n")
+    database = work / "named.db"
+    done = cli("named.py", "-q", "-g", "repeat=1,2", "-w", "1", "-d", str(database),
+               cwd=work, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = runs(database)
+    expected = {"named_lib.models": True, "named_lib.loud": False, "unused_lib": False,
+                "mine.models": False}
+    assert [run["before"] for run in shown] == [expected, expected]
+    assert all("named_lib.loud says hello" in run["stdout"] for run in shown)
+    assert "named_lib.models" in cache(env)["modules"]
+    assert "named_lib.loud" in cache(env)["refused"]
+
+    database = work / "off.db"
+    done = cli("named.py", "-q", "-g", "repeat=1,2", "-w", "1", "--no-preload",
+               "-d", str(database), cwd=work, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not any(any(run["before"].values()) for run in runs(database))
+
+
+def test_a_string_names_the_longest_module_it_starts_with_and_nothing_is_imported(tmp_path):
+    sources = [
+        "import email\nimport xml\n",
+        'a = "email.mime.text.MIMEText"\nb = "xml.dom"\nc = "json.decoder"\n',
+        'd = "email.no_such_module"\ne = "email"\nf = "email.mime.text.MIMEText.x"\n',
+    ]
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from ploomber_like.kernels import named_modules, preloadable_modules
+        sources = {sources!r}
+        folder = Path({str(tmp_path)!r})
+        preloaded = preloadable_modules(sources, folder, folder)
+        before = set(sys.modules)
+        found = named_modules(sources, preloaded, folder, folder)
+        new = sorted(name for name in set(sys.modules) - before
+                     if name.startswith(("email", "xml")))
+        print(sorted(found), all(Path(file).is_file() for file in found.values()), new)
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    # json is not imported by the sources, a class and its attribute name their module, a
+    # missing submodule names nothing; and finding them imported none of them.
+    assert done.stdout.strip() == "['email.mime.text', 'xml.dom'] True []"
 
 
 DRIVER = """

@@ -27,6 +27,7 @@ from ploomber_like.kernels import (
     LearnedModules,
     fork_available,
     learned_modules,
+    named_modules,
     preloadable_modules,
     shared_factory,
 )
@@ -120,9 +121,12 @@ def _shared_factory(
     modules = None
     if preload and fork_available():
         sources = [group.source for group in run.groups]
+        script_dir = run.path.resolve().parent
         modules = preloadable_modules(
-            sources, run.path.resolve().parent, cwd, learned.modules() if learned else ()
+            sources, script_dir, cwd, learned.modules() if learned else ()
         )
+        if learned is not None:
+            learned.note(named_modules(sources, modules, script_dir, cwd))
     return shared_factory(cwd, modules, threads)
 
 

@@ -43,6 +43,7 @@ _EXPORTS = {
     "shared_factory": "registry",
     "template_registry": "registry",
     "installed_packages_stamp": "preload",
+    "named_modules": "preload",
     "preloadable_modules": "preload",
     "LearnedModules": "learned",
     "learned_modules": "learned",
@@ -77,6 +78,7 @@ __all__ = [
     "learned_modules",
     "make_factory",
     "new_runtime_dir",
+    "named_modules",
     "preloadable_modules",
     "remove_orphan_runtime_dirs",
     "shared_factory",
@@ -100,7 +102,11 @@ if TYPE_CHECKING:
     )
     from ploomber_like.kernels.learned import LearnedModules, learned_modules
     from ploomber_like.kernels.pool import KernelPool, ReadyKernel, connect_client
-    from ploomber_like.kernels.preload import installed_packages_stamp, preloadable_modules
+    from ploomber_like.kernels.preload import (
+        installed_packages_stamp,
+        named_modules,
+        preloadable_modules,
+    )
     from ploomber_like.kernels.processes import (
         kill_process_tree,
         new_runtime_dir,

@@ -6,8 +6,10 @@ submodules a library loads on first use (``sklearn.ensemble._forest``, ``scipy.s
 pandas' io modules). A kernel forked from a template reports the modules new in its
 ``sys.modules`` after the run, with their files (see ``report_modules`` in
 :mod:`ploomber_like.capture.kernel`); :meth:`LearnedModules.note` keeps those whose file is in the
-standard library or site-packages, never one of the user's folder. Before the template's next
-fork, :meth:`LearnedModules.extend` has it import them (it leaves out any whose import fails or
+standard library or site-packages, never one of the user's folder; it also takes, before the
+first run, the submodules the file names in strings (``module_name = "sklearn.ensemble"``, see
+:func:`~ploomber_like.kernels.named_modules`). Before the template's next fork,
+:meth:`LearnedModules.extend` has it import them (it leaves out any whose import fails or
 writes output); those it imported are *learned*: later forks of the same sweep and later
 ``track_execution`` calls in the process get them, and a small cache file keeps them for the
 next sweep of the file, which then preloads them from the start.
@@ -99,9 +101,9 @@ class LearnedModules:
             return bool(self._noted)
 
     def note(self, imported: Mapping[str, str]) -> None:
-        """Take the modules a run imported (name -> file, in import order): those from the
-        standard library or site-packages, neither learned nor refused yet, wait for
-        :meth:`extend`, up to :data:`MAX_LEARNED_MODULES`."""
+        """Take the modules a run imported, or the file names (name -> file, in import
+        order): those from the standard library or site-packages, neither learned nor refused
+        yet, wait for :meth:`extend`, up to :data:`MAX_LEARNED_MODULES`."""
         with self._lock:
             if self._roots is None:
                 self._roots = library_roots()

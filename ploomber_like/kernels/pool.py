@@ -142,8 +142,12 @@ class KernelPool:
 
     def build_factory(self) -> None:
         """Build the factory now (a template takes seconds), before the first kernel is asked
-        for; a failure is raised here and again by the first :meth:`acquire`."""
-        self.factory  # noqa: B018
+        for, and have a template import what :attr:`learned` noted already (the modules the
+        file names, see :func:`~ploomber_like.kernels.named_modules`); a failure is raised here
+        and again by the first :meth:`acquire`."""
+        factory = self.factory
+        if self.learned is not None and isinstance(factory, KernelTemplate):
+            self.learned.extend(factory)
 
     def close_unused(self) -> None:
         """Close a pool no kernel was asked of, from any thread: its own factory, once built,

@@ -1,4 +1,5 @@
-"""Which modules a template may preload: those a file imports from the stdlib or site-packages.
+"""Which modules a template may preload: those a file imports from the stdlib or site-packages,
+and the submodules of those libraries the file names in a string (:func:`named_modules`).
 
 Also :func:`installed_packages_stamp`, which changes when packages are installed or removed, so
 a template kept across calls is rebuilt rather than serve modules that changed on disk.
@@ -10,9 +11,11 @@ import ast
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 import sysconfig
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from ploomber_like.capture.inputs import library_roots
@@ -48,19 +51,87 @@ def preloadable_modules(
 
 def imported_modules(source: str) -> list[str]:
     """Names of the modules ``source`` imports, absolute imports only, in order."""
+    return list(_names_in(source)[0])
+
+
+def named_modules(
+    sources: Iterable[str], preloaded: Iterable[str], script_dir: Path, cwd: Path
+) -> dict[str, str]:
+    """The modules the sources name in a string without importing them, by name, with their
+    files: a configurable script names its model's module in the parameters cell and imports
+    it after (``module_name = "sklearn.ensemble"``, then ``import_module(module_name)``), so
+    the import is not in its source. A string naming a class (``"sklearn.svm.SVC"``) names
+    its module. Only submodules of the libraries in ``preloaded`` (those the file imports,
+    from :func:`preloadable_modules`): a string never brings in a library the file does not
+    use. Found on disk, without importing anything here.
+
+    They are suggestions rather than preloads: a template imports one only if its import
+    succeeds silently (see :meth:`~ploomber_like.kernels.learned.LearnedModules.note`).
+    """
+    libraries = {name.partition(".")[0] for name in preloaded}
+    search_path = [str(script_dir), str(cwd), *[p for p in sys.path if p not in ("", ".")]]
+    found: dict[str, str] = {}
+    for source in sources:
+        for text in _names_in(source)[1]:
+            parts = text.split(".")
+            if parts[0] not in libraries:
+                continue
+            # The longest prefix that is a module: a class or function named after it is not.
+            for end in range(len(parts), 1, -1):
+                file = _module_file(parts[:end], search_path)
+                if file is not None:
+                    found[".".join(parts[:end])] = file
+                    break
+    return {name: file for name, file in found.items() if name not in preloaded}
+
+
+#: A string that may name a module: two or more dotted identifiers.
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", re.ASCII)
+
+
+@lru_cache(maxsize=64)
+def _names_in(source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The modules ``source`` imports and the dotted names it holds as strings, parsed once
+    for both (:func:`preloadable_modules` and :func:`named_modules` read the same cells)."""
     try:
         tree = parse_cell(source)
     except SyntaxError:
-        return []
-    names = []
+        return (), ()
+    imports: list[str] = []
+    strings: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
+            imports += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
+            imports.append(node.module)
             # `from sklearn import metrics` imports the submodule sklearn.metrics.
-            names += [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
-    return names
+            imports += [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and _DOTTED_NAME.fullmatch(node.value)
+        ):
+            strings.append(node.value)
+    return tuple(imports), tuple(dict.fromkeys(strings))
+
+
+def _module_file(parts: list[str], search_path: list[str]) -> str | None:
+    """The file of the module named by ``parts``, found as the import system would but
+    without importing its packages (their ``__init__`` may do anything), or None."""
+    locations: list[str] | None = search_path
+    spec = None
+    for depth in range(len(parts)):
+        if locations is None:
+            return None  # a module, not a package: it has no submodules
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(
+                ".".join(parts[: depth + 1]), locations
+            )
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        locations = list(spec.submodule_search_locations or []) or None
+    return spec.origin if spec is not None and spec.has_location else None
 
 
 def installed_packages_stamp() -> tuple[int, ...]:
