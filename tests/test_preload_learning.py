@@ -246,8 +246,9 @@ def test_a_submodule_the_file_names_in_a_string_is_preloaded_from_the_first_run(
 
 def test_a_string_names_the_longest_module_it_starts_with_and_nothing_is_imported(tmp_path):
     sources = [
-        "import email\nimport xml\n",
+        "import email\nimport unittest\nimport xml\n",
         'a = "email.mime.text.MIMEText"\nb = "xml.dom"\nc = "json.decoder"\n',
+        'g = "unittest.__main__"\n',
         'd = "email.no_such_module"\ne = "email"\nf = "email.mime.text.MIMEText.x"\n',
     ]
     code = textwrap.dedent(f"""
@@ -267,7 +268,8 @@ def test_a_string_names_the_longest_module_it_starts_with_and_nothing_is_importe
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     # json is not imported by the sources, a class and its attribute name their module, a
-    # missing submodule names nothing; and finding them imported none of them.
+    # missing submodule names nothing, a package's __main__ (importing it runs unittest's
+    # command line) is never named; and finding them imported none of them.
     assert done.stdout.strip() == "['email.mime.text', 'xml.dom'] True []"
 
 

@@ -74,7 +74,8 @@ def named_modules(
     for source in sources:
         for text in _names_in(source)[1]:
             parts = text.split(".")
-            if parts[0] not in libraries:
+            # A package's `__main__` runs its command line when imported: never by a string.
+            if parts[0] not in libraries or any(part.startswith("__") for part in parts):
                 continue
             # The longest prefix that is a module: a class or function named after it is not.
             for end in range(len(parts), 1, -1):
