@@ -71,6 +71,8 @@ def named_modules(
     libraries = {name.partition(".")[0] for name in preloaded}
     search_path = [str(script_dir), str(cwd), *[p for p in sys.path if p not in ("", ".")]]
     found: dict[str, str] = {}
+    # Strings share their packages (`sklearn`, `sklearn.ensemble`): each is looked up once.
+    specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
     for source in sources:
         for text in _names_in(source)[1]:
             parts = text.split(".")
@@ -79,9 +81,9 @@ def named_modules(
                 continue
             # The longest prefix that is a module: a class or function named after it is not.
             for end in range(len(parts), 1, -1):
-                file = _module_file(parts[:end], search_path)
-                if file is not None:
-                    found[".".join(parts[:end])] = file
+                spec = _find_spec(".".join(parts[:end]), search_path, specs)
+                if spec is not None and spec.has_location and spec.origin:
+                    found[spec.name] = spec.origin
                     break
     return {name: file for name, file in found.items() if name not in preloaded}
 
@@ -115,24 +117,26 @@ def _names_in(source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(imports), tuple(dict.fromkeys(strings))
 
 
-def _module_file(parts: list[str], search_path: list[str]) -> str | None:
-    """The file of the module named by ``parts``, found as the import system would but
-    without importing its packages (their ``__init__`` may do anything), or None."""
-    locations: list[str] | None = search_path
-    spec = None
-    for depth in range(len(parts)):
-        if locations is None:
-            return None  # a module, not a package: it has no submodules
-        try:
-            spec = importlib.machinery.PathFinder.find_spec(
-                ".".join(parts[: depth + 1]), locations
-            )
-        except (ImportError, ValueError):
-            return None
-        if spec is None:
-            return None
-        locations = list(spec.submodule_search_locations or []) or None
-    return spec.origin if spec is not None and spec.has_location else None
+def _find_spec(
+    name: str, search_path: list[str], specs: dict[str, importlib.machinery.ModuleSpec | None]
+) -> importlib.machinery.ModuleSpec | None:
+    """The spec of the module ``name``, found as the import system would but without importing
+    its packages (their ``__init__`` may do anything), or None; kept in ``specs``."""
+    if name not in specs:
+        parent = name.rpartition(".")[0]
+        locations: list[str] = search_path
+        if parent:
+            parent_spec = _find_spec(parent, search_path, specs)
+            # A module that is not a package has no submodules.
+            locations = list(parent_spec.submodule_search_locations or []) if parent_spec else []
+        spec = None
+        if locations:
+            try:
+                spec = importlib.machinery.PathFinder.find_spec(name, locations)
+            except (ImportError, ValueError):
+                spec = None
+        specs[name] = spec
+    return specs[name]
 
 
 def installed_packages_stamp() -> tuple[int, ...]:
