@@ -68,6 +68,7 @@ def named_modules(
     They are suggestions rather than preloads: a template imports one only if its import
     succeeds silently (see :meth:`~ploomber_like.kernels.learned.LearnedModules.note`).
     """
+    preloaded = set(preloaded)  # read twice, and may be an iterator
     libraries = {name.partition(".")[0] for name in preloaded}
     search_path = [str(script_dir), str(cwd), *[p for p in sys.path if p not in ("", ".")]]
     found: dict[str, str] = {}
