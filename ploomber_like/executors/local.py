@@ -19,12 +19,7 @@ from typing import Any
 from ploomber_like.artifacts import run_directory
 from ploomber_like.execute import run_on_pool
 from ploomber_like.executors.base import Executor, fail_record
-from ploomber_like.kernels import (
-    KernelPool,
-    learned_modules,
-    named_modules,
-    preloadable_modules,
-)
+from ploomber_like.kernels import KernelPool, learned_modules
 from ploomber_like.notebook import PreparedRun, plain_sources
 from ploomber_like.provenance import module_distributions
 from ploomber_like.pruning import PruneDecision, RunPruner
@@ -143,9 +138,7 @@ class LocalExecutor(Executor):
         modules = learned = None
         if self.options.preload:
             learned = learned_modules(script_path, text)
-            script_dir = Path(script_path).parent
-            modules = preloadable_modules(sources, script_dir, Path.cwd(), learned.modules())
-            learned.note(named_modules(sources, modules, script_dir, Path.cwd()))
+            modules = learned.template_modules(sources, Path(script_path).parent, Path.cwd())
         self._pool = KernelPool(
             Path.cwd(), modules, ahead=min(self.workers, 2), script_path=script_path,
             threads=self.threads_per_run(), learned=learned, while_starting=run_client_class,

@@ -27,8 +27,6 @@ from ploomber_like.kernels import (
     LearnedModules,
     fork_available,
     learned_modules,
-    named_modules,
-    preloadable_modules,
     shared_factory,
 )
 from ploomber_like.notebook import PreparedRun
@@ -75,9 +73,7 @@ def execute_remote(
     stop = _register_stop(record.uuid)
     learned = learned_modules(run.script_path, run.text) if preload else None
     # A template that cannot start fails the run's kernel start, which records the run.
-    shared = functools.partial(
-        _shared_factory, run, preload, threads or _threads_here(), learned
-    )
+    shared = functools.partial(_shared_factory, run, threads or _threads_here(), learned)
     try:
         return asyncio.run(_run_until_stopped(run, record, shared, timeout, stop, learned))
     finally:
@@ -113,20 +109,16 @@ def _threads_here() -> int:
 
 
 def _shared_factory(
-    run: PreparedRun, preload: bool, threads: int, learned: LearnedModules | None
+    run: PreparedRun, threads: int, learned: LearnedModules | None
 ) -> FreshKernels | KernelTemplate:
     """This process's kernel factory for ``run``, from the process-wide template registry (as
-    repeated ``track_execution`` calls use it)."""
+    repeated ``track_execution`` calls use it); fresh kernels without ``learned`` (preloading
+    off)."""
     cwd = Path.cwd()
     modules = None
-    if preload and fork_available():
+    if learned is not None and fork_available():
         sources = [group.source for group in run.groups]
-        script_dir = run.path.resolve().parent
-        modules = preloadable_modules(
-            sources, script_dir, cwd, learned.modules() if learned else ()
-        )
-        if learned is not None:
-            learned.note(named_modules(sources, modules, script_dir, cwd))
+        modules = learned.template_modules(sources, run.path.resolve().parent, cwd)
     return shared_factory(cwd, modules, threads)
 
 

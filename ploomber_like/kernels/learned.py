@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from ploomber_like.caches import cache_home, read_json, write_json
 from ploomber_like.capture.inputs import library_roots
+from ploomber_like.kernels.preload import named_modules, preloadable_modules
 
 if TYPE_CHECKING:
     from ploomber_like.kernels.template import KernelTemplate
@@ -94,6 +95,16 @@ class LearnedModules:
         """The learned modules, in the order runs imported them."""
         with self._lock:
             return list(self._learned)
+
+    def template_modules(self, sources: list[str], script_dir: Path, cwd: Path) -> list[str]:
+        """What a template for the file (its code ``sources``, in ``script_dir``, run from
+        ``cwd``) preloads from the start: what the sources import and what was learned (see
+        :func:`~ploomber_like.kernels.preloadable_modules`). The modules the sources only name
+        (:func:`~ploomber_like.kernels.named_modules`) are noted, for :meth:`extend` to try
+        before the template's first fork."""
+        modules = preloadable_modules(sources, script_dir, cwd, self.modules())
+        self.note(named_modules(sources, modules, script_dir, cwd))
+        return modules
 
     def has_noted(self) -> bool:
         """Whether modules noted since the last :meth:`extend` wait for it."""

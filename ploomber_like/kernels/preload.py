@@ -36,7 +36,7 @@ def preloadable_modules(
     for source in sources:
         names += imported_modules(source)
     names += learned
-    search_path = [str(script_dir), str(cwd), *[p for p in sys.path if p not in ("", ".")]]
+    search_path = _search_path(script_dir, cwd)
     allowed = library_roots()
     chosen = []
     verdicts: dict[str, bool] = {}
@@ -47,6 +47,12 @@ def preloadable_modules(
         if verdicts[top]:
             chosen.append(name)
     return chosen
+
+
+def _search_path(script_dir: Path, cwd: Path) -> list[str]:
+    """Where a kernel of the script in ``script_dir``, run from ``cwd``, finds modules: both
+    folders before the installed packages."""
+    return [str(script_dir), str(cwd), *[p for p in sys.path if p not in ("", ".")]]
 
 
 def imported_modules(source: str) -> list[str]:
@@ -70,7 +76,7 @@ def named_modules(
     """
     preloaded = set(preloaded)  # read twice, and may be an iterator
     libraries = {name.partition(".")[0] for name in preloaded}
-    search_path = [str(script_dir), str(cwd), *[p for p in sys.path if p not in ("", ".")]]
+    search_path = _search_path(script_dir, cwd)
     found: dict[str, str] = {}
     # Strings share their packages (`sklearn`, `sklearn.ensemble`): each is looked up once.
     specs: dict[str, importlib.machinery.ModuleSpec | None] = {}

@@ -24,8 +24,6 @@ from ploomber_like.kernels import (
     KernelTemplate,
     LearnedModules,
     learned_modules,
-    named_modules,
-    preloadable_modules,
     shared_factory,
 )
 from ploomber_like.notebook import PreparedRun, prepare_run
@@ -187,9 +185,7 @@ async def _run_once(
     if keep_warm and fresh is None:
         learned = learned_modules(prepared.script_path, prepared.text)
         sources = [group.source for group in prepared.groups]
-        script_dir = Path(prepared.script_path).parent
-        modules = preloadable_modules(sources, script_dir, cwd, learned.modules())
-        learned.note(named_modules(sources, modules, script_dir, cwd))
+        modules = learned.template_modules(sources, Path(prepared.script_path).parent, cwd)
         # The process-wide template for this file (built when it cannot serve it, rebuilt when
         # it has died), with a kernel forked ahead if an earlier call prepared one.
         warm = functools.partial(shared_factory, cwd, modules)
