@@ -389,3 +389,32 @@ def test_workers_asking_at_once_for_the_same_modules_make_the_template_import_th
         template.close()
     assert answers == [["wave", "graphlib"]] * 2
     assert [m.modules for m in sent if isinstance(m, protocol.Import)] == [["wave", "graphlib"]]
+
+
+def test_a_template_built_with_modules_to_check_imports_the_quiet_ones_as_it_starts(
+    tmp_path, env, monkeypatch
+):
+    # The modules a file names are checked while the template warms up, not by a request of
+    # their own once it is ready (which kept the first fork waiting): built with them, the
+    # template has the quiet one and none of the others, and extending it with them asks
+    # for nothing more.
+    for name in ("PYTHONUSERBASE", "PYTHONPATH", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, env[name])
+    sent: list[protocol.Message] = []
+    encode = protocol.encode
+
+    def sending(message: protocol.Message) -> bytes:
+        sent.append(message)
+        return encode(message)
+
+    monkeypatch.setattr(protocol, "encode", sending)
+    check = ["named_lib.models", "noisy_lib", "failing_lib.part", "warning_lib", "graphlib"]
+    template = KernelTemplate(tmp_path, tmp_path, preload=["graphlib"], check=check)
+    try:
+        assert template.imported == {"graphlib", "named_lib.models"}
+        assert template.extend(check) == ["named_lib.models", "graphlib"]
+    finally:
+        template.close()
+    (setup,) = [m for m in sent if isinstance(m, protocol.Setup)]
+    assert setup.check == ["named_lib.models", "noisy_lib", "failing_lib.part", "warning_lib"]
+    assert not [m for m in sent if isinstance(m, protocol.Import)]

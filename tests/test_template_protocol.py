@@ -19,8 +19,8 @@ from ploomber_like.kernels.protocol import (
 )
 
 MESSAGES = [
-    Setup(preload=["numpy", "sklearn.metrics"], cwd="/tmp/a dir/ü"),
-    Setup(preload=[], cwd="/"),
+    Setup(preload=["numpy", "sklearn.metrics"], check=["sklearn.svm"], cwd="/tmp/a dir/ü"),
+    Setup(preload=[], check=[], cwd="/"),
     Fork(connection_file="/run/kernel-1.json", log_file="/run/kernel-1.log", script_path=""),
     Fork(connection_file="/run/k-2.json", log_file="/run/k-2.log", script_path="/ü/fit.py"),
     Import(modules=["wave", "sklearn.ensemble._forest"]),

@@ -115,11 +115,11 @@ def _shared_factory(
     repeated ``track_execution`` calls use it); fresh kernels without ``learned`` (preloading
     off)."""
     cwd = Path.cwd()
-    modules = None
-    if learned is not None and fork_available():
-        sources = [group.source for group in run.groups]
-        modules = learned.template_modules(sources, run.path.resolve().parent, cwd)
-    return shared_factory(cwd, modules, threads)
+    if learned is None or not fork_available():
+        return shared_factory(cwd, None, threads)
+    sources = [group.source for group in run.groups]
+    modules = learned.template_modules(sources, run.path.resolve().parent, cwd)
+    return shared_factory(cwd, modules, threads, learned.noted())
 
 
 async def _run_until_stopped(

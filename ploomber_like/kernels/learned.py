@@ -100,16 +100,19 @@ class LearnedModules:
         """What a template for the file (its code ``sources``, in ``script_dir``, run from
         ``cwd``) preloads from the start: what the sources import and what was learned (see
         :func:`~ploomber_like.kernels.preloadable_modules`). The modules the sources only name
-        (:func:`~ploomber_like.kernels.named_modules`) are noted, for :meth:`extend` to try
-        before the template's first fork."""
+        (:func:`~ploomber_like.kernels.named_modules`) are noted (:meth:`noted`): a template
+        built now tries them as it starts, one already running by :meth:`extend`."""
         modules = preloadable_modules(sources, script_dir, cwd, self.modules())
         self.note(named_modules(sources, modules, script_dir, cwd))
         return modules
 
-    def has_noted(self) -> bool:
-        """Whether modules noted since the last :meth:`extend` wait for it."""
+    def noted(self) -> list[str]:
+        """The modules noted since the last :meth:`extend`, which waits for them. A template
+        built now takes them as its ``check`` (see
+        :class:`~ploomber_like.kernels.KernelTemplate`): it tries them while it warms up, and
+        :meth:`extend` then only learns how that went."""
         with self._lock:
-            return bool(self._noted)
+            return list(self._noted)
 
     def note(self, imported: Mapping[str, str]) -> None:
         """Take the modules a run imported, or the file names (name -> file, in import

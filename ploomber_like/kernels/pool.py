@@ -136,7 +136,8 @@ class KernelPool:
             elif self._factory is None:
                 self.runtime_dir = self.runtime_dir or new_runtime_dir()
                 self._factory = make_factory(
-                    self.runtime_dir, self._cwd, self._preload, self.threads
+                    self.runtime_dir, self._cwd, self._preload, self.threads,
+                    self.learned.noted() if self.learned is not None else (),
                 )
             return self._factory
 

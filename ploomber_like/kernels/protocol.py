@@ -4,7 +4,7 @@ The driver writes requests to the template's stdin; the template writes replies 
 its stdout. Each message is one line of UTF-8 JSON: an object with a ``"type"`` and the fields of
 one of the dataclasses below. The conversation::
 
-    driver -> template   Setup(preload, cwd)               first line, exactly once
+    driver -> template   Setup(preload, check, cwd)        first line, exactly once
     template -> driver   Preloaded(modules)                 the template is ready to fork
     driver -> template   Fork(connection_file, log_file,   any number of times
                               script_path)
@@ -31,9 +31,11 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Setup:
-    """Driver to template, first: modules to import, and the kernels' working directory."""
+    """Driver to template, first: modules to import, modules to import unless importing one
+    fails or writes output (as for :class:`Import`), and the kernels' working directory."""
 
     preload: list[str]
+    check: list[str]
     cwd: str
 
 
@@ -57,8 +59,8 @@ class Import:
 
 @dataclass(frozen=True)
 class Preloaded:
-    """Template to driver: the modules of :class:`Setup` (or :class:`Import`) that imported;
-    ready to fork."""
+    """Template to driver: the modules of :class:`Setup` (both lists) or :class:`Import` that
+    imported; ready to fork."""
 
     modules: list[str]
 

@@ -46,7 +46,8 @@ class TemplateRegistry:
         self._runtime_dir: Path | None = None
 
     def factory(
-        self, cwd: Path, modules: Iterable[str] | None, threads: int | None = None
+        self, cwd: Path, modules: Iterable[str] | None, threads: int | None = None,
+        check: Iterable[str] = (),
     ) -> FreshKernels | KernelTemplate:
         """A factory whose kernels run in ``cwd`` with ``modules`` already imported.
 
@@ -59,6 +60,9 @@ class TemplateRegistry:
             ``None``, or a platform without ``fork``, gives fresh kernels.
         threads : int, optional
             Threads each kernel's numerical libraries may use.
+        check : iterable of str
+            Modules a template built now also preloads, unless importing one fails or writes
+            output (see :class:`~ploomber_like.kernels.KernelTemplate`).
 
         Returns
         -------
@@ -76,11 +80,14 @@ class TemplateRegistry:
             packages = installed_packages_stamp()
             if kept is not None and not self._serves(kept, wanted, threads, packages):
                 if kept.template.is_alive() and kept.packages == packages:
-                    wanted |= kept.template.preload  # keep serving what it served too
+                    # Keep serving what it served too: what it imported, not what it was asked
+                    # for, or a module it refused (its import printed) would be preloaded now.
+                    wanted |= kept.template.imported
                 self._retire(kept.template)
                 kept = None
             if kept is None:
-                kept = _Kept(KernelTemplate(self._runtime_dir, cwd, wanted, threads), packages)
+                template = KernelTemplate(self._runtime_dir, cwd, wanted, threads, check)
+                kept = _Kept(template, packages)
             self._kept[key] = kept  # most recently used last
             while len(self._kept) > MAX_TEMPLATES:
                 self._retire(self._kept.popitem(last=False)[1].template)
@@ -136,7 +143,8 @@ def template_registry() -> TemplateRegistry:
 
 
 def shared_factory(
-    cwd: Path, modules: Iterable[str] | None, threads: int | None = None
+    cwd: Path, modules: Iterable[str] | None, threads: int | None = None,
+    check: Iterable[str] = (),
 ) -> FreshKernels | KernelTemplate:
     """:meth:`TemplateRegistry.factory` of this process's registry (:func:`template_registry`)."""
-    return template_registry().factory(cwd, modules, threads)
+    return template_registry().factory(cwd, modules, threads, check)

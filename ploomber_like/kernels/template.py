@@ -53,6 +53,9 @@ class KernelTemplate:
     threads : int, optional
         Threads each kernel's numerical libraries may use (see
         :func:`~ploomber_like.kernels.kernel_environment`).
+    check : iterable of str
+        Modules to preload too, unless importing one fails or writes output (as for
+        :meth:`extend`): tried in a forked child while the template warms up.
     """
 
     def __init__(
@@ -61,12 +64,15 @@ class KernelTemplate:
         cwd: Path,
         preload: Iterable[str] = (),
         threads: int | None = None,
+        check: Iterable[str] = (),
     ) -> None:
         self.runtime_dir = runtime_dir
         self.cwd = cwd
         self.threads = threads
+        preload = sorted(set(preload))
+        check = [name for name in dict.fromkeys(check) if name not in preload]
         #: The modules asked for (those that failed to import count too: asking again is moot).
-        self.preload = frozenset(preload)
+        self.preload = frozenset([*preload, *check])
         #: Those of :attr:`preload` the template has imported.
         self.imported: frozenset[str] = frozenset()
         #: The environment the template started with, which every kernel it forks inherits.
@@ -91,7 +97,7 @@ class KernelTemplate:
             )
         self._reader = threading.Thread(target=self._read_replies, daemon=True)
         self._reader.start()
-        self._send(protocol.Setup(preload=sorted(self.preload), cwd=str(cwd)))
+        self._send(protocol.Setup(preload=preload, check=check, cwd=str(cwd)))
         self.imported = frozenset(self._wait_reply(protocol.Preloaded, STARTUP_TIMEOUT).modules)
 
     def start(self, script_path: str | None = None) -> KernelHandle:
@@ -255,11 +261,13 @@ class KernelTemplate:
 
 
 def make_factory(
-    runtime_dir: Path, cwd: Path, preload: list[str] | None, threads: int | None = None
+    runtime_dir: Path, cwd: Path, preload: list[str] | None, threads: int | None = None,
+    check: Iterable[str] = (),
 ) -> FreshKernels | KernelTemplate:
-    """A warm template preloading ``preload`` where fork exists; else fresh kernels."""
+    """A warm template preloading ``preload`` (and ``check``, see :class:`KernelTemplate`) where
+    fork exists; else fresh kernels."""
     if preload is not None and fork_available():
-        return KernelTemplate(runtime_dir, cwd, preload, threads)
+        return KernelTemplate(runtime_dir, cwd, preload, threads, check)
     return FreshKernels(runtime_dir, cwd, threads)
 
 

@@ -188,7 +188,7 @@ async def _run_once(
         modules = learned.template_modules(sources, Path(prepared.script_path).parent, cwd)
         # The process-wide template for this file (built when it cannot serve it, rebuilt when
         # it has died), with a kernel forked ahead if an earlier call prepared one.
-        warm = functools.partial(shared_factory, cwd, modules)
+        warm = functools.partial(_file_template, cwd, modules, learned)
     # The first call starts a fresh kernel rather than wait seconds for a template to build,
     # and builds the template meanwhile, from the start: the fresh kernel's start-up and the
     # file's imports keep one core busy, the build takes the other. Later calls fork their
@@ -230,11 +230,18 @@ async def _run_once(
         )
     finally:
         await pool.close()
-        if learned is not None and learned.has_noted():
+        if learned is not None and learned.noted():
             # The run imported modules the spare lacks: the template imports them and forks
             # the next call's kernel again, while this process goes on.
             preparing = False
             prepare_next()
+
+
+def _file_template(
+    cwd: Path, modules: list[str], learned: LearnedModules
+) -> FreshKernels | KernelTemplate:
+    # Built now, it tries the modules the file names as it warms up, not after.
+    return shared_factory(cwd, modules, check=learned.noted())
 
 
 def _prepare_next_kernel(
