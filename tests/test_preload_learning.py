@@ -418,3 +418,34 @@ def test_a_template_built_with_modules_to_check_imports_the_quiet_ones_as_it_sta
     (setup,) = [m for m in sent if isinstance(m, protocol.Setup)]
     assert setup.check == ["named_lib.models", "noisy_lib", "failing_lib.part", "warning_lib"]
     assert not [m for m in sent if isinstance(m, protocol.Import)]
+
+
+REBUILT_DRIVER = """
+import json
+from ploomber_like import track_execution
+
+for _ in range(2):  # a fresh kernel, while the folder's template is built: it refuses loud
+    assert track_execution("names_loud.py", None, "runs.db", quiet=True).status == "ok"
+for _ in range(3):  # the template lacks graphlib: a new one is built for this folder
+    record = track_execution("imports_loud.py", None, "runs.db", quiet=True)
+    print(json.dumps([record.values["before"], "named_lib.loud says hello" in record.stdout]))
+"""
+
+
+def test_a_template_rebuilt_for_another_file_never_preloads_what_the_old_one_refused(
+    work, env
+):
+    # The process keeps one template per folder; a file it does not serve gets a new one, which
+    # keeps what the old one imported. A module the old one refused (its import prints) must not
+    # come along: preloaded, it would print no more in the runs that import it.
+    write_script(work, "import named_lib\n\nloud = 'named_lib.loud'\nx = 1\nx\n", "names_loud.py")
+    write_script(work, (
+        "import sys\nfrom importlib import import_module\n\nimport graphlib\nimport named_lib\n\n"
+        "before = 'named_lib.loud' in sys.modules\nimport_module('named_lib' + '.loud')\nbefore\n"
+    ), "imports_loud.py")
+    done = subprocess.run(
+        [sys.executable, "-c", REBUILT_DRIVER], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    shown = [json.loads(line) for line in done.stdout.strip().splitlines()[-3:]]
+    assert shown == [[False, True]] * 3
