@@ -361,20 +361,26 @@ def test_what_a_kernel_imports_as_it_starts_is_kept_for_the_next_template(work, 
     assert json.loads(kept.read_text()) == names
 
 
+@pytest.fixture
+def sent(monkeypatch) -> list[protocol.Message]:
+    """The messages the driver sends to its templates during the test, in order."""
+    messages: list[protocol.Message] = []
+    encode = protocol.encode
+
+    def sending(message: protocol.Message) -> bytes:
+        messages.append(message)
+        return encode(message)
+
+    monkeypatch.setattr(protocol, "encode", sending)
+    return messages
+
+
 def test_workers_asking_at_once_for_the_same_modules_make_the_template_import_them_once(
-    tmp_path, monkeypatch
+    tmp_path, sent
 ):
     # Two workers whose first runs end together both ask for what those runs imported: the
     # second must wait for the first request and find the modules imported, not send them again
     # (each Import request has the template try the modules in a forked child first).
-    sent: list[protocol.Message] = []
-    encode = protocol.encode
-
-    def sending(message: protocol.Message) -> bytes:
-        sent.append(message)
-        return encode(message)
-
-    monkeypatch.setattr(protocol, "encode", sending)
     template = KernelTemplate(tmp_path, tmp_path)
     together = Barrier(2)
 
@@ -392,7 +398,7 @@ def test_workers_asking_at_once_for_the_same_modules_make_the_template_import_th
 
 
 def test_a_template_built_with_modules_to_check_imports_the_quiet_ones_as_it_starts(
-    tmp_path, env, monkeypatch
+    tmp_path, env, monkeypatch, sent
 ):
     # The modules a file names are checked while the template warms up, not by a request of
     # their own once it is ready (which kept the first fork waiting): built with them, the
@@ -400,14 +406,6 @@ def test_a_template_built_with_modules_to_check_imports_the_quiet_ones_as_it_sta
     # for nothing more.
     for name in ("PYTHONUSERBASE", "PYTHONPATH", "XDG_CACHE_HOME"):
         monkeypatch.setenv(name, env[name])
-    sent: list[protocol.Message] = []
-    encode = protocol.encode
-
-    def sending(message: protocol.Message) -> bytes:
-        sent.append(message)
-        return encode(message)
-
-    monkeypatch.setattr(protocol, "encode", sending)
     check = ["named_lib.models", "noisy_lib", "failing_lib.part", "warning_lib", "graphlib"]
     template = KernelTemplate(tmp_path, tmp_path, preload=["graphlib"], check=check)
     try:
